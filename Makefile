@@ -1,0 +1,49 @@
+# Entry points for developers and CI. Every target sets up what it needs first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/e2e/js/node_modules/.installed
+PROTO_OUT := protos
+
+.PHONY: run test proto lint bench fuzz clean install
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): tests/e2e/js/package.json tests/e2e/js/package-lock.json
+	cd tests/e2e/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+## run: both tiers with the in-memory store and the demo meetings (Ctrl-C stops both).
+run: $(STAMP)
+	$(PY) -m tools.run_local
+
+## test: the whole suite (unit, integration, end to end, fault tests).
+test: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest
+
+## proto: regenerate the Python code (and type stubs) from protos/.
+proto: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos \
+		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) \
+		protos/meeting/v1/room_service.proto
+
+## lint: ruff (format check and lint) and mypy --strict.
+lint: $(STAMP)
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+## bench: timing benchmarks (not part of make test).
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest -m bench -p no:cacheprovider tests/bench
+
+clean:
+	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache .mypy_cache .ruff_cache

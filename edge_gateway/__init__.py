@@ -1,0 +1,1 @@
+"""Stateless edge gateway: Socket.IO events in, RoomService RPCs out, room events relayed back."""

@@ -1,0 +1,1 @@
+"""Small pieces both tiers share: settings parsing and structured logging."""

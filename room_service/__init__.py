@@ -1,0 +1,1 @@
+"""The authoritative RoomService: meetings, rooms, participants and ordered room events."""
