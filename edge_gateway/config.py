@@ -25,27 +25,75 @@ def _origins(text: str) -> str | list[str]:
 
 
 OPTIONS = (
-    Option("http_address", "EDGE_GATEWAY_HTTP_ADDRESS", "127.0.0.1:8080",
-           "HTTP listen address for Socket.IO, /metrics, /healthz, /readyz", parse_address),
-    Option("room_service_address", "EDGE_GATEWAY_ROOM_SERVICE_ADDRESS", "127.0.0.1:50051",
-           "gRPC address of the room service"),
-    Option("rpc_timeout_seconds", "EDGE_GATEWAY_RPC_TIMEOUT_SECONDS", "5",
-           "deadline of each unary RPC", parse_positive_float),
-    Option("heartbeat_interval_seconds", "EDGE_GATEWAY_HEARTBEAT_INTERVAL_SECONDS", "2",
-           "how often the edge renews its lease with the room service", parse_positive_float),
-    Option("ping_interval_seconds", "EDGE_GATEWAY_PING_INTERVAL_SECONDS", "4",
-           "Engine.IO ping interval", parse_positive_float),
-    Option("ping_timeout_seconds", "EDGE_GATEWAY_PING_TIMEOUT_SECONDS", "5",
-           "Engine.IO ping timeout (a silent client is dropped after interval + timeout)",
-           parse_positive_float),
-    Option("max_payload_bytes", "EDGE_GATEWAY_MAX_PAYLOAD_BYTES", "65536",
-           "largest Socket.IO message accepted", parse_positive_int),
-    Option("cors_allowed_origins", "EDGE_GATEWAY_CORS_ALLOWED_ORIGINS", "*",
-           "'*' or comma-separated origins allowed to connect", _origins),
-    Option("shutdown_grace_seconds", "EDGE_GATEWAY_SHUTDOWN_GRACE_SECONDS", "5",
-           "on SIGTERM, how long sockets get to leave", parse_positive_float),
-    Option("log_level", "EDGE_GATEWAY_LOG_LEVEL", "INFO", "log level",
-           choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    Option(
+        "http_address",
+        "EDGE_GATEWAY_HTTP_ADDRESS",
+        "127.0.0.1:8080",
+        "HTTP listen address for Socket.IO, /metrics, /healthz, /readyz",
+        parse_address,
+    ),
+    Option(
+        "room_service_address",
+        "EDGE_GATEWAY_ROOM_SERVICE_ADDRESS",
+        "127.0.0.1:50051",
+        "gRPC address of the room service",
+    ),
+    Option(
+        "rpc_timeout_seconds",
+        "EDGE_GATEWAY_RPC_TIMEOUT_SECONDS",
+        "5",
+        "deadline of each unary RPC",
+        parse_positive_float,
+    ),
+    Option(
+        "heartbeat_interval_seconds",
+        "EDGE_GATEWAY_HEARTBEAT_INTERVAL_SECONDS",
+        "2",
+        "how often the edge renews its lease with the room service",
+        parse_positive_float,
+    ),
+    Option(
+        "ping_interval_seconds",
+        "EDGE_GATEWAY_PING_INTERVAL_SECONDS",
+        "4",
+        "Engine.IO ping interval",
+        parse_positive_float,
+    ),
+    Option(
+        "ping_timeout_seconds",
+        "EDGE_GATEWAY_PING_TIMEOUT_SECONDS",
+        "5",
+        "Engine.IO ping timeout (a silent client is dropped after interval + timeout)",
+        parse_positive_float,
+    ),
+    Option(
+        "max_payload_bytes",
+        "EDGE_GATEWAY_MAX_PAYLOAD_BYTES",
+        "65536",
+        "largest Socket.IO message accepted",
+        parse_positive_int,
+    ),
+    Option(
+        "cors_allowed_origins",
+        "EDGE_GATEWAY_CORS_ALLOWED_ORIGINS",
+        "*",
+        "'*' or comma-separated origins allowed to connect",
+        _origins,
+    ),
+    Option(
+        "shutdown_grace_seconds",
+        "EDGE_GATEWAY_SHUTDOWN_GRACE_SECONDS",
+        "5",
+        "on SIGTERM, how long sockets get to leave",
+        parse_positive_float,
+    ),
+    Option(
+        "log_level",
+        "EDGE_GATEWAY_LOG_LEVEL",
+        "INFO",
+        "log level",
+        choice("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
     Option("log_format", "EDGE_GATEWAY_LOG_FORMAT", "text", "log format", choice("text", "json")),
 )
 
@@ -78,9 +126,7 @@ class Settings:
     """"text" or "json"."""
 
 
-def load_settings(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Builds the settings from flags, then EDGE_GATEWAY_* variables, then defaults."""
     values = parse_options(
         OPTIONS,

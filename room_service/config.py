@@ -19,30 +19,82 @@ from meeting_common.settings import (
 DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
 
 OPTIONS = (
-    Option("grpc_address", "ROOM_SERVICE_GRPC_ADDRESS", "127.0.0.1:50051",
-           "gRPC listen address (port 0 picks a free port)", parse_address),
-    Option("metrics_address", "ROOM_SERVICE_METRICS_ADDRESS", "127.0.0.1:9101",
-           "HTTP address serving /metrics and /healthz", parse_address),
-    Option("meetings_file", "ROOM_SERVICE_MEETINGS_FILE", str(DEMO_MEETINGS_FILE),
-           "JSON file of meetings to register at start; empty for none"),
-    Option("replay_buffer", "ROOM_SERVICE_REPLAY_BUFFER", "1024",
-           "events kept per room for WatchRoom resumption", parse_positive_int),
-    Option("edge_lease_seconds", "ROOM_SERVICE_EDGE_LEASE_SECONDS", "6",
-           "an edge silent this long loses its participants", parse_positive_float),
-    Option("restore_grace_seconds", "ROOM_SERVICE_RESTORE_GRACE_SECONDS", "3",
-           "after a start, how long resynchronising streams wait for edges to re-announce",
-           float),
-    Option("multiple_sessions", "ROOM_SERVICE_MULTIPLE_SESSIONS", "false",
-           "let one user hold several sessions in a room instead of replacing the older",
-           parse_bool),
-    Option("max_participants", "ROOM_SERVICE_MAX_PARTICIPANTS", "500",
-           "default room capacity when a meeting sets none", parse_positive_int),
-    Option("max_chat_length", "ROOM_SERVICE_MAX_CHAT_LENGTH", "2000",
-           "longest chat message, in characters", parse_positive_int),
-    Option("shutdown_grace_seconds", "ROOM_SERVICE_SHUTDOWN_GRACE_SECONDS", "5",
-           "on SIGTERM, how long in-flight calls and streams may finish", parse_positive_float),
-    Option("log_level", "ROOM_SERVICE_LOG_LEVEL", "INFO", "log level",
-           choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    Option(
+        "grpc_address",
+        "ROOM_SERVICE_GRPC_ADDRESS",
+        "127.0.0.1:50051",
+        "gRPC listen address (port 0 picks a free port)",
+        parse_address,
+    ),
+    Option(
+        "metrics_address",
+        "ROOM_SERVICE_METRICS_ADDRESS",
+        "127.0.0.1:9101",
+        "HTTP address serving /metrics and /healthz",
+        parse_address,
+    ),
+    Option(
+        "meetings_file",
+        "ROOM_SERVICE_MEETINGS_FILE",
+        str(DEMO_MEETINGS_FILE),
+        "JSON file of meetings to register at start; empty for none",
+    ),
+    Option(
+        "replay_buffer",
+        "ROOM_SERVICE_REPLAY_BUFFER",
+        "1024",
+        "events kept per room for WatchRoom resumption",
+        parse_positive_int,
+    ),
+    Option(
+        "edge_lease_seconds",
+        "ROOM_SERVICE_EDGE_LEASE_SECONDS",
+        "6",
+        "an edge silent this long loses its participants",
+        parse_positive_float,
+    ),
+    Option(
+        "restore_grace_seconds",
+        "ROOM_SERVICE_RESTORE_GRACE_SECONDS",
+        "3",
+        "after a start, how long resynchronising streams wait for edges to re-announce",
+        float,
+    ),
+    Option(
+        "multiple_sessions",
+        "ROOM_SERVICE_MULTIPLE_SESSIONS",
+        "false",
+        "let one user hold several sessions in a room instead of replacing the older",
+        parse_bool,
+    ),
+    Option(
+        "max_participants",
+        "ROOM_SERVICE_MAX_PARTICIPANTS",
+        "500",
+        "default room capacity when a meeting sets none",
+        parse_positive_int,
+    ),
+    Option(
+        "max_chat_length",
+        "ROOM_SERVICE_MAX_CHAT_LENGTH",
+        "2000",
+        "longest chat message, in characters",
+        parse_positive_int,
+    ),
+    Option(
+        "shutdown_grace_seconds",
+        "ROOM_SERVICE_SHUTDOWN_GRACE_SECONDS",
+        "5",
+        "on SIGTERM, how long in-flight calls and streams may finish",
+        parse_positive_float,
+    ),
+    Option(
+        "log_level",
+        "ROOM_SERVICE_LOG_LEVEL",
+        "INFO",
+        "log level",
+        choice("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
     Option("log_format", "ROOM_SERVICE_LOG_FORMAT", "text", "log format", choice("text", "json")),
 )
 
@@ -77,9 +129,7 @@ class Settings:
     """"text" or "json"."""
 
 
-def load_settings(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Builds the settings from flags, then ROOM_SERVICE_* variables, then defaults."""
     values = parse_options(
         OPTIONS,

@@ -1,0 +1,46 @@
+"""Edge errors: a stable code and a message, sent to clients as `error {code, message}`."""
+
+from __future__ import annotations
+
+import grpc
+
+from meeting_common.codes import ErrorCode
+from meeting_common.rpc_status import error_code_from
+
+_FALLBACK = {
+    grpc.StatusCode.UNAVAILABLE: ErrorCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ErrorCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED: ErrorCode.UNAVAILABLE,
+    grpc.StatusCode.INVALID_ARGUMENT: ErrorCode.INVALID_PAYLOAD,
+    grpc.StatusCode.PERMISSION_DENIED: ErrorCode.FORBIDDEN,
+    grpc.StatusCode.UNAUTHENTICATED: ErrorCode.UNAUTHENTICATED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorCode.RATE_LIMITED,
+}
+
+_UNAVAILABLE_MESSAGE = "Meeting service is unavailable, please retry"
+
+
+class EdgeError(Exception):
+    """A refusal to send back to the client."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def payload(self) -> dict[str, str]:
+        """The Socket.IO `error` payload."""
+        return {"code": self.code.value, "message": self.message}
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> EdgeError:
+    """Reads the stable code the room service attached, else maps the status code."""
+    code = error_code_from(error.trailing_metadata())
+    status = error.code()
+    if code is None:
+        code = _FALLBACK.get(status, ErrorCode.INTERNAL)
+    if code is ErrorCode.UNAVAILABLE:
+        return EdgeError(code, _UNAVAILABLE_MESSAGE)
+    if code is ErrorCode.INTERNAL:
+        return EdgeError(code, "Internal error")
+    return EdgeError(code, error.details() or code.value)

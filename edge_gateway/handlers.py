@@ -1,0 +1,266 @@
+"""Socket.IO event handlers: one per client event, each validate → call → reply.
+
+Every handler answers an acknowledgement when the client asked for one:
+`{success: true, ...}` or `{success: false, error: {code, message}}`; a failure is also
+sent as an `error {code, message}` event. A socket's events are handled one at a time,
+in arrival order (a lock per socket), so `join-meeting` then `update-media` can never run
+the other way round, and a disconnect waits for an in-flight join to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from meeting.v1 import room_service_pb2 as pb
+
+from edge_gateway import wire
+from edge_gateway.errors import EdgeError
+from edge_gateway.hub import Hub
+from edge_gateway.metrics import event_label
+from edge_gateway.payloads import (
+    ChatMessage,
+    EndMeeting,
+    JoinMeeting,
+    KickParticipant,
+    LeaveMeeting,
+    UpdateMedia,
+    WebRtcSignal,
+    parse,
+)
+from edge_gateway.sessions import Session
+from meeting_common.codes import ErrorCode
+
+log = logging.getLogger("edge_gateway")
+
+Handler = Callable[[str, tuple[Any, ...]], Awaitable[dict[str, Any]]]
+WebRtcConfig = Callable[[str], dict[str, Any]]
+
+_SIGNAL_TYPES = {
+    "webrtc-offer": pb.SIGNAL_TYPE_OFFER,
+    "webrtc-answer": pb.SIGNAL_TYPE_ANSWER,
+    "webrtc-ice-candidate": pb.SIGNAL_TYPE_ICE_CANDIDATE,
+}
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class EventHandlers:
+    """The handlers of one edge, bound to its hub."""
+
+    def __init__(self, hub: Hub, webrtc_config: WebRtcConfig, max_signal_bytes: int) -> None:
+        self.hub = hub
+        self._webrtc_config = webrtc_config
+        self._max_signal_bytes = max_signal_bytes
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.draining = False
+
+    def register(self, sio: socketio.AsyncServer) -> None:
+        """Binds every handler to its event name."""
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        events: dict[str, Handler] = {
+            "join-meeting": self.join_meeting,
+            "leave-meeting": self.leave_meeting,
+            "update-media": self.update_media,
+            "chat-message": self.chat_message,
+            "kick-participant": self.kick_participant,
+            "end-meeting": self.end_meeting,
+        }
+        for name in _SIGNAL_TYPES:
+            events[name] = self._signal_handler(name)
+        for name, handler in events.items():
+            sio.on(name, self._wrap(name, handler))
+        sio.on("*", self.on_unknown)
+
+    # -- connection lifecycle ---------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        """Accepts the socket (authentication hooks in here)."""
+        if self.draining:
+            return False
+        self._locks[sid] = asyncio.Lock()
+        self.hub.metrics.sockets.inc()
+        log.info(f"✅ Socket connected: {sid}", extra={"sid": sid})
+        return True
+
+    async def on_disconnect(self, sid: str, *_: Any) -> None:
+        """Leaves the socket's meeting with reason `disconnected`."""
+        lock = self._locks.get(sid)
+        if lock is None:
+            return
+        async with lock:
+            session = await self.hub.detach(sid)
+            if session is not None:
+                log.info(
+                    f"👋 {session.participant.user_name} disconnected from meeting {session.meeting_id}",
+                    extra={
+                        "sid": sid,
+                        "meeting_id": session.meeting_id,
+                        "participant_id": session.participant_id,
+                    },
+                )
+                await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+        self._locks.pop(sid, None)
+        self.hub.metrics.sockets.dec()
+
+    async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        """Any other event: refused, nothing changes."""
+        self.hub.metrics.received.labels(event=event_label(str(event))).inc()
+        error = EdgeError(ErrorCode.INVALID_PAYLOAD, "Unknown event")
+        return await self._refuse(sid, error)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _wrap(self, name: str, handler: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
+        async def run(sid: str, *args: Any) -> dict[str, Any]:
+            self.hub.metrics.received.labels(event=name).inc()
+            lock = self._locks.get(sid)
+            if lock is None:
+                return await self._refuse(sid, EdgeError(ErrorCode.UNAVAILABLE, "Socket is closing"))
+            async with lock:
+                try:
+                    return {"success": True, **await handler(sid, args)}
+                except EdgeError as exc:
+                    return await self._refuse(sid, exc)
+                except Exception:
+                    log.exception("handler failed", extra={"event": name, "sid": sid})
+                    return await self._refuse(sid, EdgeError(ErrorCode.INTERNAL, "Internal error"))
+
+        return run
+
+    async def _refuse(self, sid: str, error: EdgeError) -> dict[str, Any]:
+        self.hub.metrics.errors.labels(code=error.code.value).inc()
+        await self.hub.emit("error", error.payload(), to=sid)
+        return {"success": False, "error": error.payload()}
+
+    def _session(self, sid: str, meeting_id: str | None = None) -> Session:
+        session = self.hub.sessions.by_sid(sid)
+        if session is None or (meeting_id is not None and session.meeting_id != meeting_id):
+            raise EdgeError(ErrorCode.NOT_IN_MEETING, "Not in this meeting")
+        return session
+
+    # -- events -----------------------------------------------------------------------
+
+    async def join_meeting(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`join-meeting` → `meeting-joined` to the joiner; the relay tells the others."""
+        started = time.perf_counter()
+        request = parse(JoinMeeting, args)
+        if self.draining:
+            raise EdgeError(ErrorCode.UNAVAILABLE, "Server is shutting down, please reconnect")
+        current = self.hub.sessions.by_sid(sid)
+        if current is not None and current.meeting_id != request.meetingId:
+            await self.hub.detach(sid)
+            await self.hub.leave(current, pb.LEAVE_REASON_LEFT)
+            current = None
+        media = None
+        if request.audio is not None or request.video is not None:
+            media = pb.MediaState(audio=request.audio is not False, video=request.video is not False)
+        reply = await self.hub.client.join(
+            request.meetingId, request.userId, request.userName, request.meeting_password or "", media, sid
+        )
+        payload = {
+            "success": True,
+            "meeting": wire.meeting(reply.meeting),
+            "participantId": reply.participant.participant_id,
+            "participant": wire.participant(reply.participant),
+            "participants": [wire.participant(p) for p in reply.participants],
+            "permissions": wire.permissions(reply.participant.permissions),
+            "webrtcConfig": self._webrtc_config(request.userId),
+        }
+        await self.hub.emit("meeting-joined", payload, to=sid)
+        if not (reply.already_joined and current is not None):
+            session = Session(
+                sid=sid,
+                meeting_id=request.meetingId,
+                participant=reply.participant,
+                position=(reply.position.sequence, reply.position.epoch),
+                roster={p.participant_id: p for p in reply.participants},
+            )
+            await self.hub.attach(session)
+        count = len(reply.participants)
+        log.info(
+            f"📤 Sent meeting-joined to {sid} with {_plural(count, 'existing participant')}",
+            extra={
+                "sid": sid,
+                "meeting_id": request.meetingId,
+                "participant_id": reply.participant.participant_id,
+                "existing": count,
+            },
+        )
+        self.hub.metrics.join_duration.observe(time.perf_counter() - started)
+        return payload
+
+    async def leave_meeting(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`leave-meeting` → `participant-left` (reason `left`) to the others."""
+        request = parse(LeaveMeeting, args, optional=True)
+        session = self._session(sid, request.meetingId)
+        await self.hub.detach(sid)
+        await self.hub.leave(session, pb.LEAVE_REASON_LEFT)
+        log.info(
+            f"👋 {session.participant.user_name} left meeting {session.meeting_id}",
+            extra={"sid": sid, "meeting_id": session.meeting_id, "participant_id": session.participant_id},
+        )
+        return {"meetingId": session.meeting_id, "participantId": session.participant_id}
+
+    async def update_media(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`update-media` → `participant-updated` to the others."""
+        request = parse(UpdateMedia, args)
+        changes = request.changes()
+        if not changes:
+            raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Give at least one of audio, video, screen")
+        session = self._session(sid)
+        reply = await self.hub.client.update_media(session.meeting_id, session.participant_id, changes)
+        session.participant = reply.participant
+        return wire.participant_updated(reply.participant, session.participant_id)
+
+    def _signal_handler(self, name: str) -> Handler:
+        async def relay_signal(sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+            request = parse(WebRtcSignal, args)
+            session = self._session(sid)
+            body = {k: v for k, v in (request.model_extra or {}).items()}
+            encoded = json.dumps(body, separators=(",", ":"))
+            if len(encoded) > self._max_signal_bytes:
+                raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal is too large")
+            await self.hub.client.send_signal(
+                pb.Signal(
+                    type=_SIGNAL_TYPES[name],
+                    meeting_id=session.meeting_id,
+                    from_participant_id=session.participant_id,
+                    target_participant_id=request.targetParticipantId,
+                    payload_json=encoded,
+                )
+            )
+            return {"targetParticipantId": request.targetParticipantId}
+
+        return relay_signal
+
+    async def chat_message(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`chat-message` → `chat-message` to everyone in the room."""
+        request = parse(ChatMessage, args)
+        session = self._session(sid)
+        reply = await self.hub.client.send_chat(session.meeting_id, session.participant_id, request.text)
+        return {"message": wire.chat(reply.message)}
+
+    async def kick_participant(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`kick-participant` (host only) → `kicked` to the target, `participant-left` to the rest."""
+        request = parse(KickParticipant, args)
+        session = self._session(sid)
+        await self.hub.client.remove_participant(
+            session.meeting_id, request.participantId, session.participant_id
+        )
+        return {"participantId": request.participantId}
+
+    async def end_meeting(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`end-meeting` (host only) → `meeting-ended` to everyone; the room closes."""
+        parse(EndMeeting, args, optional=True)
+        session = self._session(sid)
+        await self.hub.client.end_meeting(session.meeting_id, session.participant_id)
+        return {"meetingId": session.meeting_id}

@@ -1,0 +1,223 @@
+"""The edge's runtime: its sessions, its room relays and its link to the room service
+(lease heartbeats, re-announcing sockets after a room service restart, signal stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import grpc
+import socketio
+from meeting.v1 import room_service_pb2 as pb
+
+from edge_gateway import wire
+from edge_gateway.errors import EdgeError
+from edge_gateway.metrics import EdgeMetrics
+from edge_gateway.relay import RoomRelay, views_from
+from edge_gateway.rpc import RoomClient
+from edge_gateway.sessions import Session, SessionRegistry
+
+log = logging.getLogger("edge_gateway")
+
+_SIGNAL_EVENTS = {
+    pb.SIGNAL_TYPE_OFFER: "webrtc-offer",
+    pb.SIGNAL_TYPE_ANSWER: "webrtc-answer",
+    pb.SIGNAL_TYPE_ICE_CANDIDATE: "webrtc-ice-candidate",
+}
+
+
+class Hub:
+    """Everything one edge process knows, none of it authoritative."""
+
+    def __init__(self, sio: socketio.AsyncServer, client: RoomClient, metrics: EdgeMetrics) -> None:
+        self.sio = sio
+        self.client = client
+        self.metrics = metrics
+        self.sessions = SessionRegistry()
+        self.relays: dict[str, RoomRelay] = {}
+        self.room_service_up = False
+        self._tasks: list[asyncio.Task[None]] = []
+        # Leaves the room service has not confirmed yet; retried until it does.
+        self._unconfirmed_leaves: dict[str, tuple[str, pb.LeaveReason.ValueType]] = {}
+        self._leave_retry = asyncio.Event()
+
+    # -- emitting ---------------------------------------------------------------------
+
+    async def emit(
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        to: str | None = None,
+        room: str | None = None,
+        skip_sid: str | None = None,
+    ) -> None:
+        """Emits and counts; a room emit is encoded once for all its sockets."""
+        await self.sio.emit(event, data, to=to, room=room, skip_sid=skip_sid)
+        self.metrics.emitted(event)
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def attach(self, session: Session) -> None:
+        """Registers a socket that just got `meeting-joined` and puts it in step."""
+        self.sessions.add(session)
+        relay = self.relays.get(session.meeting_id)
+        if relay is None or relay.closed:
+            relay = RoomRelay(
+                self,
+                session.meeting_id,
+                session.position,
+                views_from(session.roster.values(), session.participant),
+            )
+            self.relays[session.meeting_id] = relay
+            relay.start()
+        await relay.register(session)
+
+    async def detach(self, sid: str) -> Session | None:
+        """Takes a socket out of its meeting locally (no RPC) and returns its session."""
+        session = self.sessions.remove(sid)
+        if session is None:
+            return None
+        relay = self.relays.get(session.meeting_id)
+        if relay is not None:
+            relay.unregister(sid)
+            if relay.empty:
+                del self.relays[session.meeting_id]
+                await relay.close()
+        with contextlib.suppress(KeyError, ValueError):
+            await self.sio.leave_room(sid, f"meeting:{session.meeting_id}")
+        return session
+
+    async def drop_session(self, sid: str) -> None:
+        """The room closed under the socket: forget it locally."""
+        await self.detach(sid)
+
+    async def local_participant_left(self, participant_id: str, reason: pb.LeaveReason.ValueType) -> None:
+        """The stream says a participant left; if its socket is here, tell it and detach it."""
+        session = self.sessions.by_participant(participant_id)
+        if session is None:
+            return
+        await self.detach(session.sid)
+        if reason == pb.LEAVE_REASON_KICKED:
+            await self.emit(
+                "kicked",
+                {"meetingId": session.meeting_id, "participantId": participant_id, "reason": "kicked"},
+                to=session.sid,
+            )
+        else:
+            await self.emit(
+                "participant-left", wire.participant_left(session.participant, reason), to=session.sid
+            )
+
+    async def leave(self, session: Session, reason: pb.LeaveReason.ValueType) -> None:
+        """Tells the room service a session is over; retried in the background if it is down."""
+        try:
+            await self.client.leave(session.meeting_id, session.participant_id, reason)
+        except EdgeError as exc:
+            log.warning(
+                "leave not confirmed; will retry",
+                extra={"participant_id": session.participant_id, "code": exc.code.value},
+            )
+            self._unconfirmed_leaves[session.participant_id] = (session.meeting_id, reason)
+            self._leave_retry.set()
+
+    # -- the room service link --------------------------------------------------------
+
+    def start(self, heartbeat_interval: float) -> None:
+        """Starts the heartbeat, leave-retry and signal loops."""
+        self._tasks = [
+            asyncio.create_task(self._heartbeats(heartbeat_interval), name="heartbeats"),
+            asyncio.create_task(self._retry_leaves(), name="leave-retries"),
+            asyncio.create_task(self._signals(), name="signals"),
+        ]
+
+    async def stop(self) -> None:
+        """Stops the loops and relays."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for relay in list(self.relays.values()):
+            await relay.close()
+        self.relays.clear()
+
+    async def heartbeat_once(self) -> None:
+        """Renews the lease; re-announces every session when the room service forgot us."""
+        try:
+            reply = await self.client.heartbeat()
+            if not reply.known and len(self.sessions):
+                await self._restore()
+        except EdgeError:
+            self._set_up(False)
+            return
+        self._set_up(True)
+
+    def _set_up(self, up: bool) -> None:
+        if up != self.room_service_up:
+            log.info("room service reachable" if up else "room service unreachable")
+        self.room_service_up = up
+        self.metrics.room_service_up.set(1 if up else 0)
+
+    async def _heartbeats(self, interval: float) -> None:
+        while True:
+            await self.heartbeat_once()
+            await asyncio.sleep(interval)
+
+    async def _restore(self) -> None:
+        sessions = self.sessions.all()
+        records = [pb.SessionRecord(meeting_id=s.meeting_id, participant=s.participant) for s in sessions]
+        reply = await self.client.restore(records)
+        log.info(
+            "re-announced sessions to the room service",
+            extra={"sessions": len(records), "rejected": len(reply.rejected_participant_ids)},
+        )
+        for participant_id in reply.rejected_participant_ids:
+            await self.local_participant_left(participant_id, pb.LEAVE_REASON_DISCONNECTED)
+
+    async def _retry_leaves(self) -> None:
+        delay = 0.2
+        while True:
+            await self._leave_retry.wait()
+            for participant_id, (meeting_id, reason) in list(self._unconfirmed_leaves.items()):
+                try:
+                    await self.client.leave(meeting_id, participant_id, reason)
+                    self._unconfirmed_leaves.pop(participant_id, None)
+                except EdgeError:
+                    pass
+            if not self._unconfirmed_leaves:
+                self._leave_retry.clear()
+                delay = 0.2
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _signals(self) -> None:
+        backoff = 0.1
+        while True:
+            call = self.client.watch_edge()
+            try:
+                async for item in call:
+                    backoff = 0.1
+                    await self._deliver_signal(item.signal)
+            except grpc.aio.AioRpcError as exc:
+                log.debug("signal stream broken", extra={"status": exc.code().name})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _deliver_signal(self, signal: pb.Signal) -> None:
+        session = self.sessions.by_sid(signal.target_socket_id)
+        if session is None or session.participant_id != signal.target_participant_id:
+            return  # the target left meanwhile: a signal is never given to anyone else
+        try:
+            body = json.loads(signal.payload_json) if signal.payload_json else {}
+        except ValueError:
+            body = {}
+        data = body if isinstance(body, dict) else {"data": body}
+        data.update(
+            fromParticipantId=signal.from_participant_id, targetParticipantId=signal.target_participant_id
+        )
+        await self.emit(_SIGNAL_EVENTS[signal.type], data, to=session.sid)

@@ -1,0 +1,94 @@
+"""Client → edge payloads, validated with pydantic. Anything else is INVALID_PAYLOAD."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+
+from edge_gateway.errors import EdgeError
+from meeting_common.codes import ErrorCode
+
+
+def _id_text(value: Any) -> Any:
+    # Database ids often arrive as numbers; accept them as their decimal text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128, pattern=r"^\S+$")]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+
+class JoinMeeting(_Payload):
+    """`join-meeting`."""
+
+    meetingId: Id
+    userId: Id
+    userName: Name
+    meeting_password: Annotated[str, Field(max_length=256)] | None = None
+    audio: StrictBool | None = None
+    video: StrictBool | None = None
+
+
+class LeaveMeeting(_Payload):
+    """`leave-meeting`."""
+
+    meetingId: Id | None = None
+
+
+class UpdateMedia(_Payload):
+    """`update-media`: at least one of the three."""
+
+    audio: StrictBool | None = None
+    video: StrictBool | None = None
+    screen: StrictBool | None = None
+
+    def changes(self) -> dict[str, bool]:
+        """The fields the client set."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class WebRtcSignal(_Payload):
+    """`webrtc-offer`, `webrtc-answer`, `webrtc-ice-candidate`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    targetParticipantId: Id
+
+
+class ChatMessage(_Payload):
+    """`chat-message`."""
+
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class KickParticipant(_Payload):
+    """`kick-participant`."""
+
+    participantId: Id
+
+
+class EndMeeting(_Payload):
+    """`end-meeting`."""
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def parse(model: type[P], args: tuple[Any, ...], *, optional: bool = False) -> P:
+    """Validates the event's single argument; an absent argument is `{}` when optional."""
+    if not args and optional:
+        args = ({},)
+    if len(args) != 1 or not isinstance(args[0], dict):
+        raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Payload must be a single JSON object")
+    try:
+        return model.model_validate(args[0])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise EdgeError(ErrorCode.INVALID_PAYLOAD, f"Invalid {where}: {first['msg']}") from None

@@ -1,0 +1,282 @@
+"""Room relays: one WatchRoom stream per room with local sockets, fanned out to them.
+
+Delivery rules (DESIGN.md) and how they hold here:
+- A socket joins the Socket.IO room only once the stream has reached its own join
+  sequence S, and after its `meeting-joined` was queued; so it gets exactly the events
+  after S, in order, each once. Events the stream passed before the socket registered
+  are replayed to it from a small ring, or, if the ring no longer reaches, the socket is
+  brought up to date by a diff of its roster against the relay's view.
+- A broadcast is one `sio.emit(room=...)`: python-socketio encodes the packet once for
+  every socket in the room.
+- The relay keeps the room's participant view. An event about a participant already in
+  (or already out of) the view is not re-broadcast, and a snapshot (after a gap, an epoch
+  change or a room service restart) is turned into the joined/left/updated events that
+  bring every socket's view back to the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from meeting.v1 import room_service_pb2 as pb
+
+from edge_gateway import wire
+from edge_gateway.sessions import Session
+
+if TYPE_CHECKING:
+    from edge_gateway.hub import Hub
+
+log = logging.getLogger("edge_gateway.relay")
+
+_RING = 256
+_MAX_BACKOFF = 2.0
+
+
+def room_name(meeting_id: str) -> str:
+    """The Socket.IO room of a meeting's in-step local sockets."""
+    return f"meeting:{meeting_id}"
+
+
+class _ResyncError(Exception):
+    """The stream skipped or repeated a sequence: reconnect from the last good position."""
+
+
+class RoomRelay:
+    """Relays one room's stream to this edge's sockets in that room."""
+
+    def __init__(
+        self, hub: Hub, meeting_id: str, position: tuple[int, str], view: dict[str, pb.Participant]
+    ) -> None:
+        self._hub = hub
+        self.meeting_id = meeting_id
+        self.room = room_name(meeting_id)
+        self.position = position
+        self.view = view
+        self._ring: deque[pb.RoomEvent] = deque(maxlen=_RING)
+        self.members: dict[str, Session] = {}
+        self.pending: dict[str, Session] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._call: Any = None
+        self.closed = False
+
+    # -- membership -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Opens the stream at the relay's position."""
+        self._task = asyncio.create_task(self._run(), name=f"relay:{self.meeting_id}")
+
+    async def close(self) -> None:
+        """Stops the stream."""
+        self.closed = True
+        if self._call is not None:
+            self._call.cancel()
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def empty(self) -> bool:
+        """No local socket uses this relay any more."""
+        return not self.members and not self.pending
+
+    async def register(self, session: Session) -> None:
+        """Brings a socket that just got `meeting-joined` into step with the stream."""
+        seq, epoch = session.position
+        if epoch == self.position[1] and seq >= self.position[0]:
+            self.pending[session.sid] = session  # the stream has not reached its join yet
+            if seq == self.position[0]:
+                await self._activate_ready()
+            return
+        if epoch == self.position[1]:
+            missed = [e for e in self._ring if e.sequence > seq]
+            if missed and missed[0].sequence == seq + 1:
+                for event in missed:
+                    await self._deliver(event, only=session.sid)
+                await self._activate(session, diff=False)
+                return
+        await self._activate(session, diff=True)
+
+    def unregister(self, sid: str) -> None:
+        """Removes a socket (it left or disconnected)."""
+        self.members.pop(sid, None)
+        self.pending.pop(sid, None)
+
+    async def _activate_ready(self) -> None:
+        seq, epoch = self.position
+        for sid, session in list(self.pending.items()):
+            if session.position[1] != epoch or session.position[0] <= seq:
+                del self.pending[sid]
+                # In step exactly when the stream stopped at its own join; else diff.
+                await self._activate(session, diff=session.position != self.position)
+
+    async def _activate(self, session: Session, *, diff: bool) -> None:
+        if diff:
+            await self._send_diff(session)
+        session.roster = {}
+        self.members[session.sid] = session
+        await self._hub.sio.enter_room(session.sid, self.room)
+
+    async def _send_diff(self, session: Session) -> None:
+        """Tells one socket what changed between its roster and the relay's view."""
+        known = session.roster
+        current = {pid: p for pid, p in self.view.items() if pid != session.participant_id}
+        for pid in known.keys() - current.keys():
+            await self._hub.emit(
+                "participant-left",
+                wire.participant_left(known[pid], pb.LEAVE_REASON_DISCONNECTED),
+                to=session.sid,
+            )
+        for pid, p in current.items():
+            if pid not in known:
+                await self._hub.emit("participant-joined", wire.participant(p), to=session.sid)
+            elif known[pid].media != p.media:
+                await self._hub.emit("participant-updated", wire.participant_updated(p, ""), to=session.sid)
+
+    # -- the stream -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self.closed:
+            seq, epoch = self.position
+            try:
+                self._call = self._hub.client.watch_room(
+                    self.meeting_id, pb.StreamPosition(sequence=seq, epoch=epoch)
+                )
+                self._hub.metrics.room_streams.inc()
+                try:
+                    async for item in self._call:
+                        backoff = 0.05
+                        if item.HasField("event"):
+                            await self._apply(item.event)
+                        else:
+                            await self._reset(item.snapshot)
+                        if self.closed:
+                            return
+                finally:
+                    self._hub.metrics.room_streams.dec()
+            except _ResyncError:
+                continue
+            except grpc.aio.AioRpcError as exc:
+                if self.closed:
+                    return
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    log.warning("room's meeting is gone", extra={"meeting_id": self.meeting_id})
+                    await self._meeting_gone()
+                    return
+                log.info(
+                    "room stream broken; resuming",
+                    extra={"meeting_id": self.meeting_id, "status": exc.code().name, "after": seq},
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room relay failed; resuming", extra={"meeting_id": self.meeting_id})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _apply(self, event: pb.RoomEvent) -> None:
+        seq, epoch = self.position
+        if event.epoch != epoch or event.sequence != seq + 1:
+            if event.epoch == epoch and event.sequence <= seq:
+                return  # already relayed (a resumed stream never repeats, but be safe)
+            raise _ResyncError
+        self.position = (event.sequence, event.epoch)
+        self._ring.append(event)
+        await self._deliver(event, only=None)
+        self._hub.metrics.observe_lag(event.time)
+        if self.pending:
+            await self._activate_ready()
+
+    async def _deliver(self, event: pb.RoomEvent, only: str | None) -> None:
+        """Applies an event to the view (when broadcasting) and emits it."""
+        kind = event.WhichOneof("payload")
+        broadcast = only is None
+        if kind == "participant_joined":
+            p = event.participant_joined.participant
+            if broadcast:
+                if p.participant_id in self.view:
+                    return
+                self.view[p.participant_id] = p
+            await self._emit("participant-joined", wire.participant(p), only, skip=p.participant_id)
+        elif kind == "participant_left":
+            p, reason = event.participant_left.participant, event.participant_left.reason
+            if broadcast:
+                if self.view.pop(p.participant_id, None) is None:
+                    return
+                await self._hub.local_participant_left(p.participant_id, reason)
+            await self._emit("participant-left", wire.participant_left(p, reason), only)
+        elif kind == "participant_updated":
+            p = event.participant_updated.participant
+            if broadcast:
+                self.view[p.participant_id] = p
+            update = wire.participant_updated(p, event.participant_updated.changed_by)
+            await self._emit("participant-updated", update, only, skip=p.participant_id)
+        elif kind == "chat_message":
+            await self._emit("chat-message", wire.chat(event.chat_message), only)
+        elif kind == "meeting_ended":
+            ended = {"meetingId": self.meeting_id, "endedBy": event.meeting_ended.ended_by or None}
+            await self._emit("meeting-ended", ended, only)
+            if broadcast:
+                await self._meeting_gone()
+
+    async def _emit(self, name: str, data: dict[str, Any], only: str | None, skip: str = "") -> None:
+        if only is not None:
+            session = self._hub.sessions.by_sid(only)
+            if session is None or session.participant_id != skip:
+                await self._hub.emit(name, data, to=only)
+            return
+        local = self._hub.sessions.by_participant(skip) if skip else None
+        await self._hub.emit(name, data, room=self.room, skip_sid=local.sid if local else None)
+
+    async def _reset(self, snapshot: pb.RoomSnapshot) -> None:
+        """Brings every in-step socket to the snapshot's truth, then continues after it."""
+        new_view = {p.participant_id: p for p in snapshot.participants}
+        old_view = self.view
+        self.view = new_view
+        self.position = (snapshot.position.sequence, snapshot.position.epoch)
+        self._ring.clear()
+        log.info(
+            "room resynchronised from a snapshot",
+            extra={
+                "meeting_id": self.meeting_id,
+                "sequence": self.position[0],
+                "joined": len(new_view.keys() - old_view.keys()),
+                "left": len(old_view.keys() - new_view.keys()),
+            },
+        )
+        for pid in old_view.keys() - new_view.keys():
+            await self._hub.local_participant_left(pid, pb.LEAVE_REASON_DISCONNECTED)
+            await self._emit(
+                "participant-left", wire.participant_left(old_view[pid], pb.LEAVE_REASON_DISCONNECTED), None
+            )
+        for pid, p in new_view.items():
+            old = old_view.get(pid)
+            if old is None:
+                await self._emit("participant-joined", wire.participant(p), None, skip=pid)
+            elif old.media != p.media:
+                await self._emit("participant-updated", wire.participant_updated(p, ""), None, skip=pid)
+        if snapshot.ended:
+            await self._emit("meeting-ended", {"meetingId": self.meeting_id, "endedBy": None}, None)
+            await self._meeting_gone()
+            return
+        await self._activate_ready()
+
+    async def _meeting_gone(self) -> None:
+        """The room closed: its local sockets are no longer in a meeting."""
+        for sid in list(self.members) + list(self.pending):
+            await self._hub.drop_session(sid)
+        self.view.clear()
+
+
+def views_from(participants: Iterable[pb.Participant], me: pb.Participant) -> dict[str, pb.Participant]:
+    """The initial view of a relay opened by a joining socket: its roster plus itself."""
+    view = {p.participant_id: p for p in participants}
+    view[me.participant_id] = me
+    return view

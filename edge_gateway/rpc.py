@@ -1,0 +1,156 @@
+"""Typed RoomService client: one channel, a deadline on every unary call, retries only
+for calls that are safe to repeat, and errors turned into EdgeError."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import grpc
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
+
+from edge_gateway.errors import EdgeError, from_rpc_error
+from meeting_common.codes import ErrorCode
+
+T = TypeVar("T")
+
+# Statuses after which a repeat of an idempotent call may succeed.
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+class RoomClient:
+    """Calls the RoomService for one edge."""
+
+    def __init__(
+        self,
+        target: str,
+        edge_id: str,
+        timeout: float,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
+        self.edge_id = edge_id
+        self._timeout = timeout
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            interceptors=list(interceptors),
+            options=[
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.keepalive_timeout_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2_000),
+            ],
+        )
+        self._stub = pb_grpc.RoomServiceStub(self._channel)
+
+    async def close(self) -> None:
+        """Closes the channel, cancelling open streams."""
+        await self._channel.close(None)
+
+    async def _call(self, make: Callable[[], Awaitable[T]], *, retries: int = 0) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await make()
+            except grpc.aio.AioRpcError as exc:
+                if attempt < retries and exc.code() in _RETRYABLE:
+                    attempt += 1
+                    await asyncio.sleep(0.1 * 2**attempt)
+                    continue
+                raise from_rpc_error(exc) from None
+
+    async def join(
+        self,
+        meeting_id: str,
+        user_id: str,
+        user_name: str,
+        password: str,
+        media: pb.MediaState | None,
+        socket_id: str,
+    ) -> pb.JoinResponse:
+        """Join. Safe to retry: the same edge and socket make it idempotent."""
+        request = pb.JoinRequest(
+            meeting_id=meeting_id,
+            user_id=user_id,
+            user_name=user_name,
+            password=password,
+            media=media,
+            edge_id=self.edge_id,
+            socket_id=socket_id,
+        )
+        return await self._call(lambda: self._stub.Join(request, timeout=self._timeout), retries=1)
+
+    async def leave(self, meeting_id: str, participant_id: str, reason: pb.LeaveReason.ValueType) -> bool:
+        """Leave; True once the participant is gone (also when it already was)."""
+        request = pb.LeaveRequest(meeting_id=meeting_id, participant_id=participant_id, reason=reason)
+        try:
+            await self._call(lambda: self._stub.Leave(request, timeout=self._timeout), retries=2)
+        except EdgeError as exc:
+            if exc.code is ErrorCode.NOT_IN_MEETING:
+                return True
+            raise
+        return True
+
+    async def update_media(
+        self, meeting_id: str, participant_id: str, changes: dict[str, bool]
+    ) -> pb.UpdateMediaStateResponse:
+        """Media change by the participant itself. Idempotent (absolute values)."""
+        request = pb.UpdateMediaStateRequest(
+            meeting_id=meeting_id,
+            participant_id=participant_id,
+            requested_by_participant_id=participant_id,
+            **changes,
+        )
+        return await self._call(
+            lambda: self._stub.UpdateMediaState(request, timeout=self._timeout), retries=1
+        )
+
+    async def send_signal(self, signal: pb.Signal) -> None:
+        """A WebRTC signal. Not retried: a duplicate offer would confuse the peer."""
+        request = pb.SendSignalRequest(signal=signal)
+        await self._call(lambda: self._stub.SendSignal(request, timeout=self._timeout))
+
+    async def send_chat(self, meeting_id: str, participant_id: str, text: str) -> pb.SendChatResponse:
+        """A chat message. Not retried: it would be sent twice."""
+        request = pb.SendChatRequest(meeting_id=meeting_id, participant_id=participant_id, text=text)
+        return await self._call(lambda: self._stub.SendChat(request, timeout=self._timeout))
+
+    async def remove_participant(
+        self, meeting_id: str, participant_id: str, requested_by: str
+    ) -> pb.RemoveParticipantResponse:
+        """Kick as the host."""
+        request = pb.RemoveParticipantRequest(
+            meeting_id=meeting_id, participant_id=participant_id, requested_by_participant_id=requested_by
+        )
+        return await self._call(lambda: self._stub.RemoveParticipant(request, timeout=self._timeout))
+
+    async def end_meeting(self, meeting_id: str, requested_by: str) -> pb.EndMeetingResponse:
+        """End the meeting as the host."""
+        request = pb.EndMeetingRequest(meeting_id=meeting_id, requested_by_participant_id=requested_by)
+        return await self._call(lambda: self._stub.EndMeeting(request, timeout=self._timeout))
+
+    async def heartbeat(self) -> pb.HeartbeatResponse:
+        """Renews this edge's lease."""
+        request = pb.HeartbeatRequest(edge_id=self.edge_id)
+        return await self._call(lambda: self._stub.Heartbeat(request, timeout=self._timeout))
+
+    async def restore(self, sessions: Sequence[pb.SessionRecord]) -> pb.RestoreSessionsResponse:
+        """Re-announces this edge's sockets. Idempotent: known participants are skipped."""
+        request = pb.RestoreSessionsRequest(edge_id=self.edge_id, sessions=sessions)
+        return await self._call(lambda: self._stub.RestoreSessions(request, timeout=self._timeout), retries=2)
+
+    def watch_room(
+        self, meeting_id: str, after: pb.StreamPosition
+    ) -> grpc.aio.UnaryStreamCall[pb.WatchRoomRequest, pb.WatchRoomResponse]:
+        """The room's event stream after `after` (no deadline: it lives as long as the room)."""
+        call: grpc.aio.UnaryStreamCall[pb.WatchRoomRequest, pb.WatchRoomResponse]
+        call = self._stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting_id, after=after))
+        return call
+
+    def watch_edge(self) -> grpc.aio.UnaryStreamCall[pb.WatchEdgeRequest, pb.WatchEdgeResponse]:
+        """The stream of signals for this edge's sockets."""
+        call: grpc.aio.UnaryStreamCall[pb.WatchEdgeRequest, pb.WatchEdgeResponse]
+        call = self._stub.WatchEdge(pb.WatchEdgeRequest(edge_id=self.edge_id))
+        return call

@@ -1,0 +1,101 @@
+"""meeting.v1 messages → the Socket.IO payloads the frontend expects (the seed's shapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meeting.v1 import room_service_pb2 as pb
+
+_STATUS = {
+    pb.MEETING_STATUS_SCHEDULED: "scheduled",
+    pb.MEETING_STATUS_LIVE: "live",
+    pb.MEETING_STATUS_ENDED: "ended",
+}
+_REASON: dict[pb.LeaveReason.ValueType, str] = {
+    pb.LEAVE_REASON_LEFT: "left",
+    pb.LEAVE_REASON_DISCONNECTED: "disconnected",
+    pb.LEAVE_REASON_KICKED: "kicked",
+    pb.LEAVE_REASON_REPLACED: "replaced",
+    pb.LEAVE_REASON_MEETING_ENDED: "meeting_ended",
+}
+
+
+def iso(ts: Any) -> str:
+    """RFC 3339 UTC text of a protobuf Timestamp."""
+    return str(ts.ToJsonString())
+
+
+def meeting(m: pb.Meeting) -> dict[str, Any]:
+    """The meeting object: never a password or its hash."""
+    return {
+        "id": m.id,
+        "meeting_name": m.meeting_name,
+        "meeting_status": _STATUS.get(m.status, "scheduled"),
+        "creator_id": m.creator_id,
+        "has_password": m.has_password,
+        "max_participants": m.max_participants,
+        "created_at": iso(m.created_at),
+    }
+
+
+def permissions(p: pb.Permissions) -> dict[str, bool]:
+    """The seed's permissions object, plus isHost."""
+    return {
+        "canShare": p.can_share,
+        "canChat": p.can_chat,
+        "canRecord": p.can_record,
+        "isHost": p.is_host,
+    }
+
+
+def participant(p: pb.Participant) -> dict[str, Any]:
+    """A participant as in `participants[]` and `participant-joined`."""
+    return {
+        "participantId": p.participant_id,
+        "userId": p.user_id,
+        "userName": p.user_name,
+        "audio": p.media.audio,
+        "video": p.media.video,
+        "screen": p.media.screen,
+        "permissions": permissions(p.permissions),
+        "joinedAt": iso(p.joined_at),
+    }
+
+
+def participant_left(p: pb.Participant, reason: pb.LeaveReason.ValueType) -> dict[str, Any]:
+    """`participant-left`."""
+    return {
+        "participantId": p.participant_id,
+        "userId": p.user_id,
+        "userName": p.user_name,
+        "reason": _REASON.get(reason, "left"),
+    }
+
+
+def participant_updated(p: pb.Participant, changed_by: str) -> dict[str, Any]:
+    """`participant-updated`."""
+    return {
+        "participantId": p.participant_id,
+        "userId": p.user_id,
+        "userName": p.user_name,
+        "audio": p.media.audio,
+        "video": p.media.video,
+        "screen": p.media.screen,
+        "changedBy": changed_by or None,
+    }
+
+
+def chat(m: pb.ChatMessage) -> dict[str, Any]:
+    """`chat-message` as broadcast."""
+    return {
+        "messageId": m.message_id,
+        "participantId": m.participant_id,
+        "userName": m.user_name,
+        "text": m.text,
+        "sentAt": iso(m.sent_at),
+    }
+
+
+def reason_text(reason: pb.LeaveReason.ValueType) -> str:
+    """The Socket.IO reason string."""
+    return _REASON.get(reason, "left")

@@ -1,0 +1,234 @@
+"""Conversions between domain values and meeting.v1 messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from meeting.v1 import room_service_pb2 as pb
+
+from room_service.domain.errors import invalid
+from room_service.domain.models import (
+    ChatMessage,
+    ChatSent,
+    LeaveReason,
+    MediaState,
+    Meeting,
+    MeetingEnded,
+    MeetingStatus,
+    Participant,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantUpdated,
+    Permissions,
+    Position,
+    RoomEvent,
+    RoomSummary,
+    Signal,
+    SignalType,
+    Snapshot,
+)
+
+_STATUS_TO_PB = {
+    MeetingStatus.SCHEDULED: pb.MEETING_STATUS_SCHEDULED,
+    MeetingStatus.LIVE: pb.MEETING_STATUS_LIVE,
+    MeetingStatus.ENDED: pb.MEETING_STATUS_ENDED,
+}
+_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+
+_REASON_TO_PB = {
+    LeaveReason.LEFT: pb.LEAVE_REASON_LEFT,
+    LeaveReason.DISCONNECTED: pb.LEAVE_REASON_DISCONNECTED,
+    LeaveReason.KICKED: pb.LEAVE_REASON_KICKED,
+    LeaveReason.REPLACED: pb.LEAVE_REASON_REPLACED,
+    LeaveReason.MEETING_ENDED: pb.LEAVE_REASON_MEETING_ENDED,
+}
+_REASON_FROM_PB = {v: k for k, v in _REASON_TO_PB.items()}
+
+_SIGNAL_TO_PB = {
+    SignalType.OFFER: pb.SIGNAL_TYPE_OFFER,
+    SignalType.ANSWER: pb.SIGNAL_TYPE_ANSWER,
+    SignalType.ICE_CANDIDATE: pb.SIGNAL_TYPE_ICE_CANDIDATE,
+}
+_SIGNAL_FROM_PB = {v: k for k, v in _SIGNAL_TO_PB.items()}
+
+
+def timestamp(value: datetime) -> Timestamp:
+    """A protobuf Timestamp."""
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    """An aware UTC datetime; an unset timestamp means now."""
+    if ts.seconds == 0 and ts.nanos == 0:
+        return datetime.now(UTC)
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def meeting_to_pb(meeting: Meeting) -> pb.Meeting:
+    """The client-visible meeting: never the password or its hash."""
+    return pb.Meeting(
+        id=meeting.id,
+        meeting_name=meeting.meeting_name,
+        status=_STATUS_TO_PB[meeting.status],
+        creator_id=meeting.creator_id,
+        has_password=meeting.password_hash is not None,
+        max_participants=meeting.max_participants,
+        created_at=timestamp(meeting.created_at),
+    )
+
+
+def meeting_from_pb(message: pb.Meeting) -> Meeting:
+    """A meeting to store (its password is handled separately)."""
+    status = _STATUS_FROM_PB.get(message.status, MeetingStatus.SCHEDULED)
+    return Meeting(
+        id=message.id,
+        meeting_name=message.meeting_name,
+        status=status,
+        creator_id=message.creator_id,
+        created_at=from_timestamp(message.created_at),
+        max_participants=message.max_participants,
+    )
+
+
+def participant_to_pb(p: Participant) -> pb.Participant:
+    """A participant message."""
+    return pb.Participant(
+        participant_id=p.participant_id,
+        user_id=p.user_id,
+        user_name=p.user_name,
+        media=pb.MediaState(audio=p.media.audio, video=p.media.video, screen=p.media.screen),
+        permissions=pb.Permissions(
+            can_share=p.permissions.can_share,
+            can_chat=p.permissions.can_chat,
+            can_record=p.permissions.can_record,
+            is_host=p.permissions.is_host,
+        ),
+        joined_at=timestamp(p.joined_at),
+        edge_id=p.edge_id,
+        socket_id=p.socket_id,
+    )
+
+
+def participant_from_pb(m: pb.Participant) -> Participant:
+    """A participant re-announced by an edge."""
+    if not m.participant_id or not m.user_id:
+        raise invalid("participant_id and user_id are required")
+    return Participant(
+        participant_id=m.participant_id,
+        user_id=m.user_id,
+        user_name=m.user_name,
+        media=media_from_pb(m.media),
+        permissions=Permissions(
+            can_share=m.permissions.can_share,
+            can_chat=m.permissions.can_chat,
+            can_record=m.permissions.can_record,
+            is_host=m.permissions.is_host,
+        ),
+        joined_at=from_timestamp(m.joined_at),
+        edge_id=m.edge_id,
+        socket_id=m.socket_id,
+    )
+
+
+def media_from_pb(m: pb.MediaState) -> MediaState:
+    """A media state."""
+    return MediaState(audio=m.audio, video=m.video, screen=m.screen)
+
+
+def position_to_pb(position: Position) -> pb.StreamPosition:
+    """A stream position."""
+    return pb.StreamPosition(sequence=position.sequence, epoch=position.epoch)
+
+
+def position_from_pb(m: pb.StreamPosition) -> Position:
+    """A stream position."""
+    return Position(m.sequence, m.epoch)
+
+
+def reason_from_pb(value: pb.LeaveReason.ValueType) -> LeaveReason:
+    """A leave reason; unset means LEFT."""
+    return _REASON_FROM_PB.get(value, LeaveReason.LEFT)
+
+
+def chat_to_pb(message: ChatMessage) -> pb.ChatMessage:
+    """A chat message."""
+    return pb.ChatMessage(
+        message_id=message.message_id,
+        participant_id=message.participant_id,
+        user_name=message.user_name,
+        text=message.text,
+        sent_at=timestamp(message.sent_at),
+    )
+
+
+def signal_from_pb(m: pb.Signal) -> Signal:
+    """A signal from an edge; the type must be set."""
+    if m.type not in _SIGNAL_FROM_PB:
+        raise invalid("signal type is required")
+    if not m.meeting_id or not m.from_participant_id or not m.target_participant_id:
+        raise invalid("meeting_id, from_participant_id and target_participant_id are required")
+    return Signal(
+        type=_SIGNAL_FROM_PB[m.type],
+        meeting_id=m.meeting_id,
+        from_participant_id=m.from_participant_id,
+        target_participant_id=m.target_participant_id,
+        payload_json=m.payload_json,
+    )
+
+
+def signal_to_pb(signal: Signal) -> pb.Signal:
+    """A signal for an edge."""
+    return pb.Signal(
+        type=_SIGNAL_TO_PB[signal.type],
+        meeting_id=signal.meeting_id,
+        from_participant_id=signal.from_participant_id,
+        target_participant_id=signal.target_participant_id,
+        target_socket_id=signal.target_socket_id,
+        payload_json=signal.payload_json,
+    )
+
+
+def snapshot_to_pb(snapshot: Snapshot) -> pb.RoomSnapshot:
+    """A room snapshot."""
+    return pb.RoomSnapshot(
+        meeting_id=snapshot.meeting_id,
+        participants=[participant_to_pb(p) for p in snapshot.participants],
+        position=position_to_pb(snapshot.position),
+        ended=snapshot.ended,
+    )
+
+
+def room_to_pb(room: RoomSummary) -> pb.Room:
+    """A room summary."""
+    return pb.Room(
+        meeting=meeting_to_pb(room.meeting),
+        participant_count=room.participant_count,
+        position=position_to_pb(room.position),
+    )
+
+
+def event_to_pb(event: RoomEvent) -> pb.RoomEvent:
+    """A room event with its oneof payload."""
+    message = pb.RoomEvent(
+        sequence=event.position.sequence,
+        epoch=event.position.epoch,
+        time=timestamp(event.time),
+        meeting_id=event.meeting_id,
+    )
+    payload = event.payload
+    if isinstance(payload, ParticipantJoined):
+        message.participant_joined.participant.CopyFrom(participant_to_pb(payload.participant))
+    elif isinstance(payload, ParticipantLeft):
+        message.participant_left.participant.CopyFrom(participant_to_pb(payload.participant))
+        message.participant_left.reason = _REASON_TO_PB[payload.reason]
+    elif isinstance(payload, ParticipantUpdated):
+        message.participant_updated.participant.CopyFrom(participant_to_pb(payload.participant))
+        message.participant_updated.changed_by = payload.changed_by
+    elif isinstance(payload, ChatSent):
+        message.chat_message.CopyFrom(chat_to_pb(payload.message))
+    elif isinstance(payload, MeetingEnded):
+        message.meeting_ended.ended_by = payload.ended_by
+    return message

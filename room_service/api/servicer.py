@@ -1,0 +1,251 @@
+"""The meeting.v1.RoomService servicer: convert, delegate to RoomManager, map errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
+
+from meeting_common.codes import ErrorCode
+from meeting_common.rpc_status import STATUS_DETAILS_KEY, status_details
+from room_service.api import convert
+from room_service.domain.errors import DomainError, invalid
+from room_service.domain.models import JoinSpec, MediaState, RoomEvent, Snapshot
+from room_service.rooms import RoomManager
+from room_service.store.base import RestoreRecord
+
+log = logging.getLogger("room_service.api")
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+_MAX_ID = 128
+_MAX_NAME = 256
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: ErrorCode, message: str) -> None:
+    status, details = status_details(code, message)
+    await context.abort(status, message, trailing_metadata=((STATUS_DETAILS_KEY, details),))
+
+
+def unary(
+    method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
+    """Maps DomainError to its status; anything else to INTERNAL with a generic message."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
+        try:
+            return await method(self, request, context)
+        except DomainError as exc:
+            await _abort(context, exc.code, exc.message)
+        except Exception:
+            log.exception("unhandled error in %s", method.__name__)
+            await _abort(context, ErrorCode.INTERNAL, "Internal error")
+        raise AssertionError("unreachable: abort raises")
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
+    """The same error mapping for server-streaming methods."""
+
+    @functools.wraps(method)
+    async def wrapper(
+        self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> AsyncIterator[Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except DomainError as exc:
+            await _abort(context, exc.code, exc.message)
+        except Exception:
+            log.exception("unhandled error in %s", method.__name__)
+            await _abort(context, ErrorCode.INTERNAL, "Internal error")
+
+    return wrapper
+
+
+def _require(value: str, name: str, limit: int = _MAX_ID) -> str:
+    if not value or len(value) > limit:
+        raise invalid(f"{name} must be 1 to {limit} characters")
+    return value
+
+
+class RoomServicer(pb_grpc.RoomServiceServicer):
+    """One servicer for the RoomService; all logic lives in RoomManager."""
+
+    def __init__(self, manager: RoomManager) -> None:
+        self._manager = manager
+        # Events converted once and shared by every stream that relays them.
+        self._encoded: OrderedDict[tuple[str, str, int], pb.WatchRoomResponse] = OrderedDict()
+
+    @unary
+    async def UpsertMeeting(self, request: pb.UpsertMeetingRequest, context: Any) -> pb.UpsertMeetingResponse:
+        _require(request.meeting.id, "meeting.id")
+        meeting = await self._manager.upsert_meeting(
+            convert.meeting_from_pb(request.meeting), request.password or None
+        )
+        return pb.UpsertMeetingResponse(meeting=convert.meeting_to_pb(meeting))
+
+    @unary
+    async def GetMeeting(self, request: pb.GetMeetingRequest, context: Any) -> pb.GetMeetingResponse:
+        meeting = await self._manager.get_meeting(_require(request.meeting_id, "meeting_id"))
+        return pb.GetMeetingResponse(meeting=convert.meeting_to_pb(meeting))
+
+    @unary
+    async def EndMeeting(self, request: pb.EndMeetingRequest, context: Any) -> pb.EndMeetingResponse:
+        meeting, position = await self._manager.end_meeting(
+            _require(request.meeting_id, "meeting_id"), request.requested_by_participant_id
+        )
+        return pb.EndMeetingResponse(
+            meeting=convert.meeting_to_pb(meeting), position=convert.position_to_pb(position)
+        )
+
+    @unary
+    async def Join(self, request: pb.JoinRequest, context: Any) -> pb.JoinResponse:
+        media = convert.media_from_pb(request.media) if request.HasField("media") else None
+        spec = JoinSpec(
+            meeting_id=_require(request.meeting_id, "meeting_id"),
+            user_id=_require(request.user_id, "user_id"),
+            user_name=_require(request.user_name, "user_name", _MAX_NAME),
+            media=media if media is not None else MediaState(),
+            edge_id=_require(request.edge_id, "edge_id"),
+            socket_id=_require(request.socket_id, "socket_id"),
+        )
+        outcome = await self._manager.join(spec, request.password)
+        return pb.JoinResponse(
+            meeting=convert.meeting_to_pb(outcome.meeting),
+            participant=convert.participant_to_pb(outcome.participant),
+            participants=[convert.participant_to_pb(p) for p in outcome.others],
+            position=convert.position_to_pb(outcome.position),
+            already_joined=outcome.already_joined,
+        )
+
+    @unary
+    async def Leave(self, request: pb.LeaveRequest, context: Any) -> pb.LeaveResponse:
+        event = await self._manager.leave(
+            _require(request.meeting_id, "meeting_id"),
+            _require(request.participant_id, "participant_id"),
+            convert.reason_from_pb(request.reason),
+        )
+        return pb.LeaveResponse(
+            participant=convert.event_to_pb(event).participant_left.participant,
+            position=convert.position_to_pb(event.position),
+        )
+
+    @unary
+    async def UpdateMediaState(
+        self, request: pb.UpdateMediaStateRequest, context: Any
+    ) -> pb.UpdateMediaStateResponse:
+        changes = {f: getattr(request, f) for f in ("audio", "video", "screen") if request.HasField(f)}
+        participant, event = await self._manager.update_media(
+            _require(request.meeting_id, "meeting_id"),
+            _require(request.participant_id, "participant_id"),
+            changes,
+            request.requested_by_participant_id,
+        )
+        position = event.position if event is not None else None
+        return pb.UpdateMediaStateResponse(
+            participant=convert.participant_to_pb(participant),
+            position=convert.position_to_pb(position) if position is not None else None,
+        )
+
+    @unary
+    async def RemoveParticipant(
+        self, request: pb.RemoveParticipantRequest, context: Any
+    ) -> pb.RemoveParticipantResponse:
+        event = await self._manager.remove_participant(
+            _require(request.meeting_id, "meeting_id"),
+            _require(request.participant_id, "participant_id"),
+            request.requested_by_participant_id,
+        )
+        return pb.RemoveParticipantResponse(
+            participant=convert.event_to_pb(event).participant_left.participant,
+            position=convert.position_to_pb(event.position),
+        )
+
+    @unary
+    async def ListParticipants(
+        self, request: pb.ListParticipantsRequest, context: Any
+    ) -> pb.ListParticipantsResponse:
+        snapshot = await self._manager.list_participants(_require(request.meeting_id, "meeting_id"))
+        return pb.ListParticipantsResponse(snapshot=convert.snapshot_to_pb(snapshot))
+
+    @unary
+    async def ListRooms(self, request: pb.ListRoomsRequest, context: Any) -> pb.ListRoomsResponse:
+        rooms = await self._manager.list_rooms()
+        return pb.ListRoomsResponse(rooms=[convert.room_to_pb(r) for r in rooms])
+
+    @unary
+    async def SendSignal(self, request: pb.SendSignalRequest, context: Any) -> pb.SendSignalResponse:
+        signal = convert.signal_from_pb(request.signal)
+        try:
+            json.loads(signal.payload_json or "null")
+        except ValueError as exc:
+            raise invalid("payload_json is not JSON") from exc
+        await self._manager.send_signal(signal)
+        return pb.SendSignalResponse()
+
+    @unary
+    async def SendChat(self, request: pb.SendChatRequest, context: Any) -> pb.SendChatResponse:
+        message, position = await self._manager.send_chat(
+            _require(request.meeting_id, "meeting_id"),
+            _require(request.participant_id, "participant_id"),
+            request.text,
+        )
+        return pb.SendChatResponse(
+            message=convert.chat_to_pb(message), position=convert.position_to_pb(position)
+        )
+
+    @streaming
+    async def WatchRoom(
+        self, request: pb.WatchRoomRequest, context: Any
+    ) -> AsyncIterator[pb.WatchRoomResponse]:
+        after = convert.position_from_pb(request.after)
+        async for item in self._manager.watch(_require(request.meeting_id, "meeting_id"), after):
+            if isinstance(item, Snapshot):
+                yield pb.WatchRoomResponse(snapshot=convert.snapshot_to_pb(item))
+            else:
+                yield self._encode(item)
+
+    @unary
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.HeartbeatResponse:
+        known = await self._manager.heartbeat(_require(request.edge_id, "edge_id"))
+        return pb.HeartbeatResponse(known=known, lease_seconds=self._manager.lease_seconds)
+
+    @unary
+    async def RestoreSessions(
+        self, request: pb.RestoreSessionsRequest, context: Any
+    ) -> pb.RestoreSessionsResponse:
+        records = [
+            RestoreRecord(_require(r.meeting_id, "meeting_id"), convert.participant_from_pb(r.participant))
+            for r in request.sessions
+        ]
+        rejected = await self._manager.restore(_require(request.edge_id, "edge_id"), records)
+        return pb.RestoreSessionsResponse(rejected_participant_ids=rejected)
+
+    @streaming
+    async def WatchEdge(
+        self, request: pb.WatchEdgeRequest, context: Any
+    ) -> AsyncIterator[pb.WatchEdgeResponse]:
+        async for signal in self._manager.edge_signals(_require(request.edge_id, "edge_id")):
+            yield pb.WatchEdgeResponse(signal=convert.signal_to_pb(signal))
+
+    def _encode(self, event: RoomEvent) -> pb.WatchRoomResponse:
+        key = (event.meeting_id, event.position.epoch, event.position.sequence)
+        message = self._encoded.get(key)
+        if message is None:
+            message = pb.WatchRoomResponse(event=convert.event_to_pb(event))
+            self._encoded[key] = message
+            if len(self._encoded) > 4096:
+                self._encoded.popitem(last=False)
+        return message

@@ -1,0 +1,145 @@
+"""Wiring: store, manager, gRPC server (health, reflection), metrics HTTP, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from meeting_common.net import bound_port
+from room_service.api.servicer import RoomServicer
+from room_service.config import Settings
+from room_service.meetings_file import load_meetings
+from room_service.metrics import RoomMetrics
+from room_service.rooms import ManagerOptions, RoomManager
+from room_service.store.base import StoreOptions
+from room_service.store.factory import create_store
+
+log = logging.getLogger("room_service")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
+
+
+class RoomServiceApp:
+    """One running room service: start(), wait(), stop()."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.metrics = RoomMetrics(self.registry)
+        store = create_store(
+            "memory",
+            StoreOptions(
+                replay_buffer=settings.replay_buffer,
+                default_capacity=settings.max_participants,
+                multiple_sessions=settings.multiple_sessions,
+            ),
+        )
+        self.manager = RoomManager(
+            store,
+            ManagerOptions(
+                edge_lease_seconds=settings.edge_lease_seconds,
+                restore_grace_seconds=settings.restore_grace_seconds,
+                max_chat_length=settings.max_chat_length,
+            ),
+            self.metrics,
+        )
+        self.health = health_aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[],
+            options=[
+                # Detect a dead or frozen edge connection even when no call is active.
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.keepalive_timeout_ms", 5_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 2_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ],
+        )
+        self.grpc_port = 0
+        self.metrics_port = 0
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Registers the meetings file, then serves gRPC and metrics."""
+        for seed in load_meetings(self.settings.meetings_file):
+            await self.manager.upsert_meeting(seed.meeting, seed.password)
+        pb_grpc.add_RoomServiceServicer_to_server(RoomServicer(self.manager), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        host, port = self.settings.grpc_address
+        self.grpc_port = self.server.add_insecure_port(f"{_bracket(host)}:{port}")
+        await self.server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self.metrics_port = await self._start_metrics()
+        self._tasks.append(asyncio.create_task(self.manager.run_reaper(0.5)))
+        log.info(
+            "room service ready",
+            extra={
+                "grpc_address": f"{host}:{self.grpc_port}",
+                "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
+            },
+        )
+
+    async def _start_metrics(self) -> int:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics_handler)
+        app.router.add_get("/healthz", _healthz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        host, port = self.settings.metrics_address
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        return bound_port(site)
+
+    async def _metrics_handler(self, _: web.Request) -> web.Response:
+        await self.manager.refresh_gauges()
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def stop(self) -> None:
+        """Graceful: NOT_SERVING first, then let calls and streams finish within the grace."""
+        log.info("room service stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._stopped.set()
+        log.info("room service stopped")
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT, then stops gracefully."""
+    app = RoomServiceApp(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()

@@ -1,0 +1,1 @@
+"""Pure domain: models, errors and rules. No protobuf, no I/O."""

@@ -1,0 +1,273 @@
+"""Meetings, participants and room events as plain immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class MeetingStatus(StrEnum):
+    """Lifecycle of a meeting in the directory."""
+
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+class LeaveReason(StrEnum):
+    """Why a participant left; the values are the Socket.IO `reason` strings."""
+
+    LEFT = "left"
+    DISCONNECTED = "disconnected"
+    KICKED = "kicked"
+    REPLACED = "replaced"
+    MEETING_ENDED = "meeting_ended"
+
+
+class SignalType(StrEnum):
+    """WebRTC signal kinds; the values are the Socket.IO event names."""
+
+    OFFER = "webrtc-offer"
+    ANSWER = "webrtc-answer"
+    ICE_CANDIDATE = "webrtc-ice-candidate"
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """A meeting in the directory."""
+
+    id: str
+    """Stable id, the Socket.IO `meetingId`."""
+    meeting_name: str
+    """Display name."""
+    status: MeetingStatus
+    """Lifecycle state."""
+    creator_id: str
+    """User id of the creator, who is the host."""
+    created_at: datetime
+    """When it was registered."""
+    password_hash: str | None = None
+    """Salted slow hash of the password, or None when open. Never leaves the service."""
+    max_participants: int = 0
+    """Room capacity; 0 means the service default."""
+
+    @property
+    def joinable(self) -> bool:
+        """Whether new participants may join."""
+        return self.status in (MeetingStatus.SCHEDULED, MeetingStatus.LIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaState:
+    """What a participant publishes."""
+
+    audio: bool = True
+    """Microphone on."""
+    video: bool = True
+    """Camera on."""
+    screen: bool = False
+    """Screen share on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """What a participant may do."""
+
+    can_share: bool
+    """May share its screen."""
+    can_chat: bool
+    """May chat."""
+    can_record: bool
+    """May record (the creator only)."""
+    is_host: bool
+    """May kick and end the meeting (the creator only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """One session of one user in one room."""
+
+    participant_id: str
+    """Unique per join, never the user id."""
+    user_id: str
+    """The user."""
+    user_name: str
+    """Display name."""
+    media: MediaState
+    """Current media state."""
+    permissions: Permissions
+    """What it may do."""
+    joined_at: datetime
+    """When it joined."""
+    edge_id: str
+    """Edge gateway holding its socket."""
+    socket_id: str
+    """Socket id on that edge."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in a room's log: the last sequence included and the log's epoch."""
+
+    sequence: int
+    """Last event included; 0 before any."""
+    epoch: str
+    """Incarnation of the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A chat message as broadcast."""
+
+    message_id: str
+    """Unique id."""
+    participant_id: str
+    """Sender."""
+    user_name: str
+    """Sender's display name."""
+    text: str
+    """The text."""
+    sent_at: datetime
+    """When the service accepted it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined:
+    """Event payload: a participant joined."""
+
+    participant: Participant
+    """Who."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft:
+    """Event payload: a participant left."""
+
+    participant: Participant
+    """Who, as it was."""
+    reason: LeaveReason
+    """Why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantUpdated:
+    """Event payload: media state changed."""
+
+    participant: Participant
+    """Who, with the new state."""
+    changed_by: str
+    """Participant id of the actor, or '' for an internal service."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSent:
+    """Event payload: a chat message."""
+
+    message: ChatMessage
+    """The message."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingEnded:
+    """Event payload: the meeting ended; the room is closed."""
+
+    ended_by: str
+    """Participant id of the host, or '' for an internal service."""
+
+
+EventPayload = ParticipantJoined | ParticipantLeft | ParticipantUpdated | ChatSent | MeetingEnded
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """One entry of a room's log."""
+
+    meeting_id: str
+    """The room."""
+    position: Position
+    """Its sequence and epoch."""
+    time: datetime
+    """When it was applied."""
+    payload: EventPayload
+    """What happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A room's participants exactly as of `position`."""
+
+    meeting_id: str
+    """The room."""
+    participants: tuple[Participant, ...]
+    """Everyone in it."""
+    position: Position
+    """The log position reflected."""
+    ended: bool = False
+    """The meeting ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """A room with participants, for listings."""
+
+    meeting: Meeting
+    """Its meeting."""
+    participant_count: int
+    """How many are in it."""
+    position: Position
+    """Its log head."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A WebRTC signal routed to one participant's socket."""
+
+    type: SignalType
+    """Kind."""
+    meeting_id: str
+    """The shared meeting."""
+    from_participant_id: str
+    """Sender."""
+    target_participant_id: str
+    """Receiver."""
+    payload_json: str
+    """The client's signal body, JSON-encoded."""
+    target_socket_id: str = ""
+    """Receiver's socket on its edge; filled in by the service."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSpec:
+    """Everything a join needs once the password has been checked."""
+
+    meeting_id: str
+    """The meeting."""
+    user_id: str
+    """The user."""
+    user_name: str
+    """Display name."""
+    media: MediaState
+    """Initial media state."""
+    edge_id: str
+    """Edge of the socket."""
+    socket_id: str
+    """Socket on that edge."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinOutcome:
+    """What a join did."""
+
+    meeting: Meeting
+    """The meeting joined."""
+    participant: Participant
+    """The joiner."""
+    others: tuple[Participant, ...]
+    """Everyone else as of `position`."""
+    position: Position
+    """The joiner's own join event (or the head, when already joined)."""
+    already_joined: bool = False
+    """The same socket was already in; nothing changed."""
+    replaced: tuple[Participant, ...] = field(default=())
+    """Older sessions of the same user that this join removed."""

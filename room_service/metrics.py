@@ -1,0 +1,44 @@
+"""The room service's domain metrics (the gRPC server metrics come from an interceptor)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class RoomMetrics:
+    """Domain metrics, registered in one registry. Labels are bounded: no ids ever."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.rooms = Gauge(
+            "room_service_rooms_active", "Rooms with at least one participant.", registry=registry
+        )
+        self.participants = Gauge(
+            "room_service_participants_active", "Participants in all rooms.", registry=registry
+        )
+        self.joins = Counter(
+            "room_service_joins",
+            "Join attempts by result (ok or an error code).",
+            ["result"],
+            registry=registry,
+        )
+        self.leaves = Counter(
+            "room_service_leaves", "Participants that left, by reason.", ["reason"], registry=registry
+        )
+        self.events = Counter(
+            "room_service_events_published", "Room events appended, by type.", ["type"], registry=registry
+        )
+        self.watch_streams = Gauge(
+            "room_service_watch_streams_open", "Open WatchRoom streams.", registry=registry
+        )
+        self.edges = Gauge(
+            "room_service_edges_connected", "Edge gateways holding a lease.", registry=registry
+        )
+        self.reaped = Counter(
+            "room_service_participants_reaped",
+            "Participants removed because their edge's lease expired.",
+            registry=registry,
+        )
+        self.signals = Counter(
+            "room_service_signals_routed", "WebRTC signals routed to an edge.", registry=registry
+        )

@@ -1,0 +1,359 @@
+"""RoomManager: the room service's use cases over a RoomStore.
+
+It checks (passwords, permissions, lengths), delegates each change to one atomic store
+call, logs the seed's console lines as structured records, counts metrics, and reaps the
+participants of edges whose lease ran out. No protobuf here: the API layer converts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from room_service.domain import errors, rules
+from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.models import (
+    ChatMessage,
+    ChatSent,
+    JoinOutcome,
+    JoinSpec,
+    LeaveReason,
+    Meeting,
+    Participant,
+    ParticipantLeft,
+    Position,
+    RoomEvent,
+    RoomSummary,
+    Signal,
+    Snapshot,
+)
+from room_service.domain.passwords import hash_password, verify_password
+from room_service.metrics import RoomMetrics
+from room_service.store.base import RestoreRecord, RoomStore
+
+log = logging.getLogger("room_service")
+
+_MEDIA_FIELDS = ("audio", "video", "screen")
+_READ_BATCH = 256
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerOptions:
+    """Service-level knobs."""
+
+    edge_lease_seconds: float = 6.0
+    """An edge silent this long loses its participants."""
+    restore_grace_seconds: float = 3.0
+    """After start, how long a watcher needing a snapshot waits for edges to re-announce."""
+    max_chat_length: int = 2000
+    """Longest chat message."""
+
+
+class RoomManager:
+    """The room service's operations; every public method may raise DomainError."""
+
+    def __init__(
+        self,
+        store: RoomStore,
+        options: ManagerOptions,
+        metrics: RoomMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._options = options
+        self._metrics = metrics
+        self._clock = clock
+        self._started = clock()
+
+    @property
+    def lease_seconds(self) -> float:
+        """An edge's lease length."""
+        return self._options.edge_lease_seconds
+
+    # -- meetings ---------------------------------------------------------------------
+
+    async def upsert_meeting(self, meeting: Meeting, password: str | None) -> Meeting:
+        """Creates or replaces a meeting; a password is stored only as a slow hash."""
+        if not meeting.id or len(meeting.id) > 128:
+            raise errors.invalid("meeting id must be 1 to 128 characters")
+        password_hash = await asyncio.to_thread(hash_password, password) if password else None
+        stored = await self._store.upsert_meeting(_with_hash(meeting, password_hash))
+        log.info("Meeting registered", extra={"meeting_id": stored.id, "status": stored.status.value})
+        return stored
+
+    async def get_meeting(self, meeting_id: str) -> Meeting:
+        """A meeting; MEETING_NOT_FOUND when unknown."""
+        return await self._store.get_meeting(meeting_id)
+
+    async def end_meeting(self, meeting_id: str, requested_by: str) -> tuple[Meeting, Position]:
+        """Ends a meeting; `requested_by` (a participant id) must be its host when given."""
+        if requested_by:
+            actor = await self._store.get_participant(meeting_id, requested_by)
+            if not rules.may_moderate(actor):
+                raise errors.forbidden("Only the host can end the meeting")
+        meeting, event = await self._store.end_meeting(meeting_id, requested_by)
+        if event is not None:
+            await self._published(event)
+        log.info("🏁 Meeting ended", extra={"meeting_id": meeting_id, "ended_by": requested_by or "service"})
+        position = event.position if event is not None else Position(0, "")
+        return meeting, position
+
+    # -- participants -----------------------------------------------------------------
+
+    async def join(self, spec: JoinSpec, password: str) -> JoinOutcome:
+        """Validates the meeting and password, then adds the participant atomically."""
+        try:
+            outcome = await self._join(spec, password)
+        except DomainError as exc:
+            self._metrics.joins.labels(result=exc.code.value).inc()
+            raise
+        self._metrics.joins.labels(result="ok").inc()
+        return outcome
+
+    async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
+        meeting = await self._store.get_meeting(spec.meeting_id)
+        if not meeting.joinable:
+            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        if meeting.password_hash is not None:
+            ok = await asyncio.to_thread(verify_password, password, meeting.password_hash)
+            if not ok:
+                raise errors.invalid_password()
+        await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
+        outcome = await self._store.join(spec)
+        if outcome.already_joined:
+            return outcome
+        for old in outcome.replaced:
+            self._left(spec.meeting_id, old, LeaveReason.REPLACED, len(outcome.others))
+        p = outcome.participant
+        self._metrics.events.labels(type="participant_joined").inc()
+        log.info(
+            f"✅ User {p.user_name} ({p.user_id}) joined meeting {spec.meeting_id} as {p.participant_id}",
+            extra={
+                "meeting_id": spec.meeting_id,
+                "user_id": p.user_id,
+                "participant_id": p.participant_id,
+                "sequence": outcome.position.sequence,
+            },
+        )
+        others = len(outcome.others)
+        log.info(
+            f"📤 Broadcast participant-joined to {_plural(others, 'other participant')}",
+            extra={"meeting_id": spec.meeting_id, "participant_id": p.participant_id, "recipients": others},
+        )
+        return outcome
+
+    async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
+        """Removes a participant at its own (or its socket's) request."""
+        event = await self._store.leave(meeting_id, participant_id, reason)
+        await self._published(event)
+        return event
+
+    async def remove_participant(self, meeting_id: str, participant_id: str, requested_by: str) -> RoomEvent:
+        """Kicks a participant; `requested_by` must be the host when given."""
+        if requested_by:
+            actor = await self._store.get_participant(meeting_id, requested_by)
+            if not rules.may_moderate(actor):
+                raise errors.forbidden("Only the host can remove participants")
+            if requested_by == participant_id:
+                raise errors.invalid("The host cannot kick itself; use leave-meeting")
+        return await self.leave(meeting_id, participant_id, LeaveReason.KICKED)
+
+    async def update_media(
+        self, meeting_id: str, participant_id: str, changes: dict[str, bool], requested_by: str
+    ) -> tuple[Participant, RoomEvent | None]:
+        """Changes media state: the participant itself, or an internal service (empty)."""
+        unknown = set(changes) - set(_MEDIA_FIELDS)
+        if unknown:
+            raise errors.invalid(f"unknown media fields: {sorted(unknown)}")
+        participant = await self._store.get_participant(meeting_id, participant_id)
+        if requested_by and requested_by != participant_id:
+            raise errors.forbidden("Participants change only their own media")
+        if changes.get("screen") and not participant.permissions.can_share:
+            raise errors.forbidden("Screen sharing is not allowed")
+        updated, event = await self._store.update_media(meeting_id, participant_id, changes, requested_by)
+        if event is not None:
+            await self._published(event)
+        return updated, event
+
+    async def list_participants(self, meeting_id: str) -> Snapshot:
+        """The room's participants and the position they reflect."""
+        return await self._store.snapshot(meeting_id)
+
+    async def list_rooms(self) -> list[RoomSummary]:
+        """Rooms with participants."""
+        return await self._store.list_rooms()
+
+    # -- messaging --------------------------------------------------------------------
+
+    async def send_chat(
+        self, meeting_id: str, participant_id: str, text: str
+    ) -> tuple[ChatMessage, Position]:
+        """Broadcasts a chat message after the length and permission checks."""
+        text = text.strip()
+        if not text:
+            raise errors.invalid("chat text is empty")
+        if len(text) > self._options.max_chat_length:
+            raise errors.invalid(f"chat text is longer than {self._options.max_chat_length} characters")
+        sender = await self._store.get_participant(meeting_id, participant_id)
+        if not sender.permissions.can_chat:
+            raise errors.forbidden("Chat is not allowed")
+        event = await self._store.append_chat(meeting_id, participant_id, text)
+        await self._published(event)
+        assert isinstance(event.payload, ChatSent)
+        return event.payload.message, event.position
+
+    async def send_signal(self, signal: Signal) -> None:
+        """Routes a WebRTC signal to the target's edge; both must be in the meeting."""
+        if signal.target_participant_id == signal.from_participant_id:
+            raise errors.invalid("a signal needs another participant as target")
+        await self._store.get_participant(signal.meeting_id, signal.from_participant_id)
+        try:
+            target = await self._store.get_participant(signal.meeting_id, signal.target_participant_id)
+        except DomainError as exc:
+            raise errors.not_in_meeting("Target participant is not in this meeting") from exc
+        routed = Signal(
+            type=signal.type,
+            meeting_id=signal.meeting_id,
+            from_participant_id=signal.from_participant_id,
+            target_participant_id=target.participant_id,
+            payload_json=signal.payload_json,
+            target_socket_id=target.socket_id,
+        )
+        await self._store.publish_signal(target.edge_id, routed)
+        self._metrics.signals.inc()
+
+    async def edge_signals(self, edge_id: str) -> AsyncIterator[Signal]:
+        """The signals for one edge's sockets, as they come."""
+        if not edge_id:
+            raise errors.invalid("edge_id is required")
+        while True:
+            yield await self._store.next_signal(edge_id)
+
+    # -- the stream -------------------------------------------------------------------
+
+    async def watch(self, meeting_id: str, after: Position) -> AsyncIterator[RoomEvent | Snapshot]:
+        """The room's events after `after`, in order; a snapshot where replay cannot reach."""
+        await self._store.get_meeting(meeting_id)
+        position = after
+        self._metrics.watch_streams.inc()
+        try:
+            while True:
+                batch = await self._store.read_after(meeting_id, position, _READ_BATCH)
+                if isinstance(batch, Snapshot):
+                    await self._restore_grace()
+                    # Re-read: edges may have re-announced their sockets meanwhile.
+                    batch = await self._store.snapshot(meeting_id)
+                    if batch.position != position:
+                        yield batch
+                        position = batch.position
+                    continue
+                for event in batch:
+                    yield event
+                    position = event.position
+                if not batch:
+                    await self._store.wait_beyond(meeting_id, position)
+        finally:
+            self._metrics.watch_streams.dec()
+
+    async def _restore_grace(self) -> None:
+        remaining = self._started + self._options.restore_grace_seconds - self._clock()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    # -- edges ------------------------------------------------------------------------
+
+    async def heartbeat(self, edge_id: str) -> bool:
+        """Renews an edge's lease; False when the edge was unknown (its sessions are gone)."""
+        if not edge_id:
+            raise errors.invalid("edge_id is required")
+        return await self._store.touch_edge(edge_id, self._clock() + self._options.edge_lease_seconds)
+
+    async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
+        """Re-adds the participants an edge still holds after this service lost them."""
+        if not edge_id:
+            raise errors.invalid("edge_id is required")
+        await self._store.touch_edge(edge_id, self._clock() + self._options.edge_lease_seconds)
+        rejected = await self._store.restore(edge_id, records)
+        log.info(
+            "Edge re-announced its sessions",
+            extra={"edge_id": edge_id, "sessions": len(records), "rejected": len(rejected)},
+        )
+        return rejected
+
+    async def reap_expired_edges(self) -> int:
+        """Removes the participants of every edge whose lease ran out; returns how many."""
+        reaped = 0
+        for edge_id in await self._store.expired_edges(self._clock()):
+            events = await self._store.drop_edge(edge_id)
+            for event in events:
+                await self._published(event)
+            reaped += len(events)
+            self._metrics.reaped.inc(len(events))
+            log.warning(
+                "Edge lease expired; its participants were removed",
+                extra={"edge_id": edge_id, "participants": len(events)},
+            )
+        return reaped
+
+    async def run_reaper(self, interval: float) -> None:
+        """Reaps expired edges forever, every `interval` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await self.reap_expired_edges()
+
+    async def refresh_gauges(self) -> None:
+        """Sets the room, participant and edge gauges from the store (at scrape time)."""
+        rooms = await self._store.list_rooms()
+        self._metrics.rooms.set(len(rooms))
+        self._metrics.participants.set(sum(r.participant_count for r in rooms))
+        self._metrics.edges.set(await self._store.edge_count())
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _published(self, event: RoomEvent) -> None:
+        payload = event.payload
+        if isinstance(payload, ParticipantLeft):
+            remaining = len((await self._store.snapshot(event.meeting_id)).participants)
+            self._left(event.meeting_id, payload.participant, payload.reason, remaining)
+            return
+        self._metrics.events.labels(type=_event_type(event)).inc()
+
+    def _left(self, meeting_id: str, participant: Participant, reason: LeaveReason, remaining: int) -> None:
+        self._metrics.events.labels(type="participant_left").inc()
+        self._metrics.leaves.labels(reason=reason.value).inc()
+        verb = "disconnected from" if reason is LeaveReason.DISCONNECTED else f"left ({reason.value})"
+        fields = {
+            "meeting_id": meeting_id,
+            "participant_id": participant.participant_id,
+            "reason": reason.value,
+        }
+        log.info(f"👋 User {participant.user_name} {verb} meeting {meeting_id}", extra=fields)
+        log.info(
+            f"📤 Broadcast participant-left to {_plural(remaining, 'remaining participant')}",
+            extra=fields | {"recipients": remaining},
+        )
+
+
+def _event_type(event: RoomEvent) -> str:
+    names = {
+        "ParticipantJoined": "participant_joined",
+        "ParticipantLeft": "participant_left",
+        "ParticipantUpdated": "participant_updated",
+        "ChatSent": "chat_message",
+        "MeetingEnded": "meeting_ended",
+    }
+    return names[type(event.payload).__name__]
+
+
+def _with_hash(meeting: Meeting, password_hash: str | None) -> Meeting:
+    return dataclasses.replace(meeting, password_hash=password_hash)

@@ -1,0 +1,1 @@
+"""Room state storage: a Protocol and its implementations."""

@@ -1,0 +1,144 @@
+"""The store contract every implementation (in-memory now, Redis later) must honour.
+
+Atomicity: each mutating method validates, changes state and appends its event as one
+indivisible step; no other operation observes a state between them.
+
+Sequencing: each room has a log. Every event gets the room's next sequence number:
+strictly increasing by one, no gaps, within an *epoch*. A room's log starts afresh (new
+epoch, sequence restarting at 1) when the room is created, i.e. on the first join after
+it was empty or never existed. A snapshot at position P reflects exactly the events
+with sequence <= P of that epoch.
+
+Replay: `read_after` returns the events after a position while the bounded buffer still
+holds them; otherwise (too old, or another epoch) it returns a snapshot, and the caller
+continues from the snapshot's position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from room_service.domain.models import (
+    JoinOutcome,
+    JoinSpec,
+    LeaveReason,
+    Meeting,
+    Participant,
+    Position,
+    RoomEvent,
+    RoomSummary,
+    Signal,
+    Snapshot,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """Behaviour knobs shared by every store."""
+
+    replay_buffer: int = 1024
+    """Events kept per room for replay."""
+    default_capacity: int = 500
+    """Room capacity when a meeting sets none."""
+    multiple_sessions: bool = False
+    """Allow several sessions per user in a room (else a new one replaces the older)."""
+    signal_queue: int = 256
+    """Undelivered signals kept per edge; the oldest are dropped beyond."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreRecord:
+    """One participant an edge re-announces."""
+
+    meeting_id: str
+    """Its meeting."""
+    participant: Participant
+    """As the edge knew it."""
+
+
+class RoomStore(Protocol):
+    """Authoritative meetings, rooms, participants and room logs. See module docstring."""
+
+    async def upsert_meeting(self, meeting: Meeting) -> Meeting:
+        """Creates or replaces a meeting (keeping `created_at` of an existing one)."""
+        ...
+
+    async def get_meeting(self, meeting_id: str) -> Meeting:
+        """The meeting; raises MEETING_NOT_FOUND."""
+        ...
+
+    async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
+        """Marks it ended, empties its room, appends MeetingEnded when the room was open."""
+        ...
+
+    async def join(self, spec: JoinSpec) -> JoinOutcome:
+        """Adds a participant (checks joinable, capacity; replaces older sessions)."""
+        ...
+
+    async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
+        """Removes a participant; raises NOT_IN_MEETING."""
+        ...
+
+    async def update_media(
+        self,
+        meeting_id: str,
+        participant_id: str,
+        changes: dict[str, bool],
+        changed_by: str,
+    ) -> tuple[Participant, RoomEvent | None]:
+        """Applies media changes; no event when nothing changed."""
+        ...
+
+    async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
+        """Appends a chat message from a participant."""
+        ...
+
+    async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
+        """A participant; raises NOT_IN_MEETING."""
+        ...
+
+    async def snapshot(self, meeting_id: str) -> Snapshot:
+        """The room's participants and log head; an empty snapshot for a closed room."""
+        ...
+
+    async def list_rooms(self) -> list[RoomSummary]:
+        """Rooms with at least one participant."""
+        ...
+
+    async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
+        """Up to `limit` events after `after`, or a snapshot when they cannot be replayed."""
+        ...
+
+    async def wait_beyond(self, meeting_id: str, position: Position) -> None:
+        """Returns once the room's log moved past `position` (or changed epoch)."""
+        ...
+
+    async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
+        """Renews an edge's lease (monotonic deadline); returns whether it was known."""
+        ...
+
+    async def expired_edges(self, now: float) -> list[str]:
+        """Edges whose lease ran out by `now`."""
+        ...
+
+    async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
+        """Forgets an edge and removes its participants (reason DISCONNECTED)."""
+        ...
+
+    async def edge_count(self) -> int:
+        """Edges holding a lease."""
+        ...
+
+    async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
+        """Re-adds participants an edge still holds; returns the ids it could not restore."""
+        ...
+
+    async def publish_signal(self, edge_id: str, signal: Signal) -> None:
+        """Queues a signal for an edge."""
+        ...
+
+    async def next_signal(self, edge_id: str) -> Signal:
+        """Waits for the next signal queued for an edge."""
+        ...

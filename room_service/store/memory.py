@@ -1,0 +1,335 @@
+"""In-process store: the embedded default. Every method runs without awaiting in the
+middle of a change, so each is atomic on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from room_service.domain import errors, rules
+from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.models import (
+    ChatMessage,
+    ChatSent,
+    EventPayload,
+    JoinOutcome,
+    JoinSpec,
+    LeaveReason,
+    Meeting,
+    MeetingEnded,
+    MeetingStatus,
+    Participant,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantUpdated,
+    Position,
+    RoomEvent,
+    RoomSummary,
+    Signal,
+    Snapshot,
+)
+from room_service.store.base import RestoreRecord, StoreOptions
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Room:
+    """One open room: its participants (join order) and its log."""
+
+    meeting_id: str
+    epoch: str
+    log: deque[RoomEvent]
+    head: int = 0
+    participants: dict[str, Participant] = field(default_factory=dict)
+    # Set and replaced on every append: waiters hold the old one, so one append wakes
+    # exactly the watchers of this room.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def position(self) -> Position:
+        return Position(self.head, self.epoch)
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class MemoryStore:
+    """The in-memory RoomStore."""
+
+    def __init__(self, options: StoreOptions | None = None) -> None:
+        self._options = options or StoreOptions()
+        self._meetings: dict[str, Meeting] = {}
+        self._rooms: dict[str, _Room] = {}
+        self._edges: dict[str, float] = {}
+        self._edge_participants: dict[str, set[tuple[str, str]]] = {}
+        self._signals: dict[str, asyncio.Queue[Signal]] = {}
+        # Watchers of a room that is not open wait here for its next opening.
+        self._openers: dict[str, asyncio.Event] = {}
+
+    # -- meetings ---------------------------------------------------------------------
+
+    async def upsert_meeting(self, meeting: Meeting) -> Meeting:
+        existing = self._meetings.get(meeting.id)
+        if existing is not None:
+            meeting = dataclasses.replace(meeting, created_at=existing.created_at)
+        self._meetings[meeting.id] = meeting
+        return meeting
+
+    async def get_meeting(self, meeting_id: str) -> Meeting:
+        return self._meeting(meeting_id)
+
+    async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
+        meeting = dataclasses.replace(self._meeting(meeting_id), status=MeetingStatus.ENDED)
+        self._meetings[meeting_id] = meeting
+        room = self._rooms.get(meeting_id)
+        if room is None:
+            return meeting, None
+        for participant in room.participants.values():
+            self._unindex(participant, meeting_id)
+        room.participants.clear()
+        event = self._append(room, MeetingEnded(ended_by=ended_by))
+        self._close(room)
+        return meeting, event
+
+    # -- participants -----------------------------------------------------------------
+
+    async def join(self, spec: JoinSpec) -> JoinOutcome:
+        meeting = self._meeting(spec.meeting_id)
+        if not meeting.joinable:
+            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        room = self._rooms.get(spec.meeting_id)
+        if room is not None:
+            for participant in room.participants.values():
+                if participant.edge_id == spec.edge_id and participant.socket_id == spec.socket_id:
+                    others = tuple(p for p in room.participants.values() if p is not participant)
+                    return JoinOutcome(meeting, participant, others, room.position, already_joined=True)
+        replaced: list[Participant] = []
+        if room is not None and not self._options.multiple_sessions:
+            replaced = [p for p in room.participants.values() if p.user_id == spec.user_id]
+        current = len(room.participants) if room is not None else 0
+        if current - len(replaced) >= rules.room_capacity(meeting, self._options.default_capacity):
+            raise DomainError(ErrorCode.ROOM_FULL, "Meeting is full")
+        if room is None:
+            room = self._open(spec.meeting_id)
+        for old in replaced:
+            del room.participants[old.participant_id]
+            self._unindex(old, spec.meeting_id)
+            self._append(room, ParticipantLeft(old, LeaveReason.REPLACED))
+        participant = Participant(
+            participant_id=rules.new_participant_id(),
+            user_id=spec.user_id,
+            user_name=spec.user_name,
+            media=spec.media,
+            permissions=rules.permissions_for(meeting, spec.user_id),
+            joined_at=_now(),
+            edge_id=spec.edge_id,
+            socket_id=spec.socket_id,
+        )
+        others = tuple(room.participants.values())
+        room.participants[participant.participant_id] = participant
+        self._index(participant, spec.meeting_id)
+        event = self._append(room, ParticipantJoined(participant))
+        return JoinOutcome(meeting, participant, others, event.position, replaced=tuple(replaced))
+
+    async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
+        room = self._rooms.get(meeting_id)
+        if room is None or participant_id not in room.participants:
+            raise errors.not_in_meeting()
+        participant = room.participants.pop(participant_id)
+        self._unindex(participant, meeting_id)
+        event = self._append(room, ParticipantLeft(participant, reason))
+        if not room.participants:
+            self._close(room)
+        return event
+
+    async def update_media(
+        self,
+        meeting_id: str,
+        participant_id: str,
+        changes: dict[str, bool],
+        changed_by: str,
+    ) -> tuple[Participant, RoomEvent | None]:
+        room, participant = self._find(meeting_id, participant_id)
+        media = dataclasses.replace(participant.media, **changes)
+        if media == participant.media:
+            return participant, None
+        updated = dataclasses.replace(participant, media=media)
+        room.participants[participant_id] = updated
+        return updated, self._append(room, ParticipantUpdated(updated, changed_by))
+
+    async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
+        room, participant = self._find(meeting_id, participant_id)
+        message = ChatMessage(
+            message_id=rules.new_message_id(),
+            participant_id=participant_id,
+            user_name=participant.user_name,
+            text=text,
+            sent_at=_now(),
+        )
+        return self._append(room, ChatSent(message))
+
+    async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
+        return self._find(meeting_id, participant_id)[1]
+
+    async def snapshot(self, meeting_id: str) -> Snapshot:
+        meeting = self._meeting(meeting_id)
+        room = self._rooms.get(meeting_id)
+        ended = meeting.status is MeetingStatus.ENDED
+        if room is None:
+            return Snapshot(meeting_id, (), Position(0, ""), ended)
+        return Snapshot(meeting_id, tuple(room.participants.values()), room.position, ended)
+
+    async def list_rooms(self) -> list[RoomSummary]:
+        return [
+            RoomSummary(self._meetings[r.meeting_id], len(r.participants), r.position)
+            for r in self._rooms.values()
+            if r.participants
+        ]
+
+    # -- the log ----------------------------------------------------------------------
+
+    async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
+        room = self._rooms.get(meeting_id)
+        if room is None:
+            if after.epoch == "" and after.sequence == 0:
+                return []
+            return await self.snapshot(meeting_id)
+        if after.epoch != room.epoch:
+            return await self.snapshot(meeting_id)
+        if after.sequence >= room.head:
+            return []
+        oldest = room.log[0].position.sequence if room.log else room.head + 1
+        if after.sequence + 1 < oldest:
+            return await self.snapshot(meeting_id)
+        start = after.sequence + 1 - oldest
+        end = min(len(room.log), start + limit)
+        return [room.log[i] for i in range(start, end)]
+
+    async def wait_beyond(self, meeting_id: str, position: Position) -> None:
+        room = self._rooms.get(meeting_id)
+        if room is None:
+            if position.epoch == "":
+                await self._room_opened(meeting_id)
+            return
+        if room.epoch != position.epoch or room.head > position.sequence:
+            return
+        await room.changed.wait()
+
+    # -- edges ------------------------------------------------------------------------
+
+    async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
+        known = edge_id in self._edges
+        self._edges[edge_id] = expires_at
+        return known
+
+    async def expired_edges(self, now: float) -> list[str]:
+        return [edge for edge, deadline in self._edges.items() if deadline <= now]
+
+    async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
+        self._edges.pop(edge_id, None)
+        self._signals.pop(edge_id, None)
+        events: list[RoomEvent] = []
+        for meeting_id, participant_id in sorted(self._edge_participants.pop(edge_id, set())):
+            room = self._rooms.get(meeting_id)
+            if room is None or participant_id not in room.participants:
+                continue
+            participant = room.participants.pop(participant_id)
+            events.append(self._append(room, ParticipantLeft(participant, LeaveReason.DISCONNECTED)))
+            if not room.participants:
+                self._close(room)
+        return events
+
+    async def edge_count(self) -> int:
+        return len(self._edges)
+
+    async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
+        rejected: list[str] = []
+        for record in records:
+            participant = dataclasses.replace(record.participant, edge_id=edge_id)
+            meeting = self._meetings.get(record.meeting_id)
+            if meeting is None or not meeting.joinable:
+                rejected.append(participant.participant_id)
+                continue
+            room = self._rooms.get(record.meeting_id) or self._open(record.meeting_id)
+            if participant.participant_id in room.participants:
+                continue
+            room.participants[participant.participant_id] = participant
+            self._index(participant, record.meeting_id)
+            self._append(room, ParticipantJoined(participant))
+        return rejected
+
+    async def publish_signal(self, edge_id: str, signal: Signal) -> None:
+        queue = self._signal_queue(edge_id)
+        if queue.full():
+            queue.get_nowait()  # a stale offer is worth less than the newest candidate
+        queue.put_nowait(signal)
+
+    async def next_signal(self, edge_id: str) -> Signal:
+        return await self._signal_queue(edge_id).get()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _meeting(self, meeting_id: str) -> Meeting:
+        meeting = self._meetings.get(meeting_id)
+        if meeting is None:
+            raise errors.meeting_not_found()
+        return meeting
+
+    def _find(self, meeting_id: str, participant_id: str) -> tuple[_Room, Participant]:
+        room = self._rooms.get(meeting_id)
+        participant = room.participants.get(participant_id) if room is not None else None
+        if room is None or participant is None:
+            raise errors.not_in_meeting()
+        return room, participant
+
+    def _open(self, meeting_id: str) -> _Room:
+        room = _Room(meeting_id, rules.new_epoch(), deque(maxlen=self._options.replay_buffer))
+        previous = self._rooms.get(meeting_id)
+        self._rooms[meeting_id] = room
+        if previous is not None:
+            previous.wake()
+        waiter = self._openers.pop(meeting_id, None)
+        if waiter is not None:
+            waiter.set()
+        return room
+
+    def _close(self, room: _Room) -> None:
+        # An empty room is forgotten; the next join opens a new epoch. Watchers wake,
+        # find the epoch gone and get a snapshot.
+        if self._rooms.get(room.meeting_id) is room:
+            del self._rooms[room.meeting_id]
+        room.wake()
+
+    async def _room_opened(self, meeting_id: str) -> None:
+        event = self._openers.setdefault(meeting_id, asyncio.Event())
+        await event.wait()
+
+    def _append(self, room: _Room, payload: EventPayload) -> RoomEvent:
+        room.head += 1
+        event = RoomEvent(room.meeting_id, room.position, _now(), payload)
+        room.log.append(event)
+        room.wake()
+        return event
+
+    def _index(self, participant: Participant, meeting_id: str) -> None:
+        key = (meeting_id, participant.participant_id)
+        self._edge_participants.setdefault(participant.edge_id, set()).add(key)
+
+    def _unindex(self, participant: Participant, meeting_id: str) -> None:
+        keys = self._edge_participants.get(participant.edge_id)
+        if keys is not None:
+            keys.discard((meeting_id, participant.participant_id))
+
+    def _signal_queue(self, edge_id: str) -> asyncio.Queue[Signal]:
+        queue = self._signals.get(edge_id)
+        if queue is None:
+            queue = self._signals[edge_id] = asyncio.Queue(self._options.signal_queue)
+        return queue
