@@ -1,0 +1,1 @@
+"""Shared test support: the socket.io-client (JavaScript) driver and process helpers."""
