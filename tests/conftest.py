@@ -1,0 +1,61 @@
+"""Shared fixtures: real processes started the way `make run` starts them, the official
+JavaScript client, and a gRPC stub on the running room service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.support.jsclient import JsClientPool
+from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+
+# Short heartbeats so that tests of silent loss and leases finish in seconds.
+FAST_EDGE_ARGS = ("--ping-interval-seconds", "1", "--ping-timeout-seconds", "2",
+                  "--heartbeat-interval-seconds", "0.5")
+
+
+@pytest.fixture
+async def room_service() -> AsyncIterator[RoomServiceProcess]:
+    """A room service process with the demo meetings."""
+    proc = await start_room_service("--edge-lease-seconds", "3", "--restore-grace-seconds", "1")
+    try:
+        yield proc
+    finally:
+        await proc.terminate()
+
+
+@pytest.fixture
+async def edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+    """One edge gateway in front of `room_service`."""
+    proc = await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-a")
+    try:
+        yield proc
+    finally:
+        await proc.terminate()
+
+
+@pytest.fixture
+async def edge2(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+    """A second edge gateway in front of the same room service."""
+    proc = await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-b")
+    try:
+        yield proc
+    finally:
+        await proc.terminate()
+
+
+@pytest.fixture
+async def js() -> AsyncIterator[JsClientPool]:
+    """A node process driving official socket.io-client sockets."""
+    async with JsClientPool() as pool:
+        yield pool
+
+
+@pytest.fixture
+async def stub(room_service: RoomServiceProcess) -> AsyncIterator[pb_grpc.RoomServiceStub]:
+    """A RoomService stub on the running room service."""
+    async with grpc.aio.insecure_channel(room_service.grpc_address) as channel:
+        yield pb_grpc.RoomServiceStub(channel)
