@@ -662,6 +662,8 @@ Global___SessionRecord: _TypeAlias = SessionRecord  # noqa: Y015
 
 @_typing.final
 class UpsertMeetingRequest(_message.Message):
+    """Request of RoomService.UpsertMeeting."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_FIELD_NUMBER: _builtins.int
@@ -688,6 +690,8 @@ Global___UpsertMeetingRequest: _TypeAlias = UpsertMeetingRequest  # noqa: Y015
 
 @_typing.final
 class UpsertMeetingResponse(_message.Message):
+    """Response of RoomService.UpsertMeeting."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_FIELD_NUMBER: _builtins.int
@@ -710,6 +714,8 @@ Global___UpsertMeetingResponse: _TypeAlias = UpsertMeetingResponse  # noqa: Y015
 
 @_typing.final
 class GetMeetingRequest(_message.Message):
+    """Request of RoomService.GetMeeting."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -730,6 +736,8 @@ Global___GetMeetingRequest: _TypeAlias = GetMeetingRequest  # noqa: Y015
 
 @_typing.final
 class GetMeetingResponse(_message.Message):
+    """Response of RoomService.GetMeeting."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_FIELD_NUMBER: _builtins.int
@@ -752,6 +760,8 @@ Global___GetMeetingResponse: _TypeAlias = GetMeetingResponse  # noqa: Y015
 
 @_typing.final
 class EndMeetingRequest(_message.Message):
+    """Request of RoomService.EndMeeting."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -776,6 +786,8 @@ Global___EndMeetingRequest: _TypeAlias = EndMeetingRequest  # noqa: Y015
 
 @_typing.final
 class EndMeetingResponse(_message.Message):
+    """Response of RoomService.EndMeeting."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_FIELD_NUMBER: _builtins.int
@@ -804,6 +816,8 @@ Global___EndMeetingResponse: _TypeAlias = EndMeetingResponse  # noqa: Y015
 
 @_typing.final
 class JoinRequest(_message.Message):
+    """Request of RoomService.Join."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -852,6 +866,8 @@ Global___JoinRequest: _TypeAlias = JoinRequest  # noqa: Y015
 
 @_typing.final
 class JoinResponse(_message.Message):
+    """Response of RoomService.Join."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_FIELD_NUMBER: _builtins.int
@@ -896,6 +912,8 @@ Global___JoinResponse: _TypeAlias = JoinResponse  # noqa: Y015
 
 @_typing.final
 class LeaveRequest(_message.Message):
+    """Request of RoomService.Leave."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -924,6 +942,8 @@ Global___LeaveRequest: _TypeAlias = LeaveRequest  # noqa: Y015
 
 @_typing.final
 class LeaveResponse(_message.Message):
+    """Response of RoomService.Leave."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTICIPANT_FIELD_NUMBER: _builtins.int
@@ -952,6 +972,8 @@ Global___LeaveResponse: _TypeAlias = LeaveResponse  # noqa: Y015
 
 @_typing.final
 class UpdateMediaStateRequest(_message.Message):
+    """Request of RoomService.UpdateMediaState."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -1003,6 +1025,8 @@ Global___UpdateMediaStateRequest: _TypeAlias = UpdateMediaStateRequest  # noqa: 
 
 @_typing.final
 class UpdateMediaStateResponse(_message.Message):
+    """Response of RoomService.UpdateMediaState."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTICIPANT_FIELD_NUMBER: _builtins.int
@@ -1031,6 +1055,8 @@ Global___UpdateMediaStateResponse: _TypeAlias = UpdateMediaStateResponse  # noqa
 
 @_typing.final
 class RemoveParticipantRequest(_message.Message):
+    """Request of RoomService.RemoveParticipant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -1059,6 +1085,8 @@ Global___RemoveParticipantRequest: _TypeAlias = RemoveParticipantRequest  # noqa
 
 @_typing.final
 class RemoveParticipantResponse(_message.Message):
+    """Response of RoomService.RemoveParticipant."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTICIPANT_FIELD_NUMBER: _builtins.int
@@ -1087,6 +1115,8 @@ Global___RemoveParticipantResponse: _TypeAlias = RemoveParticipantResponse  # no
 
 @_typing.final
 class ListParticipantsRequest(_message.Message):
+    """Request of RoomService.ListParticipants."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -1107,6 +1137,8 @@ Global___ListParticipantsRequest: _TypeAlias = ListParticipantsRequest  # noqa: 
 
 @_typing.final
 class ListParticipantsResponse(_message.Message):
+    """Response of RoomService.ListParticipants."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SNAPSHOT_FIELD_NUMBER: _builtins.int
@@ -1129,6 +1161,8 @@ Global___ListParticipantsResponse: _TypeAlias = ListParticipantsResponse  # noqa
 
 @_typing.final
 class ListRoomsRequest(_message.Message):
+    """Request of RoomService.ListRooms."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1144,6 +1178,8 @@ Global___ListRoomsRequest: _TypeAlias = ListRoomsRequest  # noqa: Y015
 
 @_typing.final
 class ListRoomsResponse(_message.Message):
+    """Response of RoomService.ListRooms."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ROOMS_FIELD_NUMBER: _builtins.int
@@ -1166,6 +1202,8 @@ Global___ListRoomsResponse: _TypeAlias = ListRoomsResponse  # noqa: Y015
 
 @_typing.final
 class SendSignalRequest(_message.Message):
+    """Request of RoomService.SendSignal."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SIGNAL_FIELD_NUMBER: _builtins.int
@@ -1188,6 +1226,8 @@ Global___SendSignalRequest: _TypeAlias = SendSignalRequest  # noqa: Y015
 
 @_typing.final
 class SendSignalResponse(_message.Message):
+    """Response of RoomService.SendSignal (empty: the signal was queued for the target's edge)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1203,6 +1243,8 @@ Global___SendSignalResponse: _TypeAlias = SendSignalResponse  # noqa: Y015
 
 @_typing.final
 class SendChatRequest(_message.Message):
+    """Request of RoomService.SendChat."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -1231,6 +1273,8 @@ Global___SendChatRequest: _TypeAlias = SendChatRequest  # noqa: Y015
 
 @_typing.final
 class SendChatResponse(_message.Message):
+    """Response of RoomService.SendChat."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGE_FIELD_NUMBER: _builtins.int
@@ -1259,6 +1303,8 @@ Global___SendChatResponse: _TypeAlias = SendChatResponse  # noqa: Y015
 
 @_typing.final
 class WatchRoomRequest(_message.Message):
+    """Request of RoomService.WatchRoom."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
@@ -1285,6 +1331,8 @@ Global___WatchRoomRequest: _TypeAlias = WatchRoomRequest  # noqa: Y015
 
 @_typing.final
 class WatchRoomResponse(_message.Message):
+    """One item of the RoomService.WatchRoom stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
@@ -1317,6 +1365,8 @@ Global___WatchRoomResponse: _TypeAlias = WatchRoomResponse  # noqa: Y015
 
 @_typing.final
 class HeartbeatRequest(_message.Message):
+    """Request of RoomService.Heartbeat."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EDGE_ID_FIELD_NUMBER: _builtins.int
@@ -1337,6 +1387,8 @@ Global___HeartbeatRequest: _TypeAlias = HeartbeatRequest  # noqa: Y015
 
 @_typing.final
 class HeartbeatResponse(_message.Message):
+    """Response of RoomService.Heartbeat."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KNOWN_FIELD_NUMBER: _builtins.int
@@ -1363,6 +1415,8 @@ Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
 
 @_typing.final
 class RestoreSessionsRequest(_message.Message):
+    """Request of RoomService.RestoreSessions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EDGE_ID_FIELD_NUMBER: _builtins.int
@@ -1389,6 +1443,8 @@ Global___RestoreSessionsRequest: _TypeAlias = RestoreSessionsRequest  # noqa: Y0
 
 @_typing.final
 class RestoreSessionsResponse(_message.Message):
+    """Response of RoomService.RestoreSessions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REJECTED_PARTICIPANT_IDS_FIELD_NUMBER: _builtins.int
@@ -1413,6 +1469,8 @@ Global___RestoreSessionsResponse: _TypeAlias = RestoreSessionsResponse  # noqa: 
 
 @_typing.final
 class WatchEdgeRequest(_message.Message):
+    """Request of RoomService.WatchEdge."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EDGE_ID_FIELD_NUMBER: _builtins.int
@@ -1433,6 +1491,8 @@ Global___WatchEdgeRequest: _TypeAlias = WatchEdgeRequest  # noqa: Y015
 
 @_typing.final
 class WatchEdgeResponse(_message.Message):
+    """One item of the RoomService.WatchEdge stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SIGNAL_FIELD_NUMBER: _builtins.int
