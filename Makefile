@@ -41,9 +41,13 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-## bench: timing benchmarks (not part of make test).
+## bench: timing benchmarks (not part of make test); prints figures.
 bench: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest -m bench -p no:cacheprovider tests/bench
+	$(PY) -m pytest -m bench -s -p no:cacheprovider tests/bench
+
+## fuzz: the long property-based fuzzing runs (make test runs a bounded budget).
+fuzz: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest -m slow_fuzz -p no:cacheprovider tests/security
 
 clean:
 	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache .mypy_cache .ruff_cache
