@@ -18,14 +18,24 @@ $(NODE_STAMP): tests/e2e/js/package.json tests/e2e/js/package-lock.json
 	cd tests/e2e/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+# promtool (Debian's prometheus package) for the alert-rule and metrics-format tests.
+SYSTEM_STAMP := $(VENV)/.system-tools
+
+$(SYSTEM_STAMP): $(STAMP)
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus package (promtool, prometheus)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v promtool >/dev/null
+	touch $(SYSTEM_STAMP)
+
+install: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)
 
 ## run: both tiers with the in-memory store and the demo meetings (Ctrl-C stops both).
 run: $(STAMP)
 	$(PY) -m tools.run_local
 
 ## test: the whole suite (unit, integration, end to end, fault tests).
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)
 	$(PY) -m pytest
 
 ## proto: regenerate the Python code (and type stubs) from protos/.

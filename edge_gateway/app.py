@@ -7,26 +7,26 @@ import contextlib
 import logging
 import signal
 import uuid
-from typing import Any
 
-import socketio
 from aiohttp import web
 from meeting.v1 import room_service_pb2 as pb
+from meeting_common.grpc_metrics import ClientMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from edge_gateway.auth import authenticator_for, bearer_interceptors, room_service_credentials
 from edge_gateway.config import Settings
+from edge_gateway.engine import EdgeSocketServer
 from edge_gateway.handlers import EventHandlers
 from edge_gateway.hub import Hub
+from edge_gateway.limits import EdgeLimits, LimitSettings
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.rpc import RoomClient
+from edge_gateway.sessions import Session
+from edge_gateway.webrtc import WebRtcConfigBuilder
 from meeting_common.net import bound_port
 
 log = logging.getLogger("edge_gateway")
-
-
-def webrtc_config(_user_id: str) -> dict[str, Any]:
-    """The `webrtcConfig` of `meeting-joined`."""
-    return {"iceServers": []}
+_SHUTDOWN_LEAVE_CONCURRENCY = 32
 
 
 class EdgeApp:
@@ -37,16 +37,38 @@ class EdgeApp:
         self.edge_id = f"edge-{uuid.uuid4().hex[:12]}"
         self.registry = CollectorRegistry()
         self.metrics = EdgeMetrics(self.registry)
-        self.sio = socketio.AsyncServer(
+        self.sio = EdgeSocketServer(
             async_mode="aiohttp",
             cors_allowed_origins=settings.cors_allowed_origins,
             ping_interval=settings.ping_interval_seconds,
             ping_timeout=settings.ping_timeout_seconds,
             max_http_buffer_size=settings.max_payload_bytes,
+            max_queued_packets=settings.max_queued_packets,
+            on_drop=self.metrics.slow_sockets_dropped.inc,
         )
-        self.client = RoomClient(settings.room_service_address, self.edge_id, settings.rpc_timeout_seconds)
+        self.grpc_metrics = ClientMetrics(self.registry)
+        self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])
+        self.client = RoomClient(
+            settings.room_service_address,
+            self.edge_id,
+            settings.rpc_timeout_seconds,
+            interceptors=[
+                *self.grpc_metrics.interceptors(),
+                *bearer_interceptors(settings.room_service_token),
+            ],
+            credentials=room_service_credentials(settings),
+        )
         self.hub = Hub(self.sio, self.client, self.metrics)
-        self.handlers = EventHandlers(self.hub, webrtc_config, settings.max_payload_bytes)
+        webrtc_config = WebRtcConfigBuilder(
+            settings.ice_servers, settings.turn_urls, settings.turn_secret, settings.turn_ttl_seconds
+        )
+        self.handlers = EventHandlers(
+            self.hub,
+            webrtc_config,
+            settings.max_payload_bytes,
+            authenticator=authenticator_for(settings),
+            limits=EdgeLimits(LimitSettings.from_settings(settings)),
+        )
         self.handlers.register(self.sio)
         self.web = web.Application()
         self.sio.attach(self.web)
@@ -72,6 +94,8 @@ class EdgeApp:
                 "http_address": f"{host}:{self.port}",
                 "edge_id": self.edge_id,
                 "room_service": self.settings.room_service_address,
+                "auth_mode": self.settings.auth_mode,
+                "room_service_tls": bool(self.settings.room_service_tls_ca_file),
             },
         )
 
@@ -89,12 +113,26 @@ class EdgeApp:
         log.info("edge gateway stopped")
 
     async def _release_sessions(self) -> None:
-        for session in self.hub.sessions.all():
+        sessions = self.hub.sessions.all()
+        for session in sessions:
             await self.hub.detach(session.sid)
-            await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
-        for sid in list(self.sio.manager.get_participants("/", None)):
+        # Concurrent but bounded: hundreds of sockets leave within the grace without
+        # flooding the room service.
+        limit = asyncio.Semaphore(_SHUTDOWN_LEAVE_CONCURRENCY)
+
+        async def leave(session: Session) -> None:
+            async with limit:
+                await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+
+        await asyncio.gather(*(leave(s) for s in sessions))
+        log.info("released every session", extra={"sessions": len(sessions)})
+        # Closed at the engine.io level, not with a Socket.IO disconnect: the client sees
+        # "transport close" and reconnects (to another edge behind the balancer), where
+        # "io server disconnect" would tell it to stay away.
+        for sock in list(self.sio.eio.sockets.values()):
             with contextlib.suppress(Exception):
-                await self.sio.disconnect(sid[0])
+                await sock.close(wait=False, abort=False)
+                sock.queue.put_nowait(None)  # let a websocket writer flush CLOSE and hang up
 
     async def _healthz(self, _: web.Request) -> web.Response:
         # Liveness never depends on the room service: an outage must not restart edges.

@@ -16,7 +16,10 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from meeting_common.grpc_metrics import ServerMetrics
 from meeting_common.net import bound_port
+from meeting_common.tls import server_credentials
+from room_service.api.auth import BearerTokenInterceptor
 from room_service.api.servicer import RoomServicer
 from room_service.config import Settings
 from room_service.meetings_file import load_meetings
@@ -50,12 +53,19 @@ class RoomServiceApp:
                 edge_lease_seconds=settings.edge_lease_seconds,
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
+                password_attempts_per_minute=settings.password_attempts_per_minute,
             ),
             self.metrics,
         )
         self.health = health_aio.HealthServicer()
+        self.grpc_metrics = ServerMetrics(self.registry)
+        self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])
         self.server = grpc.aio.server(
-            interceptors=[],
+            interceptors=[
+                # Metrics first, so refusals by later interceptors are counted too.
+                self.grpc_metrics.interceptor(),
+                *([BearerTokenInterceptor(settings.internal_token)] if settings.internal_token else []),
+            ],
             options=[
                 # Detect a dead or frozen edge connection even when no call is active.
                 ("grpc.keepalive_time_ms", 10_000),
@@ -80,7 +90,14 @@ class RoomServiceApp:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         host, port = self.settings.grpc_address
-        self.grpc_port = self.server.add_insecure_port(f"{_bracket(host)}:{port}")
+        address = f"{_bracket(host)}:{port}"
+        credentials = server_credentials(
+            self.settings.tls_cert_file, self.settings.tls_key_file, self.settings.tls_client_ca_file
+        )
+        if credentials is None:
+            self.grpc_port = self.server.add_insecure_port(address)
+        else:
+            self.grpc_port = self.server.add_secure_port(address, credentials)
         await self.server.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -90,6 +107,9 @@ class RoomServiceApp:
             "room service ready",
             extra={
                 "grpc_address": f"{host}:{self.grpc_port}",
+                "tls": credentials is not None,
+                "mutual_tls": bool(self.settings.tls_client_ca_file),
+                "internal_token_required": bool(self.settings.internal_token),
                 "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
             },
         )
@@ -114,6 +134,10 @@ class RoomServiceApp:
         """Graceful: NOT_SERVING first, then let calls and streams finish within the grace."""
         log.info("room service stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
         await self.health.enter_graceful_shutdown()
+        # Streams never finish on their own: end them now (edges resume elsewhere or
+        # after the restart from their last position) so that only unary calls use
+        # the grace period.
+        self.manager.close_streams()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         for task in self._tasks:
             task.cancel()
