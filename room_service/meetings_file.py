@@ -21,7 +21,8 @@ class MeetingSeed:
 
 
 def load_meetings(path: str) -> list[MeetingSeed]:
-    """Parses a JSON list of {id, meeting_name, status, creator_id, password?, max_participants?}."""
+    """Parses a JSON list of {id, meeting_name, status, creator_id, password?, max_participants?,
+    guests_can_share?, guests_can_chat?}."""
     if not path:
         return []
     entries = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -38,6 +39,15 @@ def load_meetings(path: str) -> list[MeetingSeed]:
             creator_id=str(entry.get("creator_id", "")),
             created_at=datetime.now(UTC),
             max_participants=int(entry.get("max_participants", 0)),
+            guests_can_share=_flag(entry, "guests_can_share", path, index),
+            guests_can_chat=_flag(entry, "guests_can_chat", path, index),
         )
         seeds.append(MeetingSeed(meeting, entry.get("password") or None))
     return seeds
+
+
+def _flag(entry: dict[str, object], key: str, path: str, index: int) -> bool:
+    value = entry.get(key, True)
+    if not isinstance(value, bool):
+        raise ValueError(f"{path}: entry {index}: {key!r} must be true or false")
+    return value

@@ -77,6 +77,8 @@ def meeting_to_pb(meeting: Meeting) -> pb.Meeting:
         has_password=meeting.password_hash is not None,
         max_participants=meeting.max_participants,
         created_at=timestamp(meeting.created_at),
+        guests_can_share=meeting.guests_can_share,
+        guests_can_chat=meeting.guests_can_chat,
     )
 
 
@@ -90,6 +92,8 @@ def meeting_from_pb(message: pb.Meeting) -> Meeting:
         creator_id=message.creator_id,
         created_at=from_timestamp(message.created_at),
         max_participants=message.max_participants,
+        guests_can_share=message.guests_can_share if message.HasField("guests_can_share") else True,
+        guests_can_chat=message.guests_can_chat if message.HasField("guests_can_chat") else True,
     )
 
 

@@ -51,6 +51,10 @@ class Meeting:
     """Salted slow hash of the password, or None when open. Never leaves the service."""
     max_participants: int = 0
     """Room capacity; 0 means the service default."""
+    guests_can_share: bool = True
+    """Whether participants other than the host may share their screen."""
+    guests_can_chat: bool = True
+    """Whether participants other than the host may send chat messages."""
 
     @property
     def joinable(self) -> bool:

@@ -8,9 +8,15 @@ from room_service.domain.models import Meeting, Participant, Permissions
 
 
 def permissions_for(meeting: Meeting, user_id: str) -> Permissions:
-    """The seed's permissions: everyone shares and chats; the creator records and hosts."""
+    """The seed's permissions: everyone shares and chats (unless the meeting keeps that to
+    its host); the creator records and hosts."""
     is_creator = bool(meeting.creator_id) and meeting.creator_id == user_id
-    return Permissions(can_share=True, can_chat=True, can_record=is_creator, is_host=is_creator)
+    return Permissions(
+        can_share=is_creator or meeting.guests_can_share,
+        can_chat=is_creator or meeting.guests_can_chat,
+        can_record=is_creator,
+        is_host=is_creator,
+    )
 
 
 def new_participant_id() -> str:

@@ -70,7 +70,10 @@ class RoomStore(Protocol):
         ...
 
     async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
-        """Marks it ended, empties its room, appends MeetingEnded when the room was open."""
+        """Marks it ended, empties its room, appends MeetingEnded when the room was open.
+
+        The ended room's log stays readable (watchers get MeetingEnded itself, not a
+        snapshot); ending an already ended meeting appends nothing and returns None."""
         ...
 
     async def join(self, spec: JoinSpec) -> JoinOutcome:

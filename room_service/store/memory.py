@@ -87,16 +87,19 @@ class MemoryStore:
         return self._meeting(meeting_id)
 
     async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
-        meeting = dataclasses.replace(self._meeting(meeting_id), status=MeetingStatus.ENDED)
+        previous = self._meeting(meeting_id)
+        meeting = dataclasses.replace(previous, status=MeetingStatus.ENDED)
         self._meetings[meeting_id] = meeting
         room = self._rooms.get(meeting_id)
-        if room is None:
-            return meeting, None
+        if room is None or previous.status is MeetingStatus.ENDED:
+            return meeting, None  # ending twice tells nobody anything new
         for participant in room.participants.values():
             self._unindex(participant, meeting_id)
         room.participants.clear()
+        # The room stays (empty, never listed, never joinable again while ended) instead of
+        # closing: watchers then read MeetingEnded itself, in order after what they have,
+        # rather than an empty snapshot that would look like everyone disconnected.
         event = self._append(room, MeetingEnded(ended_by=ended_by))
-        self._close(room)
         return meeting, event
 
     # -- participants -----------------------------------------------------------------

@@ -127,6 +127,8 @@ class Meeting(_message.Message):
     HAS_PASSWORD_FIELD_NUMBER: _builtins.int
     MAX_PARTICIPANTS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    GUESTS_CAN_SHARE_FIELD_NUMBER: _builtins.int
+    GUESTS_CAN_CHAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable meeting identifier (the Socket.IO `meetingId`)."""
     meeting_name: _builtins.str
@@ -139,6 +141,10 @@ class Meeting(_message.Message):
     """True when joining needs a password. The password itself is never returned."""
     max_participants: _builtins.int
     """Maximum participants in the room; 0 means the server's default."""
+    guests_can_share: _builtins.bool
+    """May participants other than the host share their screen? Unset means true."""
+    guests_can_chat: _builtins.bool
+    """May participants other than the host chat? Unset means true."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the meeting was registered."""
@@ -153,12 +159,21 @@ class Meeting(_message.Message):
         has_password: _builtins.bool = ...,
         max_participants: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        guests_can_share: _builtins.bool | None = ...,
+        guests_can_chat: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guests_can_chat", b"_guests_can_chat", "_guests_can_share", b"_guests_can_share", "created_at", b"created_at", "guests_can_chat", b"guests_can_chat", "guests_can_share", b"guests_can_share"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "creator_id", b"creator_id", "has_password", b"has_password", "id", b"id", "max_participants", b"max_participants", "meeting_name", b"meeting_name", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guests_can_chat", b"_guests_can_chat", "_guests_can_share", b"_guests_can_share", "created_at", b"created_at", "creator_id", b"creator_id", "guests_can_chat", b"guests_can_chat", "guests_can_share", b"guests_can_share", "has_password", b"has_password", "id", b"id", "max_participants", b"max_participants", "meeting_name", b"meeting_name", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__guests_can_chat: _TypeAlias = _typing.Literal["guests_can_chat"]  # noqa: Y015
+    _WhichOneofArgType__guests_can_chat: _TypeAlias = _typing.Literal["_guests_can_chat", b"_guests_can_chat"]  # noqa: Y015
+    _WhichOneofReturnType__guests_can_share: _TypeAlias = _typing.Literal["guests_can_share"]  # noqa: Y015
+    _WhichOneofArgType__guests_can_share: _TypeAlias = _typing.Literal["_guests_can_share", b"_guests_can_share"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guests_can_chat) -> _WhichOneofReturnType__guests_can_chat | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guests_can_share) -> _WhichOneofReturnType__guests_can_share | None: ...
 
 Global___Meeting: _TypeAlias = Meeting  # noqa: Y015
 
