@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from meeting_common.codes import ErrorCode
@@ -16,6 +18,8 @@ _FALLBACK = {
     grpc.StatusCode.UNAUTHENTICATED: ErrorCode.UNAUTHENTICATED,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorCode.RATE_LIMITED,
 }
+
+log = logging.getLogger("edge_gateway")
 
 _UNAVAILABLE_MESSAGE = "Meeting service is unavailable, please retry"
 
@@ -39,6 +43,11 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> EdgeError:
     status = error.code()
     if code is None:
         code = _FALLBACK.get(status, ErrorCode.INTERNAL)
+    if code is ErrorCode.UNAUTHENTICATED:
+        # Only the edge's own internal credentials can be refused by the room service: a
+        # server-side fault the client cannot fix, so it sees the service as unavailable.
+        log.error("room service refused the edge's credentials", extra={"details": error.details()})
+        code = ErrorCode.UNAVAILABLE
     if code is ErrorCode.UNAVAILABLE:
         return EdgeError(code, _UNAVAILABLE_MESSAGE)
     if code is ErrorCode.INTERNAL:

@@ -29,20 +29,28 @@ class RoomClient:
         edge_id: str,
         timeout: float,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.edge_id = edge_id
         self._timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            interceptors=list(interceptors),
-            options=[
-                ("grpc.keepalive_time_ms", 10_000),
-                ("grpc.keepalive_timeout_ms", 5_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2_000),
-            ],
-        )
+        options = [
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            # Reconnect within about a second of a room service restart, so that the
+            # edge re-announces its sockets inside the service's restore grace.
+            ("grpc.max_reconnect_backoff_ms", 1_000),
+        ]
+        # TLS (and the edge's client certificate for mutual TLS) when credentials are given.
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(
+                target, interceptors=list(interceptors), options=options
+            )
+        else:
+            self._channel = grpc.aio.secure_channel(
+                target, credentials, interceptors=list(interceptors), options=options
+            )
         self._stub = pb_grpc.RoomServiceStub(self._channel)
 
     async def close(self) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from meeting_common.settings import (
     Option,
+    SettingsError,
     choice,
     parse_address,
     parse_bool,
@@ -15,6 +16,7 @@ from meeting_common.settings import (
     parse_positive_float,
     parse_positive_int,
 )
+from meeting_common.tls import TlsConfigError, server_credentials
 
 DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
 
@@ -96,6 +98,29 @@ OPTIONS = (
         choice("DEBUG", "INFO", "WARNING", "ERROR"),
     ),
     Option("log_format", "ROOM_SERVICE_LOG_FORMAT", "text", "log format", choice("text", "json")),
+    # -- security (issue 6): TLS, internal callers, password throttling ----------------
+    Option("tls_cert_file", "ROOM_SERVICE_TLS_CERT_FILE", "", "server certificate (PEM); set to serve TLS"),
+    Option("tls_key_file", "ROOM_SERVICE_TLS_KEY_FILE", "", "key of --tls-cert-file (PEM)"),
+    Option(
+        "tls_client_ca_file",
+        "ROOM_SERVICE_TLS_CLIENT_CA_FILE",
+        "",
+        "CA (PEM) for client certificates; when set, every caller needs one (mutual TLS)",
+    ),
+    Option(
+        "internal_token",
+        "ROOM_SERVICE_INTERNAL_TOKEN",
+        "",
+        "bearer token every caller must send (health checks exempt); empty: no check; prefer the variable",
+        secret=True,
+    ),
+    Option(
+        "password_attempts_per_minute",
+        "ROOM_SERVICE_PASSWORD_ATTEMPTS_PER_MINUTE",
+        "20",
+        "wrong passwords per meeting per minute before joins to it get RATE_LIMITED",
+        parse_positive_int,
+    ),
 )
 
 
@@ -127,6 +152,16 @@ class Settings:
     """Log level name."""
     log_format: str
     """"text" or "json"."""
+    tls_cert_file: str = ""
+    """Server certificate ('' = plaintext)."""
+    tls_key_file: str = ""
+    """Server key."""
+    tls_client_ca_file: str = ""
+    """CA of client certificates ('' = none required)."""
+    internal_token: str = field(default="", repr=False)
+    """Bearer token required of callers ('' = none); kept out of repr."""
+    password_attempts_per_minute: int = 20
+    """Wrong passwords per meeting per minute."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,4 +173,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         prog="python -m room_service",
         description="The authoritative meeting RoomService (gRPC).",
     )
+    try:
+        server_credentials(values["tls_cert_file"], values["tls_key_file"], values["tls_client_ca_file"])
+    except TlsConfigError as exc:
+        raise SettingsError([f"TLS: {exc}"]) from None
     return Settings(**values)

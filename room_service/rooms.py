@@ -12,8 +12,9 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
@@ -33,13 +34,19 @@ from room_service.domain.models import (
     Snapshot,
 )
 from room_service.domain.passwords import hash_password, verify_password
+from room_service.domain.throttle import FailureThrottle
 from room_service.metrics import RoomMetrics
 from room_service.store.base import RestoreRecord, RoomStore
 
 log = logging.getLogger("room_service")
+T = TypeVar("T")
 
 _MEDIA_FIELDS = ("audio", "video", "screen")
 _READ_BATCH = 256
+# Reaped edges remembered so that a late RestoreSessions cannot resurrect participants
+# everyone was already told had left; older tombstones are forgotten.
+_TOMBSTONES = 4096
+_TOMBSTONE_SECONDS = 3600.0
 
 
 def _plural(count: int, word: str) -> str:
@@ -56,6 +63,8 @@ class ManagerOptions:
     """After start, how long a watcher needing a snapshot waits for edges to re-announce."""
     max_chat_length: int = 2000
     """Longest chat message."""
+    password_attempts_per_minute: int = 20
+    """Wrong passwords per meeting per minute before joins to it get RATE_LIMITED."""
 
 
 class RoomManager:
@@ -73,6 +82,12 @@ class RoomManager:
         self._metrics = metrics
         self._clock = clock
         self._started = clock()
+        self._reaped: dict[str, float] = {}
+        self._reap_not_before = 0.0
+        # Set on shutdown: every open stream ends so the server can stop without
+        # waiting out its grace period.
+        self._closing = asyncio.Event()
+        self._password_throttle = FailureThrottle(options.password_attempts_per_minute, 60.0, clock)
 
     @property
     def lease_seconds(self) -> float:
@@ -124,8 +139,13 @@ class RoomManager:
         if not meeting.joinable:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
         if meeting.password_hash is not None:
-            ok = await asyncio.to_thread(verify_password, password, meeting.password_hash)
+            # Checked before hashing, so a guessing client cannot even spend our CPU.
+            if self._password_throttle.blocked(spec.meeting_id):
+                raise DomainError(ErrorCode.RATE_LIMITED, "Too many wrong passwords, try again later")
+            ok = bool(password) and await asyncio.to_thread(verify_password, password, meeting.password_hash)
             if not ok:
+                if password:  # a join without a password is a prompt, not a guess
+                    self._password_throttle.fail(spec.meeting_id)
                 raise errors.invalid_password()
         await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
         outcome = await self._store.join(spec)
@@ -236,7 +256,10 @@ class RoomManager:
         if not edge_id:
             raise errors.invalid("edge_id is required")
         while True:
-            yield await self._store.next_signal(edge_id)
+            signal = await self._unless_closing(self._store.next_signal(edge_id))
+            if signal is None:
+                return
+            yield signal
 
     # -- the stream -------------------------------------------------------------------
 
@@ -250,6 +273,8 @@ class RoomManager:
                 batch = await self._store.read_after(meeting_id, position, _READ_BATCH)
                 if isinstance(batch, Snapshot):
                     await self._restore_grace()
+                    if self._closing.is_set():
+                        return
                     # Re-read: edges may have re-announced their sockets meanwhile.
                     batch = await self._store.snapshot(meeting_id)
                     if batch.position != position:
@@ -260,14 +285,42 @@ class RoomManager:
                     yield event
                     position = event.position
                 if not batch:
-                    await self._store.wait_beyond(meeting_id, position)
+                    await self._unless_closing(self._store.wait_beyond(meeting_id, position))
+                if self._closing.is_set():
+                    return
         finally:
             self._metrics.watch_streams.dec()
 
     async def _restore_grace(self) -> None:
+        # A fresh in-memory service knows nobody until the edges re-announce their
+        # sockets. A resuming watcher answered with a snapshot now would tell its sockets
+        # that every participant of a slower edge left; so stale watchers wait out the
+        # grace (edges re-announce within about a second of the service coming back).
         remaining = self._started + self._options.restore_grace_seconds - self._clock()
         if remaining > 0:
-            await asyncio.sleep(remaining)
+            await self._unless_closing(asyncio.sleep(remaining))
+
+    async def _unless_closing(self, awaitable: Awaitable[T]) -> T | None:
+        """The awaitable's result, or None when the service starts shutting down first."""
+        if self._closing.is_set():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            return None
+        work = asyncio.ensure_future(awaitable)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({work, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        return work.result() if not work.cancelled() else None
+
+    def close_streams(self) -> None:
+        """Ends every WatchRoom and WatchEdge stream (shutdown); new ones end at once."""
+        self._closing.set()
 
     # -- edges ------------------------------------------------------------------------
 
@@ -282,7 +335,12 @@ class RoomManager:
         if not edge_id:
             raise errors.invalid("edge_id is required")
         await self._store.touch_edge(edge_id, self._clock() + self._options.edge_lease_seconds)
-        rejected = await self._store.restore(edge_id, records)
+        if edge_id in self._reaped:
+            # Its lease ran out and everyone was told these participants left: the edge
+            # must tell its sockets so, not bring them back.
+            rejected = [r.participant.participant_id for r in records]
+        else:
+            rejected = await self._store.restore(edge_id, records)
         log.info(
             "Edge re-announced its sessions",
             extra={"edge_id": edge_id, "sessions": len(records), "rejected": len(rejected)},
@@ -292,8 +350,12 @@ class RoomManager:
     async def reap_expired_edges(self) -> int:
         """Removes the participants of every edge whose lease ran out; returns how many."""
         reaped = 0
-        for edge_id in await self._store.expired_edges(self._clock()):
+        now = self._clock()
+        if now < self._reap_not_before:
+            return 0
+        for edge_id in await self._store.expired_edges(now):
             events = await self._store.drop_edge(edge_id)
+            self._remember_reaped(edge_id, now)
             for event in events:
                 await self._published(event)
             reaped += len(events)
@@ -304,12 +366,35 @@ class RoomManager:
             )
         return reaped
 
+    def _remember_reaped(self, edge_id: str, now: float) -> None:
+        self._reaped[edge_id] = now
+        for old, when in list(self._reaped.items()):
+            if len(self._reaped) <= _TOMBSTONES and now - when < _TOMBSTONE_SECONDS:
+                break
+            del self._reaped[old]
+
+    def note_stall(self, seconds: float) -> None:
+        """This process did not run for `seconds` (frozen, starved): no edge could renew
+        its lease meanwhile, so every edge gets one full lease before anyone is reaped."""
+        self._reap_not_before = self._clock() + self._options.edge_lease_seconds
+        log.warning(
+            "room service stalled; reaping paused for one lease",
+            extra={"stalled_seconds": round(seconds, 3), "lease_seconds": self._options.edge_lease_seconds},
+        )
+
     async def run_reaper(self, interval: float) -> None:
         """Reaps expired edges forever, every `interval` seconds."""
+        last = self._clock()
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            now = self._clock()
+            if now - last > interval + max(1.0, self._options.edge_lease_seconds / 4):
+                self.note_stall(now - last - interval)
+            last = now
+            try:
                 await self.reap_expired_edges()
+            except Exception:
+                log.exception("reaping expired edges failed")
 
     async def refresh_gauges(self) -> None:
         """Sets the room, participant and edge gauges from the store (at scrape time)."""

@@ -1,0 +1,193 @@
+"""Per-socket and per-address limits at the edge: event rate, wrong-password attempts,
+connections per client address, and name/text lengths.
+
+Everything here is in-memory and per edge process; no I/O. The clock is injectable so
+the rules can be tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from edge_gateway.errors import EdgeError
+from meeting_common.codes import ErrorCode
+
+if TYPE_CHECKING:
+    from edge_gateway.config import Settings
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    """`rate` tokens per second, holding at most `burst`; one token per event."""
+
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._stamp = clock()
+
+    def take(self) -> bool:
+        """Spends a token; False (and nothing spent) when the bucket is empty."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class FailureWindow:
+    """At most `limit` failures in any `window` seconds."""
+
+    __slots__ = ("_clock", "_failures", "_limit", "_window")
+
+    def __init__(self, limit: int, window: float, clock: Clock = time.monotonic) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._failures: deque[float] = deque()
+
+    def _expire(self) -> None:
+        cutoff = self._clock() - self._window
+        while self._failures and self._failures[0] <= cutoff:
+            self._failures.popleft()
+
+    def blocked(self) -> bool:
+        """True while the window holds `limit` failures."""
+        self._expire()
+        return len(self._failures) >= self._limit
+
+    def fail(self) -> None:
+        """Records one failure."""
+        self._expire()
+        self._failures.append(self._clock())
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """The edge's limits (each an EDGE_GATEWAY_* setting)."""
+
+    events_per_second: float = 20.0
+    """Sustained client events per socket."""
+    event_burst: int = 40
+    """Events a socket may send at once before the rate applies."""
+    password_attempts_per_minute: int = 5
+    """Wrong meeting passwords one socket may try per minute."""
+    max_connections_per_address: int = 50
+    """Open sockets per client address."""
+    max_name_length: int = 100
+    """Longest userName."""
+    max_text_length: int = 2000
+    """Longest chat text."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LimitSettings:
+        """The limits named in the edge's settings."""
+        return cls(
+            events_per_second=settings.events_per_second,
+            event_burst=settings.event_burst,
+            password_attempts_per_minute=settings.password_attempts_per_minute,
+            max_connections_per_address=settings.max_connections_per_address,
+            max_name_length=settings.max_name_length,
+            max_text_length=settings.max_text_length,
+        )
+
+
+_RATE_LIMITED = "Too many events, slow down"
+_PASSWORD_LIMITED = "Too many wrong passwords, try again later"
+
+
+class EdgeLimits:
+    """The limits of one edge process, keyed by socket id and client address."""
+
+    def __init__(self, settings: LimitSettings, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+        self._passwords: dict[str, FailureWindow] = {}
+        self._addresses: dict[str, int] = {}
+        self._address_of: dict[str, str] = {}
+
+    # -- connections ------------------------------------------------------------------
+
+    def admit(self, sid: str, address: str) -> bool:
+        """Counts a new socket from `address`; False (nothing counted) when over the limit."""
+        count = self._addresses.get(address, 0)
+        if count >= self.settings.max_connections_per_address:
+            return False
+        self._addresses[address] = count + 1
+        self._address_of[sid] = address
+        s = self.settings
+        self._buckets[sid] = TokenBucket(s.events_per_second, s.event_burst, self._clock)
+        return True
+
+    def release(self, sid: str) -> None:
+        """Forgets a closed socket (idempotent)."""
+        self._buckets.pop(sid, None)
+        self._passwords.pop(sid, None)
+        address = self._address_of.pop(sid, None)
+        if address is None:
+            return
+        left = self._addresses.get(address, 1) - 1
+        if left > 0:
+            self._addresses[address] = left
+        else:
+            self._addresses.pop(address, None)
+
+    def connections(self, address: str) -> int:
+        """Open sockets counted for `address`."""
+        return self._addresses.get(address, 0)
+
+    # -- events -----------------------------------------------------------------------
+
+    def check_event(self, sid: str, event: str, args: tuple[Any, ...]) -> None:
+        """Before a handler runs: raises RATE_LIMITED or INVALID_PAYLOAD; changes nothing else."""
+        bucket = self._buckets.get(sid)
+        if bucket is not None and not bucket.take():
+            raise EdgeError(ErrorCode.RATE_LIMITED, _RATE_LIMITED)
+        if event == "join-meeting":
+            window = self._passwords.get(sid)
+            if window is not None and window.blocked():
+                raise EdgeError(ErrorCode.RATE_LIMITED, _PASSWORD_LIMITED)
+        self._check_lengths(event, args)
+
+    def record_error(self, sid: str, event: str, code: ErrorCode, args: tuple[Any, ...]) -> None:
+        """After a handler failed: counts wrong passwords per socket (a join without a
+        password is the client asking whether one is needed, not a guess)."""
+        if event != "join-meeting" or code is not ErrorCode.INVALID_PASSWORD or sid not in self._buckets:
+            return
+        payload = args[0] if args and isinstance(args[0], dict) else {}
+        if not payload.get("meeting_password"):
+            return
+        window = self._passwords.get(sid)
+        if window is None:
+            window = FailureWindow(self.settings.password_attempts_per_minute, 60.0, self._clock)
+            self._passwords[sid] = window
+        window.fail()
+
+    def _check_lengths(self, event: str, args: tuple[Any, ...]) -> None:
+        # The payload models cap lengths at fixed maxima; these are the configured, tighter
+        # limits, checked on the raw payload so the message names the setting's value.
+        payload = args[0] if len(args) == 1 and isinstance(args[0], dict) else None
+        if payload is None:
+            return
+        s = self.settings
+        if event == "join-meeting":
+            _max_length(payload, "userName", s.max_name_length)
+        elif event == "chat-message":
+            _max_length(payload, "text", s.max_text_length)
+
+
+def _max_length(payload: dict[str, Any], field: str, limit: int) -> None:
+    value = payload.get(field)
+    if isinstance(value, str) and len(value.strip()) > limit:
+        raise EdgeError(ErrorCode.INVALID_PAYLOAD, f"Invalid {field}: longer than {limit} characters")

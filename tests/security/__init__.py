@@ -1,0 +1,1 @@
+"""Security tests: authentication, secrets, limits, TLS and hostile input."""

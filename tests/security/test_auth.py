@@ -1,0 +1,200 @@
+"""Authentication at the edge with real tokens signed here, against real processes and
+the official socket.io-client: who gets in, who is refused and why, and that a token
+binds the socket to one userId."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
+from tests.support.processes import EdgeProcess, ManagedProcess, RoomServiceProcess, edge_argv, start_edge
+
+from . import keys
+
+pytestmark = pytest.mark.timeout(120)
+
+MEETING = "test-meeting-123"
+JWT_ARGS = ("--auth-mode", "jwt", "--jwt-issuer", keys.ISSUER, "--jwt-audience", keys.AUDIENCE)
+
+
+@pytest.fixture
+async def jwt_edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+    """An edge in jwt mode with the HS256 secret given by environment variable."""
+    proc = await start_edge(
+        room_service.grpc_address,
+        *JWT_ARGS,
+        "--jwt-leeway-seconds",
+        "5",
+        env={"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET},
+        name="edge-jwt",
+    )
+    try:
+        yield proc
+    finally:
+        await proc.terminate()
+
+
+async def refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:
+    """Connects expecting a refusal; returns the connect_error payload."""
+    options: dict[str, Any] = {"transports": ["websocket"]}
+    if auth is not None:
+        options["auth"] = auth
+    with pytest.raises(JsCommandError) as info:
+        await client.connect(url, **options)
+    assert info.value.code == "CONNECT_ERROR"
+    event = client.events_named("connect_error")[-1]
+    assert isinstance(event.data, dict)
+    return event.data
+
+
+async def test_valid_token_joins_with_its_subject_and_name(jwt_edge: EdgeProcess, js: JsClientPool) -> None:
+    a = js.client("a")
+    await a.connect(jwt_edge.url, auth={"token": keys.token("user-1-id", name="Alice From Token")})
+    reply = await a.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "user-1-id", "userName": "Typed Name"}
+    )
+    assert reply["success"] is True, reply
+    assert reply["participant"]["userId"] == "user-1-id"
+    # The verified name claim wins over whatever the client typed.
+    assert reply["participant"]["userName"] == "Alice From Token"
+
+    b = js.client("b")
+    await b.connect(jwt_edge.url, auth={"token": keys.token("user-2-id")})
+    joined = await b.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "user-2-id", "userName": "Bob"}
+    )
+    assert joined["success"] is True
+    assert [p["userName"] for p in joined["participants"]] == ["Alice From Token"]
+    # Without a name claim the payload's userName is used.
+    seen = await a.wait_for_event("participant-joined")
+    assert seen.data["userName"] == "Bob"
+
+
+async def test_join_as_another_user_is_forbidden_and_changes_nothing(
+    jwt_edge: EdgeProcess, js: JsClientPool
+) -> None:
+    watcher = js.client("watcher")
+    await watcher.connect(jwt_edge.url, auth={"token": keys.token("user-9-id")})
+    ok = await watcher.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "user-9-id", "userName": "Watcher"}
+    )
+    assert ok["success"] is True
+
+    mallory = js.client("mallory")
+    await mallory.connect(jwt_edge.url, auth={"token": keys.token("user-2-id")})
+    reply = await mallory.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "user-1-id", "userName": "Not Me"}
+    )
+    assert reply["success"] is False
+    assert reply["error"]["code"] == "FORBIDDEN"
+    error = await mallory.wait_for_event("error")
+    assert error.data["code"] == "FORBIDDEN"
+    await watcher.expect_no_event("participant-joined", within=1.0)
+    # The socket stays usable: joining as itself works.
+    again = await mallory.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "user-2-id", "userName": "Me"}
+    )
+    assert again["success"] is True
+
+
+@pytest.mark.parametrize(
+    ("case", "auth", "message"),
+    [
+        ("missing", None, "Authentication token is required"),
+        ("empty", {"token": ""}, "Authentication token is required"),
+        ("not a string", {"token": 12345}, "Authentication token is required"),
+        ("garbage", {"token": "not-a-jwt"}, "Token is malformed"),
+        ("expired", {"token": keys.token(expires_in=-60)}, "Token has expired"),
+        (
+            "wrong key",
+            {"token": keys.token(key="another-secret-another-secret-1234")},
+            "Token signature is invalid",
+        ),
+        ("wrong audience", {"token": keys.token(audience="billing")}, "Token audience is not accepted"),
+        (
+            "wrong issuer",
+            {"token": keys.token(issuer="https://evil.invalid")},
+            "Token issuer is not accepted",
+        ),
+        ("no expiry", {"token": keys.token(expires_in=None)}, "Token lacks the exp claim"),
+        ("no subject", {"token": keys.token(sub=None)}, "Token lacks the sub claim"),
+        ("not yet valid", {"token": keys.token(nbf=9_999_999_999)}, "Token is not valid yet"),
+        (
+            "alg none",
+            {"token": jwt.encode({"sub": "u", "exp": 9_999_999_999}, None, algorithm="none")},
+            "Token algorithm is not accepted",
+        ),
+        ("bad subject", {"token": keys.token(sub="has space")}, "Token subject is not a valid user id"),
+    ],
+)
+async def test_bad_tokens_are_refused_with_a_reason(
+    jwt_edge: EdgeProcess, js: JsClientPool, case: str, auth: dict[str, Any] | None, message: str
+) -> None:
+    client = js.client(case.replace(" ", "-"))
+    data = await refused(client, jwt_edge.url, auth)
+    assert data["message"] == message
+    assert data["data"] == {"code": "UNAUTHENTICATED", "message": message}
+    assert not client.events_named("connect")
+
+
+async def test_expiry_leeway_admits_a_token_just_expired(jwt_edge: EdgeProcess, js: JsClientPool) -> None:
+    # Expired 2 s ago, the leeway is 5 s: clocks that disagree a little still work.
+    client = js.client("skewed")
+    await client.connect(jwt_edge.url, auth={"token": keys.token(expires_in=-2)}, transports=["websocket"])
+
+
+async def test_dev_mode_needs_no_token(edge: EdgeProcess, js: JsClientPool) -> None:
+    client = js.client("dev")
+    await client.connect(edge.url)
+    reply = await client.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "anyone", "userName": "Anyone"}
+    )
+    assert reply["success"] is True
+
+
+async def test_public_keys_from_jwks_file_and_pem(
+    room_service: RoomServiceProcess, js: JsClientPool, tmp_path: Path
+) -> None:
+    rsa_key, ec_key, stranger = keys.rsa_key(), keys.ec_key(), keys.rsa_key()
+    jwks_file = keys.jwks(tmp_path / "jwks.json", {"rsa-1": rsa_key, "ec-1": ec_key})
+    pem_file = tmp_path / "ec.pub.pem"
+    pem_file.write_bytes(keys.public_pem(ec_key))
+    async with (
+        await start_edge(
+            room_service.grpc_address, *JWT_ARGS, "--jwt-jwks-file", str(jwks_file), name="jwks"
+        ) as e1,
+        await start_edge(
+            room_service.grpc_address, *JWT_ARGS, "--jwt-public-key-file", str(pem_file), name="pem"
+        ) as e2,
+    ):
+        ok_rs = keys.token("rs-user", key=rsa_key, algorithm="RS256", kid="rsa-1")
+        ok_es = keys.token("es-user", key=ec_key, algorithm="ES256", kid="ec-1")
+        await js.client("rs").connect(e1.url, auth={"token": ok_rs}, transports=["websocket"])
+        await js.client("es").connect(e1.url, auth={"token": ok_es}, transports=["websocket"])
+        await js.client("pem").connect(e2.url, auth={"token": ok_es}, transports=["websocket"])
+
+        unknown_kid = keys.token("x", key=stranger, algorithm="RS256", kid="rsa-2")
+        data = await refused(js.client("kid"), e1.url, {"token": unknown_kid})
+        assert data["data"]["code"] == "UNAUTHENTICATED"
+        wrong_key = keys.token("x", key=stranger, algorithm="RS256", kid="rsa-1")
+        data = await refused(js.client("forged"), e1.url, {"token": wrong_key})
+        assert data["message"] == "Token signature is invalid"
+        # Algorithm confusion: an HS256 token "signed" with the public key as its secret.
+        confused = keys.hs256_forged(
+            {"sub": "x", "exp": 9_999_999_999, "iss": keys.ISSUER, "aud": keys.AUDIENCE},
+            keys.public_pem(ec_key),
+        )
+        data = await refused(js.client("confused"), e2.url, {"token": confused})
+        assert data["message"] == "Token algorithm is not accepted"
+
+
+async def test_jwt_mode_without_a_key_does_not_start(room_service: RoomServiceProcess) -> None:
+    proc = ManagedProcess("edge-misconfigured", edge_argv(room_service.grpc_address, "--auth-mode", "jwt"))
+    await proc.start()
+    assert await proc.wait(20) == 2
+    assert any("auth_mode=jwt needs exactly one of" in line.text for line in proc.lines)
