@@ -9,8 +9,6 @@ import signal
 import uuid
 
 from aiohttp import web
-from meeting.v1 import room_service_pb2 as pb
-from meeting_common.grpc_metrics import ClientMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from edge_gateway.auth import authenticator_for, bearer_interceptors, room_service_credentials
@@ -23,6 +21,8 @@ from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session
 from edge_gateway.webrtc import WebRtcConfigBuilder
+from meeting.v1 import room_service_pb2 as pb
+from meeting_common.grpc_metrics import ClientMetrics
 from meeting_common.net import bound_port
 
 log = logging.getLogger("edge_gateway")

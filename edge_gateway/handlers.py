@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from meeting.v1 import room_service_pb2 as pb
 
 from edge_gateway import wire
+from edge_gateway.auth import Authenticator, Identity, NoAuth
 from edge_gateway.errors import EdgeError
 from edge_gateway.hub import Hub
+from edge_gateway.limits import EdgeLimits, LimitSettings
 from edge_gateway.metrics import event_label
 from edge_gateway.payloads import (
     ChatMessage,
@@ -34,6 +35,7 @@ from edge_gateway.payloads import (
     parse,
 )
 from edge_gateway.sessions import Session
+from meeting.v1 import room_service_pb2 as pb
 from meeting_common.codes import ErrorCode
 
 log = logging.getLogger("edge_gateway")
@@ -48,6 +50,13 @@ _SIGNAL_TYPES = {
 }
 
 
+def client_address(environ: dict[str, Any]) -> str:
+    """The peer's IP address (engineio's aiohttp environ hard-codes REMOTE_ADDR)."""
+    request = environ.get("aiohttp.request")
+    remote = getattr(request, "remote", None)
+    return str(remote or environ.get("REMOTE_ADDR") or "unknown")
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -55,8 +64,20 @@ def _plural(count: int, word: str) -> str:
 class EventHandlers:
     """The handlers of one edge, bound to its hub."""
 
-    def __init__(self, hub: Hub, webrtc_config: WebRtcConfig, max_signal_bytes: int) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        webrtc_config: WebRtcConfig,
+        max_signal_bytes: int,
+        *,
+        authenticator: Authenticator | None = None,
+        limits: EdgeLimits | None = None,
+    ) -> None:
         self.hub = hub
+        self.authenticator: Authenticator = authenticator or NoAuth()
+        self.limits = limits or EdgeLimits(LimitSettings())
+        # Verified identities by socket (jwt mode only): join-meeting may only use these.
+        self._identities: dict[str, Identity] = {}
         self._webrtc_config = webrtc_config
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
@@ -83,9 +104,20 @@ class EventHandlers:
     # -- connection lifecycle ---------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-        """Accepts the socket (authentication hooks in here)."""
+        """Authenticates and admits the socket; a refusal reaches the client as connect_error."""
         if self.draining:
             return False
+        try:
+            identity = await self.authenticator.authenticate(auth, environ)
+            if not self.limits.admit(sid, client_address(environ)):
+                raise EdgeError(ErrorCode.RATE_LIMITED, "Too many connections from this address")
+        except EdgeError as exc:
+            self.hub.metrics.errors.labels(code=exc.code.value).inc()
+            log.info("connection refused", extra={"sid": sid, "code": exc.code.value, "reason": exc.message})
+            # The client's connect_error gets `message` and `data: {code, message}`.
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.payload()) from None
+        if identity is not None:
+            self._identities[sid] = identity
         self._locks[sid] = asyncio.Lock()
         self.hub.metrics.sockets.inc()
         log.info(f"✅ Socket connected: {sid}", extra={"sid": sid})
@@ -93,6 +125,8 @@ class EventHandlers:
 
     async def on_disconnect(self, sid: str, *_: Any) -> None:
         """Leaves the socket's meeting with reason `disconnected`."""
+        self.limits.release(sid)
+        self._identities.pop(sid, None)
         lock = self._locks.get(sid)
         if lock is None:
             return
@@ -115,6 +149,10 @@ class EventHandlers:
         """Any other event: refused, nothing changes."""
         self.hub.metrics.received.labels(event=event_label(str(event))).inc()
         error = EdgeError(ErrorCode.INVALID_PAYLOAD, "Unknown event")
+        try:
+            self.limits.check_event(sid, str(event), ())
+        except EdgeError as exc:
+            error = exc
         return await self._refuse(sid, error)
 
     # -- plumbing ---------------------------------------------------------------------
@@ -122,6 +160,10 @@ class EventHandlers:
     def _wrap(self, name: str, handler: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
         async def run(sid: str, *args: Any) -> dict[str, Any]:
             self.hub.metrics.received.labels(event=name).inc()
+            try:
+                self.limits.check_event(sid, name, args)
+            except EdgeError as exc:
+                return await self._refuse(sid, exc)
             lock = self._locks.get(sid)
             if lock is None:
                 return await self._refuse(sid, EdgeError(ErrorCode.UNAVAILABLE, "Socket is closing"))
@@ -129,6 +171,7 @@ class EventHandlers:
                 try:
                     return {"success": True, **await handler(sid, args)}
                 except EdgeError as exc:
+                    self.limits.record_error(sid, name, exc.code, args)
                     return await self._refuse(sid, exc)
                 except Exception:
                     log.exception("handler failed", extra={"event": name, "sid": sid})
@@ -140,6 +183,15 @@ class EventHandlers:
         self.hub.metrics.errors.labels(code=error.code.value).inc()
         await self.hub.emit("error", error.payload(), to=sid)
         return {"success": False, "error": error.payload()}
+
+    def _authorized_name(self, sid: str, request: JoinMeeting) -> str:
+        """The display name to join with; FORBIDDEN when the token names another user."""
+        identity = self._identities.get(sid)
+        if identity is None:
+            return request.userName
+        if request.userId != identity.user_id:
+            raise EdgeError(ErrorCode.FORBIDDEN, "userId does not match the authenticated user")
+        return identity.user_name or request.userName
 
     def _session(self, sid: str, meeting_id: str | None = None) -> Session:
         session = self.hub.sessions.by_sid(sid)
@@ -153,8 +205,13 @@ class EventHandlers:
         """`join-meeting` → `meeting-joined` to the joiner; the relay tells the others."""
         started = time.perf_counter()
         request = parse(JoinMeeting, args)
+        user_name = self._authorized_name(sid, request)
         if self.draining:
             raise EdgeError(ErrorCode.UNAVAILABLE, "Server is shutting down, please reconnect")
+        if not self.hub.room_service_up:
+            # Known to be down (or frozen): refuse at once instead of letting the user
+            # wait for a deadline. The edge re-checks every quarter second meanwhile.
+            raise EdgeError(ErrorCode.UNAVAILABLE, "Meeting service is unavailable, please retry")
         current = self.hub.sessions.by_sid(sid)
         if current is not None and current.meeting_id != request.meetingId:
             await self.hub.detach(sid)
@@ -164,7 +221,7 @@ class EventHandlers:
         if request.audio is not None or request.video is not None:
             media = pb.MediaState(audio=request.audio is not False, video=request.video is not False)
         reply = await self.hub.client.join(
-            request.meetingId, request.userId, request.userName, request.meeting_password or "", media, sid
+            request.meetingId, request.userId, user_name, request.meeting_password or "", media, sid
         )
         payload = {
             "success": True,
@@ -175,16 +232,20 @@ class EventHandlers:
             "permissions": wire.permissions(reply.participant.permissions),
             "webrtcConfig": self._webrtc_config(request.userId),
         }
+        if current is not None:
+            # Same meeting again. The fresh roster is as of the log head, which the room
+            # stream may not have relayed yet: out of the room until re-registered at the
+            # head, or events already in the roster would reach the socket a second time.
+            await self.hub.detach(sid)
         await self.hub.emit("meeting-joined", payload, to=sid)
-        if not (reply.already_joined and current is not None):
-            session = Session(
-                sid=sid,
-                meeting_id=request.meetingId,
-                participant=reply.participant,
-                position=(reply.position.sequence, reply.position.epoch),
-                roster={p.participant_id: p for p in reply.participants},
-            )
-            await self.hub.attach(session)
+        session = Session(
+            sid=sid,
+            meeting_id=request.meetingId,
+            participant=reply.participant,
+            position=(reply.position.sequence, reply.position.epoch),
+            roster={p.participant_id: p for p in reply.participants},
+        )
+        await self.hub.attach(session)
         count = len(reply.participants)
         log.info(
             f"📤 Sent meeting-joined to {sid} with {_plural(count, 'existing participant')}",
@@ -226,7 +287,12 @@ class EventHandlers:
             request = parse(WebRtcSignal, args)
             session = self._session(sid)
             body = {k: v for k, v in (request.model_extra or {}).items()}
-            encoded = json.dumps(body, separators=(",", ":"))
+            try:
+                # Strict JSON: binary would crash the encoder, and NaN/Infinity would reach
+                # the target's browser as text its JSON parser rejects, dropping its socket.
+                encoded = json.dumps(body, separators=(",", ":"), allow_nan=False)
+            except (TypeError, ValueError):
+                raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal must be plain JSON") from None
             if len(encoded) > self._max_signal_bytes:
                 raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal is too large")
             await self.hub.client.send_signal(

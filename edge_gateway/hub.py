@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 import socketio
-from meeting.v1 import room_service_pb2 as pb
 
 from edge_gateway import wire
 from edge_gateway.errors import EdgeError
@@ -19,8 +18,13 @@ from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay, views_from
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session, SessionRegistry
+from meeting.v1 import room_service_pb2 as pb
 
 log = logging.getLogger("edge_gateway")
+
+# While the room service is unreachable the edge knocks this often (seconds): after a
+# restart it must re-announce its sockets well within the service's restore grace.
+_DOWN_RETRY_SECONDS = 0.25
 
 _SIGNAL_EVENTS = {
     pb.SIGNAL_TYPE_OFFER: "webrtc-offer",
@@ -165,7 +169,7 @@ class Hub:
     async def _heartbeats(self, interval: float) -> None:
         while True:
             await self.heartbeat_once()
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval if self.room_service_up else min(interval, _DOWN_RETRY_SECONDS))
 
     async def _restore(self) -> None:
         sessions = self.sessions.all()

@@ -7,6 +7,8 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from meeting_common.codes import ErrorCode
+
 # Event names a client may send or be sent; anything else is counted as "other" so a
 # hostile client cannot grow the label set.
 KNOWN_EVENTS = frozenset(
@@ -29,6 +31,27 @@ KNOWN_EVENTS = frozenset(
         "error",
     }
 )
+
+# Sent by clients; the rest of KNOWN_EVENTS only by the edge (chat and WebRTC go both ways).
+_CLIENT_EVENTS = frozenset(
+    {
+        "join-meeting",
+        "leave-meeting",
+        "update-media",
+        "webrtc-offer",
+        "webrtc-answer",
+        "webrtc-ice-candidate",
+        "chat-message",
+        "kick-participant",
+        "end-meeting",
+    }
+)
+_SERVER_EVENTS = (KNOWN_EVENTS - _CLIENT_EVENTS) | {
+    "webrtc-offer",
+    "webrtc-answer",
+    "webrtc-ice-candidate",
+    "chat-message",
+}
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -73,11 +96,25 @@ class EdgeMetrics:
         self.room_streams = Gauge(
             "edge_gateway_room_streams_open", "Open WatchRoom streams.", registry=registry
         )
+        self.slow_sockets_dropped = Counter(
+            "edge_gateway_slow_sockets_dropped",
+            "Sockets closed because their outgoing queue went over --max-queued-packets.",
+            registry=registry,
+        )
         self.room_service_up = Gauge(
             "edge_gateway_room_service_up",
             "1 when the room service answers the edge's heartbeats.",
             registry=registry,
         )
+        # Every known series exists from the start, at zero: a counter series born at its
+        # first increment hides that increment from rate() and increase(), so the first
+        # events and errors after a start would never reach the dashboard or the alerts.
+        for event in (*_CLIENT_EVENTS, "other"):
+            self.received.labels(event=event)
+        for event in _SERVER_EVENTS:
+            self.sent.labels(event=event)
+        for code in ErrorCode:
+            self.errors.labels(code=code.value)
 
     def emitted(self, event: str) -> None:
         """Counts one emitted event."""

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from meeting.v1 import room_service_pb2 as pb
 
 from edge_gateway import wire
 from edge_gateway.sessions import Session
+from meeting.v1 import room_service_pb2 as pb
 
 if TYPE_CHECKING:
     from edge_gateway.hub import Hub
@@ -59,8 +59,15 @@ class RoomRelay:
         self.position = position
         self.view = view
         self._ring: deque[pb.RoomEvent] = deque(maxlen=_RING)
+        # Epochs the stream has left behind: a socket that joined in one of them is
+        # behind the relay; one that joined in an epoch not seen yet is ahead of it.
+        self._past_epochs: set[str] = set()
         self.members: dict[str, Session] = {}
         self.pending: dict[str, Session] = {}
+        # Held while the stream applies one item and while a socket is brought into step:
+        # emits yield, and an event broadcast while a socket is still being caught up
+        # (not yet in the Socket.IO room) would otherwise never reach it.
+        self._step = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._call: Any = None
         self.closed = False
@@ -88,7 +95,17 @@ class RoomRelay:
 
     async def register(self, session: Session) -> None:
         """Brings a socket that just got `meeting-joined` into step with the stream."""
+        async with self._step:
+            await self._register(session)
+
+    async def _register(self, session: Session) -> None:
         seq, epoch = session.position
+        if epoch != self.position[1] and epoch not in self._past_epochs:
+            # Joined in a log incarnation the stream has not reached yet (e.g. the room
+            # service restarted and this relay still waits for its resync snapshot):
+            # diffing against the stale view now would invent joins and leaves.
+            self.pending[session.sid] = session
+            return
         if epoch == self.position[1] and seq >= self.position[0]:
             self.pending[session.sid] = session  # the stream has not reached its join yet
             if seq == self.position[0]:
@@ -111,10 +128,19 @@ class RoomRelay:
     async def _activate_ready(self) -> None:
         seq, epoch = self.position
         for sid, session in list(self.pending.items()):
-            if session.position[1] != epoch or session.position[0] <= seq:
-                del self.pending[sid]
-                # In step exactly when the stream stopped at its own join; else diff.
-                await self._activate(session, diff=session.position != self.position)
+            joined_seq, joined_epoch = session.position
+            behind = joined_epoch in self._past_epochs
+            reached = joined_epoch == epoch and joined_seq <= seq
+            if not (behind or reached):
+                continue
+            del self.pending[sid]
+            if session.participant_id not in self.view:
+                # Its participant is no longer in the room (reaped, replaced, or lost in
+                # a restart): tell the socket, do not let it think it is still in.
+                await self._hub.local_participant_left(session.participant_id, pb.LEAVE_REASON_DISCONNECTED)
+                continue
+            # In step exactly when the stream stopped at its own join; else diff.
+            await self._activate(session, diff=session.position != self.position)
 
     async def _activate(self, session: Session, *, diff: bool) -> None:
         if diff:
@@ -153,10 +179,11 @@ class RoomRelay:
                 try:
                     async for item in self._call:
                         backoff = 0.05
-                        if item.HasField("event"):
-                            await self._apply(item.event)
-                        else:
-                            await self._reset(item.snapshot)
+                        async with self._step:
+                            if item.HasField("event"):
+                                await self._apply(item.event)
+                            else:
+                                await self._reset(item.snapshot)
                         if self.closed:
                             return
                 finally:
@@ -168,6 +195,9 @@ class RoomRelay:
                     return
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     log.warning("room's meeting is gone", extra={"meeting_id": self.meeting_id})
+                    ended = {"meetingId": self.meeting_id, "endedBy": None}
+                    for sid in list(self.members) + list(self.pending):
+                        await self._hub.emit("meeting-ended", ended, to=sid)
                     await self._meeting_gone()
                     return
                 log.info(
@@ -216,8 +246,14 @@ class RoomRelay:
             p = event.participant_updated.participant
             if broadcast:
                 self.view[p.participant_id] = p
-            update = wire.participant_updated(p, event.participant_updated.changed_by)
-            await self._emit("participant-updated", update, only, skip=p.participant_id)
+                local = self._hub.sessions.by_participant(p.participant_id)
+                if local is not None:
+                    local.participant = p  # re-announced as it is now after a restart
+            changed_by = event.participant_updated.changed_by
+            update = wire.participant_updated(p, changed_by)
+            # Only the participant's own change is not echoed; a moderator's mute must reach it.
+            own = p.participant_id if changed_by == p.participant_id else ""
+            await self._emit("participant-updated", update, only, skip=own)
         elif kind == "chat_message":
             await self._emit("chat-message", wire.chat(event.chat_message), only)
         elif kind == "meeting_ended":
@@ -237,9 +273,20 @@ class RoomRelay:
 
     async def _reset(self, snapshot: pb.RoomSnapshot) -> None:
         """Brings every in-step socket to the snapshot's truth, then continues after it."""
+        if snapshot.ended:
+            # The meeting ended while the stream was away: that, not a participant-left for
+            # everyone, is what each local socket (in step or not yet) must hear.
+            ended = {"meetingId": self.meeting_id, "endedBy": None}
+            await self._emit("meeting-ended", ended, None)
+            for sid in list(self.pending):
+                await self._hub.emit("meeting-ended", ended, to=sid)
+            await self._meeting_gone()
+            return
         new_view = {p.participant_id: p for p in snapshot.participants}
         old_view = self.view
         self.view = new_view
+        if snapshot.position.epoch != self.position[1]:
+            self._past_epochs.add(self.position[1])
         self.position = (snapshot.position.sequence, snapshot.position.epoch)
         self._ring.clear()
         log.info(
@@ -262,10 +309,6 @@ class RoomRelay:
                 await self._emit("participant-joined", wire.participant(p), None, skip=pid)
             elif old.media != p.media:
                 await self._emit("participant-updated", wire.participant_updated(p, ""), None, skip=pid)
-        if snapshot.ended:
-            await self._emit("meeting-ended", {"meetingId": self.meeting_id, "endedBy": None}, None)
-            await self._meeting_gone()
-            return
         await self._activate_ready()
 
     async def _meeting_gone(self) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
-from meeting.v1 import room_service_pb2 as pb
-from meeting.v1 import room_service_pb2_grpc as pb_grpc
 
 from edge_gateway.errors import EdgeError, from_rpc_error
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 
 T = TypeVar("T")
@@ -57,13 +57,19 @@ class RoomClient:
         """Closes the channel, cancelling open streams."""
         await self._channel.close(None)
 
-    async def _call(self, make: Callable[[], Awaitable[T]], *, retries: int = 0) -> T:
+    async def _call(
+        self,
+        make: Callable[[], Awaitable[T]],
+        *,
+        retries: int = 0,
+        retry_on: frozenset[grpc.StatusCode] = _RETRYABLE,
+    ) -> T:
         attempt = 0
         while True:
             try:
                 return await make()
             except grpc.aio.AioRpcError as exc:
-                if attempt < retries and exc.code() in _RETRYABLE:
+                if attempt < retries and exc.code() in retry_on:
                     attempt += 1
                     await asyncio.sleep(0.1 * 2**attempt)
                     continue
@@ -88,7 +94,13 @@ class RoomClient:
             edge_id=self.edge_id,
             socket_id=socket_id,
         )
-        return await self._call(lambda: self._stub.Join(request, timeout=self._timeout), retries=1)
+        # Retried only when the call never got through (UNAVAILABLE): after a deadline the
+        # user has waited long enough, and a second deadline would double the wait.
+        return await self._call(
+            lambda: self._stub.Join(request, timeout=self._timeout),
+            retries=1,
+            retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
+        )
 
     async def leave(self, meeting_id: str, participant_id: str, reason: pb.LeaveReason.ValueType) -> bool:
         """Leave; True once the participant is gone (also when it already was)."""

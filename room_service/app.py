@@ -12,10 +12,10 @@ from aiohttp import web
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from meeting.v1 import room_service_pb2 as pb
-from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.grpc_metrics import ServerMetrics
 from meeting_common.net import bound_port
 from meeting_common.tls import server_credentials

@@ -1,0 +1,122 @@
+"""An edge that dies, freezes or is cut off loses its participants within the lease, and
+everyone else is told (`participant-left`, reason `disconnected`). Nothing stays behind,
+and nothing comes back when a frozen or cut-off edge returns."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.faults.helpers import (
+    about,
+    connect_and_join,
+    join,
+    left_payload,
+    participant_ids,
+    report,
+    room_stub,
+    wait_for_ready,
+)
+from tests.support.jsclient import JsClientPool
+from tests.support.processes import RoomServiceProcess, start_edge, start_room_service
+from tests.support.tcp_proxy import TcpProxy
+
+LEASE = 2.0
+FAST = ("--ping-interval-seconds", "1", "--ping-timeout-seconds", "2", "--heartbeat-interval-seconds", "0.5")
+# Lease, plus the reaper's tick (0.5 s), plus relay and scheduling slack on a busy machine.
+BOUND = LEASE + 2.0
+
+
+@pytest.fixture
+async def rs() -> AsyncIterator[RoomServiceProcess]:
+    proc = await start_room_service("--edge-lease-seconds", str(LEASE), "--restore-grace-seconds", "1")
+    try:
+        yield proc
+    finally:
+        await proc.terminate()
+
+
+@pytest.mark.parametrize("fault", ["sigkill", "sigstop"])
+async def test_dead_or_frozen_edge_loses_its_participants(
+    rs: RoomServiceProcess, js: JsClientPool, fault: str
+) -> None:
+    edge_a = await start_edge(rs.grpc_address, *FAST, name="edge-a")
+    edge_b = await start_edge(rs.grpc_address, *FAST, name="edge-b")
+    try:
+        a1 = js.client("a1")
+        pa = await connect_and_join(a1, edge_a.url, "ua")
+        b_pids = [await connect_and_join(js.client(f"b{i}"), edge_b.url, f"ub{i}") for i in range(2)]
+        await a1.wait_for_events("participant-joined", 2)
+        mark = a1.mark()
+
+        started = time.monotonic()
+        if fault == "sigkill":
+            await edge_b.kill()
+        else:
+            edge_b.stop()
+        for pid in b_pids:
+            event = await a1.wait_for_event(
+                "participant-left", left_payload(pid, "disconnected"), timeout=BOUND + 3, start=mark
+            )
+            assert event.received - started <= BOUND, f"{fault}: left after {event.received - started:.2f}s"
+        report(f"edge {fault}: others told participant-left", time.monotonic() - started)
+        async with room_stub(rs.grpc_address) as stub:
+            assert await participant_ids(stub) == {pa}
+
+            if fault == "sigstop":
+                # The frozen edge wakes up: its old participants must not come back.
+                edge_b.cont()
+                thawed = a1.mark()
+                await a1.expect_no_event("participant-joined", within=3.0, start=thawed)
+                assert await participant_ids(stub) == {pa}
+        assert len(a1.events_named("participant-left", start=mark)) == 2  # each told once
+    finally:
+        await edge_b.terminate()
+        await edge_a.terminate()
+
+
+async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
+    rs: RoomServiceProcess, js: JsClientPool
+) -> None:
+    async with TcpProxy(rs.grpc_address) as proxy:
+        edge_a = await start_edge(rs.grpc_address, *FAST, name="edge-a")
+        edge_b = await start_edge(proxy.address, *FAST, name="edge-b")
+        try:
+            a1, b1 = js.client("a1"), js.client("b1")
+            pa = await connect_and_join(a1, edge_a.url, "ua")
+            pb1 = await connect_and_join(b1, edge_b.url, "ub")
+            await a1.wait_for_event("participant-joined", about(pb1))
+            mark_a, mark_b = a1.mark(), b1.mark()
+
+            started = time.monotonic()
+            proxy.block()  # edge B is alive and its client connected, but B is cut off
+            event = await a1.wait_for_event(
+                "participant-left", left_payload(pb1, "disconnected"), timeout=BOUND + 3, start=mark_a
+            )
+            reaped_after = event.received - started
+            report("edge cut off: others told participant-left", reaped_after)
+            assert reaped_after <= BOUND
+            async with room_stub(rs.grpc_address) as stub:
+                assert await participant_ids(stub) == {pa}
+
+                proxy.unblock()
+                healed = time.monotonic()
+                # B re-announces its socket; the room service refuses (its lease ran out and
+                # everyone was told), so B tells its client it is out of the meeting...
+                told = await b1.wait_for_event("participant-left", about(pb1), timeout=10, start=mark_b)
+                report("edge cut off: its own client told after the link healed", told.received - healed)
+                await wait_for_ready(edge_b.url, within=10)
+                # ...and nobody sees the reaped participant come back as a ghost.
+                await a1.expect_no_event("participant-joined", about(pb1), within=1.5, start=mark_a)
+                assert await participant_ids(stub) == {pa}
+
+                # The client can join again and is seen by the others.
+                mark_a = a1.mark()
+                again = await join(b1, "ub")
+                await a1.wait_for_event("participant-joined", about(again), timeout=5, start=mark_a)
+                assert await participant_ids(stub) == {pa, again}
+        finally:
+            await edge_b.terminate()
+            await edge_a.terminate()

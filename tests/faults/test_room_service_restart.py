@@ -1,0 +1,162 @@
+"""A room service restart (in-memory store) loses nobody that is still connected: the
+edges re-announce their sockets, and no client is told that a connected participant
+left, even when one edge re-announces later than the other. Meanwhile joins fail fast
+with UNAVAILABLE and /readyz says not ready. A frozen room service, once it resumes,
+reaps nobody whose edge is alive."""
+
+from __future__ import annotations
+
+import time
+
+from tests.faults.helpers import (
+    about,
+    connect_and_join,
+    join,
+    participant_ids,
+    readyz,
+    report,
+    room_stub,
+    wait_for_ready,
+    wait_until,
+)
+from tests.support.jsclient import JsClient, JsClientPool
+from tests.support.processes import split_address, start_edge, start_room_service
+from tests.support.roster import replay
+from tests.support.tcp_proxy import TcpProxy
+
+DOWN_FOR = 2.5  # long enough for the edges' channels to back off
+B_LATE_BY = 1.5  # edge B re-announces this much later than edge A
+
+
+async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool) -> None:
+    rs = await start_room_service()  # default lease and restore grace
+    address = rs.grpc_address
+    port = split_address(address)[1]
+    proxy = TcpProxy(address)
+    await proxy.start()
+    # Default heartbeat interval and ping settings: the race is the real one.
+    edge_a = await start_edge(address, name="edge-a")
+    edge_b = await start_edge(proxy.address, name="edge-b")
+    clients: list[JsClient] = []
+    try:
+        pids: dict[str, str] = {}
+        for i in range(6):
+            client = js.client(f"c{i}")
+            clients.append(client)
+            edge = edge_a if i % 2 == 0 else edge_b
+            pids[client.name] = await connect_and_join(client, edge.url, f"u{i}")
+        for i, client in enumerate(clients):
+            await client.wait_for_events("participant-joined", 5 - i, timeout=10)
+        marks = {c.name: c.mark() for c in clients}
+
+        await rs.kill()
+        killed = time.monotonic()
+        took = await wait_until(
+            lambda: _status_is(edge_a.url, 503), within=6, what="edge A /readyz reports not ready"
+        )
+        report("room service down: /readyz says 503", took)
+        late = js.client("late")
+        await late.connect(edge_a.url, transports=["websocket"])
+        asked = time.monotonic()
+        reply = await late.emit_with_ack(
+            "join-meeting", {"meetingId": "test-meeting-123", "userId": "ul", "userName": "Late"}, timeout=10
+        )
+        refused_in = time.monotonic() - asked
+        report("join while room service down: refused", refused_in)
+        assert reply["success"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
+        assert refused_in < 2.0
+
+        remaining = DOWN_FOR - (time.monotonic() - killed)
+        if remaining > 0:
+            await late.expect_no_event("meeting-joined", within=remaining)
+        proxy.block()  # edge B will come back later than edge A
+        rs = await start_room_service("--grpc-address", f"127.0.0.1:{port}")
+        restarted = time.monotonic()
+        # Edge A is back first; a join there lands while A's room stream still waits for
+        # its resync snapshot (the service holds it for the restore grace).
+        await wait_for_ready(edge_a.url, within=B_LATE_BY)
+        report("room service restart: edge A ready after", time.monotonic() - restarted)
+        pids[late.name] = await join(late, "ul")
+        remaining = B_LATE_BY - (time.monotonic() - restarted)
+        if remaining > 0:
+            await late.expect_no_event("participant-left", within=remaining)
+        proxy.unblock()
+        clients.append(late)
+        marks[late.name] = late.mark()
+
+        async with room_stub(rs.grpc_address) as stub:
+            expected = set(pids.values())
+
+            async def all_back() -> bool:
+                return await participant_ids(stub) == expected
+
+            took = await wait_until(all_back, within=10, what="every participant re-announced")
+            report("room service restart: ListParticipants right again after", time.monotonic() - restarted)
+            report("  (of which edge B was held back)", B_LATE_BY)
+            await wait_for_ready(edge_a.url, within=10)
+            await wait_for_ready(edge_b.url, within=10)
+            report("room service restart: both edges ready after", time.monotonic() - restarted)
+
+            # The streams are live again on both edges: a new join reaches everyone.
+            newcomer = js.client("newcomer")
+            pn = await connect_and_join(newcomer, edge_b.url, "un")
+            for client in clients:
+                await client.wait_for_event(
+                    "participant-joined", about(pn), timeout=10, start=marks[client.name]
+                )
+            report("room service restart: events flow again after", time.monotonic() - restarted)
+            assert await participant_ids(stub) == expected | {pn}
+
+        for client in clients:
+            left = client.events_named("participant-left", start=marks[client.name])
+            assert left == [], f"{client.name} was told a connected participant left: {left}"
+            view = replay(client.events)
+            assert view.violations == [], (client.name, [str(v) for v in view.violations])
+            assert view.ids == (expected | {pn}) - {pids[client.name]}
+    finally:
+        await edge_b.terminate()
+        await edge_a.terminate()
+        await rs.terminate()
+        await proxy.close()
+
+
+async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClientPool) -> None:
+    lease = 2.0
+    rs = await start_room_service("--edge-lease-seconds", str(lease))
+    fast = ("--heartbeat-interval-seconds", "0.5")
+    edge_a = await start_edge(rs.grpc_address, *fast, name="edge-a")
+    try:
+        a, b = js.client("a"), js.client("b")
+        pa = await connect_and_join(a, edge_a.url, "ua")
+        pb = await connect_and_join(b, edge_a.url, "ub")
+        await a.wait_for_event("participant-joined", about(pb))
+        mark = a.mark()
+        rs.stop()
+        frozen = time.monotonic()
+        # The edge notices (its heartbeat misses its deadline) and says not ready...
+        took = await wait_until(lambda: _status_is(edge_a.url, 503), within=10, what="/readyz 503")
+        report("room service frozen: /readyz says 503", took)
+        # ...and from then on refuses joins at once instead of hanging on the frozen service.
+        late = js.client("late")
+        await late.connect(edge_a.url, transports=["websocket"])
+        asked = time.monotonic()
+        reply = await late.emit_with_ack(
+            "join-meeting", {"meetingId": "test-meeting-123", "userId": "ul", "userName": "Late"}, timeout=10
+        )
+        refused_in = time.monotonic() - asked
+        report("join while room service frozen: refused", refused_in)
+        assert reply["success"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
+        assert refused_in < 1.0
+        # Frozen for longer than a lease: every lease has run out when it wakes up.
+        assert time.monotonic() - frozen > lease
+        rs.cont()
+        await a.expect_no_event("participant-left", within=lease + 1.0, start=mark)
+        async with room_stub(rs.grpc_address) as stub:
+            assert await participant_ids(stub) == {pa, pb}
+    finally:
+        await edge_a.terminate()
+        await rs.terminate()
+
+
+async def _status_is(url: str, status: int) -> bool:
+    return await readyz(url) == status

@@ -1,0 +1,78 @@
+"""A client whose network vanishes (no close, no FIN) is reported left to the others
+within 10 s with the default settings, and faster when configured so."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from edge_gateway.config import OPTIONS
+from tests.faults.helpers import about, connect_and_join, left_payload, participant_ids, report, room_stub
+from tests.support.jsclient import JsClientPool
+from tests.support.processes import RoomServiceProcess, start_edge
+
+DEFAULT_BOUND = 10.0
+DEFAULT_PING_INTERVAL = float(next(o.default for o in OPTIONS if o.name == "ping_interval_seconds"))
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_vanished_client_is_reported_left_within_10s_by_default(
+    room_service: RoomServiceProcess, js: JsClientPool, transport: str
+) -> None:
+    # Default ping settings: only the lease-related heartbeat is irrelevant here.
+    edge = await start_edge(room_service.grpc_address, name="edge-defaults")
+    try:
+        watcher, ghost = js.client("watcher"), js.client("ghost")
+        await connect_and_join(watcher, edge.url, "uw")
+        pid = await connect_and_join(ghost, edge.url, "ug", transports=[transport])
+        await watcher.wait_for_event("participant-joined", about(pid))
+
+        # Worst case: vanish just after answering a ping, so that a whole ping interval
+        # passes before the server even asks again (the first ping comes one interval
+        # after the connection opened).
+        connected = ghost.events_named("connect")[0].received
+        await asyncio.sleep(max(0.0, connected + DEFAULT_PING_INTERVAL + 0.3 - time.monotonic()))
+        mark = watcher.mark()
+        started = time.monotonic()
+        await ghost.drop("blackhole")
+        event = await watcher.wait_for_event(
+            "participant-left", left_payload(pid, "disconnected"), timeout=DEFAULT_BOUND + 5, start=mark
+        )
+        took = event.received - started
+        report(f"silent client ({transport}, default pings): others told", took)
+        assert took < DEFAULT_BOUND
+        async with room_stub(room_service.grpc_address) as stub:
+            assert pid not in await participant_ids(stub)
+    finally:
+        await edge.terminate()
+
+
+async def test_silent_client_timeout_is_configurable(
+    room_service: RoomServiceProcess, js: JsClientPool
+) -> None:
+    edge = await start_edge(
+        room_service.grpc_address,
+        "--ping-interval-seconds",
+        "0.5",
+        "--ping-timeout-seconds",
+        "1",
+        name="edge",
+    )
+    try:
+        watcher, ghost = js.client("watcher"), js.client("ghost")
+        await connect_and_join(watcher, edge.url, "uw")
+        pid = await connect_and_join(ghost, edge.url, "ug")
+        await watcher.wait_for_event("participant-joined", about(pid))
+        mark = watcher.mark()
+        started = time.monotonic()
+        await ghost.drop("blackhole")
+        event = await watcher.wait_for_event(
+            "participant-left", left_payload(pid, "disconnected"), timeout=10, start=mark
+        )
+        took = event.received - started
+        report("silent client (ping 0.5 s + 1 s): others told", took)
+        assert took < 3.0
+    finally:
+        await edge.terminate()

@@ -1,0 +1,86 @@
+"""A socket that stops reading does not slow the room for the others; its outgoing
+queue stays bounded (--max-queued-packets) and it is dropped once over the limit, long
+before any ping timeout would notice it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+
+from tests.faults.helpers import about, connect_and_join, left_payload, participant_ids, report, room_stub
+from tests.support.jsclient import JsClientPool
+from tests.support.processes import msg_is, start_edge, start_room_service
+
+QUEUE_LIMIT = 64
+TEXT_LENGTH = 4000
+MAX_MESSAGES = 4000
+BATCH = 25
+
+
+async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPool) -> None:
+    room_service = await start_room_service("--max-chat-length", "4000")
+    edge = await start_edge(
+        room_service.grpc_address,
+        "--max-text-length",
+        "4000",
+        "--max-queued-packets",
+        str(QUEUE_LIMIT),
+        # Pings far away: only the queue bound can catch the stuck socket in this test.
+        "--ping-interval-seconds",
+        "30",
+        "--ping-timeout-seconds",
+        "30",
+        "--events-per-second",
+        "10000",
+        "--event-burst",
+        "10000",
+        name="edge",
+    )
+    try:
+        talker, watcher, stuck = js.client("talker"), js.client("watcher"), js.client("stuck")
+        await connect_and_join(talker, edge.url, "ut")
+        await connect_and_join(watcher, edge.url, "uw")
+        ps = await connect_and_join(stuck, edge.url, "us")
+        await watcher.wait_for_event("participant-joined", about(ps))
+        await talker.wait_for_event("participant-joined", about(ps))
+        await stuck.drop("blackhole")  # keeps the TCP connection open, stops reading it
+        mark = watcher.mark()
+
+        started = time.monotonic()
+        sent = 0
+        slowest = 0.0
+        while sent < MAX_MESSAGES and not watcher.events_named("participant-left", start=mark):
+            asked = time.monotonic()
+            replies = await asyncio.gather(
+                *(talker.emit_with_ack("chat-message", {"text": _noise()}) for _ in range(BATCH))
+            )
+            assert all(r["success"] for r in replies), replies
+            sent += BATCH
+            # The healthy watcher gets every message promptly, stuck socket or not.
+            await watcher.wait_for_events("chat-message", sent, start=mark, timeout=5)
+            slowest = max(slowest, time.monotonic() - asked)
+        left = await watcher.wait_for_event(
+            "participant-left", left_payload(ps, "disconnected"), start=mark, timeout=10
+        )
+        report(f"stuck reader dropped after {sent} broadcasts", left.received - started)
+        report("slowest chat round trip to a healthy socket meanwhile", slowest)
+        assert sent < MAX_MESSAGES
+        assert slowest < 1.0
+        await edge.wait_for_log(msg_is("socket is not reading; dropping it"))
+        async with room_stub(room_service.grpc_address) as stub:
+            assert ps not in await participant_ids(stub)
+        # The room carries on for the others.
+        reply = await talker.emit_with_ack("chat-message", {"text": "still here"})
+        assert reply["success"]
+        await watcher.wait_for_event("chat-message", lambda d: d.get("text") == "still here")
+    finally:
+        await edge.terminate()
+        await room_service.terminate()
+
+
+def _noise() -> str:
+    """Incompressible text (websocket frames are deflated; repeated text would shrink to
+    nothing and never fill a buffer)."""
+    return base64.b64encode(os.urandom(TEXT_LENGTH * 3 // 4)).decode("ascii")
