@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from meeting_common.codes import ErrorCode
+from room_service.domain.models import EVENT_KINDS, LeaveReason
+
+# The `type` values of room_service_events_published_total (one per RoomEvent payload).
+EVENT_TYPES = EVENT_KINDS
+
 
 class RoomMetrics:
     """Domain metrics, registered in one registry. Labels are bounded: no ids ever."""
@@ -42,3 +48,12 @@ class RoomMetrics:
         self.signals = Counter(
             "room_service_signals_routed", "WebRTC signals routed to an edge.", registry=registry
         )
+        # Every known series exists from the start, at zero: a counter series born at its
+        # first increment hides that increment from rate() and increase(), so the first
+        # joins, failures and leaves after a start would reach neither dashboard nor alerts.
+        for result in ("ok", *(code.value for code in ErrorCode)):
+            self.joins.labels(result=result)
+        for reason in LeaveReason:
+            self.leaves.labels(reason=reason.value)
+        for event_type in EVENT_TYPES:
+            self.events.labels(type=event_type)

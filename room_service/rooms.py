@@ -131,6 +131,9 @@ class RoomManager:
         except DomainError as exc:
             self._metrics.joins.labels(result=exc.code.value).inc()
             raise
+        except Exception:
+            self._metrics.joins.labels(result=ErrorCode.INTERNAL.value).inc()
+            raise
         self._metrics.joins.labels(result="ok").inc()
         return outcome
 
@@ -430,14 +433,7 @@ class RoomManager:
 
 
 def _event_type(event: RoomEvent) -> str:
-    names = {
-        "ParticipantJoined": "participant_joined",
-        "ParticipantLeft": "participant_left",
-        "ParticipantUpdated": "participant_updated",
-        "ChatSent": "chat_message",
-        "MeetingEnded": "meeting_ended",
-    }
-    return names[type(event.payload).__name__]
+    return event.payload.kind
 
 
 def _with_hash(meeting: Meeting, password_hash: str | None) -> Meeting:

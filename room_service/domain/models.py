@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 
 class MeetingStatus(StrEnum):
@@ -140,6 +141,9 @@ class ChatMessage:
 class ParticipantJoined:
     """Event payload: a participant joined."""
 
+    kind: ClassVar[str] = "participant_joined"
+    """The event type, as in metrics labels."""
+
     participant: Participant
     """Who."""
 
@@ -147,6 +151,9 @@ class ParticipantJoined:
 @dataclass(frozen=True, slots=True)
 class ParticipantLeft:
     """Event payload: a participant left."""
+
+    kind: ClassVar[str] = "participant_left"
+    """The event type, as in metrics labels."""
 
     participant: Participant
     """Who, as it was."""
@@ -158,6 +165,9 @@ class ParticipantLeft:
 class ParticipantUpdated:
     """Event payload: media state changed."""
 
+    kind: ClassVar[str] = "participant_updated"
+    """The event type, as in metrics labels."""
+
     participant: Participant
     """Who, with the new state."""
     changed_by: str
@@ -168,6 +178,9 @@ class ParticipantUpdated:
 class ChatSent:
     """Event payload: a chat message."""
 
+    kind: ClassVar[str] = "chat_message"
+    """The event type, as in metrics labels."""
+
     message: ChatMessage
     """The message."""
 
@@ -176,11 +189,19 @@ class ChatSent:
 class MeetingEnded:
     """Event payload: the meeting ended; the room is closed."""
 
+    kind: ClassVar[str] = "meeting_ended"
+    """The event type, as in metrics labels."""
+
     ended_by: str
     """Participant id of the host, or '' for an internal service."""
 
 
 EventPayload = ParticipantJoined | ParticipantLeft | ParticipantUpdated | ChatSent | MeetingEnded
+
+EVENT_KINDS: tuple[str, ...] = tuple(
+    c.kind for c in (ParticipantJoined, ParticipantLeft, ParticipantUpdated, ChatSent, MeetingEnded)
+)
+"""Every event type, for metrics that start each series at zero."""
 
 
 @dataclass(frozen=True, slots=True)
