@@ -8,7 +8,6 @@ from typing import Any
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
 

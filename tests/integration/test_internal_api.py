@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 import pytest
+
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-
 from meeting_common.rpc_status import error_code_from
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess

@@ -52,7 +52,9 @@ class EchoServer:
 @pytest_asyncio.fixture
 async def echo_server() -> AsyncIterator[EchoServer]:
     # Short pings so that silent ("blackhole") clients are detected quickly.
-    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=1, cors_allowed_origins="*")
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", ping_interval=1, ping_timeout=1, cors_allowed_origins="*"
+    )
     app = web.Application()
     sio.attach(app)
     runner = web.AppRunner(app)
@@ -147,7 +149,10 @@ async def test_polling_then_upgrade_and_polling_only(echo_server: EchoServer, po
     upgrade = await upgrading.wait_for_event("$upgrade")
     assert upgrade.data == {"transport": "websocket"}
     assert upgrading.transport == "websocket"
-    assert await upgrading.emit_with_ack("with-ack", "after-upgrade") == {"success": True, "got": "after-upgrade"}
+    assert await upgrading.emit_with_ack("with-ack", "after-upgrade") == {
+        "success": True,
+        "got": "after-upgrade",
+    }
 
     polling = pool.client("polling")
     await polling.connect(echo_server.url, transports=["polling"])
@@ -163,7 +168,9 @@ async def test_polling_then_upgrade_and_polling_only(echo_server: EchoServer, po
 
 
 @pytest.mark.asyncio
-async def test_broadcast_reaches_many_clients_in_one_driver(echo_server: EchoServer, pool: JsClientPool) -> None:
+async def test_broadcast_reaches_many_clients_in_one_driver(
+    echo_server: EchoServer, pool: JsClientPool
+) -> None:
     clients = await pool.connect_many(echo_server.url, 40, transports=["websocket"])
     sender, others = clients[0], clients[1:]
     await sender.emit("shout", {"hello": "all"})
@@ -262,7 +269,9 @@ async def test_driver_survives_bad_commands(echo_server: EchoServer, pool: JsCli
 
 
 @pytest.mark.asyncio
-async def test_wait_for_event_timeout_lists_received_events(echo_server: EchoServer, pool: JsClientPool) -> None:
+async def test_wait_for_event_timeout_lists_received_events(
+    echo_server: EchoServer, pool: JsClientPool
+) -> None:
     c = pool.client("waiter")
     await c.connect(echo_server.url, transports=["websocket"])
     with pytest.raises(EventTimeoutError, match="welcome"):
@@ -306,7 +315,9 @@ FAKE_SERVICE = textwrap.dedent(
 
 
 def fake(*args: str, ready: str | None = "room service ready") -> ManagedProcess:
-    return ManagedProcess("fake", [sys.executable, "-c", FAKE_SERVICE, *args], ready_msg=ready, ready_timeout=10)
+    return ManagedProcess(
+        "fake", [sys.executable, "-c", FAKE_SERVICE, *args], ready_msg=ready, ready_timeout=10
+    )
 
 
 @pytest.mark.asyncio

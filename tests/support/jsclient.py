@@ -292,7 +292,9 @@ class JsClient:
                 f"got {len(found)}; events:\n{_describe(self.events)}"
             ) from None
         if len(found) < count:
-            raise JsHarnessError(f"driver died while {self.name} waited for {name!r}\n{self.pool.diagnostics()}")
+            raise JsHarnessError(
+                f"driver died while {self.name} waited for {name!r}\n{self.pool.diagnostics()}"
+            )
         return found
 
     async def expect_no_event(
@@ -308,7 +310,9 @@ class JsClient:
             event = await self.wait_for_event(name, predicate, timeout=within, start=start)
         except EventTimeoutError:
             return
-        raise AssertionError(f"{self.name}: unexpected {event.event!r} {event.args!r}\n{_describe(self.events)}")
+        raise AssertionError(
+            f"{self.name}: unexpected {event.event!r} {event.args!r}\n{_describe(self.events)}"
+        )
 
     def clear_events(self) -> None:
         self.events.clear()
@@ -600,7 +604,9 @@ class JsClientPool:
                 pending.future.set_result(decode_value(record.get("result")))
             else:
                 err = record.get("error") or {}
-                pending.future.set_exception(JsCommandError(pending.cmd, str(err.get("code")), str(err.get("message"))))
+                pending.future.set_exception(
+                    JsCommandError(pending.cmd, str(err.get("code")), str(err.get("message")))
+                )
         elif kind == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(record)

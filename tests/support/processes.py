@@ -321,10 +321,13 @@ class ManagedProcess:
                 async with self._cond:
                     await self._cond.wait_for(ready)
         except TimeoutError:
-            raise ProcessError(f"{self.name}: no matching log line within {timeout}s\n{self.dump(60)}") from None
+            raise ProcessError(
+                f"{self.name}: no matching log line within {timeout}s\n{self.dump(60)}"
+            ) from None
         if not found:
             raise ProcessError(
-                f"{self.name} exited (returncode {self.returncode}) without a matching log line\n{self.dump(60)}"
+                f"{self.name} exited (returncode {self.returncode}) "
+                f"without a matching log line\n{self.dump(60)}"
             )
         return found[0]
 
@@ -420,7 +423,12 @@ async def start_room_service(
     Later flags in ``args`` override the defaults (e.g. a fixed ``--grpc-address`` for a
     restart on the same port)."""
     proc = RoomServiceProcess(
-        name, room_service_argv(*args), ready_msg=ROOM_SERVICE_READY, env=env, ready_timeout=ready_timeout, echo=echo
+        name,
+        room_service_argv(*args),
+        ready_msg=ROOM_SERVICE_READY,
+        env=env,
+        ready_timeout=ready_timeout,
+        echo=echo,
     )
     await proc.start()
     return proc

@@ -11,10 +11,10 @@ import grpc
 import grpc.aio
 import pytest
 import pytest_asyncio
-from meeting.v1 import room_service_pb2 as pb
-from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from prometheus_client import CollectorRegistry, generate_latest
 
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.grpc_metrics import (
     CODE_NAMES,
     ClientMetrics,

@@ -1,0 +1,521 @@
+"""The edge tier in this process: a real EdgeApp in front of a real RoomServiceApp, driven
+by python-socketio clients. Bad input of every shape, health endpoints, what `meeting`
+may contain, idempotent re-join and replacement of a user's older session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from edge_gateway.app import EdgeApp
+from edge_gateway.config import load_settings as edge_settings
+from room_service.app import RoomServiceApp
+from room_service.config import load_settings as room_settings
+from room_service.domain.models import JoinSpec, MediaState
+from tests.support.roster import replay
+
+pytestmark = pytest.mark.timeout(60)
+
+OPEN = "test-meeting-123"
+LOCKED = "test-meeting-locked"
+
+
+@dataclass
+class Stack:
+    """A room service and an edge in this process."""
+
+    room: RoomServiceApp
+    edge: EdgeApp
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.edge.port}"
+
+    async def participants(self, meeting_id: str = OPEN) -> list[str]:
+        """The truth: participant ids in the room, per the room service."""
+        snapshot = await self.room.manager.list_participants(meeting_id)
+        return [p.participant_id for p in snapshot.participants]
+
+
+ROOM_ARGS = "--grpc-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 --restore-grace-seconds 0"
+EDGE_ARGS = "--http-address 127.0.0.1:0 --heartbeat-interval-seconds 0.2 --rpc-timeout-seconds 2"
+
+
+async def start_stack() -> Stack:
+    room = RoomServiceApp(room_settings([*ROOM_ARGS.split(), "--shutdown-grace-seconds", "0.5"], {}))
+    await room.start()
+    target = f"127.0.0.1:{room.grpc_port}"
+    edge = EdgeApp(edge_settings([*EDGE_ARGS.split(), "--room-service-address", target], {}))
+    await edge.start()
+    return Stack(room, edge)
+
+
+async def stop_stack(stack: Stack) -> None:
+    await stack.edge.stop()
+    await stack.room.stop()
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    running = await start_stack()
+    try:
+        yield running
+    finally:
+        await stop_stack(running)
+
+
+@dataclass
+class Client:
+    """A python-socketio client that records every event it receives."""
+
+    name: str
+    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def __post_init__(self) -> None:
+        async def record(event: str, *args: Any) -> None:
+            self.events.append((event, args[0] if args else None))
+            async with self.changed:
+                self.changed.notify_all()
+
+        self.sio.on("*", record)
+
+    async def connect(self, url: str) -> None:
+        await self.sio.connect(url, transports=["websocket"], wait_timeout=5)
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(event, data, timeout=5)
+
+    def named(self, event: str, start: int = 0) -> list[Any]:
+        return [data for name, data in self.events[start:] if name == event]
+
+    async def wait_for(
+        self, event: str, where: Callable[[Any], bool] = lambda _: True, start: int = 0
+    ) -> Any:
+        def found() -> list[Any]:
+            return [d for d in self.named(event, start) if where(d)]
+
+        async with asyncio.timeout(5):
+            async with self.changed:
+                await self.changed.wait_for(lambda: bool(found()))
+        return found()[0]
+
+    async def join(self, user: str, meeting: str = OPEN, **extra: Any) -> dict[str, Any]:
+        start = len(self.events)
+        payload = {"meetingId": meeting, "userId": user, "userName": f"Name {user}", **extra}
+        ack = await self.call("join-meeting", payload)
+        assert ack["success"], ack
+        joined: dict[str, Any] = await self.wait_for("meeting-joined", start=start)
+        return joined
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[[str], Client]]:
+    made: list[Client] = []
+
+    def make(name: str) -> Client:
+        made.append(client := Client(name))
+        return client
+
+    yield make
+    for client in made:
+        with contextlib.suppress(Exception):
+            await client.sio.disconnect()
+
+
+async def quiet(client: Client, event: str, start: int, within: float = 0.4) -> None:
+    """Asserts that `event` did not arrive (waiting `within` seconds for stragglers)."""
+    await asyncio.sleep(within)
+    assert client.named(event, start) == [], client.events[start:]
+
+
+GOOD = {"meetingId": OPEN, "userId": "user-x", "userName": "X"}
+
+BAD_JOINS: list[Any] = [
+    pytest.param({"userId": "u", "userName": "U"}, id="missing-meetingId"),
+    pytest.param({"meetingId": OPEN, "userName": "U"}, id="missing-userId"),
+    pytest.param({"meetingId": OPEN, "userId": "u"}, id="missing-userName"),
+    pytest.param({**GOOD, "meetingId": 12.5}, id="float-meetingId"),
+    pytest.param({**GOOD, "userId": None}, id="null-userId"),
+    pytest.param({**GOOD, "userName": ["a"]}, id="list-userName"),
+    pytest.param({**GOOD, "userName": {"first": "a"}}, id="object-userName"),
+    pytest.param({**GOOD, "audio": "yes"}, id="string-audio"),
+    pytest.param({**GOOD, "meeting_password": 123}, id="number-password"),
+    pytest.param({**GOOD, "userName": "N" * 50_000}, id="huge-userName"),
+    pytest.param({**GOOD, "meetingId": "M" * 50_000}, id="huge-meetingId"),
+    pytest.param("join me", id="string"),
+    pytest.param(42, id="number"),
+    pytest.param([GOOD], id="array"),
+    pytest.param(None, id="no-payload"),
+    pytest.param((GOOD, GOOD), id="two-arguments"),
+    pytest.param(b"\x00\xffbinary", id="binary"),
+    pytest.param({"bin": b"\x01\x02", **GOOD}, id="binary-inside-object"),
+]
+
+
+@pytest.mark.parametrize("payload", BAD_JOINS)
+async def test_bad_join_input_is_refused_and_changes_nothing(
+    stack: Stack, clients: Callable[[str], Client], payload: Any
+) -> None:
+    watcher, sender = clients("watcher"), clients("sender")
+    await watcher.connect(stack.url)
+    await sender.connect(stack.url)
+    await watcher.join("watcher")
+    before = await stack.participants()
+    mark_w, mark_s = len(watcher.events), len(sender.events)
+
+    ack = await sender.call("join-meeting", payload)
+
+    if payload == {"bin": b"\x01\x02", **GOOD}:
+        # Extra fields are ignored, even binary ones: this is a valid join.
+        assert ack["success"]
+        return
+    assert ack["success"] is False
+    assert ack["error"]["code"] == "INVALID_PAYLOAD"
+    assert isinstance(ack["error"]["message"], str) and 0 < len(ack["error"]["message"]) < 300
+    error = await sender.wait_for("error", start=mark_s)
+    assert error == ack["error"]
+    assert sender.named("meeting-joined", mark_s) == []
+    assert await stack.participants() == before
+    await quiet(watcher, "participant-joined", mark_w, within=0.2)
+    # The socket is still usable: a proper join now works.
+    joined = await sender.join("sender")
+    assert [p["participantId"] for p in joined["participants"]] == before
+
+
+@pytest.mark.parametrize(
+    ("event", "args"),
+    [
+        pytest.param("no-such-event", GOOD, id="unknown-event"),
+        pytest.param("JOIN-MEETING", GOOD, id="wrong-case"),
+        pytest.param("leave-meeting", "now", id="leave-string"),
+        pytest.param("leave-meeting", {"meetingId": 5.5}, id="leave-wrong-type"),
+    ],
+)
+async def test_unknown_events_and_bad_leave_payloads_are_refused(
+    stack: Stack, clients: Callable[[str], Client], event: str, args: Any
+) -> None:
+    peer, client = clients("peer"), clients("client")
+    await peer.connect(stack.url)
+    await client.connect(stack.url)
+    await peer.join("peer")
+    await client.join("client")
+    before = await stack.participants()
+    mark = len(peer.events)
+    ack = await client.call(event, args)
+    assert ack == {"success": False, "error": {"code": "INVALID_PAYLOAD", "message": ack["error"]["message"]}}
+    assert (await client.wait_for("error"))["code"] == "INVALID_PAYLOAD"
+    assert await stack.participants() == before
+    await quiet(peer, "participant-left", mark, within=0.2)
+
+
+async def test_bad_input_without_an_ack_still_gets_an_error_event(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    client = clients("client")
+    await client.connect(stack.url)
+    await client.sio.emit("join-meeting", {"meetingId": OPEN})
+    error = await client.wait_for("error")
+    assert error["code"] == "INVALID_PAYLOAD" and "userId" in error["message"]
+    await client.join("client")
+
+
+async def test_leave_when_not_in_a_meeting_is_not_in_meeting(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    client = clients("client")
+    await client.connect(stack.url)
+    ack = await client.call("leave-meeting", {})
+    assert ack["success"] is False and ack["error"]["code"] == "NOT_IN_MEETING"
+
+
+async def test_domain_refusals_use_the_seeds_messages(stack: Stack, clients: Callable[[str], Client]) -> None:
+    client = clients("client")
+    await client.connect(stack.url)
+    cases = [
+        ({"meetingId": "nope", "userId": "u", "userName": "U"}, "MEETING_NOT_FOUND", "Meeting not found"),
+        (
+            {"meetingId": LOCKED, "userId": "u", "userName": "U"},
+            "INVALID_PASSWORD",
+            "Invalid meeting password",
+        ),
+        (
+            {"meetingId": LOCKED, "userId": "u", "userName": "U", "meeting_password": "x"},
+            "INVALID_PASSWORD",
+            "Invalid meeting password",
+        ),
+    ]
+    for payload, code, message in cases:
+        mark = len(client.events)
+        ack = await client.call("join-meeting", payload)
+        assert ack == {"success": False, "error": {"code": code, "message": message}}
+        assert await client.wait_for("error", start=mark) == {"code": code, "message": message}
+    assert await stack.participants(LOCKED) == []
+
+
+# -- health -------------------------------------------------------------------------------
+
+
+async def test_healthz_and_readyz_follow_the_room_service(clients: Callable[[str], Client]) -> None:
+    running = await start_stack()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{running.url}/healthz") as response:
+                assert response.status == 200
+                assert (await response.json())["status"] == "ok"
+            async with http.get(f"{running.url}/readyz") as response:
+                assert response.status == 200
+                assert await response.json() == {"ready": True, "roomService": "up"}
+            await running.room.stop()
+            status, body = 200, {}
+            for _ in range(50):  # heartbeats every 0.2 s: the outage shows within seconds
+                async with http.get(f"{running.url}/readyz") as response:
+                    status, body = response.status, await response.json()
+                if status == 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert status == 503
+            assert body == {"ready": False, "roomService": "down"}
+            # Liveness never depends on the room service.
+            async with http.get(f"{running.url}/healthz") as response:
+                assert response.status == 200
+            # And a join during the outage is refused as UNAVAILABLE, not left hanging.
+            client = clients("client")
+            await client.connect(running.url)
+            ack = await client.call("join-meeting", GOOD)
+            assert ack["success"] is False and ack["error"]["code"] == "UNAVAILABLE"
+    finally:
+        await running.edge.stop()
+
+
+# -- what the joiner gets -----------------------------------------------------------------
+
+
+def _keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [k for k in value] + [k2 for v in value.values() for k2 in _keys(v)]
+    if isinstance(value, list | tuple):
+        return [k for v in value for k in _keys(v)]
+    return []
+
+
+async def test_meeting_never_contains_the_password_or_its_hash(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    host, guest = clients("host"), clients("guest")
+    await host.connect(stack.url)
+    await guest.connect(stack.url)
+    await host.join("user-1-id", LOCKED, meeting_password="password123")
+    mark = len(host.events)
+    joined = await guest.join("user-2-id", LOCKED, meeting_password="password123")
+    await host.wait_for("participant-joined", start=mark)
+    meeting = joined["meeting"]
+    assert meeting["id"] == LOCKED
+    assert meeting["meeting_status"] == "live"
+    assert meeting["creator_id"] == "user-1-id"
+    assert meeting["has_password"] is True
+    everything = json.dumps([host.events, guest.events], default=repr)
+    assert "password123" not in everything
+    assert "scrypt" not in everything
+    assert [k for k in _keys([host.events, guest.events]) if "password" in k.lower()] == ["has_password"] * 2
+
+
+async def test_meeting_joined_has_the_seeds_shape(stack: Stack, clients: Callable[[str], Client]) -> None:
+    host, guest = clients("host"), clients("guest")
+    await host.connect(stack.url)
+    await guest.connect(stack.url)
+    first = await host.join("user-1-id", audio=True, video=False)
+    second = await guest.join("user-2-id")
+    assert first["success"] is True and first["participants"] == []
+    assert first["permissions"]["canRecord"] is True
+    assert second["permissions"] == {"canShare": True, "canChat": True, "canRecord": False, "isHost": False}
+    assert second["webrtcConfig"] == {"iceServers": []}
+    (listed,) = second["participants"]
+    assert listed["participantId"] == first["participantId"]
+    assert (listed["userId"], listed["userName"]) == ("user-1-id", "Name user-1-id")
+    assert (listed["audio"], listed["video"], listed["screen"]) == (True, False, False)
+    announced = await host.wait_for("participant-joined")
+    assert announced["participantId"] == second["participantId"]
+    assert announced["permissions"] == {
+        "canShare": True,
+        "canChat": True,
+        "canRecord": False,
+        "isHost": False,
+    }
+    assert (announced["audio"], announced["video"], announced["screen"]) == (True, True, False)
+
+
+async def test_second_join_from_the_same_socket_is_idempotent(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    me, peer = clients("me"), clients("peer")
+    await me.connect(stack.url)
+    await peer.connect(stack.url)
+    first = await me.join("user-me")
+    mark_peer = len(peer.events)
+    await peer.join("user-peer")
+    await me.wait_for("participant-joined")
+    mark_me, mark_peer = len(me.events), len(peer.events)
+
+    again = await me.join("user-me")
+
+    assert again["participantId"] == first["participantId"]
+    assert [p["userId"] for p in again["participants"]] == ["user-peer"]  # a fresh roster
+    assert len(await stack.participants()) == 2
+    await quiet(peer, "participant-joined", mark_peer)
+    assert peer.named("participant-left", mark_peer) == []
+    # The socket is still wired to the room: it hears the next change exactly once.
+    third = clients("third")
+    await third.connect(stack.url)
+    joined = await third.join("user-third")
+    announced = await me.wait_for("participant-joined", start=mark_me)
+    assert announced["participantId"] == joined["participantId"]
+    await asyncio.sleep(0.3)
+    assert len(me.named("participant-joined", mark_me)) == 1
+
+
+async def test_same_user_from_a_second_socket_replaces_the_older_one(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    peer, old, new = clients("peer"), clients("old"), clients("new")
+    for client in (peer, old, new):
+        await client.connect(stack.url)
+    await peer.join("user-peer")
+    first = await old.join("user-dup")
+    await peer.wait_for("participant-joined")
+    mark_peer, mark_old = len(peer.events), len(old.events)
+
+    second = await new.join("user-dup")
+
+    assert second["participantId"] != first["participantId"]
+    assert [p["userId"] for p in second["participants"]] == ["user-peer"]  # not its older self
+    left = await peer.wait_for("participant-left", start=mark_peer)
+    assert left["participantId"] == first["participantId"]
+    assert left["reason"] == "replaced"
+    joined = await peer.wait_for("participant-joined", start=mark_peer)
+    assert joined["participantId"] == second["participantId"]
+    # The older socket is told it is out, and hears nothing more of the room.
+    told = await old.wait_for("participant-left", start=mark_old)
+    assert told["participantId"] == first["participantId"] and told["reason"] == "replaced"
+    assert sorted(await stack.participants()) == sorted([second["participantId"], peer.named(
+        "meeting-joined")[0]["participantId"]])  # fmt: skip
+    mark_old = len(old.events)
+    extra = clients("extra")
+    await extra.connect(stack.url)
+    await extra.join("user-extra")
+    await peer.wait_for("participant-joined", lambda d: d["userId"] == "user-extra")
+    await quiet(old, "participant-joined", mark_old, within=0.3)
+    # Its disconnect now removes nobody.
+    await old.sio.disconnect()
+    await asyncio.sleep(0.3)
+    assert len(await stack.participants()) == 3
+
+
+# -- delivery rules under interleaving ------------------------------------------------------
+
+
+async def test_events_during_a_late_joiners_catch_up_are_not_lost(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    """A socket whose join the relay has already passed is caught up from the relay's ring
+    before it enters the room; an event the stream brings meanwhile must reach it too.
+
+    The emits are slowed (and the other joins triggered from inside them) only to make the
+    interleaving certain; correctness never depends on those sleeps."""
+    first, late = clients("first"), clients("late")
+    await first.connect(stack.url)
+    await late.connect(stack.url)
+    await first.join("user-first")
+    hub = stack.edge.hub
+    real_emit = hub.emit
+    manager = stack.room.manager
+    triggered: list[str] = []
+
+    async def remote_join(user: str) -> None:
+        spec = JoinSpec(OPEN, user, f"Name {user}", MediaState(), "edge-elsewhere", f"sock-{user}")
+        await manager.join(spec, "")
+        triggered.append(user)
+        await asyncio.sleep(0.3)  # the edge's stream relays it meanwhile
+
+    async def slow_emit(event: str, data: dict[str, Any], **kwargs: Any) -> None:
+        to = kwargs.get("to")
+        if event == "meeting-joined" and to == late.sio.get_sid() and not triggered:
+            await remote_join("user-before")  # the relay moves past the late joiner's join
+        elif event == "participant-joined" and to == late.sio.get_sid() and len(triggered) == 1:
+            await remote_join("user-during")  # arrives while the late joiner is caught up
+        await real_emit(event, data, **kwargs)
+
+    hub.emit = slow_emit  # type: ignore[method-assign]
+    try:
+        joined = await late.join("user-late")
+        await first.wait_for("participant-joined", lambda d: d["userId"] == "user-during")
+        await asyncio.sleep(0.3)
+    finally:
+        hub.emit = real_emit  # type: ignore[method-assign]
+    assert triggered == ["user-before", "user-during"]
+    view = replay(late.events)
+    assert view.violations == []
+    truth = set(await stack.participants()) - {joined["participantId"]}
+    assert view.ids == truth
+    assert sorted(p["userId"] for p in view.roster.values()) == ["user-before", "user-during", "user-first"]
+
+
+async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    """The re-sent roster is as of the log head; an event the edge's stream had not
+    relayed yet when the socket re-joined is in that roster and must not follow it."""
+    me, peer = clients("me"), clients("peer")
+    await me.connect(stack.url)
+    await peer.connect(stack.url)
+    first = await me.join("user-me")
+    await peer.join("user-peer")
+    await me.wait_for("participant-joined")
+    hub = stack.edge.hub
+    real_emit = hub.emit
+    rejoin: list[asyncio.Task[dict[str, Any]]] = []
+    resent = asyncio.Event()
+
+    async def lagging_emit(event: str, data: dict[str, Any], **kwargs: Any) -> None:
+        if event == "meeting-joined" and rejoin:
+            resent.set()
+        if (
+            event == "participant-joined"
+            and kwargs.get("room")
+            and data["userId"] == "user-lag"
+            and not rejoin
+        ):
+            # The stream holds this event until the socket re-joined and got its roster.
+            rejoin.append(asyncio.create_task(me.join("user-me")))
+            await asyncio.wait_for(resent.wait(), 5)
+        await real_emit(event, data, **kwargs)
+
+    hub.emit = lagging_emit  # type: ignore[method-assign]
+    try:
+        mark = len(me.events)
+        spec = JoinSpec(OPEN, "user-lag", "Lag", MediaState(), "edge-elsewhere", "sock-lag")
+        await stack.room.manager.join(spec, "")
+        await peer.wait_for("participant-joined", lambda d: d["userId"] == "user-lag")
+        await asyncio.sleep(0.3)
+    finally:
+        hub.emit = real_emit  # type: ignore[method-assign]
+    again = await rejoin[0]
+    assert again["participantId"] == first["participantId"]
+    assert sorted(p["userId"] for p in again["participants"]) == ["user-lag", "user-peer"]
+    view = replay(me.events)
+    assert view.violations == []
+    assert view.ids == set(await stack.participants()) - {first["participantId"]}
+    assert me.named("participant-joined", mark) == []
+    # Still in step afterwards.
+    await peer.call("leave-meeting", {})
+    left = await me.wait_for("participant-left", start=mark)
+    assert left["userId"] == "user-peer"

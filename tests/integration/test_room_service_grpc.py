@@ -1,0 +1,455 @@
+"""The RoomService over real gRPC: a RoomServiceApp on 127.0.0.1:0 in this process and a
+real client channel. Covers the RPCs of the meeting protocol, WatchRoom ordering and
+resumption, the error statuses with their ErrorInfo reason, health and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from room_service.app import RoomServiceApp
+from room_service.config import load_settings
+
+pytestmark = pytest.mark.timeout(60)
+
+OPEN = "test-meeting-123"
+LOCKED = "test-meeting-locked"
+REPLAY_BUFFER = 8
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[RoomServiceApp]:
+    settings = load_settings(
+        [
+            "--grpc-address", "127.0.0.1:0",
+            "--metrics-address", "127.0.0.1:0",
+            "--replay-buffer", str(REPLAY_BUFFER),
+            "--restore-grace-seconds", "0",
+            "--shutdown-grace-seconds", "0.5",
+        ],
+        {},
+    )  # fmt: skip
+    service = RoomServiceApp(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def channel(app: RoomServiceApp) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as chan:
+        yield chan
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> pb_grpc.RoomServiceStub:
+    return pb_grpc.RoomServiceStub(channel)
+
+
+def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinRequest:
+    values: dict[str, Any] = {
+        "meeting_id": meeting,
+        "user_id": user,
+        "user_name": f"Name {user}",
+        "edge_id": "edge-test",
+        "socket_id": f"sock-{user}",
+    }
+    values.update(fields)
+    return pb.JoinRequest(**values)
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> str:
+    """The google.rpc.ErrorInfo reason carried in the status details."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            assert status.code == error.code().value[0]
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    assert info.domain == "meeting.v1"
+                    return info.reason
+    raise AssertionError(f"no ErrorInfo in {error!r}")
+
+
+async def refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == code
+    assert reason_of(caught.value) == reason
+    return caught.value
+
+
+class Watch:
+    """A WatchRoom stream piped into a queue, so tests can wait with a timeout."""
+
+    def __init__(self, stub: pb_grpc.RoomServiceStub, meeting: str, after: pb.StreamPosition) -> None:
+        self.call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting, after=after))
+        self.items: asyncio.Queue[pb.WatchRoomResponse | grpc.aio.AioRpcError] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            async for item in self.call:
+                await self.items.put(item)
+        except grpc.aio.AioRpcError as exc:
+            await self.items.put(exc)
+
+    async def next(self, within: float = 5.0) -> pb.WatchRoomResponse:
+        item = await asyncio.wait_for(self.items.get(), within)
+        assert isinstance(item, pb.WatchRoomResponse), item
+        return item
+
+    async def event(self, within: float = 5.0) -> pb.RoomEvent:
+        item = await self.next(within)
+        assert item.HasField("event"), item
+        return item.event
+
+    async def nothing(self, within: float = 0.3) -> None:
+        with contextlib.suppress(TimeoutError):
+            item = await asyncio.wait_for(self.items.get(), within)
+            raise AssertionError(f"unexpected stream item {item}")
+
+    async def close(self) -> None:
+        self.call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@pytest.fixture
+async def watches() -> AsyncIterator[list[Watch]]:
+    opened: list[Watch] = []
+    yield opened
+    for watch in opened:
+        await watch.close()
+
+
+# -- meetings -----------------------------------------------------------------------------
+
+
+async def test_demo_meetings_are_registered_without_their_password(stub: pb_grpc.RoomServiceStub) -> None:
+    locked = (await stub.GetMeeting(pb.GetMeetingRequest(meeting_id=LOCKED))).meeting
+    assert locked.has_password
+    assert locked.creator_id == "user-1-id"
+    assert locked.status == pb.MEETING_STATUS_LIVE
+    assert b"password123" not in locked.SerializeToString()
+    assert not (await stub.GetMeeting(pb.GetMeetingRequest(meeting_id=OPEN))).meeting.has_password
+
+
+async def test_upsert_meeting_then_join_with_its_password(stub: pb_grpc.RoomServiceStub) -> None:
+    meeting = pb.Meeting(
+        id="board", meeting_name="Board", creator_id="ceo", status=pb.MEETING_STATUS_SCHEDULED
+    )
+    stored = (await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=meeting, password="s3cret"))).meeting
+    assert stored.has_password and stored.status == pb.MEETING_STATUS_SCHEDULED
+    assert b"s3cret" not in stored.SerializeToString()
+    joined = await stub.Join(join_request("ceo", "board", password="s3cret"))
+    assert joined.participant.permissions.can_record
+    await refused(stub.Join(join_request("guest", "board", password="S3cret")),
+                  grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")  # fmt: skip
+
+
+async def test_meeting_errors_carry_their_stable_code(stub: pb_grpc.RoomServiceStub) -> None:
+    error = await refused(
+        stub.GetMeeting(pb.GetMeetingRequest(meeting_id="nope")),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
+    assert error.details() == "Meeting not found"
+    await refused(
+        stub.GetMeeting(pb.GetMeetingRequest()), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
+    )
+    await refused(
+        stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(meeting_name="no id"))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAYLOAD",
+    )
+
+
+# -- join / leave / list ------------------------------------------------------------------
+
+
+async def test_join_returns_the_others_the_position_and_the_seed_permissions(
+    stub: pb_grpc.RoomServiceStub,
+) -> None:
+    host = await stub.Join(join_request("user-1-id"))
+    guest = await stub.Join(join_request("user-2-id", media=pb.MediaState(audio=True, video=False)))
+    assert host.participants == [] and not host.already_joined
+    assert [p.participant_id for p in guest.participants] == [host.participant.participant_id]
+    assert guest.position.sequence == host.position.sequence + 1
+    assert guest.position.epoch == host.position.epoch != ""
+    assert host.participant.permissions == pb.Permissions(
+        can_share=True, can_chat=True, can_record=True, is_host=True
+    )
+    assert guest.participant.permissions == pb.Permissions(can_share=True, can_chat=True)
+    assert guest.participant.media == pb.MediaState(audio=True, video=False, screen=False)
+    assert host.participant.media == pb.MediaState(audio=True, video=True, screen=False)  # unset: on
+    for reply in (host, guest):
+        assert reply.participant.participant_id != reply.participant.user_id
+        assert reply.meeting.id == OPEN
+        assert reply.participant.joined_at.seconds > 0
+
+
+async def test_join_refusals_map_to_status_and_reason(stub: pb_grpc.RoomServiceStub) -> None:
+    error = await refused(stub.Join(join_request("u", LOCKED, password="nope")),
+                          grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")  # fmt: skip
+    assert error.details() == "Invalid meeting password"
+    await refused(stub.Join(join_request("u", LOCKED)), grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")
+    error = await refused(
+        stub.Join(join_request("u", "ghost")), grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND"
+    )
+    assert error.details() == "Meeting not found"
+    ended = pb.Meeting(id="over", status=pb.MEETING_STATUS_ENDED)
+    await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=ended))
+    await refused(
+        stub.Join(join_request("u", "over")), grpc.StatusCode.FAILED_PRECONDITION, "MEETING_NOT_ACTIVE"
+    )
+    await refused(stub.Join(join_request("")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
+    await refused(
+        stub.Join(join_request("u", socket_id="")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
+    )
+    small = pb.Meeting(id="small", status=pb.MEETING_STATUS_LIVE, max_participants=1)
+    await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=small))
+    await stub.Join(join_request("a", "small"))
+    await refused(stub.Join(join_request("b", "small")), grpc.StatusCode.RESOURCE_EXHAUSTED, "ROOM_FULL")
+    # Nothing of the above changed the open room.
+    listed = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=OPEN))
+    assert listed.snapshot.participants == []
+
+
+async def test_join_from_the_same_socket_is_idempotent(stub: pb_grpc.RoomServiceStub) -> None:
+    first = await stub.Join(join_request("u1"))
+    await stub.Join(join_request("u2"))
+    again = await stub.Join(join_request("u1"))
+    assert again.already_joined
+    assert again.participant.participant_id == first.participant.participant_id
+    assert [p.user_id for p in again.participants] == ["u2"]
+    listed = (await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=OPEN))).snapshot
+    assert len(listed.participants) == 2
+    assert again.position == listed.position
+
+
+async def test_leave_list_participants_and_list_rooms(stub: pb_grpc.RoomServiceStub) -> None:
+    one = await stub.Join(join_request("u1"))
+    two = await stub.Join(join_request("u2"))
+    rooms = (await stub.ListRooms(pb.ListRoomsRequest())).rooms
+    assert [(r.meeting.id, r.participant_count) for r in rooms] == [(OPEN, 2)]
+    left = await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=two.participant.participant_id))
+    assert left.participant.participant_id == two.participant.participant_id
+    assert left.position.sequence == two.position.sequence + 1
+    snapshot = (await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=OPEN))).snapshot
+    assert [p.participant_id for p in snapshot.participants] == [one.participant.participant_id]
+    assert snapshot.position == left.position
+    await refused(
+        stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=two.participant.participant_id)),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )
+    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
+    assert (await stub.ListRooms(pb.ListRoomsRequest())).rooms == []
+    await refused(
+        stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="ghost")),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
+
+
+async def test_same_user_from_another_socket_replaces_the_older_session(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    old = await stub.Join(join_request("u1", socket_id="s-old"))
+    watches.append(watch := Watch(stub, OPEN, old.position))
+    new = await stub.Join(join_request("u1", socket_id="s-new"))
+    assert new.participants == []
+    left = await watch.event()
+    assert left.participant_left.participant.participant_id == old.participant.participant_id
+    assert left.participant_left.reason == pb.LEAVE_REASON_REPLACED
+    joined = await watch.event()
+    assert joined.participant_joined.participant.participant_id == new.participant.participant_id
+    assert joined.sequence == new.position.sequence
+
+
+# -- WatchRoom ----------------------------------------------------------------------------
+
+
+async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_order(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    first = await stub.Join(join_request("u1"))
+    watches.append(watch := Watch(stub, OPEN, first.position))
+    await watch.nothing()
+    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
+    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=joins[1].participant.participant_id))
+    events = [await watch.event() for _ in range(5)]
+    assert [e.sequence for e in events] == list(
+        range(first.position.sequence + 1, first.position.sequence + 6)
+    )
+    assert {e.epoch for e in events} == {first.position.epoch}
+    assert [e.WhichOneof("payload") for e in events] == ["participant_joined"] * 4 + ["participant_left"]
+    assert [e.participant_joined.participant.user_id for e in events[:4]] == ["u2", "u3", "u4", "u5"]
+    assert events[4].participant_left.reason == pb.LEAVE_REASON_LEFT
+    assert all(e.meeting_id == OPEN for e in events)
+    await watch.nothing()
+
+
+async def test_watch_resumes_after_a_position_without_repeating(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    first = await stub.Join(join_request("u1"))
+    replies = [await stub.Join(join_request(f"u{i}")) for i in range(2, 5)]
+    # A watcher that saw up to u2's join resumes after it: u3 and u4, nothing before.
+    watches.append(watch := Watch(stub, OPEN, replies[0].position))
+    resumed = [await watch.event(), await watch.event()]
+    assert [e.sequence for e in resumed] == [replies[1].position.sequence, replies[2].position.sequence]
+    await watch.nothing()
+    # A watcher already at the head gets nothing until the next change.
+    watches.append(at_head := Watch(stub, OPEN, replies[2].position))
+    await at_head.nothing()
+    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=first.participant.participant_id))
+    assert (await at_head.event()).participant_left.participant.user_id == "u1"
+    assert (await watch.event()).participant_left.participant.user_id == "u1"
+
+
+async def test_watch_with_an_empty_or_unknown_epoch_starts_with_a_snapshot(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    one = await stub.Join(join_request("u1"))
+    two = await stub.Join(join_request("u2"))
+    for after in (pb.StreamPosition(), pb.StreamPosition(sequence=1, epoch="someone-elses-epoch")):
+        watches.append(watch := Watch(stub, OPEN, after))
+        first = await watch.next()
+        assert first.HasField("snapshot")
+        assert first.snapshot.position == two.position
+        ids = [p.participant_id for p in first.snapshot.participants]
+        assert ids == [one.participant.participant_id, two.participant.participant_id]
+        await watch.nothing()
+    three = await stub.Join(join_request("u3"))
+    for watch in watches:
+        event = await watch.event()
+        assert event.sequence == three.position.sequence  # events continue after the snapshot
+
+
+async def test_watch_gets_a_snapshot_when_the_buffer_no_longer_reaches(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    first = await stub.Join(join_request("u1"))
+    for i in range(REPLAY_BUFFER + 2):
+        await stub.Join(join_request(f"churn{i}"))
+    last = await stub.Join(join_request("u-last"))
+    watches.append(watch := Watch(stub, OPEN, first.position))
+    item = await watch.next()
+    assert item.HasField("snapshot")
+    assert item.snapshot.position == last.position
+    assert len(item.snapshot.participants) == REPLAY_BUFFER + 4
+    await watch.nothing()
+
+
+async def test_watch_from_a_closed_incarnation_gets_a_snapshot_of_the_new_one(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    one = await stub.Join(join_request("u1"))
+    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
+    # The room emptied and closed; its next incarnation has a new epoch, restarting at 1.
+    again = await stub.Join(join_request("u2"))
+    assert again.position.epoch != one.position.epoch
+    assert again.position.sequence == 1
+    # An edge resuming from the old incarnation is never "resumed" into the new one.
+    watches.append(watch := Watch(stub, OPEN, one.position))
+    item = await watch.next()
+    assert item.HasField("snapshot"), item
+    assert item.snapshot.position == again.position
+    assert [p.user_id for p in item.snapshot.participants] == ["u2"]
+    await watch.nothing()
+
+
+async def test_a_watcher_of_a_room_that_closes_sees_it_empty_then_reopened(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    one = await stub.Join(join_request("u1"))
+    watches.append(watch := Watch(stub, OPEN, one.position))
+    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
+    item = await watch.next()
+    # Either the stream read the leave before the room closed, or it finds the room gone
+    # and gets the (empty) truth; both leave the watcher with an empty room.
+    if item.HasField("event"):
+        assert item.event.participant_left.participant.participant_id == one.participant.participant_id
+    else:
+        assert item.snapshot.participants == []
+    again = await stub.Join(join_request("u2"))
+    item = await watch.next()
+    if item.HasField("snapshot") and not item.snapshot.participants:
+        item = await watch.next()
+    assert item.HasField("snapshot"), item
+    assert item.snapshot.position == again.position
+    assert [p.user_id for p in item.snapshot.participants] == ["u2"]
+
+
+async def test_watch_of_an_unknown_meeting_is_not_found(stub: pb_grpc.RoomServiceStub) -> None:
+    call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id="ghost"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert reason_of(caught.value) == "MEETING_NOT_FOUND"
+
+
+async def test_many_watchers_see_the_same_sequence(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    first = await stub.Join(join_request("u0"))
+    watches.extend(Watch(stub, OPEN, first.position) for _ in range(5))
+    await asyncio.gather(*(stub.Join(join_request(f"u{i}")) for i in range(1, 11)))
+    seen = []
+    for watch in watches:
+        seen.append([(e.sequence, e.participant_joined.participant.user_id) for e in
+                     [await watch.event() for _ in range(10)]])  # fmt: skip
+    assert all(s == seen[0] for s in seen)
+    assert [s for s, _ in seen[0]] == list(range(2, 12))
+
+
+# -- edges (only the RPC surface; lease behaviour is tested at the store) ------------------
+
+
+async def test_heartbeat_reports_whether_the_edge_was_known(stub: pb_grpc.RoomServiceStub) -> None:
+    first = await stub.Heartbeat(pb.HeartbeatRequest(edge_id="edge-hb"))
+    assert not first.known and first.lease_seconds > 0
+    assert (await stub.Heartbeat(pb.HeartbeatRequest(edge_id="edge-hb"))).known
+    await refused(stub.Heartbeat(pb.HeartbeatRequest()), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
+
+
+# -- health and reflection ----------------------------------------------------------------
+
+
+async def test_health_check_is_serving(channel: grpc.aio.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "meeting.v1.RoomService"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_reflection_lists_the_room_service(channel: grpc.aio.Channel) -> None:
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        yield reflection_pb2.ServerReflectionRequest(file_containing_symbol="meeting.v1.RoomService")
+
+    replies = [reply async for reply in reflection.ServerReflectionInfo(requests())]
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {"meeting.v1.RoomService", "grpc.health.v1.Health"} <= names
+    assert replies[1].file_descriptor_response.file_descriptor_proto  # the proto is served too

@@ -1,0 +1,393 @@
+"""MemoryStore: the atomic, sequenced room log and its membership rules."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.models import (
+    JoinSpec,
+    LeaveReason,
+    MediaState,
+    Meeting,
+    MeetingEnded,
+    MeetingStatus,
+    ParticipantJoined,
+    ParticipantLeft,
+    Position,
+    RoomEvent,
+    Snapshot,
+)
+from room_service.store.base import RestoreRecord, StoreOptions
+from room_service.store.memory import MemoryStore
+
+MEETING = "m-1"
+
+
+def meeting(meeting_id: str = MEETING, **changes: object) -> Meeting:
+    fields: dict[str, object] = {
+        "id": meeting_id,
+        "meeting_name": "Team",
+        "status": MeetingStatus.LIVE,
+        "creator_id": "creator",
+        "created_at": datetime.now(UTC),
+    }
+    fields.update(changes)
+    return Meeting(**fields)  # type: ignore[arg-type]
+
+
+def spec(
+    user: str, *, socket: str | None = None, edge: str = "edge-a", meeting_id: str = MEETING
+) -> JoinSpec:
+    return JoinSpec(
+        meeting_id=meeting_id,
+        user_id=user,
+        user_name=f"Name {user}",
+        media=MediaState(),
+        edge_id=edge,
+        socket_id=socket or f"sock-{user}",
+    )
+
+
+async def new_store(**options: object) -> MemoryStore:
+    store = MemoryStore(StoreOptions(**options))  # type: ignore[arg-type]
+    await store.upsert_meeting(meeting())
+    return store
+
+
+async def all_events(store: MemoryStore, after: Position) -> list[RoomEvent]:
+    batch = await store.read_after(MEETING, after, 10_000)
+    assert isinstance(batch, list)
+    return batch
+
+
+# -- sequencing ---------------------------------------------------------------------------
+
+
+async def test_sequences_are_strictly_increasing_without_gaps() -> None:
+    store = await new_store()
+    first = await store.join(spec("u1"))
+    epoch = first.position.epoch
+    assert first.position == Position(1, epoch)
+    second = await store.join(spec("u2"))
+    _, updated = await store.update_media(MEETING, second.participant.participant_id, {"audio": False}, "")
+    chat = await store.append_chat(MEETING, first.participant.participant_id, "hi")
+    left = await store.leave(MEETING, second.participant.participant_id, LeaveReason.LEFT)
+    assert updated is not None
+    sequences = [second.position.sequence, updated.position.sequence, chat.position.sequence]
+    sequences.append(left.position.sequence)
+    assert sequences == [2, 3, 4, 5]
+    events = await all_events(store, Position(0, epoch))
+    assert [e.position.sequence for e in events] == [1, 2, 3, 4, 5]
+    assert {e.position.epoch for e in events} == {epoch}
+    assert (await store.snapshot(MEETING)).position == Position(5, epoch)
+
+
+async def test_a_change_that_changes_nothing_appends_nothing() -> None:
+    store = await new_store()
+    joined = await store.join(spec("u1"))
+    participant, event = await store.update_media(
+        MEETING, joined.participant.participant_id, {"audio": True}, ""
+    )
+    assert event is None
+    assert participant == joined.participant
+    assert (await store.snapshot(MEETING)).position == joined.position
+
+
+async def test_rooms_have_independent_sequences() -> None:
+    store = await new_store()
+    await store.upsert_meeting(meeting("m-2"))
+    a1 = await store.join(spec("u1"))
+    b1 = await store.join(spec("u2", meeting_id="m-2"))
+    a2 = await store.join(spec("u3"))
+    assert (a1.position.sequence, a2.position.sequence, b1.position.sequence) == (1, 2, 1)
+    assert a1.position.epoch != b1.position.epoch
+
+
+async def test_snapshot_reflects_exactly_the_events_up_to_its_position() -> None:
+    store = await new_store()
+    j1 = await store.join(spec("u1"))
+    j2 = await store.join(spec("u2"))
+    await store.leave(MEETING, j1.participant.participant_id, LeaveReason.LEFT)
+    snapshot = await store.snapshot(MEETING)
+    # Replaying the log from the start yields exactly the snapshot's membership.
+    members: dict[str, object] = {}
+    for event in await all_events(store, Position(0, snapshot.position.epoch)):
+        if isinstance(event.payload, ParticipantJoined):
+            members[event.payload.participant.participant_id] = event.payload.participant
+        elif isinstance(event.payload, ParticipantLeft):
+            del members[event.payload.participant.participant_id]
+    assert list(members) == [p.participant_id for p in snapshot.participants]
+    assert list(members) == [j2.participant.participant_id]
+
+
+async def test_a_room_reopened_after_emptying_starts_a_new_epoch() -> None:
+    store = await new_store()
+    first = await store.join(spec("u1"))
+    await store.leave(MEETING, first.participant.participant_id, LeaveReason.LEFT)
+    closed = await store.snapshot(MEETING)
+    assert closed.participants == ()
+    assert closed.position == Position(0, "")
+    again = await store.join(spec("u1"))
+    assert again.position.sequence == 1
+    assert again.position.epoch not in ("", first.position.epoch)
+
+
+async def test_concurrent_joins_each_get_their_own_sequence() -> None:
+    store = await new_store()
+    outcomes = await asyncio.gather(*(store.join(spec(f"u{i}")) for i in range(20)))
+    assert sorted(o.position.sequence for o in outcomes) == list(range(1, 21))
+    # Each joiner's roster is exactly the participants whose join came before its own.
+    by_sequence = sorted(outcomes, key=lambda o: o.position.sequence)
+    for index, outcome in enumerate(by_sequence):
+        expected = [o.participant.participant_id for o in by_sequence[:index]]
+        assert [p.participant_id for p in outcome.others] == expected
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit() -> None:
+    store = await new_store(replay_buffer=8)
+    joined = await store.join(spec("u1"))
+    for i in range(4):
+        await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+    epoch = joined.position.epoch
+    batch = await store.read_after(MEETING, Position(2, epoch), 2)
+    assert isinstance(batch, list)
+    assert [e.position.sequence for e in batch] == [3, 4]
+    assert await store.read_after(MEETING, Position(5, epoch), 10) == []
+
+
+async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches() -> None:
+    store = await new_store(replay_buffer=4)
+    joined = await store.join(spec("u1"))
+    for i in range(9):
+        await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+    epoch = joined.position.epoch
+    # Head is 10; the buffer holds 7..10, so replay from after 6 still works ...
+    reachable = await store.read_after(MEETING, Position(6, epoch), 100)
+    assert isinstance(reachable, list)
+    assert [e.position.sequence for e in reachable] == [7, 8, 9, 10]
+    # ... but from after 5 it cannot: the caller gets the truth instead.
+    too_old = await store.read_after(MEETING, Position(5, epoch), 100)
+    assert isinstance(too_old, Snapshot)
+    assert too_old.position == Position(10, epoch)
+    assert [p.participant_id for p in too_old.participants] == [joined.participant.participant_id]
+
+
+async def test_read_after_with_an_unknown_epoch_returns_a_snapshot() -> None:
+    store = await new_store()
+    joined = await store.join(spec("u1"))
+    snapshot = await store.read_after(MEETING, Position(1, "not-this-epoch"), 100)
+    assert isinstance(snapshot, Snapshot)
+    assert snapshot.position == joined.position
+    # Empty epoch: the caller never saw this room, so it also gets a snapshot first.
+    fresh = await store.read_after(MEETING, Position(0, ""), 100)
+    assert isinstance(fresh, Snapshot)
+
+
+async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale_position() -> None:
+    store = await new_store()
+    joined = await store.join(spec("u1"))
+    await store.leave(MEETING, joined.participant.participant_id, LeaveReason.LEFT)
+    stale = await store.read_after(MEETING, joined.position, 100)
+    assert isinstance(stale, Snapshot)
+    assert stale.participants == ()
+    assert await store.read_after(MEETING, Position(0, ""), 100) == []
+
+
+async def test_wait_beyond_wakes_on_the_next_append() -> None:
+    store = await new_store()
+    joined = await store.join(spec("u1"))
+    waiter = asyncio.create_task(store.wait_beyond(MEETING, joined.position))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await store.join(spec("u2"))
+    await asyncio.wait_for(waiter, 1.0)
+
+
+async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens() -> None:
+    store = await new_store()
+    waiter = asyncio.create_task(store.wait_beyond(MEETING, Position(0, "")))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await store.join(spec("u1"))
+    await asyncio.wait_for(waiter, 1.0)
+
+
+# -- membership ---------------------------------------------------------------------------
+
+
+async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent() -> None:
+    store = await new_store()
+    other = await store.join(spec("u0"))
+    first = await store.join(spec("u1", socket="s1"))
+    again = await store.join(spec("u1", socket="s1"))
+    assert again.already_joined
+    assert again.participant == first.participant
+    assert [p.participant_id for p in again.others] == [other.participant.participant_id]
+    assert again.position == first.position  # the head: nothing was appended
+    snapshot = await store.snapshot(MEETING)
+    assert len(snapshot.participants) == 2
+
+
+async def test_the_same_socket_id_on_another_edge_is_a_different_session() -> None:
+    store = await new_store(multiple_sessions=True)
+    a = await store.join(spec("u1", socket="s1", edge="edge-a"))
+    b = await store.join(spec("u2", socket="s1", edge="edge-b"))
+    assert not b.already_joined
+    assert a.participant.participant_id != b.participant.participant_id
+
+
+async def test_the_same_user_from_another_socket_replaces_the_older_session() -> None:
+    store = await new_store()
+    bystander = await store.join(spec("u0"))
+    old = await store.join(spec("u1", socket="s-old"))
+    new = await store.join(spec("u1", socket="s-new"))
+    assert new.replaced == (old.participant,)
+    assert new.participant.participant_id != old.participant.participant_id
+    # The roster the new session sees no longer has its older self.
+    assert [p.participant_id for p in new.others] == [bystander.participant.participant_id]
+    events = await all_events(store, Position(old.position.sequence, old.position.epoch))
+    assert len(events) == 2
+    left, joined = events[0].payload, events[1].payload
+    assert isinstance(left, ParticipantLeft)
+    assert left.participant == old.participant
+    assert left.reason is LeaveReason.REPLACED
+    assert isinstance(joined, ParticipantJoined)
+    assert new.position == events[1].position
+    ids = {p.participant_id for p in (await store.snapshot(MEETING)).participants}
+    assert ids == {bystander.participant.participant_id, new.participant.participant_id}
+
+
+async def test_multiple_sessions_setting_keeps_every_session_of_a_user() -> None:
+    store = await new_store(multiple_sessions=True)
+    first = await store.join(spec("u1", socket="s1"))
+    second = await store.join(spec("u1", socket="s2"))
+    assert second.replaced == ()
+    assert [p.participant_id for p in second.others] == [first.participant.participant_id]
+    assert len((await store.snapshot(MEETING)).participants) == 2
+
+
+async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fits() -> None:
+    store = MemoryStore(StoreOptions(default_capacity=2))
+    await store.upsert_meeting(meeting())
+    await store.join(spec("u1"))
+    await store.join(spec("u2"))
+    before = await store.snapshot(MEETING)
+    with pytest.raises(DomainError) as refused:
+        await store.join(spec("u3"))
+    assert refused.value.code is ErrorCode.ROOM_FULL
+    assert await store.snapshot(MEETING) == before  # nothing changed, no event appended
+    replaced = await store.join(spec("u2", socket="another"))
+    assert len(replaced.replaced) == 1
+    assert len((await store.snapshot(MEETING)).participants) == 2
+
+
+async def test_a_meetings_own_capacity_overrides_the_default() -> None:
+    store = MemoryStore(StoreOptions(default_capacity=100))
+    await store.upsert_meeting(meeting(max_participants=1))
+    await store.join(spec("u1"))
+    with pytest.raises(DomainError) as refused:
+        await store.join(spec("u2"))
+    assert refused.value.code is ErrorCode.ROOM_FULL
+
+
+async def test_join_refuses_unknown_and_ended_meetings() -> None:
+    store = await new_store()
+    with pytest.raises(DomainError) as unknown:
+        await store.join(spec("u1", meeting_id="nope"))
+    assert unknown.value.code is ErrorCode.MEETING_NOT_FOUND
+    await store.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
+    with pytest.raises(DomainError) as ended:
+        await store.join(spec("u1", meeting_id="ended"))
+    assert ended.value.code is ErrorCode.MEETING_NOT_ACTIVE
+
+
+async def test_leave_of_an_unknown_participant_is_not_in_meeting() -> None:
+    store = await new_store()
+    joined = await store.join(spec("u1"))
+    with pytest.raises(DomainError) as refused:
+        await store.leave(MEETING, "participant-ghost", LeaveReason.LEFT)
+    assert refused.value.code is ErrorCode.NOT_IN_MEETING
+    assert (await store.snapshot(MEETING)).position == joined.position
+
+
+async def test_end_meeting_empties_the_room_and_appends_meeting_ended() -> None:
+    store = await new_store()
+    joined = await store.join(spec("u1"))
+    ended, event = await store.end_meeting(MEETING, "")
+    assert ended.status is MeetingStatus.ENDED
+    assert event is not None and isinstance(event.payload, MeetingEnded)
+    assert event.position == Position(2, joined.position.epoch)
+    snapshot = await store.snapshot(MEETING)
+    assert snapshot.ended and snapshot.participants == ()
+
+
+# -- edges --------------------------------------------------------------------------------
+
+
+async def test_edge_lease_touch_expire_and_drop() -> None:
+    store = await new_store()
+    assert await store.touch_edge("edge-a", 10.0) is False
+    assert await store.touch_edge("edge-a", 20.0) is True
+    await store.touch_edge("edge-b", 30.0)
+    assert await store.edge_count() == 2
+    a1 = await store.join(spec("u1", edge="edge-a"))
+    b1 = await store.join(spec("u2", edge="edge-b"))
+    a2 = await store.join(spec("u3", edge="edge-a"))
+    assert await store.expired_edges(19.0) == []
+    assert await store.expired_edges(25.0) == ["edge-a"]
+    events = await store.drop_edge("edge-a")
+    gone = set()
+    for event in events:
+        assert isinstance(event.payload, ParticipantLeft)
+        assert event.payload.reason is LeaveReason.DISCONNECTED
+        gone.add(event.payload.participant.participant_id)
+    assert gone == {a1.participant.participant_id, a2.participant.participant_id}
+    assert [e.position.sequence for e in events] == [4, 5]
+    remaining = await store.snapshot(MEETING)
+    assert [p.participant_id for p in remaining.participants] == [b1.participant.participant_id]
+    assert await store.edge_count() == 1
+    assert await store.touch_edge("edge-a", 40.0) is False  # forgotten: it must re-announce
+
+
+async def test_dropping_an_edge_does_not_touch_participants_that_already_left() -> None:
+    store = await new_store()
+    await store.touch_edge("edge-a", 10.0)
+    keep = await store.join(spec("u0", edge="edge-b"))
+    joined = await store.join(spec("u1", edge="edge-a"))
+    await store.leave(MEETING, joined.participant.participant_id, LeaveReason.LEFT)
+    assert await store.drop_edge("edge-a") == []
+    assert [p.participant_id for p in (await store.snapshot(MEETING)).participants] == [
+        keep.participant.participant_id
+    ]
+
+
+async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() -> None:
+    store = await new_store()
+    original = await store.join(spec("u1", edge="edge-a"))
+    await store.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
+    fresh = MemoryStore()
+    await fresh.upsert_meeting(meeting())
+    await fresh.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
+    records = [
+        RestoreRecord(MEETING, original.participant),
+        RestoreRecord("ended", original.participant),
+        RestoreRecord("unknown", original.participant),
+    ]
+    rejected = await fresh.restore("edge-z", records)
+    assert rejected == [original.participant.participant_id] * 2
+    snapshot = await fresh.snapshot(MEETING)
+    assert [p.participant_id for p in snapshot.participants] == [original.participant.participant_id]
+    assert snapshot.participants[0].edge_id == "edge-z"  # the re-announcing edge holds it now
+    assert snapshot.position.sequence == 1
+    # Re-announcing again is harmless: no duplicate, no event.
+    assert await fresh.restore("edge-z", records[:1]) == []
+    assert await fresh.snapshot(MEETING) == snapshot
+    # And the restored participant belongs to the edge's lease.
+    assert len(await fresh.drop_edge("edge-z")) == 1
