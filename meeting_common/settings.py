@@ -53,8 +53,16 @@ def parse_bool(text: str) -> bool:
 def parse_positive_float(text: str) -> float:
     """Parses a float > 0."""
     value = float(text)
-    if not value > 0:
-        raise ValueError(f"must be > 0: {text!r}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"must be a finite number > 0: {text!r}")
+    return value
+
+
+def parse_non_negative_float(text: str) -> float:
+    """Parses a finite float >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"must be a finite number >= 0: {text!r}")
     return value
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-
 from meeting_common.rpc_status import error_code_from
 
 ADDRESS_ENV = "ROOM_SERVICE_CLI_ADDRESS"

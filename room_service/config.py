@@ -12,6 +12,7 @@ from meeting_common.settings import (
     choice,
     parse_address,
     parse_bool,
+    parse_non_negative_float,
     parse_options,
     parse_positive_float,
     parse_positive_int,
@@ -60,7 +61,7 @@ OPTIONS = (
         "ROOM_SERVICE_RESTORE_GRACE_SECONDS",
         "3",
         "after a start, how long resynchronising streams wait for edges to re-announce",
-        float,
+        parse_non_negative_float,
     ),
     Option(
         "multiple_sessions",

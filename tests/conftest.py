@@ -13,8 +13,14 @@ from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
 
 # Short heartbeats so that tests of silent loss and leases finish in seconds.
-FAST_EDGE_ARGS = ("--ping-interval-seconds", "1", "--ping-timeout-seconds", "2",
-                  "--heartbeat-interval-seconds", "0.5")
+FAST_EDGE_ARGS = (
+    "--ping-interval-seconds",
+    "1",
+    "--ping-timeout-seconds",
+    "2",
+    "--heartbeat-interval-seconds",
+    "0.5",
+)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from meeting.v1 import room_service_pb2 as pb
 
+from meeting.v1 import room_service_pb2 as pb
 from room_service.domain.errors import invalid
 from room_service.domain.models import (
     ChatMessage,

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-
 from meeting_common.codes import ErrorCode
 from meeting_common.rpc_status import STATUS_DETAILS_KEY, status_details
 from room_service.api import convert

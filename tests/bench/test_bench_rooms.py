@@ -22,20 +22,24 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def test_join_latency_and_fanout(room_service: RoomServiceProcess, edge: EdgeProcess,
-                                       js: JsClientPool) -> None:
+async def test_join_latency_and_fanout(
+    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool
+) -> None:
     clients = await js.connect_many(edge.url, 100, prefix="bench", transports=["websocket"])
     latencies: list[float] = []
     for index, client in enumerate(clients):
         started = time.perf_counter()
         reply = await client.emit_with_ack(
-            "join-meeting", {"meetingId": MEETING, "userId": f"u{index}", "userName": f"User {index}"},
+            "join-meeting",
+            {"meetingId": MEETING, "userId": f"u{index}", "userName": f"User {index}"},
             timeout=10,
         )
         latencies.append(time.perf_counter() - started)
         assert reply["success"], reply
-    print(f"\njoin round trip over {len(latencies)} sequential joins (room grows 0→99): "
-          f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {_pct(latencies, 0.99) * 1000:.1f} ms")
+    print(
+        f"\njoin round trip over {len(latencies)} sequential joins (room grows 0→99): "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {_pct(latencies, 0.99) * 1000:.1f} ms"
+    )
 
     rounds = 20
     marks = [c.mark() for c in clients]
@@ -46,5 +50,7 @@ async def test_join_latency_and_fanout(room_service: RoomServiceProcess, edge: E
         await client.wait_for_events("chat-message", rounds, start=mark, timeout=60)
     elapsed = time.perf_counter() - started
     delivered = rounds * len(clients)
-    print(f"chat fan-out: {rounds} messages x {len(clients)} sockets = {delivered} deliveries "
-          f"in {elapsed:.2f} s ({delivered / elapsed:.0f} deliveries/s, end to end incl. the JS client)")
+    print(
+        f"chat fan-out: {rounds} messages x {len(clients)} sockets = {delivered} deliveries "
+        f"in {elapsed:.2f} s ({delivered / elapsed:.0f} deliveries/s, end to end incl. the JS client)"
+    )
