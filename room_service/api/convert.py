@@ -61,10 +61,13 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def from_timestamp(ts: Timestamp) -> datetime:
-    """An aware UTC datetime; an unset timestamp means now."""
+    """An aware UTC datetime; an unset timestamp means now; out-of-range ones are refused."""
     if ts.seconds == 0 and ts.nanos == 0:
         return datetime.now(UTC)
-    return ts.ToDatetime(tzinfo=UTC)
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise invalid("timestamp out of range") from exc
 
 
 def meeting_to_pb(meeting: Meeting) -> pb.Meeting:

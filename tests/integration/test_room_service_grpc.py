@@ -11,12 +11,14 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings
 
@@ -453,3 +455,15 @@ async def test_reflection_lists_the_room_service(channel: grpc.aio.Channel) -> N
     names = {s.name for s in replies[0].list_services_response.service}
     assert {"meeting.v1.RoomService", "grpc.health.v1.Health"} <= names
     assert replies[1].file_descriptor_response.file_descriptor_proto  # the proto is served too
+
+
+async def test_out_of_range_timestamps_are_invalid_argument_not_internal(
+    stub: pb_grpc.RoomServiceStub,
+) -> None:
+    # Found by the gRPC fuzzer: nanos = -1 used to crash the conversion (INTERNAL).
+    for created_at in (Timestamp(seconds=1, nanos=-1), Timestamp(seconds=2**62)):
+        request = pb.UpsertMeetingRequest(meeting=pb.Meeting(id="ts-check", created_at=created_at))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.UpsertMeeting(request, timeout=5)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_code_from(caught.value.trailing_metadata()) == "INVALID_PAYLOAD"
