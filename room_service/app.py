@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 import grpc
 from aiohttp import web
@@ -155,15 +154,3 @@ async def _healthz(_: web.Request) -> web.Response:
 
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-async def serve(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT, then stops gracefully."""
-    app = RoomServiceApp(settings)
-    await app.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await app.stop()
