@@ -134,7 +134,7 @@ class EventHandlers:
             session = await self.hub.detach(sid)
             if session is not None:
                 log.info(
-                    f"👋 {session.participant.user_name} disconnected from meeting {session.meeting_id}",
+                    f"👋 User {session.participant.user_name} disconnected from meeting {session.meeting_id}",
                     extra={
                         "sid": sid,
                         "meeting_id": session.meeting_id,
@@ -266,7 +266,7 @@ class EventHandlers:
         await self.hub.detach(sid)
         await self.hub.leave(session, pb.LEAVE_REASON_LEFT)
         log.info(
-            f"👋 {session.participant.user_name} left meeting {session.meeting_id}",
+            f"👋 User {session.participant.user_name} left meeting {session.meeting_id}",
             extra={"sid": sid, "meeting_id": session.meeting_id, "participant_id": session.participant_id},
         )
         return {"meetingId": session.meeting_id, "participantId": session.participant_id}
