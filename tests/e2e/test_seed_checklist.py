@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
