@@ -411,7 +411,7 @@ class RoomManager:
     async def _published(self, event: RoomEvent) -> None:
         payload = event.payload
         if isinstance(payload, ParticipantLeft):
-            remaining = len((await self._store.snapshot(event.meeting_id)).participants)
+            remaining = await self._store.participant_count(event.meeting_id)
             self._left(event.meeting_id, payload.participant, payload.reason, remaining)
             return
         self._metrics.events.labels(type=_event_type(event)).inc()

@@ -134,6 +134,10 @@ class RoomStore(Protocol):
         """Edges holding a lease."""
         ...
 
+    async def participant_count(self, meeting_id: str) -> int:
+        """Participants in a room now (0 for a closed or unknown room)."""
+        ...
+
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
         """Re-adds participants an edge still holds; returns the ids it could not restore."""
         ...

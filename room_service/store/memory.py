@@ -253,6 +253,10 @@ class MemoryStore:
     async def edge_count(self) -> int:
         return len(self._edges)
 
+    async def participant_count(self, meeting_id: str) -> int:
+        room = self._rooms.get(meeting_id)
+        return len(room.participants) if room is not None else 0
+
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
         rejected: list[str] = []
         for record in records:

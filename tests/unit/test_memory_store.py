@@ -391,3 +391,26 @@ async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() ->
     assert await fresh.snapshot(MEETING) == snapshot
     # And the restored participant belongs to the edge's lease.
     assert len(await fresh.drop_edge("edge-z")) == 1
+
+
+async def test_participant_count_follows_joins_and_leaves() -> None:
+    store = MemoryStore(StoreOptions())
+    await store.upsert_meeting(_count_meeting())
+    assert await store.participant_count("count-room") == 0
+    first = await store.join(_count_spec("u1", "s1"))
+    await store.join(_count_spec("u2", "s2"))
+    assert await store.participant_count("count-room") == 2
+    await store.leave("count-room", first.participant.participant_id, LeaveReason.LEFT)
+    assert await store.participant_count("count-room") == 1
+    assert await store.participant_count("no-such-room") == 0
+
+
+def _count_meeting() -> Meeting:
+    return Meeting(
+        id="count-room", meeting_name="Count", status=MeetingStatus.LIVE, creator_id="u1",
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def _count_spec(user: str, socket: str) -> JoinSpec:
+    return JoinSpec("count-room", user, user.upper(), MediaState(), "edge-a", socket)
