@@ -26,31 +26,22 @@ FAST_EDGE_ARGS = (
 @pytest.fixture
 async def room_service() -> AsyncIterator[RoomServiceProcess]:
     """A room service process with the demo meetings."""
-    proc = await start_room_service("--edge-lease-seconds", "3", "--restore-grace-seconds", "1")
-    try:
+    async with await start_room_service("--edge-lease-seconds", "3", "--restore-grace-seconds", "1") as proc:
         yield proc
-    finally:
-        await proc.terminate()
 
 
 @pytest.fixture
 async def edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
     """One edge gateway in front of `room_service`."""
-    proc = await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-a")
-    try:
+    async with await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-a") as proc:
         yield proc
-    finally:
-        await proc.terminate()
 
 
 @pytest.fixture
 async def edge2(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
     """A second edge gateway in front of the same room service."""
-    proc = await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-b")
-    try:
+    async with await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-b") as proc:
         yield proc
-    finally:
-        await proc.terminate()
 
 
 @pytest.fixture

@@ -107,12 +107,7 @@ def participant_to_pb(p: Participant) -> pb.Participant:
         user_id=p.user_id,
         user_name=p.user_name,
         media=pb.MediaState(audio=p.media.audio, video=p.media.video, screen=p.media.screen),
-        permissions=pb.Permissions(
-            can_share=p.permissions.can_share,
-            can_chat=p.permissions.can_chat,
-            can_record=p.permissions.can_record,
-            is_host=p.permissions.is_host,
-        ),
+        permissions=permissions_to_pb(p.permissions),
         joined_at=timestamp(p.joined_at),
         edge_id=p.edge_id,
         socket_id=p.socket_id,
@@ -128,16 +123,23 @@ def participant_from_pb(m: pb.Participant) -> Participant:
         user_id=m.user_id,
         user_name=m.user_name,
         media=media_from_pb(m.media),
-        permissions=Permissions(
-            can_share=m.permissions.can_share,
-            can_chat=m.permissions.can_chat,
-            can_record=m.permissions.can_record,
-            is_host=m.permissions.is_host,
-        ),
+        permissions=permissions_from_pb(m.permissions),
         joined_at=from_timestamp(m.joined_at),
         edge_id=m.edge_id,
         socket_id=m.socket_id,
     )
+
+
+def permissions_to_pb(p: Permissions) -> pb.Permissions:
+    """A permissions message."""
+    return pb.Permissions(
+        can_share=p.can_share, can_chat=p.can_chat, can_record=p.can_record, is_host=p.is_host
+    )
+
+
+def permissions_from_pb(m: pb.Permissions) -> Permissions:
+    """Permissions re-announced by an edge."""
+    return Permissions(can_share=m.can_share, can_chat=m.can_chat, can_record=m.can_record, is_host=m.is_host)
 
 
 def media_from_pb(m: pb.MediaState) -> MediaState:
