@@ -77,10 +77,10 @@ OPTIONS = (
         parse_positive_float,
     ),
     Option(
-        "max_queued_packets",
-        "EDGE_GATEWAY_MAX_QUEUED_PACKETS",
-        "2048",
-        "packets a socket may have waiting to be written; a socket that stops reading is dropped beyond",
+        "max_buffered_bytes",
+        "EDGE_GATEWAY_MAX_BUFFERED_BYTES",
+        "1048576",
+        "bytes a socket may have waiting to be written; a socket that stops reading is dropped beyond",
         parse_positive_int,
     ),
     Option(
@@ -311,8 +311,8 @@ class Settings:
     """Longest userName."""
     max_text_length: int = 2000
     """Longest chat text."""
-    max_queued_packets: int = 2048
-    """Outgoing packets queued per socket before it is dropped as not reading."""
+    max_buffered_bytes: int = 1 << 20
+    """Outgoing bytes buffered per socket before it is dropped as not reading."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
