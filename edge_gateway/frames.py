@@ -6,6 +6,7 @@ resulting bytes are what every recipient's transport is given.
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -18,21 +19,29 @@ _FIN_BINARY = 0x82
 class OrjsonCodec:
     """The `json` module python-socketio and python-engineio use for every packet.
 
-    Same contract as the standard library's `dumps`/`loads` for what Socket.IO carries;
-    the keyword arguments upstream passes (`separators`) only ask for the compact form,
-    which orjson always writes. NaN and infinities become `null` (a browser's JSON.parse
-    rejects the bare words the standard library would write).
+    orjson on the way everything the frontend exchanges takes; the standard library for
+    what orjson refuses, so that odd input behaves exactly as before: NaN, Infinity and
+    1e400 from a client, integers beyond 64 bits or non-text keys on the way out. The
+    keyword arguments upstream passes (`separators`) ask for the compact form, which
+    orjson always writes. NaN and infinities are written as `null` (a browser's
+    JSON.parse rejects the bare words the standard library would write).
     """
 
     @staticmethod
     def dumps(obj: Any, **_: Any) -> str:
         """Compact JSON text."""
-        return orjson.dumps(obj).decode()
+        try:
+            return orjson.dumps(obj).decode()
+        except TypeError:
+            return json.dumps(obj, separators=(",", ":"))
 
     @staticmethod
     def loads(text: str | bytes, **_: Any) -> Any:
-        """Parses JSON; raises ValueError (orjson.JSONDecodeError) on bad input."""
-        return orjson.loads(text)
+        """Parses JSON; raises ValueError on bad input."""
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return json.loads(text)
 
 
 def ws_frame(payload: bytes, *, binary: bool = False) -> bytes:
