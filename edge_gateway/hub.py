@@ -17,7 +17,7 @@ from edge_gateway.errors import EdgeError
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay, views_from
 from edge_gateway.rpc import RoomClient
-from edge_gateway.sessions import Session, SessionRegistry
+from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb
 
 log = logging.getLogger("edge_gateway")
@@ -63,6 +63,14 @@ class Hub:
         await self.sio.emit(event, data, to=to, room=room, skip_sid=skip_sid)
         self.metrics.emitted(event)
 
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Puts a socket in a Socket.IO room (for its relay)."""
+        await self.sio.enter_room(sid, room)
+
+    def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
+        """Opens a room's event stream (for its relay)."""
+        return self.client.watch_room(meeting_id, position)
+
     # -- sessions ---------------------------------------------------------------------
 
     async def attach(self, session: Session) -> None:
@@ -92,7 +100,7 @@ class Hub:
                 del self.relays[session.meeting_id]
                 await relay.close()
         with contextlib.suppress(KeyError, ValueError):
-            await self.sio.leave_room(sid, f"meeting:{session.meeting_id}")
+            await self.sio.leave_room(sid, room_name(session.meeting_id))
         return session
 
     async def drop_session(self, sid: str) -> None:

@@ -6,8 +6,8 @@ Delivery rules (DESIGN.md) and how they hold here:
   after S, in order, each once. Events the stream passed before the socket registered
   are replayed to it from a small ring, or, if the ring no longer reaches, the socket is
   brought up to date by a diff of its roster against the relay's view.
-- A broadcast is one `sio.emit(room=...)`: python-socketio encodes the packet once for
-  every socket in the room.
+- A broadcast is one emit to the room: engine.py encodes and frames it once and writes
+  it to every socket of the room in place, in emit order with that socket's direct emits.
 - The relay keeps the room's participant view. An event about a participant already in
   (or already out of) the view is not re-broadcast, and a snapshot (after a gap, an epoch
   change or a room service restart) is turned into the joined/left/updated events that
@@ -21,16 +21,14 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 
 from edge_gateway import wire
-from edge_gateway.sessions import Session
+from edge_gateway.metrics import EdgeMetrics
+from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb
-
-if TYPE_CHECKING:
-    from edge_gateway.hub import Hub
 
 log = logging.getLogger("edge_gateway.relay")
 
@@ -38,9 +36,47 @@ _RING = 256
 _MAX_BACKOFF = 2.0
 
 
-def room_name(meeting_id: str) -> str:
-    """The Socket.IO room of a meeting's in-step local sockets."""
-    return f"meeting:{meeting_id}"
+class RelayHost(Protocol):
+    """The part of the edge a relay works through (the Hub provides it); a relay never
+    reaches further into the edge than this."""
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        """The edge's sessions (read only, to address a participant's local socket)."""
+        ...
+
+    @property
+    def metrics(self) -> EdgeMetrics:
+        """Stream count and relay lag."""
+        ...
+
+    def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
+        """Opens the room's event stream after `position` (a grpc.aio stream call)."""
+        ...
+
+    async def emit(
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        to: str | None = None,
+        room: str | None = None,
+        skip_sid: str | None = None,
+    ) -> None:
+        """Emits to one socket or a Socket.IO room."""
+        ...
+
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Puts a socket in a Socket.IO room: it receives the room's broadcasts from now on."""
+        ...
+
+    async def local_participant_left(self, participant_id: str, reason: pb.LeaveReason.ValueType) -> None:
+        """A participant left; its socket, if here, is told and detached."""
+        ...
+
+    async def drop_session(self, sid: str) -> None:
+        """The room closed under the socket: forget it locally."""
+        ...
 
 
 class _ResyncError(Exception):
@@ -51,7 +87,7 @@ class RoomRelay:
     """Relays one room's stream to this edge's sockets in that room."""
 
     def __init__(
-        self, hub: Hub, meeting_id: str, position: tuple[int, str], view: dict[str, pb.Participant]
+        self, hub: RelayHost, meeting_id: str, position: tuple[int, str], view: dict[str, pb.Participant]
     ) -> None:
         self._hub = hub
         self.meeting_id = meeting_id
@@ -147,7 +183,7 @@ class RoomRelay:
             await self._send_diff(session)
         session.roster = {}
         self.members[session.sid] = session
-        await self._hub.sio.enter_room(session.sid, self.room)
+        await self._hub.enter_room(session.sid, self.room)
 
     async def _send_diff(self, session: Session) -> None:
         """Tells one socket what changed between its roster and the relay's view."""
@@ -172,7 +208,7 @@ class RoomRelay:
         while not self.closed:
             seq, epoch = self.position
             try:
-                self._call = self._hub.client.watch_room(
+                self._call = self._hub.watch_room(
                     self.meeting_id, pb.StreamPosition(sequence=seq, epoch=epoch)
                 )
                 self._hub.metrics.room_streams.inc()

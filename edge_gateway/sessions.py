@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from meeting.v1 import room_service_pb2 as pb
 
 
+def room_name(meeting_id: str) -> str:
+    """The Socket.IO room of a meeting's in-step local sockets (the one definition)."""
+    return f"meeting:{meeting_id}"
+
+
 @dataclass(slots=True)
 class Session:
     """One socket's membership of one meeting."""
