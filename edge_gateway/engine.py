@@ -29,8 +29,9 @@ pyproject.toml; tests/unit/test_engine.py covers each behaviour built on them):
   with the bound `_websocket_handler`, whose `__self__` is the socket.
 - engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`) and exceptions
   `UnknownPacketError`, `SocketIsClosedError`; aiohttp driver class `WebSocket`.
-- socketio.AsyncServer: `_engineio_server_class`, the `client_manager` and `json` options,
-  `packet_class`; socketio.AsyncManager: `emit`, `get_participants`, `rooms`, `server`.
+- socketio.AsyncServer: `_engineio_server_class`, the `client_manager`, `serializer` and
+  `json` options, `packet_class`; socketio.AsyncManager: `emit`, `get_participants`,
+  `rooms`, `server`; socketio `packet.Packet.data_is_binary` (a classmethod).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import engineio
+import orjson
 import socketio
 from aiohttp import WSMsgType, web
 from engineio import exceptions as eio_exceptions
@@ -105,7 +107,7 @@ class Outbox(asyncio.Queue[Any]):
         if item.packet_type == eio_packet.PING:
             self._on_ping(self)
         if self._transport is not None:
-            self._write(engineio_frame(item.encode()))
+            self._write(engineio_frame(item))
             if item.packet_type == eio_packet.CLOSE:
                 self._hang_up()
         elif not self._ended:
@@ -134,7 +136,7 @@ class Outbox(asyncio.Queue[Any]):
             if item is None:
                 hang_up = True
             elif not self.overflowed:
-                transport.write(engineio_frame(item.encode()))
+                transport.write(engineio_frame(item))
         self._transport, self._ws = transport, ws
         if hang_up:
             self._hang_up()
@@ -332,6 +334,21 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             self._spawn(sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT))
 
 
+class EdgePacket(sio_packet.Packet):  # type: ignore[misc]
+    """A Socket.IO packet whose check for binary data is one attempt at serialising it in C
+    (orjson refuses bytes) rather than upstream's Python walk over every value: a
+    `meeting-joined` lists every participant, and is checked for its event and its ack."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        """True when `data` holds bytes anywhere (upstream's walk decides when orjson refuses)."""
+        try:
+            orjson.dumps(data)
+        except TypeError:
+            return bool(sio_packet.Packet.data_is_binary(data))
+        return False
+
+
 class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
     """Socket.IO emits without a task per recipient: encoded and framed once, written in place."""
 
@@ -359,7 +376,7 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid)
             return
         pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = engineio_frame(pkt.encode())
+        frame = engineio_frame(pkt)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         sockets = self.server.eio.sockets
         for sid, eio_sid in self.get_participants(namespace, room):
@@ -379,7 +396,9 @@ class EdgeSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         # Read by _engineio_server_class, which the base constructor calls.
         self._max_buffered_bytes = max_buffered_bytes
         self._on_drop = on_drop
-        super().__init__(*args, client_manager=EdgeManager(), json=OrjsonCodec, **kwargs)
+        super().__init__(
+            *args, client_manager=EdgeManager(), serializer=EdgePacket, json=OrjsonCodec, **kwargs
+        )
 
     def _engineio_server_class(self) -> Any:
         return functools.partial(

@@ -57,8 +57,11 @@ def ws_frame(payload: bytes, *, binary: bool = False) -> bytes:
     return header + payload
 
 
-def engineio_frame(encoded: str | bytes) -> bytes:
-    """The frame of one Engine.IO packet as `Packet.encode()` gives it (text, or raw binary)."""
-    if isinstance(encoded, bytes | bytearray):
-        return ws_frame(bytes(encoded), binary=True)
-    return ws_frame(encoded.encode())
+def engineio_frame(pkt: Any) -> bytes:
+    """The WebSocket frame of one Engine.IO packet: binary data raw in a binary frame, else
+    the packet's text. Binary data is never put through `Packet.encode()`, which caches
+    its result: the same packet object may also go to a long-polling socket, whose payload
+    needs it base64-encoded."""
+    if pkt.binary:
+        return ws_frame(bytes(pkt.data), binary=True)
+    return ws_frame(pkt.encode().encode())

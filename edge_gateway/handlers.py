@@ -243,7 +243,7 @@ class EventHandlers:
             meeting_id=request.meetingId,
             participant=reply.participant,
             position=(reply.position.sequence, reply.position.epoch),
-            roster={p.participant_id: p for p in reply.participants},
+            roster=reply.participants,
         )
         await self.hub.attach(session)
         count = len(reply.participants)

@@ -82,7 +82,7 @@ class Hub:
                 self,
                 session.meeting_id,
                 session.position,
-                views_from(session.roster.values(), session.participant),
+                views_from(session.roster, session.participant),
             )
             self.relays[session.meeting_id] = relay
             relay.start()

@@ -181,13 +181,13 @@ class RoomRelay:
     async def _activate(self, session: Session, *, diff: bool) -> None:
         if diff:
             await self._send_diff(session)
-        session.roster = {}
+        session.roster = ()
         self.members[session.sid] = session
         await self._hub.enter_room(session.sid, self.room)
 
     async def _send_diff(self, session: Session) -> None:
         """Tells one socket what changed between its roster and the relay's view."""
-        known = session.roster
+        known = {p.participant_id: p for p in session.roster}
         current = {pid: p for pid, p in self.view.items() if pid != session.participant_id}
         for pid in known.keys() - current.keys():
             await self._hub.emit(

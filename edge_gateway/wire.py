@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from meeting.v1 import room_service_pb2 as pb
 
@@ -22,7 +25,13 @@ _REASON: dict[pb.LeaveReason.ValueType, str] = {
 
 def iso(ts: Any) -> str:
     """RFC 3339 UTC text of a protobuf Timestamp."""
-    return str(ts.ToJsonString())
+    return _iso(ts.seconds, ts.nanos)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _iso(seconds: int, nanos: int) -> str:
+    # Cached: every join lists every participant, each with the same joined_at as before.
+    return str(Timestamp(seconds=seconds, nanos=nanos).ToJsonString())
 
 
 def meeting(m: pb.Meeting) -> dict[str, Any]:

@@ -229,3 +229,16 @@ async def test_a_silent_peer_is_dropped_even_after_the_sweep_failed_once() -> No
         assert failures, "the injected failure never ran"
         with contextlib.suppress(Exception):
             await silent.ws.close()
+
+
+async def test_binary_payloads_still_reach_websocket_and_polling_sockets(js: JsClientPool) -> None:
+    async with serve() as served:
+        polling, ws = js.client("polling"), js.client("ws")
+        await polling.connect(served.url, transports=["polling"])
+        await ws.connect(served.url, transports=["websocket"])
+        await served.sio.emit("blob", {"n": 1, "bytes": b"\x00\x01\xff"}, room=ROOM)
+        await served.sio.emit("blob", {"n": 2, "text": "after"}, room=ROOM)
+        for client in (polling, ws):
+            got = await client.wait_for_events("blob", 2, timeout=10)
+            assert got[0].data == {"n": 1, "bytes": b"\x00\x01\xff"}, client.name
+            assert got[1].data == {"n": 2, "text": "after"}, client.name
