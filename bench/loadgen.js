@@ -26,7 +26,8 @@ function fail(message) {
   process.exit(1);
 }
 
-setTimeout(() => fail(`deadline of ${DEADLINE_MS} ms passed`), DEADLINE_MS).unref();
+let progress = () => "";
+setTimeout(() => fail(`deadline of ${DEADLINE_MS} ms passed${progress()}`), DEADLINE_MS).unref();
 
 // One client: its socket and its roster (participant ids it believes are in the meeting).
 function makeClient(index) {
@@ -95,6 +96,11 @@ function join(client) {
 // completes: the check must not cost the generator O(clients) per event).
 function converged(clients) {
   let complete = 0;
+  progress = () => {
+    const sizes = clients.map((c) => c.roster.size);
+    const joined = clients.filter((c) => c.me !== null).length;
+    return ` (${complete} complete, ${joined} joined, smallest roster ${Math.min(...sizes)})`;
+  };
   return new Promise((resolve) => {
     const onChange = (c) => {
       if (!c.complete && c.me !== null && c.roster.size >= clients.length - 1) {

@@ -88,6 +88,11 @@ class Outbox(asyncio.Queue[Any]):
         self._closer: asyncio.Future[None] | None = None
 
     @property
+    def transport(self) -> asyncio.WriteTransport | None:
+        """The WebSocket connection's transport once attached (None while polling)."""
+        return self._transport
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes written but not yet taken by the peer (or queued, while polling)."""
         return self._transport.get_write_buffer_size() if self._transport else self.queued_bytes
@@ -135,7 +140,7 @@ class Outbox(asyncio.Queue[Any]):
             self.task_done()
             if item is None:
                 hang_up = True
-            elif not self.overflowed:
+            elif not self.overflowed and not transport.is_closing():
                 transport.write(engineio_frame(item))
         self._transport, self._ws = transport, ws
         if hang_up:
@@ -152,11 +157,18 @@ class Outbox(asyncio.Queue[Any]):
             self._transport.abort()
 
     def _write(self, frame: bytes) -> None:
-        assert self._transport is not None
+        transport = self._transport
+        assert transport is not None
         if self.overflowed:
             return
-        self._transport.write(frame)
-        if self._transport.get_write_buffer_size() > self._limit:
+        if transport.is_closing():
+            # The connection is gone and the reading loop has not noticed yet. uvloop
+            # raises on such a write, and one dead recipient must never break an emit
+            # (a relay losing a broadcast for every socket of the room).
+            self.detach()
+            return
+        transport.write(frame)
+        if transport.get_write_buffer_size() > self._limit:
             self._overflow()
 
     def _enqueue(self, item: Any) -> None:

@@ -57,8 +57,24 @@ def permissions(p: pb.Permissions) -> dict[str, bool]:
     }
 
 
+_PARTICIPANTS: dict[bytes, dict[str, Any]] = {}
+_PARTICIPANTS_MAX = 1 << 14
+
+
 def participant(p: pb.Participant) -> dict[str, Any]:
-    """A participant as in `participants[]` and `participant-joined`."""
+    """A participant as in `participants[]` and `participant-joined`. Read only: the same
+    dict is handed out for the same participant state (every join lists every participant
+    of the room, so building them anew made a storm of N joins cost N²/2 of them)."""
+    key = p.SerializeToString()
+    found = _PARTICIPANTS.get(key)
+    if found is None:
+        if len(_PARTICIPANTS) >= _PARTICIPANTS_MAX:
+            del _PARTICIPANTS[next(iter(_PARTICIPANTS))]  # bounded: the oldest entry goes
+        found = _PARTICIPANTS[key] = _participant(p)
+    return found
+
+
+def _participant(p: pb.Participant) -> dict[str, Any]:
     return {
         "participantId": p.participant_id,
         "userId": p.user_id,

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+import uvloop
 import websockets
 from aiohttp import web
 
@@ -19,6 +21,13 @@ from meeting_common.net import bound_port
 from tests.support.jsclient import JsClientPool
 
 ROOM = "room"
+
+
+@pytest.fixture(scope="module")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The edge runs on uvloop (meeting_common.lifecycle), and so do these tests: its
+    transports differ from asyncio's where it matters (a write to a closed one raises)."""
+    return uvloop.EventLoopPolicy()
 
 
 @dataclass
@@ -242,3 +251,21 @@ async def test_binary_payloads_still_reach_websocket_and_polling_sockets(js: JsC
             got = await client.wait_for_events("blob", 2, timeout=10)
             assert got[0].data == {"n": 1, "bytes": b"\x00\x01\xff"}, client.name
             assert got[1].data == {"n": 2, "text": "after"}, client.name
+
+
+async def test_a_broadcast_passes_over_a_socket_whose_connection_just_died() -> None:
+    async with serve() as served:
+        gone = await RawSocket.open(served.url)
+        healthy = await RawSocket.open(served.url)
+        transport = served.sio.eio.sockets[gone.eio_sid].queue.transport
+        assert transport is not None
+        # The connection dies (closed by the loop's next step) and a broadcast goes out
+        # before the socket's reading loop has noticed: its outbox holds a dead transport.
+        transport.abort()
+        await asyncio.sleep(0)
+        await served.sio.emit("after", {"n": 1}, room=ROOM)
+        frames = await healthy.frames_until('42["after",{"n":1}]')
+        assert numbers(frames, "after") == [1]
+        assert await served.wait_left(gone.sid, 10) == "transport close"
+        assert healthy.sid not in served.left
+        await healthy.ws.close()
