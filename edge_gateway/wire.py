@@ -58,7 +58,7 @@ def permissions(p: pb.Permissions) -> dict[str, bool]:
 
 
 _PARTICIPANTS: dict[bytes, dict[str, Any]] = {}
-_PARTICIPANTS_MAX = 1 << 14
+_PARTICIPANTS_MAX = 1 << 12
 
 
 def participant(p: pb.Participant) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def meeting_from_pb(message: pb.Meeting) -> Meeting:
     )
 
 
-@functools.lru_cache(maxsize=1 << 14)
+@functools.lru_cache(maxsize=1 << 12)
 def participant_to_pb(p: Participant) -> pb.Participant:
     """A participant message. Cached (Participant is frozen; every caller copies the
     message into its reply): a join lists every participant of the room, so without it
