@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from edge_gateway.auth import authenticator_for, bearer_interceptors, room_service_credentials
 from edge_gateway.config import Settings
-from edge_gateway.engine import EdgeSocketServer
+from edge_gateway.guard import ClientAddresses, GuardedSocketServer
 from edge_gateway.handlers import EventHandlers
 from edge_gateway.hub import Hub
 from edge_gateway.limits import EdgeLimits, LimitSettings
@@ -36,7 +36,11 @@ class EdgeApp:
         self.edge_id = f"edge-{uuid.uuid4().hex[:12]}"
         self.registry = CollectorRegistry()
         self.metrics = EdgeMetrics(self.registry)
-        self.sio = EdgeSocketServer(
+        self.limits = EdgeLimits(LimitSettings.from_settings(settings))
+        self.sio = GuardedSocketServer(
+            limits=self.limits,
+            addresses=ClientAddresses(settings.trusted_proxies),
+            on_malformed=self.metrics.malformed_frames.inc,
             async_mode="aiohttp",
             cors_allowed_origins=settings.cors_allowed_origins,
             ping_interval=settings.ping_interval_seconds,
@@ -66,7 +70,7 @@ class EdgeApp:
             webrtc_config,
             settings.max_payload_bytes,
             authenticator=authenticator_for(settings),
-            limits=EdgeLimits(LimitSettings.from_settings(settings)),
+            limits=self.limits,
         )
         self.handlers.register(self.sio)
         self.web = web.Application()

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from edge_gateway.auth import security_problems
+from edge_gateway.guard import Network, parse_trusted_proxies
 from edge_gateway.webrtc import IceServer, parse_ice_servers, parse_turn_urls
 from meeting_common.settings import (
     Option,
@@ -219,8 +220,16 @@ OPTIONS = (
         "max_connections_per_address",
         "EDGE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
         "50",
-        "open sockets per client IP address (the peer address: behind a proxy, the proxy's)",
+        "open Engine.IO sessions per client IP address (handshakes beyond twice this are refused)",
         parse_positive_int,
+    ),
+    Option(
+        "trusted_proxies",
+        "EDGE_GATEWAY_TRUSTED_PROXIES",
+        "",
+        "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed: the "
+        "right-most hop that is not one of them is the client ('' = the peer is the client)",
+        parse_trusted_proxies,
     ),
     Option(
         "max_name_length",
@@ -307,6 +316,8 @@ class Settings:
     """Wrong passwords per socket per minute."""
     max_connections_per_address: int = 50
     """Open sockets per client address."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Proxies whose X-Forwarded-For names the client."""
     max_name_length: int = 100
     """Longest userName."""
     max_text_length: int = 2000

@@ -50,13 +50,6 @@ _SIGNAL_TYPES = {
 }
 
 
-def client_address(environ: dict[str, Any]) -> str:
-    """The peer's IP address (engineio's aiohttp environ hard-codes REMOTE_ADDR)."""
-    request = environ.get("aiohttp.request")
-    remote = getattr(request, "remote", None)
-    return str(remote or environ.get("REMOTE_ADDR") or "unknown")
-
-
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -107,9 +100,14 @@ class EventHandlers:
         """Authenticates and admits the socket; a refusal reaches the client as connect_error."""
         if self.draining:
             return False
+        eio_sid = self.hub.sio.manager.eio_sid_from_sid(sid, "/")
         try:
             identity = await self.authenticator.authenticate(auth, environ)
-            if not self.limits.admit(sid, client_address(environ)):
+            if not self.limits.engine_open(eio_sid):
+                # Closed while its token was checked: the disconnect handler will never
+                # run for it, so nothing may be set up for it here.
+                return False
+            if not self.limits.admit(sid, eio_sid):
                 raise EdgeError(ErrorCode.RATE_LIMITED, "Too many connections from this address")
         except EdgeError as exc:
             self.hub.metrics.errors.labels(code=exc.code.value).inc()
