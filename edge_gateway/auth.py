@@ -25,6 +25,7 @@ import jwt
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
+from meeting_common.text import id_problem, name_problem
 from meeting_common.tls import TlsConfigError, channel_credentials
 
 if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
@@ -153,11 +154,11 @@ class JwtAuthenticator:
         except jwt.PyJWTError as exc:
             raise unauthenticated(_reason(exc)) from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not _USER_ID.match(subject):
+        if not isinstance(subject, str) or not _USER_ID.match(subject) or id_problem(subject):
             raise unauthenticated("Token subject is not a valid user id")
         name = claims.get(self._name_claim)
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= _MAX_NAME:
-            name = None
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= _MAX_NAME or name_problem(name):
+            name = None  # the join's userName (validated like any other) is used instead
         return Identity(user_id=subject, user_name=name.strip() if name else None)
 
     async def _key_for(self, token: str) -> tuple[Any, list[str]]:

@@ -25,6 +25,7 @@ from edge_gateway.hub import Hub
 from edge_gateway.limits import EdgeLimits, LimitSettings
 from edge_gateway.metrics import event_label
 from edge_gateway.payloads import (
+    MAX_SIGNAL_DEPTH,
     ChatMessage,
     EndMeeting,
     JoinMeeting,
@@ -32,6 +33,7 @@ from edge_gateway.payloads import (
     LeaveMeeting,
     UpdateMedia,
     WebRtcSignal,
+    nesting_depth,
     parse,
 )
 from edge_gateway.sessions import Session
@@ -285,6 +287,8 @@ class EventHandlers:
             request = parse(WebRtcSignal, args)
             session = self._session(sid)
             body = {k: v for k, v in (request.model_extra or {}).items()}
+            if nesting_depth(body) > MAX_SIGNAL_DEPTH:
+                raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal is nested too deeply")
             try:
                 # Strict JSON: binary would crash the encoder, and NaN/Infinity would reach
                 # the target's browser as text its JSON parser rejects, dropping its socket.

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from collections.abc import Callable
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
+from meeting_common.text import chat_problem, id_problem, name_problem
+
+MAX_SIGNAL_DEPTH = 32
+"""Deepest nesting of arrays and objects in a WebRTC signal (real SDP and ICE payloads
+are two or three levels deep)."""
 
 
 def _id_text(value: Any) -> Any:
@@ -17,8 +33,25 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128, pattern=r"^\S+$")]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+def _refusing(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A validator refusing text for which `problem` names a reason (meeting_common.text)."""
+
+    def check(value: str) -> str:
+        reason = problem(value)
+        if reason is not None:
+            raise PydanticCustomError("text", reason)
+        return value
+
+    return AfterValidator(check)
+
+
+Id = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    Field(min_length=1, max_length=128, pattern=r"^\S+$"),
+    _refusing(id_problem),
+]
+Name = Annotated[str, Field(min_length=1, max_length=100), _refusing(name_problem)]
 
 
 class _Payload(BaseModel):
@@ -64,7 +97,7 @@ class WebRtcSignal(_Payload):
 class ChatMessage(_Payload):
     """`chat-message`."""
 
-    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    text: Annotated[str, Field(min_length=1, max_length=4000), _refusing(chat_problem)]
 
 
 class KickParticipant(_Payload):
@@ -75,6 +108,27 @@ class KickParticipant(_Payload):
 
 class EndMeeting(_Payload):
     """`end-meeting`."""
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a decoded JSON value (iterative: a hostile
+    payload cannot exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_SIGNAL_DEPTH:
+            return deepest  # enough to refuse it; no need to walk the rest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 P = TypeVar("P", bound=BaseModel)

@@ -159,6 +159,10 @@ BAD_JOINS: list[Any] = [
     pytest.param((GOOD, GOOD), id="two-arguments"),
     pytest.param(b"\x00\xffbinary", id="binary"),
     pytest.param({"bin": b"\x01\x02", **GOOD}, id="binary-inside-object"),
+    pytest.param({**GOOD, "userId": "user\x00x"}, id="NUL-in-userId"),
+    pytest.param({**GOOD, "meetingId": OPEN + "\x1b[2J"}, id="ESC-in-meetingId"),
+    pytest.param({**GOOD, "userName": "evil\u202egnp.exe"}, id="RLO-in-userName"),
+    pytest.param({**GOOD, "userName": "in\u200bvisible"}, id="zero-width-space-in-userName"),
 ]
 
 
@@ -227,6 +231,35 @@ async def test_bad_input_without_an_ack_still_gets_an_error_event(
     error = await client.wait_for("error")
     assert error["code"] == "INVALID_PAYLOAD" and "userId" in error["message"]
     await client.join("client")
+
+
+async def test_chat_controls_and_deeply_nested_signals_are_refused(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    """Chat keeps newlines and tabs but refuses other controls and bidi overrides; a signal
+    nested deeper than the bound is refused, a real one goes through."""
+    a, b = clients("a"), clients("b")
+    await a.connect(stack.url)
+    await b.connect(stack.url)
+    await a.join("user-a")
+    target = (await b.join("user-b"))["participantId"]
+    mark = len(b.events)
+    for text in ("red \x1b[31malert", "evil\u202eoverride", "nul\x00"):
+        ack = await a.call("chat-message", {"text": text})
+        assert ack["error"]["code"] == "INVALID_PAYLOAD", ack
+    assert (await a.call("chat-message", {"text": "two\n\tlines"}))["success"]
+    chat = await b.wait_for("chat-message", start=mark)
+    assert chat["text"] == "two\n\tlines" and len(b.named("chat-message", mark)) == 1
+    nested: Any = "x"
+    for _ in range(64):
+        nested = [nested]
+    ack = await a.call("webrtc-offer", {"targetParticipantId": target, "sdp": nested})
+    assert ack["error"] == {"code": "INVALID_PAYLOAD", "message": "Signal is nested too deeply"}
+    assert (
+        await a.call("webrtc-offer", {"targetParticipantId": target, "sdp": {"type": "offer", "sdp": "v=0"}})
+    )["success"]
+    offer = await b.wait_for("webrtc-offer", start=mark)
+    assert offer["sdp"] == {"type": "offer", "sdp": "v=0"} and len(b.named("webrtc-offer", mark)) == 1
 
 
 async def test_leave_when_not_in_a_meeting_is_not_in_meeting(
