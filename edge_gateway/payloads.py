@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
-
 from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,

@@ -5,7 +5,7 @@
 - Names (userName, a token's name claim): the same, except the zero-width joiner and
   non-joiner (U+200C, U+200D), which Persian and Indic scripts and emoji sequences need.
 - Chat text: newline and tab are allowed; every other C0/C1 control, the bidirectional
-  embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069) and the line
+  embedding, override and isolate controls (U+202A to U+202E, U+2066 to U+2069) and the line
   and paragraph separators are refused. Other format characters (zero-width joiners,
   soft hyphens) are allowed: they cannot reorder or hide the surrounding text.
 """
