@@ -552,3 +552,65 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
     await peer.call("leave-meeting", {})
     left = await me.wait_for("participant-left", start=mark)
     assert left["userId"] == "user-peer"
+
+
+@pytest.mark.parametrize("removal", ["kicked", "replaced"])
+async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
+    stack: Stack, clients: Callable[[str], Client], removal: str
+) -> None:
+    """The kick (or a newer session of the same user) lands after the victim's join reply
+    and before its registration, and the relay's stream has already passed it: the
+    victim must be told it is out (`kicked` when kicked) and hear nothing of the room.
+
+    The victim's `meeting-joined` emit is held until the relay has applied the removal,
+    which forces that interleaving every time."""
+    host, victim, newer = clients("host"), clients("victim"), clients("newer")
+    for client in (host, victim, newer):
+        await client.connect(stack.url)
+    await host.join("user-1-id")  # the meeting's creator: its host
+    hub = stack.edge.hub
+    real_emit = hub.emit
+    removed: list[str] = []
+
+    async def removal_first(event: str, data: dict[str, Any], **kwargs: Any) -> None:
+        if event == "meeting-joined" and kwargs.get("to") == victim.sio.get_sid() and not removed:
+            removed.append(data["participantId"])
+            if removal == "kicked":
+                ack = await host.call("kick-participant", {"participantId": data["participantId"]})
+                assert ack["success"], ack
+            else:
+                await newer.join("user-victim")
+            # The relay has applied the removal once the host hears of it.
+            pid = data["participantId"]
+            await host.wait_for("participant-left", lambda d: d["participantId"] == pid)
+            assert pid not in hub.relays[OPEN].view
+        await real_emit(event, data, **kwargs)
+
+    hub.emit = removal_first  # type: ignore[method-assign]
+    try:
+        mark = len(victim.events)
+        ack = await victim.call(
+            "join-meeting", {"meetingId": OPEN, "userId": "user-victim", "userName": "Victim"}
+        )
+        assert ack["success"], ack
+    finally:
+        hub.emit = real_emit  # type: ignore[method-assign]
+    (victim_pid,) = removed
+    if removal == "kicked":
+        told = await victim.wait_for("kicked", start=mark)
+        assert told == {"meetingId": OPEN, "participantId": victim_pid, "reason": "kicked"}
+        assert [d for d in victim.named("participant-left", mark) if d["participantId"] == victim_pid] == []
+    else:
+        told = await victim.wait_for(
+            "participant-left", lambda d: d["participantId"] == victim_pid, start=mark
+        )
+        assert told["reason"] == "replaced"
+    # Out of the edge's fan-out and sessions: nothing more reaches it, nothing restores it.
+    assert hub.sessions.by_sid(victim.sio.get_sid()) is None
+    relay = hub.relays[OPEN]
+    assert victim.sio.get_sid() not in relay.members and victim.sio.get_sid() not in relay.pending
+    after = len(victim.events)
+    assert (await host.call("chat-message", {"text": "still here?"}))["success"]
+    await host.wait_for("chat-message", lambda d: d["text"] == "still here?")
+    await quiet(victim, "chat-message", after, within=0.3)
+    assert victim_pid not in await stack.participants()
