@@ -101,6 +101,8 @@ class EdgeApp:
                 "room_service_tls": bool(self.settings.room_service_tls_ca_file),
             },
         )
+        if self.settings.auth_mode == "none":
+            log.warning("authentication is off: any client may join as any userId (development only)")
 
     async def stop(self) -> None:
         """Graceful: refuse joins, let every socket leave (others get participant-left), exit."""

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from edge_gateway.auth import security_problems
 from edge_gateway.guard import Network, parse_trusted_proxies
 from edge_gateway.webrtc import IceServer, parse_ice_servers, parse_turn_urls
+from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import (
     Option,
     SettingsError,
     choice,
     parse_address,
+    parse_bool,
     parse_options,
     parse_positive_float,
     parse_positive_int,
@@ -151,6 +153,13 @@ OPTIONS = (
         choice("none", "jwt"),
     ),
     Option(
+        "allow_insecure",
+        "EDGE_GATEWAY_ALLOW_INSECURE",
+        "false",
+        "allow --auth-mode none on a non-loopback --http-address (refused otherwise: fail closed)",
+        parse_bool,
+    ),
+    Option(
         "jwt_secret",
         "EDGE_GATEWAY_JWT_SECRET",
         "",
@@ -284,6 +293,8 @@ class Settings:
     """TURN credential lifetime."""
     auth_mode: str = "none"
     """"none" (development) or "jwt"."""
+    allow_insecure: bool = False
+    """auth_mode none beyond loopback was asked for explicitly."""
     jwt_secret: str = field(default="", repr=False)
     """HMAC secret for tokens; kept out of repr."""
     jwt_public_key_file: str = ""
@@ -341,6 +352,14 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     if values["turn_secret"] and not values["turn_urls"]:
         problems.append("turn_secret: set EDGE_GATEWAY_TURN_URLS too, or the secret is unused")
     problems += security_problems(values)
+    if values["auth_mode"] == "none" and not values["allow_insecure"]:
+        problem = insecure_listen_problem(
+            "http_address",
+            values["http_address"][0],
+            "auth_mode is 'none'",
+            "--allow-insecure true (EDGE_GATEWAY_ALLOW_INSECURE=true)",
+        )
+        problems += [problem] if problem else []
     if problems:
         raise SettingsError(problems)
     return Settings(**values)

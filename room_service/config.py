@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import (
     Option,
     SettingsError,
@@ -116,6 +117,14 @@ OPTIONS = (
         secret=True,
     ),
     Option(
+        "allow_insecure",
+        "ROOM_SERVICE_ALLOW_INSECURE",
+        "false",
+        "allow a non-loopback --grpc-address with neither --internal-token nor --tls-client-ca-file "
+        "(refused otherwise: fail closed)",
+        parse_bool,
+    ),
+    Option(
         "password_attempts_per_minute",
         "ROOM_SERVICE_PASSWORD_ATTEMPTS_PER_MINUTE",
         "20",
@@ -163,6 +172,8 @@ class Settings:
     """Bearer token required of callers ('' = none); kept out of repr."""
     password_attempts_per_minute: int = 20
     """Wrong passwords per meeting per minute."""
+    allow_insecure: bool = False
+    """No caller authentication beyond loopback was asked for explicitly."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -178,4 +189,13 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         server_credentials(values["tls_cert_file"], values["tls_key_file"], values["tls_client_ca_file"])
     except TlsConfigError as exc:
         raise SettingsError([f"TLS: {exc}"]) from None
+    if not (values["internal_token"] or values["tls_client_ca_file"] or values["allow_insecure"]):
+        problem = insecure_listen_problem(
+            "grpc_address",
+            values["grpc_address"][0],
+            "callers are not authenticated (no internal token, no client CA)",
+            "--allow-insecure true (ROOM_SERVICE_ALLOW_INSECURE=true)",
+        )
+        if problem:
+            raise SettingsError([problem])
     return Settings(**values)
