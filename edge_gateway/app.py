@@ -71,6 +71,8 @@ class EdgeApp:
             settings.max_payload_bytes,
             authenticator=authenticator_for(settings),
             limits=self.limits,
+            token_warning_seconds=settings.token_expiry_warning_seconds,
+            token_grace_seconds=settings.token_expiry_grace_seconds,
         )
         self.handlers.register(self.sio)
         self.web = web.Application()

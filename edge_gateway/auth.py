@@ -55,6 +55,9 @@ class Identity:
     """The token's subject: the only userId this socket may join as."""
     user_name: str | None
     """Display name from the token, when it carries one."""
+    expires_at: float | None = None
+    """The token's `exp` (seconds since the epoch): the socket is closed after it unless
+    the client refreshes the token (edge_gateway.expiry)."""
 
 
 def unauthenticated(message: str) -> EdgeError:
@@ -159,7 +162,12 @@ class JwtAuthenticator:
         name = claims.get(self._name_claim)
         if not isinstance(name, str) or not 0 < len(name.strip()) <= _MAX_NAME or name_problem(name):
             name = None  # the join's userName (validated like any other) is used instead
-        return Identity(user_id=subject, user_name=name.strip() if name else None)
+        expires_at = claims.get("exp")
+        return Identity(
+            user_id=subject,
+            user_name=name.strip() if name else None,
+            expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
+        )
 
     async def _key_for(self, token: str) -> tuple[Any, list[str]]:
         # Each key source admits only its own family of algorithms, so a token cannot pick

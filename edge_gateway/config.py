@@ -185,6 +185,20 @@ OPTIONS = (
     ),
     Option("jwt_name_claim", "EDGE_GATEWAY_JWT_NAME_CLAIM", "name", "claim holding the display name"),
     Option(
+        "token_expiry_warning_seconds",
+        "EDGE_GATEWAY_TOKEN_EXPIRY_WARNING_SECONDS",
+        "60",
+        "jwt mode: emit token-expiring this long before a socket's token expires (0: never)",
+        _non_negative_float,
+    ),
+    Option(
+        "token_expiry_grace_seconds",
+        "EDGE_GATEWAY_TOKEN_EXPIRY_GRACE_SECONDS",
+        "10",
+        "jwt mode: a socket whose token expired is disconnected after this long without refresh-token",
+        _non_negative_float,
+    ),
+    Option(
         "room_service_tls_ca_file",
         "EDGE_GATEWAY_ROOM_SERVICE_TLS_CA_FILE",
         "",
@@ -311,6 +325,10 @@ class Settings:
     """Clock skew tolerance."""
     jwt_name_claim: str = "name"
     """Display-name claim."""
+    token_expiry_warning_seconds: float = 60.0
+    """token-expiring is emitted this long before a token expires."""
+    token_expiry_grace_seconds: float = 10.0
+    """After expiry, how long a socket has to refresh its token."""
     room_service_tls_ca_file: str = ""
     """CA verifying the room service ('' = plaintext)."""
     tls_cert_file: str = ""

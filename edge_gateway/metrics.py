@@ -29,6 +29,8 @@ KNOWN_EVENTS = frozenset(
         "meeting-ended",
         "kicked",
         "error",
+        "refresh-token",
+        "token-expiring",
     }
 )
 
@@ -44,6 +46,7 @@ _CLIENT_EVENTS = frozenset(
         "chat-message",
         "kick-participant",
         "end-meeting",
+        "refresh-token",
     }
 )
 _SERVER_EVENTS = (KNOWN_EVENTS - _CLIENT_EVENTS) | {

@@ -109,6 +109,12 @@ class EndMeeting(_Payload):
     """`end-meeting`."""
 
 
+class RefreshToken(_Payload):
+    """`refresh-token`: a new JWT for the socket's user."""
+
+    token: Annotated[str, Field(min_length=1, max_length=8192)]
+
+
 def nesting_depth(value: Any) -> int:
     """How deeply arrays and objects nest in a decoded JSON value (iterative: a hostile
     payload cannot exhaust the stack)."""
