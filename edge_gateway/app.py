@@ -10,12 +10,13 @@ import uuid
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from edge_gateway.auth import authenticator_for, bearer_interceptors, room_service_credentials
+from edge_gateway.auth import authenticator_for
+from edge_gateway.channel import bearer_interceptors, room_service_credentials
 from edge_gateway.config import Settings
 from edge_gateway.guard import ClientAddresses, GuardedSocketServer
 from edge_gateway.handlers import EventHandlers
 from edge_gateway.hub import Hub
-from edge_gateway.limits import EdgeLimits, LimitSettings
+from edge_gateway.limits import EdgeLimits
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session
@@ -36,7 +37,7 @@ class EdgeApp:
         self.edge_id = f"edge-{uuid.uuid4().hex[:12]}"
         self.registry = CollectorRegistry()
         self.metrics = EdgeMetrics(self.registry)
-        self.limits = EdgeLimits(LimitSettings.from_settings(settings))
+        self.limits = EdgeLimits(settings)
         self.sio = GuardedSocketServer(
             limits=self.limits,
             addresses=ClientAddresses(settings.trusted_proxies),
@@ -57,13 +58,16 @@ class EdgeApp:
             settings.rpc_timeout_seconds,
             interceptors=[
                 *self.grpc_metrics.interceptors(),
-                *bearer_interceptors(settings.room_service_token),
+                *bearer_interceptors(settings),
             ],
             credentials=room_service_credentials(settings),
         )
         self.hub = Hub(self.sio, self.client, self.metrics)
         webrtc_config = WebRtcConfigBuilder(
-            settings.ice_servers, settings.turn_urls, settings.turn_secret, settings.turn_ttl_seconds
+            settings.ice_servers,
+            settings.turn_urls,
+            settings.turn_secret.get_secret_value(),
+            settings.turn_ttl_seconds,
         )
         self.handlers = EventHandlers(
             self.hub,
