@@ -76,7 +76,9 @@ class EdgeApp:
             authenticator=authenticator_for(settings),
             limits=self.limits,
             token_warning_seconds=settings.token_expiry_warning_seconds,
-            token_grace_seconds=settings.token_expiry_grace_seconds,
+            # A token the edge would still accept (within the clock-skew leeway) is not yet
+            # expired for a connected socket either; the grace for a refresh comes after.
+            token_grace_seconds=settings.jwt_leeway_seconds + settings.token_expiry_grace_seconds,
         )
         self.handlers.register(self.sio)
         self.web = web.Application()

@@ -118,8 +118,8 @@ class Settings(LimitSettings, TierSettings):
     )
     token_expiry_grace_seconds: Pause = Field(
         10,
-        description="jwt mode: a socket whose token expired is disconnected after this long without "
-        "refresh-token",
+        description="jwt mode: a socket whose token expired (beyond --jwt-leeway-seconds) is disconnected "
+        "after this long without refresh-token",
     )
     allow_insecure: Flag = Field(
         False,

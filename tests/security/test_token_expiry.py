@@ -26,6 +26,7 @@ async def expiring_edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeP
     async with await start_edge(
         room_service.grpc_address,
         "--auth-mode", "jwt",
+        "--jwt-leeway-seconds", "0",
         "--token-expiry-warning-seconds", "2",
         "--token-expiry-grace-seconds", "1",
         "--turn-urls", "turn:turn.example.test:3478",
