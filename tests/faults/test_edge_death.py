@@ -154,19 +154,30 @@ async def test_a_crashed_edge_is_reaped_when_its_connection_closes_not_after_its
             await edge_a.terminate()
 
 
-async def test_a_frozen_edge_keeps_its_lease(js: JsClientPool) -> None:
-    async with await start_room_service("--edge-lease-seconds", str(LONG_LEASE), name="rs-long-lease") as rs:
+@pytest.mark.parametrize("fault", ["sigstop", "silent-cut"])
+async def test_a_frozen_or_silently_cut_edge_keeps_its_lease(js: JsClientPool, fault: str) -> None:
+    async with (
+        await start_room_service("--edge-lease-seconds", str(LONG_LEASE), name="rs-long-lease") as rs,
+        TcpProxy(rs.grpc_address) as proxy,
+    ):
         edge_a = await start_edge(rs.grpc_address, name="edge-a")
-        edge_b = await start_edge(rs.grpc_address, name="edge-b")
+        edge_b = await start_edge(proxy.address, name="edge-b")
         try:
             a1, b1 = js.client("a1"), js.client("b1")
             pa = await connect_and_join(a1, edge_a.url, "ua")
             pb1 = await connect_and_join(b1, edge_b.url, "ub")
             await a1.wait_for_event("participant-joined", about(pb1))
             mark = a1.mark()
-            edge_b.stop()  # frozen: its connection stays open, so only the lease may reap it
+            # Its connection stays open (nothing is closed), so only the lease may reap it.
+            if fault == "sigstop":
+                edge_b.stop()
+            else:
+                proxy.freeze()
             await a1.expect_no_event("participant-left", within=4.0, start=mark)
-            edge_b.cont()
+            if fault == "sigstop":
+                edge_b.cont()
+            else:
+                proxy.thaw()
             async with room_stub(rs.grpc_address) as stub:
                 assert await participant_ids(stub) == {pa, pb1}
         finally:
