@@ -34,6 +34,7 @@ from room_service.domain.models import (
     Snapshot,
 )
 from room_service.store.base import RestoreRecord, StoreOptions
+from room_service.store.mailboxes import Mailboxes
 
 
 def _now() -> datetime:
@@ -64,14 +65,6 @@ class _Room:
         self.changed = asyncio.Event()
 
 
-@dataclass(slots=True)
-class _Mailbox:
-    """An edge's undelivered signals and how many WatchEdge streams wait on them."""
-
-    queue: asyncio.Queue[Signal]
-    readers: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class Footprint:
     """What the store holds now, for tests and diagnostics."""
@@ -98,7 +91,7 @@ class MemoryStore:
         self._rooms: dict[str, _Room] = {}
         self._edges: dict[str, float] = {}
         self._edge_participants: dict[str, set[tuple[str, str]]] = {}
-        self._mailboxes: dict[str, _Mailbox] = {}
+        self._mailboxes = Mailboxes(self._options.signal_queue, self._edges.__contains__)
         # Ended rooms by deadline; one retention for all, so appends keep it sorted.
         self._ended: deque[tuple[float, _Room]] = deque()
         # Watchers of a room that is not open wait here for its next opening.
@@ -300,13 +293,7 @@ class MemoryStore:
 
     async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
         self._edges.pop(edge_id, None)
-        mailbox = self._mailboxes.get(edge_id)
-        if mailbox is not None:
-            # Signals for the reaped participants are stale; a waiting stream keeps the
-            # mailbox (the edge is frozen, not gone) and gets what comes next.
-            while not mailbox.queue.empty():
-                mailbox.queue.get_nowait()
-            self._tidy_mailbox(edge_id)
+        self._mailboxes.discard(edge_id)
         events: list[RoomEvent] = []
         for meeting_id, participant_id in sorted(self._edge_participants.pop(edge_id, set())):
             room = self._rooms.get(meeting_id)
@@ -348,23 +335,10 @@ class MemoryStore:
         return rejected
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
-        mailbox = self._mailboxes.get(edge_id)
-        if mailbox is None:
-            if edge_id not in self._edges:
-                return  # no lease and no reader: nobody could ever read it
-            mailbox = self._mailbox(edge_id)
-        if mailbox.queue.full():
-            mailbox.queue.get_nowait()  # a stale offer is worth less than the newest candidate
-        mailbox.queue.put_nowait(signal)
+        self._mailboxes.post(edge_id, signal)
 
     async def next_signal(self, edge_id: str) -> Signal:
-        mailbox = self._mailbox(edge_id)
-        mailbox.readers += 1
-        try:
-            return await mailbox.queue.get()
-        finally:
-            mailbox.readers -= 1
-            self._tidy_mailbox(edge_id)
+        return await self._mailboxes.take(edge_id)
 
     def footprint(self) -> Footprint:
         """Counts of what the store holds (not part of the RoomStore contract)."""
@@ -428,15 +402,3 @@ class MemoryStore:
         keys = self._edge_participants.get(participant.edge_id)
         if keys is not None:
             keys.discard((meeting_id, participant.participant_id))
-
-    def _mailbox(self, edge_id: str) -> _Mailbox:
-        mailbox = self._mailboxes.get(edge_id)
-        if mailbox is None:
-            mailbox = self._mailboxes[edge_id] = _Mailbox(asyncio.Queue(self._options.signal_queue))
-        return mailbox
-
-    def _tidy_mailbox(self, edge_id: str) -> None:
-        # Kept while a stream reads it or the edge holds a lease; else nothing is left.
-        mailbox = self._mailboxes.get(edge_id)
-        if mailbox is not None and mailbox.readers == 0 and edge_id not in self._edges:
-            del self._mailboxes[edge_id]
