@@ -170,17 +170,18 @@ async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(j
                     return
 
         joining = asyncio.create_task(keep_joining())
-        await asyncio.sleep(1.0)  # joins flowing before the crash
+        await wait_until(lambda: _at_least(attempts, 2), within=30, what="joins flowing before the crash")
         await rs.kill()
         rs = await start_room_service("--edge-lease-seconds", "30", "--grpc-address", f"127.0.0.1:{port}")
-        restarted = time.monotonic()
-        # Keep joining through the restore grace (3 s) and a little beyond.
-        await asyncio.sleep(5.0)
+        # Keep joining through the restore grace (3 s) and beyond: 10 more joins take 5 s.
+        before_restart = len(attempts)
+        await wait_until(
+            lambda: _at_least(attempts, before_restart + 10), within=60, what="joins through the restart"
+        )
         stop.set()
         await joining
-        report(
-            f"restart under traffic: joins while it happened ({len(attempts)})", time.monotonic() - restarted
-        )
+        outcomes = {code: attempts.count(code) for code in sorted(set(attempts))}
+        print(f"[recovery] restart under traffic: join outcomes around the restart: {outcomes}")
         assert attempts.count("ok") >= 4, attempts  # joins went on through the restart
 
         async with room_stub(rs.grpc_address) as stub:
@@ -205,6 +206,10 @@ async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(j
         for edge in edges:
             await edge.terminate()
         await rs.terminate()
+
+
+async def _at_least(items: list[str], count: int) -> bool:
+    return len(items) >= count
 
 
 async def _has(stub: pb_grpc.RoomServiceStub, expected: set[str]) -> bool:
