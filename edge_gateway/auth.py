@@ -23,7 +23,7 @@ import jwt
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
-from meeting_common.text import id_problem, name_problem
+from meeting_common.text import unsafe_character
 
 if TYPE_CHECKING:
     from edge_gateway.config import Settings
@@ -134,10 +134,14 @@ class JwtAuthenticator:
         except jwt.PyJWTError as exc:
             raise unauthenticated(_reason(exc)) from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not _USER_ID.match(subject) or id_problem(subject):
+        if not isinstance(subject, str) or not _USER_ID.match(subject) or unsafe_character(subject):
             raise unauthenticated("Token subject is not a valid user id")
         name = claims.get(self._name_claim)
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= _MAX_NAME or name_problem(name):
+        if (
+            not isinstance(name, str)
+            or not 0 < len(name.strip()) <= _MAX_NAME
+            or unsafe_character(name, joiners=True)
+        ):
             name = None  # the join's userName (validated like any other) is used instead
         expires_at = claims.get("exp")
         return Identity(

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
-from meeting_common.text import chat_problem, id_problem, name_problem
+from meeting_common.text import chat_problem, unsafe_character
 
 MAX_SIGNAL_DEPTH = 32
 """Deepest nesting of arrays and objects in a WebRTC signal (real SDP and ICE payloads
@@ -33,7 +33,7 @@ def _id_text(value: Any) -> Any:
 
 
 def _refusing(problem: Callable[[str], str | None]) -> AfterValidator:
-    """A validator refusing text for which `problem` names a reason (meeting_common.text)."""
+    """A validator refusing text for which `problem` names a reason."""
 
     def check(value: str) -> str:
         reason = problem(value)
@@ -44,13 +44,23 @@ def _refusing(problem: Callable[[str], str | None]) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _id_problem(text: str) -> str | None:
+    char = unsafe_character(text)
+    return None if char is None else f"must not contain control or format characters ({char})"
+
+
+def _name_problem(text: str) -> str | None:
+    char = unsafe_character(text, joiners=True)
+    return None if char is None else f"must not contain control or format characters ({char})"
+
+
 Id = Annotated[
     str,
     BeforeValidator(_id_text),
     Field(min_length=1, max_length=128, pattern=r"^\S+$"),
-    _refusing(id_problem),
+    _refusing(_id_problem),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=100), _refusing(name_problem)]
+Name = Annotated[str, Field(min_length=1, max_length=100), _refusing(_name_problem)]
 
 
 class _Payload(BaseModel):
