@@ -345,6 +345,14 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             # room service, and the broadcast to the other sockets must not wait for it.
             self._spawn(sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT))
 
+    async def drop_socket(self, sid: str) -> None:
+        """Closes one socket at once, whatever its peer is doing (no-op if it is gone)."""
+        sock = self.sockets.get(sid)
+        if sock is not None:
+            sock.queue.abort()  # a writer blocked on the peer's full window is freed
+            with contextlib.suppress(Exception):
+                await sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
+
 
 class EdgePacket(sio_packet.Packet):  # type: ignore[misc]
     """A Socket.IO packet whose check for binary data is one attempt at serialising it in C

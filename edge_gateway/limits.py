@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
-
-if TYPE_CHECKING:
-    from edge_gateway.config import Settings
+from meeting_common.settings import Count
 
 Clock = Callable[[], float]
 
@@ -72,34 +71,29 @@ class FailureWindow:
         self._failures.append(self._clock())
 
 
-@dataclass(frozen=True, slots=True)
-class LimitSettings:
-    """The edge's limits (each an EDGE_GATEWAY_* setting)."""
+class LimitSettings(BaseModel):
+    """The edge's limits: declared here once, each an EDGE_GATEWAY_* setting of the edge."""
 
-    events_per_second: float = 20.0
-    """Sustained client events per socket."""
-    event_burst: int = 40
-    """Events a socket may send at once before the rate applies."""
-    password_attempts_per_minute: int = 5
-    """Wrong meeting passwords one socket may try per minute."""
-    max_connections_per_address: int = 50
-    """Open sockets per client address."""
-    max_name_length: int = 100
-    """Longest userName."""
-    max_text_length: int = 2000
-    """Longest chat text."""
+    model_config = ConfigDict(frozen=True)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LimitSettings:
-        """The limits named in the edge's settings."""
-        return cls(
-            events_per_second=settings.events_per_second,
-            event_burst=settings.event_burst,
-            password_attempts_per_minute=settings.password_attempts_per_minute,
-            max_connections_per_address=settings.max_connections_per_address,
-            max_name_length=settings.max_name_length,
-            max_text_length=settings.max_text_length,
-        )
+    events_per_second: float = Field(
+        20, gt=0, allow_inf_nan=False, description="sustained client events per socket; more get RATE_LIMITED"
+    )
+    event_burst: Count = Field(40, description="client events a socket may send at once")
+    password_attempts_per_minute: Count = Field(
+        5, description="wrong meeting passwords per socket per minute before joins get RATE_LIMITED"
+    )
+    max_connections_per_address: Count = Field(
+        50,
+        description="open Engine.IO sessions per client IP address, connected or not (handshakes beyond "
+        "twice this are refused); behind --trusted-proxies the forwarded client's address",
+    )
+    max_name_length: int = Field(
+        100, gt=0, le=100, description="longest userName, in characters (at most 100)"
+    )
+    max_text_length: int = Field(
+        2000, gt=0, le=4000, description="longest chat text, in characters (at most 4000)"
+    )
 
 
 _RATE_LIMITED = "Too many events, slow down"
@@ -115,26 +109,27 @@ class EdgeLimits:
         self._buckets: dict[str, TokenBucket] = {}
         self._passwords: dict[str, FailureWindow] = {}
         self._addresses: dict[str, int] = {}
-        self._address_of: dict[str, str] = {}
+        self._engine_address: dict[str, str] = {}
 
     # -- connections ------------------------------------------------------------------
+    #
+    # Counted per Engine.IO session from its handshake, not from the Socket.IO connect:
+    # a session that never connects (or closes while its token is being checked) still
+    # holds a slot, and the slot is freed whenever the session closes, however it closes.
 
-    def admit(self, sid: str, address: str) -> bool:
-        """Counts a new socket from `address`; False (nothing counted) when over the limit."""
+    def open_engine(self, eio_sid: str, address: str) -> bool:
+        """Counts a new Engine.IO session; False (nothing counted) past the hard cap,
+        twice the per-address limit, so that unconnected handshakes cannot pile up."""
         count = self._addresses.get(address, 0)
-        if count >= self.settings.max_connections_per_address:
+        if count >= 2 * self.settings.max_connections_per_address:
             return False
         self._addresses[address] = count + 1
-        self._address_of[sid] = address
-        s = self.settings
-        self._buckets[sid] = TokenBucket(s.events_per_second, s.event_burst, self._clock)
+        self._engine_address[eio_sid] = address
         return True
 
-    def release(self, sid: str) -> None:
-        """Forgets a closed socket (idempotent)."""
-        self._buckets.pop(sid, None)
-        self._passwords.pop(sid, None)
-        address = self._address_of.pop(sid, None)
+    def close_engine(self, eio_sid: str) -> None:
+        """Frees a closed Engine.IO session's slot (idempotent)."""
+        address = self._engine_address.pop(eio_sid, None)
         if address is None:
             return
         left = self._addresses.get(address, 1) - 1
@@ -143,8 +138,27 @@ class EdgeLimits:
         else:
             self._addresses.pop(address, None)
 
+    def engine_open(self, eio_sid: str) -> bool:
+        """True while the Engine.IO session is open."""
+        return eio_sid in self._engine_address
+
+    def admit(self, sid: str, eio_sid: str) -> bool:
+        """Admits a Socket.IO connect on an open session; False when its address holds
+        more sessions than the limit (this one included)."""
+        address = self._engine_address.get(eio_sid)
+        if address is None or self._addresses[address] > self.settings.max_connections_per_address:
+            return False
+        s = self.settings
+        self._buckets[sid] = TokenBucket(s.events_per_second, s.event_burst, self._clock)
+        return True
+
+    def release(self, sid: str) -> None:
+        """Forgets a disconnected socket's per-socket state (idempotent)."""
+        self._buckets.pop(sid, None)
+        self._passwords.pop(sid, None)
+
     def connections(self, address: str) -> int:
-        """Open sockets counted for `address`."""
+        """Open Engine.IO sessions counted for `address`."""
         return self._addresses.get(address, 0)
 
     # -- events -----------------------------------------------------------------------

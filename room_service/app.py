@@ -28,6 +28,8 @@ from room_service.store.base import StoreOptions
 from room_service.store.factory import create_store
 
 log = logging.getLogger("room_service")
+# The reaper's tick: a crashed edge is gone within its disconnect grace plus this.
+_REAPER_INTERVAL_SECONDS = 0.25
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
 
 
@@ -38,7 +40,7 @@ class RoomServiceApp:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = RoomMetrics(self.registry)
-        store = create_store(
+        self.store = store = create_store(
             "memory",
             StoreOptions(
                 replay_buffer=settings.replay_buffer,
@@ -53,17 +55,21 @@ class RoomServiceApp:
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
                 password_attempts_per_minute=settings.password_attempts_per_minute,
+                password_checks_per_edge=settings.password_checks_per_edge,
+                edge_disconnect_grace_seconds=settings.edge_disconnect_grace_seconds,
+                ended_room_retention_seconds=settings.ended_room_retention_seconds,
             ),
             self.metrics,
         )
         self.health = health_aio.HealthServicer()
         self.grpc_metrics = ServerMetrics(self.registry)
         self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])
+        internal_token = settings.internal_token.get_secret_value()
         self.server = grpc.aio.server(
             interceptors=[
                 # Metrics first, so refusals by later interceptors are counted too.
                 self.grpc_metrics.interceptor(),
-                *([BearerTokenInterceptor(settings.internal_token)] if settings.internal_token else []),
+                *([BearerTokenInterceptor(internal_token)] if internal_token else []),
             ],
             options=[
                 # Detect a dead or frozen edge connection even when no call is active.
@@ -101,17 +107,19 @@ class RoomServiceApp:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = await self._start_metrics()
-        self._tasks.append(asyncio.create_task(self.manager.run_reaper(0.5)))
+        self._tasks.append(asyncio.create_task(self.manager.run_reaper(_REAPER_INTERVAL_SECONDS)))
         log.info(
             "room service ready",
             extra={
                 "grpc_address": f"{host}:{self.grpc_port}",
                 "tls": credentials is not None,
                 "mutual_tls": bool(self.settings.tls_client_ca_file),
-                "internal_token_required": bool(self.settings.internal_token),
+                "internal_token_required": bool(self.settings.internal_token.get_secret_value()),
                 "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
             },
         )
+        if not (self.settings.internal_token.get_secret_value() or self.settings.tls_client_ca_file):
+            log.warning("authentication is off: any caller may use the gRPC API (development only)")
 
     async def _start_metrics(self) -> int:
         app = web.Application()

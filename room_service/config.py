@@ -1,181 +1,112 @@
-"""Room service settings: every one a flag and a ROOM_SERVICE_* variable."""
+"""Room service settings: every one a field, hence a flag and a ROOM_SERVICE_* variable."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import (
-    Option,
-    SettingsError,
-    choice,
-    parse_address,
-    parse_bool,
-    parse_non_negative_float,
-    parse_options,
-    parse_positive_float,
-    parse_positive_int,
+    Address,
+    Count,
+    Flag,
+    HostPort,
+    Pause,
+    Seconds,
+    TierSettings,
+    load,
+    options,
 )
 from meeting_common.tls import TlsConfigError, server_credentials
 
 DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
 
-OPTIONS = (
-    Option(
-        "grpc_address",
-        "ROOM_SERVICE_GRPC_ADDRESS",
-        "127.0.0.1:50051",
-        "gRPC listen address (port 0 picks a free port)",
-        parse_address,
-    ),
-    Option(
-        "metrics_address",
-        "ROOM_SERVICE_METRICS_ADDRESS",
-        "127.0.0.1:9101",
-        "HTTP address serving /metrics and /healthz",
-        parse_address,
-    ),
-    Option(
-        "meetings_file",
-        "ROOM_SERVICE_MEETINGS_FILE",
-        str(DEMO_MEETINGS_FILE),
-        "JSON file of meetings to register at start; empty for none",
-    ),
-    Option(
-        "replay_buffer",
-        "ROOM_SERVICE_REPLAY_BUFFER",
-        "1024",
-        "events kept per room for WatchRoom resumption",
-        parse_positive_int,
-    ),
-    Option(
-        "edge_lease_seconds",
-        "ROOM_SERVICE_EDGE_LEASE_SECONDS",
-        "6",
-        "an edge silent this long loses its participants",
-        parse_positive_float,
-    ),
-    Option(
-        "restore_grace_seconds",
-        "ROOM_SERVICE_RESTORE_GRACE_SECONDS",
-        "3",
-        "after a start, how long resynchronising streams wait for edges to re-announce",
-        parse_non_negative_float,
-    ),
-    Option(
-        "multiple_sessions",
-        "ROOM_SERVICE_MULTIPLE_SESSIONS",
-        "false",
-        "let one user hold several sessions in a room instead of replacing the older",
-        parse_bool,
-    ),
-    Option(
-        "max_participants",
-        "ROOM_SERVICE_MAX_PARTICIPANTS",
-        "500",
-        "default room capacity when a meeting sets none",
-        parse_positive_int,
-    ),
-    Option(
-        "max_chat_length",
-        "ROOM_SERVICE_MAX_CHAT_LENGTH",
-        "2000",
-        "longest chat message, in characters",
-        parse_positive_int,
-    ),
-    Option(
-        "shutdown_grace_seconds",
-        "ROOM_SERVICE_SHUTDOWN_GRACE_SECONDS",
-        "5",
-        "on SIGTERM, how long in-flight calls and streams may finish",
-        parse_positive_float,
-    ),
-    Option(
-        "log_level",
-        "ROOM_SERVICE_LOG_LEVEL",
-        "INFO",
-        "log level",
-        choice("DEBUG", "INFO", "WARNING", "ERROR"),
-    ),
-    Option("log_format", "ROOM_SERVICE_LOG_FORMAT", "text", "log format", choice("text", "json")),
-    # -- security (issue 6): TLS, internal callers, password throttling ----------------
-    Option("tls_cert_file", "ROOM_SERVICE_TLS_CERT_FILE", "", "server certificate (PEM); set to serve TLS"),
-    Option("tls_key_file", "ROOM_SERVICE_TLS_KEY_FILE", "", "key of --tls-cert-file (PEM)"),
-    Option(
-        "tls_client_ca_file",
-        "ROOM_SERVICE_TLS_CLIENT_CA_FILE",
+
+class Settings(TierSettings):
+    """The authoritative meeting RoomService (gRPC)."""
+
+    model_config = SettingsConfigDict(env_prefix="ROOM_SERVICE_")
+    PROG: ClassVar[str] = "python -m room_service"
+
+    grpc_address: HostPort = Field(
+        Address("127.0.0.1", 50051), description="gRPC listen address (port 0 picks a free port)"
+    )
+    metrics_address: HostPort = Field(
+        Address("127.0.0.1", 9101), description="HTTP address serving /metrics and /healthz"
+    )
+    meetings_file: str = Field(
+        str(DEMO_MEETINGS_FILE), description="JSON file of meetings to register at start; empty for none"
+    )
+    replay_buffer: Count = Field(1024, description="events kept per room for WatchRoom resumption")
+    edge_lease_seconds: Seconds = Field(6, description="an edge silent this long loses its participants")
+    restore_grace_seconds: Pause = Field(
+        3,
+        description="after a start, how long resynchronising streams wait for edges to re-announce",
+    )
+    multiple_sessions: Flag = Field(
+        False, description="let one user hold several sessions in a room instead of replacing the older"
+    )
+    max_participants: Count = Field(500, description="default room capacity when a meeting sets none")
+    max_chat_length: Count = Field(2000, description="longest chat message, in characters")
+    # -- security: TLS, internal callers, password throttling ---------------------------
+    tls_cert_file: str = Field("", description="server certificate (PEM); set to serve TLS")
+    tls_key_file: str = Field("", description="key of --tls-cert-file (PEM)")
+    tls_client_ca_file: str = Field(
         "",
-        "CA (PEM) for client certificates; when set, every caller needs one (mutual TLS)",
-    ),
-    Option(
-        "internal_token",
-        "ROOM_SERVICE_INTERNAL_TOKEN",
-        "",
-        "bearer token every caller must send (health checks exempt); empty: no check; prefer the variable",
-        secret=True,
-    ),
-    Option(
-        "password_attempts_per_minute",
-        "ROOM_SERVICE_PASSWORD_ATTEMPTS_PER_MINUTE",
-        "20",
-        "wrong passwords per meeting per minute before joins to it get RATE_LIMITED",
-        parse_positive_int,
-    ),
-)
+        description="CA (PEM) for client certificates; when set, every caller needs one (mutual TLS)",
+    )
+    internal_token: SecretStr = Field(
+        SecretStr(""),
+        description="bearer token every caller must send (health checks exempt); empty: no check; "
+        "prefer the variable",
+    )
+    password_attempts_per_minute: Count = Field(
+        20, description="wrong passwords one socket may try per minute before its joins get RATE_LIMITED"
+    )
+    password_checks_per_edge: Count = Field(
+        2, description="password hashes one edge may have running at once; more wait their turn"
+    )
+    # -- crashed edges, ended rooms -------------------------------------------------------
+    edge_disconnect_grace_seconds: Pause = Field(
+        1,
+        description="when an edge's connection closes (its process died), its participants go "
+        "after this long unless it reconnects",
+    )
+    ended_room_retention_seconds: Pause = Field(
+        300, description="how long an ended meeting's room and replay log are kept for late watchers"
+    )
+    allow_insecure: Flag = Field(
+        False,
+        description="allow a non-loopback --grpc-address with neither --internal-token nor "
+        "--tls-client-ca-file (refused otherwise: fail closed)",
+    )
+
+    def problems(self) -> list[str]:
+        """The TLS files must load as the server will load them; callers must be
+        authenticated beyond loopback unless allow_insecure says otherwise."""
+        try:
+            server_credentials(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+        except TlsConfigError as exc:
+            return [f"TLS: {exc}"]
+        if self.internal_token.get_secret_value() or self.tls_client_ca_file or self.allow_insecure:
+            return []
+        problem = insecure_listen_problem(
+            "grpc_address",
+            self.grpc_address.host,
+            "callers are not authenticated (no internal token, no client CA)",
+            "--allow-insecure true (ROOM_SERVICE_ALLOW_INSECURE=true)",
+        )
+        return [problem] if problem else []
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Validated room service settings."""
-
-    grpc_address: tuple[str, int]
-    """Host and port of the gRPC server."""
-    metrics_address: tuple[str, int]
-    """Host and port of the metrics HTTP server."""
-    meetings_file: str
-    """Meetings loaded at start ('' for none)."""
-    replay_buffer: int
-    """Events kept per room."""
-    edge_lease_seconds: float
-    """Lease of an edge without heartbeats."""
-    restore_grace_seconds: float
-    """Wait before answering a stale watcher with a snapshot after a start."""
-    multiple_sessions: bool
-    """Allow several sessions per user in one room."""
-    max_participants: int
-    """Default room capacity."""
-    max_chat_length: int
-    """Longest chat message."""
-    shutdown_grace_seconds: float
-    """Grace period on SIGTERM."""
-    log_level: str
-    """Log level name."""
-    log_format: str
-    """"text" or "json"."""
-    tls_cert_file: str = ""
-    """Server certificate ('' = plaintext)."""
-    tls_key_file: str = ""
-    """Server key."""
-    tls_client_ca_file: str = ""
-    """CA of client certificates ('' = none required)."""
-    internal_token: str = field(default="", repr=False)
-    """Bearer token required of callers ('' = none); kept out of repr."""
-    password_attempts_per_minute: int = 20
-    """Wrong passwords per meeting per minute."""
+OPTIONS = options(Settings)
+"""Every setting as a flag and a variable (for the README tables and the chart's tests)."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Builds the settings from flags, then ROOM_SERVICE_* variables, then defaults."""
-    values = parse_options(
-        OPTIONS,
-        argv,
-        environ,
-        prog="python -m room_service",
-        description="The authoritative meeting RoomService (gRPC).",
-    )
-    try:
-        server_credentials(values["tls_cert_file"], values["tls_key_file"], values["tls_client_ca_file"])
-    except TlsConfigError as exc:
-        raise SettingsError([f"TLS: {exc}"]) from None
-    return Settings(**values)
+    return load(Settings, argv, environ)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edge_gateway import config as edge_config
+from edge_gateway.limits import EdgeLimits
 from meeting_common.settings import Option, SettingsError, parse_address, parse_bool
 from room_service import config as room_config
 from tests.support.processes import REPO_ROOT
@@ -169,3 +170,41 @@ def test_non_finite_and_negative_durations_are_refused() -> None:
     else:
         raise AssertionError("nan and inf were accepted")
     assert load_settings(["--restore-grace-seconds", "0"], environ={}).restore_grace_seconds == 0
+
+
+SECRET_MARK = "s3cret-value-never-shown"
+
+
+@pytest.mark.parametrize(("module", "prog"), TIERS)
+def test_secret_values_never_reach_reprs_dumps_or_help(module: Any, prog: str) -> None:
+    secrets = [option for option in module.OPTIONS if option.secret]
+    assert secrets, "every tier has at least one secret setting"
+    env = {option.env: f"{SECRET_MARK}-{option.name}" for option in secrets}
+    if module is edge_config:
+        env.update({"EDGE_GATEWAY_AUTH_MODE": "jwt", "EDGE_GATEWAY_TURN_URLS": "turn:t.test"})
+    settings = module.load_settings([], env)
+    for option in secrets:
+        assert getattr(settings, option.name).get_secret_value() == env[option.env]
+    for shown in (repr(settings), str(settings), settings.model_dump_json()):
+        assert SECRET_MARK not in shown
+    result = _run(prog, "--help", env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    assert SECRET_MARK not in result.stdout
+
+
+def test_a_problem_with_a_secret_set_does_not_show_it() -> None:
+    with pytest.raises(SettingsError) as caught:
+        edge_config.load_settings([], {"EDGE_GATEWAY_JWT_SECRET": SECRET_MARK})
+    assert "jwt_secret is set but auth_mode is 'none'" in str(caught.value)
+    assert SECRET_MARK not in str(caught.value)
+
+
+def test_limit_settings_reach_the_limits() -> None:
+    settings = edge_config.load_settings(["--max-connections-per-address", "1"], {})
+    limits = EdgeLimits(settings)
+    assert limits.open_engine("eio-1", "10.0.0.1") and limits.admit("sid-1", "eio-1")
+    assert limits.open_engine("eio-2", "10.0.0.1") and not limits.admit("sid-2", "eio-2")
+    assert not limits.open_engine("eio-3", "10.0.0.1")  # handshakes beyond twice the limit
+    with pytest.raises(SettingsError) as caught:
+        edge_config.load_settings(["--max-name-length", "101"], {"EDGE_GATEWAY_MAX_TEXT_LENGTH": "4001"})
+    assert [p.split(" ", 1)[0] for p in caught.value.problems] == ["max_name_length", "max_text_length"]
