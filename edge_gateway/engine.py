@@ -20,7 +20,7 @@ drops a socket whose answer is overdue, so one is gone within interval + timeout
 of its last answer. The cost per tick is the number of expired pings, not of sockets.
 
 Upstream members relied on (python-engineio 4.15.1, python-socketio 5.18.1, pinned in
-pyproject.toml; tests/unit/test_engine.py covers each behaviour built on them):
+pyproject.toml; tests/integration/test_write_path.py covers the behaviour built on them):
 - engineio.AsyncServer: `create_queue`, `_async["websocket"]` (the transport driver),
   `_service_task` and `service_task_event`, `_trigger_event` ("connect"/"disconnect"),
   `sockets`, `ping_timeout`, `max_http_buffer_size`, `reason`, `logger`.
