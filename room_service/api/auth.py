@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from meeting_common.codes import ErrorCode
-from meeting_common.rpc_status import STATUS_DETAILS_KEY, status_details
+from meeting_common.rpc_status import abort
 
 if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -45,14 +45,12 @@ def _presented(metadata: Any) -> bytes | None:
 
 def _refusal(handler: _Handler) -> _Handler:
     """A handler of the same shape as `handler` that only refuses."""
-    code, details = status_details(ErrorCode.UNAUTHENTICATED, _MESSAGE)
-    trailer = ((STATUS_DETAILS_KEY, details),)
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, _MESSAGE, trailing_metadata=trailer)
+        await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
 
     async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, _MESSAGE, trailing_metadata=trailer)
+        await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
         yield  # pragma: no cover - abort raises; the yield makes this a generator
 
     kwargs = {

@@ -59,7 +59,7 @@ async def _room(
 
 
 def _code(exc: pytest.ExceptionInfo[grpc.aio.AioRpcError]) -> tuple[grpc.StatusCode, str | None]:
-    reason = error_code_from(exc.value.trailing_metadata())
+    reason = error_code_from(exc.value)
     return exc.value.code(), reason.value if reason else None
 
 

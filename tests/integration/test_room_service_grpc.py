@@ -466,4 +466,4 @@ async def test_out_of_range_timestamps_are_invalid_argument_not_internal(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.UpsertMeeting(request, timeout=5)
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert error_code_from(caught.value.trailing_metadata()) == "INVALID_PAYLOAD"
+        assert error_code_from(caught.value) == "INVALID_PAYLOAD"
