@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from meeting_common.logs import plural as _plural
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
@@ -47,10 +48,6 @@ _READ_BATCH = 256
 # everyone was already told had left; older tombstones are forgotten.
 _TOMBSTONES = 4096
 _TOMBSTONE_SECONDS = 3600.0
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass(frozen=True, slots=True)
