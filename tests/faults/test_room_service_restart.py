@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import time
 
-from tests.faults.helpers import (
-    about,
-    connect_and_join,
-    join,
-    participant_ids,
-    readyz,
-    report,
-    room_stub,
-    wait_for_ready,
-    wait_until,
-)
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import split_address, start_edge, start_room_service
+from tests.support.processes import EdgeProcess, split_address, start_edge, start_room_service
+from tests.support.room import about, join, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.timing import report, wait_until
 
 DOWN_FOR = 2.5  # long enough for the edges' channels to back off
 B_LATE_BY = 1.5  # edge B re-announces this much later than edge A
@@ -44,7 +35,7 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
             client = js.client(f"c{i}")
             clients.append(client)
             edge = edge_a if i % 2 == 0 else edge_b
-            pids[client.name] = await connect_and_join(client, edge.url, f"u{i}")
+            pids[client.name] = (await join(client, f"u{i}", url=edge.url))["participantId"]
         for i, client in enumerate(clients):
             await client.wait_for_events("participant-joined", 5 - i, timeout=10)
         marks = {c.name: c.mark() for c in clients}
@@ -52,7 +43,7 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
         await rs.kill()
         killed = time.monotonic()
         took = await wait_until(
-            lambda: _status_is(edge_a.url, 503), within=6, what="edge A /readyz reports not ready"
+            lambda: _status_is(edge_a, 503), within=6, what="edge A /readyz reports not ready"
         )
         report("room service down: /readyz says 503", took)
         late = js.client("late")
@@ -74,9 +65,9 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
         restarted = time.monotonic()
         # Edge A is back first; a join there lands while A's room stream still waits for
         # its resync snapshot (the service holds it for the restore grace).
-        await wait_for_ready(edge_a.url, within=B_LATE_BY)
+        await edge_a.wait_ready(within=B_LATE_BY)
         report("room service restart: edge A ready after", time.monotonic() - restarted)
-        pids[late.name] = await join(late, "ul")
+        pids[late.name] = (await join(late, "ul"))["participantId"]
         remaining = B_LATE_BY - (time.monotonic() - restarted)
         if remaining > 0:
             await late.expect_no_event("participant-left", within=remaining)
@@ -88,24 +79,24 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
             expected = set(pids.values())
 
             async def all_back() -> bool:
-                return await participant_ids(stub) == expected
+                return await truth(stub) == expected
 
             took = await wait_until(all_back, within=10, what="every participant re-announced")
             report("room service restart: ListParticipants right again after", time.monotonic() - restarted)
             report("  (of which edge B was held back)", B_LATE_BY)
-            await wait_for_ready(edge_a.url, within=10)
-            await wait_for_ready(edge_b.url, within=10)
+            await edge_a.wait_ready(within=10)
+            await edge_b.wait_ready(within=10)
             report("room service restart: both edges ready after", time.monotonic() - restarted)
 
             # The streams are live again on both edges: a new join reaches everyone.
             newcomer = js.client("newcomer")
-            pn = await connect_and_join(newcomer, edge_b.url, "un")
+            pn = (await join(newcomer, "un", url=edge_b.url))["participantId"]
             for client in clients:
                 await client.wait_for_event(
                     "participant-joined", about(pn), timeout=10, start=marks[client.name]
                 )
             report("room service restart: events flow again after", time.monotonic() - restarted)
-            assert await participant_ids(stub) == expected | {pn}
+            assert await truth(stub) == expected | {pn}
 
         for client in clients:
             left = client.events_named("participant-left", start=marks[client.name])
@@ -127,14 +118,14 @@ async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClie
     edge_a = await start_edge(rs.grpc_address, *fast, name="edge-a")
     try:
         a, b = js.client("a"), js.client("b")
-        pa = await connect_and_join(a, edge_a.url, "ua")
-        pb = await connect_and_join(b, edge_a.url, "ub")
+        pa = (await join(a, "ua", url=edge_a.url))["participantId"]
+        pb = (await join(b, "ub", url=edge_a.url))["participantId"]
         await a.wait_for_event("participant-joined", about(pb))
         mark = a.mark()
         rs.stop()
         frozen = time.monotonic()
         # The edge notices (its heartbeat misses its deadline) and says not ready...
-        took = await wait_until(lambda: _status_is(edge_a.url, 503), within=10, what="/readyz 503")
+        took = await wait_until(lambda: _status_is(edge_a, 503), within=10, what="/readyz 503")
         report("room service frozen: /readyz says 503", took)
         # ...and from then on refuses joins at once instead of hanging on the frozen service.
         late = js.client("late")
@@ -152,11 +143,11 @@ async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClie
         rs.cont()
         await a.expect_no_event("participant-left", within=lease + 1.0, start=mark)
         async with room_stub(rs.grpc_address) as stub:
-            assert await participant_ids(stub) == {pa, pb}
+            assert await truth(stub) == {pa, pb}
     finally:
         await edge_a.terminate()
         await rs.terminate()
 
 
-async def _status_is(url: str, status: int) -> bool:
-    return await readyz(url) == status
+async def _status_is(edge: EdgeProcess, status: int) -> bool:
+    return await edge.readyz() == status

@@ -14,6 +14,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
+from tests.support.room import join, join_payload, refused
 
 MEETING = "internal-api-meeting"
 CREATOR = "creator-user"
@@ -31,17 +32,6 @@ async def _upsert(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING, **fi
     return reply.meeting
 
 
-async def _join(
-    client: JsClient, edge: EdgeProcess, user_id: str, meeting_id: str = MEETING, password: str | None = None
-) -> dict[str, Any]:
-    if not client.connected:
-        await client.connect(edge.url, transports=["websocket"])
-    payload = {"meetingId": meeting_id, "userId": user_id, "userName": user_id.title()}
-    if password is not None:
-        payload["meeting_password"] = password
-    return dict(await client.emit_with_ack("join-meeting", payload))
-
-
 async def _room(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> tuple[dict[str, JsClient], dict[str, str]]:
@@ -50,7 +40,7 @@ async def _room(
     clients = {"alice": js.client("alice"), "bob": js.client("bob"), "carol": js.client("carol")}
     pids = {}
     for (name, client), where in zip(clients.items(), (edge, edge2, edge), strict=True):
-        ack = await _join(client, where, name)
+        ack = await join(client, name, MEETING, url=where.url)
         assert ack["success"] is True, ack
         pids[name] = ack["participantId"]
     await clients["alice"].wait_for_event("participant-joined", lambda d: d["participantId"] == pids["carol"])
@@ -80,20 +70,22 @@ async def test_upsert_and_get_meeting(
 
     # Sockets see the meeting as registered: its password and its capacity apply.
     a, b, c = js.client("a"), js.client("b"), js.client("c")
-    refused = await _join(a, edge, "a-user", password="wrong")
-    assert refused["error"]["code"] == "INVALID_PASSWORD"
-    joined = await _join(a, edge, "a-user", password="s3cret!")
+    await a.connect(edge.url, transports=["websocket"])
+    wrong = join_payload("a-user", MEETING, meeting_password="wrong")
+    await refused(a, "join-meeting", wrong, "INVALID_PASSWORD")
+    joined = await join(a, "a-user", MEETING, meeting_password="s3cret!")
     assert joined["meeting"]["meeting_name"] == "Board"
     assert joined["meeting"]["has_password"] is True
     assert "password" not in joined["meeting"]
-    assert (await _join(b, edge, "b-user", password="s3cret!"))["success"] is True
-    full = await _join(c, edge, "c-user", password="s3cret!")
-    assert full["error"]["code"] == "ROOM_FULL"
+    assert (await join(b, "b-user", MEETING, url=edge.url, meeting_password="s3cret!"))["success"] is True
+    await c.connect(edge.url, transports=["websocket"])
+    full = join_payload("c-user", MEETING, meeting_password="s3cret!")
+    await refused(c, "join-meeting", full, "ROOM_FULL")
 
     # Replacing keeps created_at and changes what later joiners see.
     again = await _upsert(stub, meeting_name="Board (renamed)", max_participants=3)
     assert again.created_at == got.created_at and again.has_password is False
-    renamed = await _join(c, edge, "c-user")
+    renamed = await join(c, "c-user", MEETING)
     assert renamed["success"] is True and renamed["meeting"]["meeting_name"] == "Board (renamed)"
 
     with pytest.raises(grpc.aio.AioRpcError) as missing:
@@ -153,7 +145,7 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
         )
         assert (update.data["audio"], update.data["video"]) == (False, True)
         assert update.data["changedBy"] is None
-    late = await _join(js.client("late"), edge2, "late")
+    late = await join(js.client("late"), "late", MEETING, url=edge2.url)
     assert next(p for p in late["participants"] if p["participantId"] == pids["bob"])["audio"] is False
 
     # A participant may not change someone else's media through the API either.
@@ -231,10 +223,11 @@ async def test_end_meeting_closes_the_room_on_every_edge(
         ended = await client.wait_for_event("meeting-ended", start=marks[name])
         assert ended.data == {"meetingId": MEETING, "endedBy": None}
         assert client.events_named("participant-left", start=marks[name]) == []
-    late = await _join(js.client("late"), edge2, "late")
-    assert late["error"]["code"] == "MEETING_NOT_ACTIVE"
-    refused = await clients["alice"].emit_with_ack("update-media", {"audio": False})
-    assert refused["error"]["code"] == "NOT_IN_MEETING"
+    late = js.client("late")
+    await late.connect(edge2.url, transports=["websocket"])
+    await refused(late, "join-meeting", join_payload("late", MEETING), "MEETING_NOT_ACTIVE")
+    not_in = await clients["alice"].emit_with_ack("update-media", {"audio": False})
+    assert not_in["error"]["code"] == "NOT_IN_MEETING"
     assert MEETING not in {
         r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms
     }

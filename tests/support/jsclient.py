@@ -34,6 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from tests.support.timing import nothing_arrives
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = REPO_ROOT / "tests" / "e2e" / "js"
 DRIVER = JS_DIR / "driver.js"
@@ -307,12 +309,11 @@ class JsClient:
     ) -> None:
         """Assert that no matching event arrives (or has arrived) during ``within`` s."""
         try:
-            event = await self.wait_for_event(name, predicate, timeout=within, start=start)
-        except EventTimeoutError:
-            return
-        raise AssertionError(
-            f"{self.name}: unexpected {event.event!r} {event.args!r}\n{_describe(self.events)}"
-        )
+            await nothing_arrives(
+                lambda: self.wait_for_event(name, predicate, timeout=within + 1, start=start), within=within
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{self.name}: {exc}\n{_describe(self.events)}") from None
 
     def clear_events(self) -> None:
         self.events.clear()

@@ -33,6 +33,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import aiohttp
+
+from tests.support.timing import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ROOM_SERVICE_READY = "room service ready"
@@ -380,6 +384,19 @@ class EdgeProcess(ManagedProcess):
     def url(self) -> str:
         """Base URL for socket.io-client / HTTP (``http://127.0.0.1:PORT``)."""
         return f"http://{self.http_address}"
+
+    async def readyz(self) -> int:
+        """The status code of ``/readyz``."""
+        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/readyz") as response:
+            return response.status
+
+    async def wait_ready(self, *, within: float) -> float:
+        """Polls ``/readyz`` until it answers 200; returns the seconds it took."""
+
+        async def ready() -> bool:
+            return await self.readyz() == 200
+
+        return await wait_until(ready, within=within, what=f"{self.name} ready")
 
 
 def room_service_argv(*args: str) -> list[str]:
