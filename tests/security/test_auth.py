@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
 from tests.support.processes import EdgeProcess, ManagedProcess, RoomServiceProcess, edge_argv, start_edge
+from tests.support.room import join
 
 from . import keys
 
@@ -39,7 +40,7 @@ async def jwt_edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProces
         await proc.terminate()
 
 
-async def refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:
+async def connect_refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:
     """Connects expecting a refusal; returns the connect_error payload."""
     options: dict[str, Any] = {"transports": ["websocket"]}
     if auth is not None:
@@ -136,7 +137,7 @@ async def test_bad_tokens_are_refused_with_a_reason(
     jwt_edge: EdgeProcess, js: JsClientPool, case: str, auth: dict[str, Any] | None, message: str
 ) -> None:
     client = js.client(case.replace(" ", "-"))
-    data = await refused(client, jwt_edge.url, auth)
+    data = await connect_refused(client, jwt_edge.url, auth)
     assert data["message"] == message
     assert data["data"] == {"code": "UNAUTHENTICATED", "message": message}
     assert not client.events_named("connect")
@@ -146,6 +147,9 @@ async def test_expiry_leeway_admits_a_token_just_expired(jwt_edge: EdgeProcess, 
     # Expired 2 s ago, the leeway is 5 s: clocks that disagree a little still work.
     client = js.client("skewed")
     await client.connect(jwt_edge.url, auth={"token": keys.token(expires_in=-2)}, transports=["websocket"])
+    assert client.connected and not client.events_named("connect_error")
+    joined = await join(client, "user-1-id")
+    assert joined["participant"]["userId"] == "user-1-id"
 
 
 async def test_dev_mode_needs_no_token(edge: EdgeProcess, js: JsClientPool) -> None:
@@ -179,17 +183,17 @@ async def test_public_keys_from_jwks_file_and_pem(
         await js.client("pem").connect(e2.url, auth={"token": ok_es}, transports=["websocket"])
 
         unknown_kid = keys.token("x", key=stranger, algorithm="RS256", kid="rsa-2")
-        data = await refused(js.client("kid"), e1.url, {"token": unknown_kid})
+        data = await connect_refused(js.client("kid"), e1.url, {"token": unknown_kid})
         assert data["data"]["code"] == "UNAUTHENTICATED"
         wrong_key = keys.token("x", key=stranger, algorithm="RS256", kid="rsa-1")
-        data = await refused(js.client("forged"), e1.url, {"token": wrong_key})
+        data = await connect_refused(js.client("forged"), e1.url, {"token": wrong_key})
         assert data["message"] == "Token signature is invalid"
         # Algorithm confusion: an HS256 token "signed" with the public key as its secret.
         confused = keys.hs256_forged(
             {"sub": "x", "exp": 9_999_999_999, "iss": keys.ISSUER, "aud": keys.AUDIENCE},
             keys.public_pem(ec_key),
         )
-        data = await refused(js.client("confused"), e2.url, {"token": confused})
+        data = await connect_refused(js.client("confused"), e2.url, {"token": confused})
         assert data["message"] == "Token algorithm is not accepted"
 
 

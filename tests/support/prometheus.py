@@ -36,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import REPO_ROOT, EdgeProcess, ManagedProcess
+from tests.support.room import LOCKED_MEETING, MEETING, join, join_payload, refused
 
 CHART_FILES = REPO_ROOT / "helm" / "meeting-rooms" / "files"
 DASHBOARD_FILE = CHART_FILES / "dashboard.json"
@@ -384,8 +385,6 @@ class PrometheusServer:
 
 # -- traffic -------------------------------------------------------------------------------
 
-OPEN_MEETING = "test-meeting-123"
-LOCKED_MEETING = "test-meeting-locked"
 OFFER_SDP = {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
 
 
@@ -406,15 +405,6 @@ async def _connect(client: JsClient, edge: EdgeProcess, ids: TrafficIds) -> None
     ids.add(client.sid)
 
 
-async def _join(
-    client: JsClient, meeting_id: str, user_id: str, ids: TrafficIds, **extra: Any
-) -> dict[str, Any]:
-    payload = {"meetingId": meeting_id, "userId": user_id, "userName": f"User {user_id}", **extra}
-    ack: dict[str, Any] = await client.emit_with_ack("join-meeting", payload)
-    ids.add(meeting_id, user_id, ack.get("participantId"))
-    return ack
-
-
 async def drive_traffic(js: JsClientPool, edges: Sequence[EdgeProcess], tag: str, ids: TrafficIds) -> None:
     """One round of what users do, spread over `edges`: three joins into one room, a media
     update, a chat message, a WebRTC offer, a wrong password, an unknown meeting, a bad
@@ -428,12 +418,17 @@ async def drive_traffic(js: JsClientPool, edges: Sequence[EdgeProcess], tag: str
     await _connect(carol, first, ids)
     await _connect(dave, second, ids)
 
-    alice_ack = await _join(alice, OPEN_MEETING, f"ops-alice-{tag}", ids)
-    assert alice_ack["success"] is True, alice_ack
-    bob_ack = await _join(bob, OPEN_MEETING, f"ops-bob-{tag}", ids, video=False)
-    assert bob_ack["success"] is True, bob_ack
-    carol_ack = await _join(carol, OPEN_MEETING, f"ops-carol-{tag}", ids)
-    assert carol_ack["success"] is True, carol_ack
+    joins = (
+        (alice, f"ops-alice-{tag}", {}),
+        (bob, f"ops-bob-{tag}", {"video": False}),
+        (carol, f"ops-carol-{tag}", {}),
+    )
+    acks = []
+    for client, user, extra in joins:
+        ids.add(MEETING, user)
+        acks.append(ack := await join(client, user, MEETING, **extra))
+        ids.add(ack["participantId"])
+    alice_ack, bob_ack, carol_ack = acks
     alice_pid, bob_pid = alice_ack["participantId"], bob_ack["participantId"]
     await alice.wait_for_event(
         "participant-joined", lambda d: d["participantId"] == carol_ack["participantId"]
@@ -452,15 +447,15 @@ async def drive_traffic(js: JsClientPool, edges: Sequence[EdgeProcess], tag: str
     assert offer["success"] is True, offer
     await bob.wait_for_event("webrtc-offer", lambda d: d["fromParticipantId"] == alice_pid)
 
-    wrong = await _join(dave, LOCKED_MEETING, f"ops-dave-{tag}", ids, meeting_password="not-the-password")
-    assert wrong["error"]["code"] == "INVALID_PASSWORD", wrong
-    unknown = await _join(dave, f"ops-no-such-meeting-{tag}", f"ops-dave-{tag}", ids)
-    assert unknown["error"]["code"] == "MEETING_NOT_FOUND", unknown
-    invalid = await dave.emit_with_ack("join-meeting", {"meetingId": OPEN_MEETING})
-    assert invalid["error"]["code"] == "INVALID_PAYLOAD", invalid
+    dave_id, nowhere = f"ops-dave-{tag}", f"ops-no-such-meeting-{tag}"
+    ids.add(LOCKED_MEETING, dave_id, nowhere)
+    wrong = join_payload(dave_id, LOCKED_MEETING, meeting_password="not-the-password")
+    await refused(dave, "join-meeting", wrong, "INVALID_PASSWORD")
+    await refused(dave, "join-meeting", join_payload(dave_id, nowhere), "MEETING_NOT_FOUND")
+    await refused(dave, "join-meeting", {"meetingId": MEETING}, "INVALID_PAYLOAD")
 
     mark = alice.mark()
-    left = await carol.emit_with_ack("leave-meeting", {"meetingId": OPEN_MEETING})
+    left = await carol.emit_with_ack("leave-meeting", {"meetingId": MEETING})
     assert left["success"] is True, left
     await bob.disconnect()
     await alice.wait_for_events(

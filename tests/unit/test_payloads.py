@@ -14,7 +14,7 @@ from meeting_common.codes import ErrorCode
 GOOD_JOIN: dict[str, Any] = {"meetingId": "test-meeting-123", "userId": "user-1-id", "userName": "User One"}
 
 
-def refused(model: type[Any], args: tuple[Any, ...], *, optional: bool = False) -> EdgeError:
+def parse_refused(model: type[Any], args: tuple[Any, ...], *, optional: bool = False) -> EdgeError:
     with pytest.raises(EdgeError) as caught:
         parse(model, args, optional=optional)
     assert caught.value.code is ErrorCode.INVALID_PAYLOAD
@@ -45,7 +45,7 @@ def test_names_are_trimmed() -> None:
 @pytest.mark.parametrize("missing", ["meetingId", "userId", "userName"])
 def test_join_without_a_required_field_is_refused_naming_it(missing: str) -> None:
     payload = {k: v for k, v in GOOD_JOIN.items() if k != missing}
-    assert missing in refused(JoinMeeting, (payload,)).message
+    assert missing in parse_refused(JoinMeeting, (payload,)).message
 
 
 @pytest.mark.parametrize(
@@ -73,12 +73,12 @@ def test_join_without_a_required_field_is_refused_naming_it(missing: str) -> Non
     ],
 )
 def test_join_with_a_wrong_type_or_size_is_refused(field: str, value: Any) -> None:
-    refused(JoinMeeting, ({**GOOD_JOIN, field: value},))
+    parse_refused(JoinMeeting, ({**GOOD_JOIN, field: value},))
 
 
 def test_huge_strings_are_refused_without_echoing_them() -> None:
     huge = "A" * 1_000_000
-    error = refused(JoinMeeting, ({**GOOD_JOIN, "userName": huge},))
+    error = parse_refused(JoinMeeting, ({**GOOD_JOIN, "userName": huge},))
     assert len(error.message) < 200
 
 
@@ -95,12 +95,12 @@ def test_huge_strings_are_refused_without_echoing_them() -> None:
     ],
 )
 def test_anything_but_a_single_object_is_refused(args: tuple[Any, ...]) -> None:
-    error = refused(JoinMeeting, args)
+    error = parse_refused(JoinMeeting, args)
     assert error.message == "Payload must be a single JSON object"
 
 
 def test_optional_payloads_may_be_absent_but_not_of_another_shape() -> None:
     assert parse(LeaveMeeting, (), optional=True).meetingId is None
     assert parse(LeaveMeeting, ({"meetingId": "m"},), optional=True).meetingId == "m"
-    refused(LeaveMeeting, ("m",), optional=True)
-    refused(LeaveMeeting, ({"meetingId": ""},), optional=True)
+    parse_refused(LeaveMeeting, ("m",), optional=True)
+    parse_refused(LeaveMeeting, ({"meetingId": ""},), optional=True)
