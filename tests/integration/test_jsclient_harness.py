@@ -25,6 +25,7 @@ from tests.support.jsclient import (
     JsHarnessError,
 )
 from tests.support.processes import ManagedProcess, ProcessError, msg_is
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -314,6 +315,12 @@ FAKE_SERVICE = textwrap.dedent(
 )
 
 
+def _state(proc: ManagedProcess) -> str:
+    """The process state letter from /proc (T: stopped)."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
 def fake(*args: str, ready: str | None = "room service ready") -> ManagedProcess:
     return ManagedProcess(
         "fake", [sys.executable, "-c", FAKE_SERVICE, *args], ready_msg=ready, ready_timeout=10
@@ -331,7 +338,16 @@ async def test_managed_process_lifecycle() -> None:
         assert any(line.stream == "stdout" and line.record.get("unparsed") for line in proc.lines)
 
         proc.stop()  # SIGSTOP: no more ticks
-        await asyncio.sleep(0.3)  # let in-flight output drain before taking the mark
+        seen = -1
+
+        def frozen_and_drained() -> bool:
+            # Stopped (state T), and the lines it wrote before are all read: none came in
+            # since the last look.
+            nonlocal seen
+            drained, seen = len(proc.lines) == seen, len(proc.lines)
+            return _state(proc) == "T" and drained
+
+        await wait_until(frozen_and_drained, within=5, interval=0.1, what="stopped with its output read")
         frozen = proc.mark()
         with pytest.raises(ProcessError, match="no matching log line"):
             await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=0.5)

@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -82,6 +82,7 @@ class LogLine:
 
 
 LogPredicate = Callable[[dict[str, Any]], bool]
+LineHandler = Callable[[LogLine], Awaitable[None]]
 
 
 def msg_is(message: str, **fields: Any) -> LogPredicate:
@@ -100,7 +101,13 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class ManagedProcess:
-    """An asyncio subprocess with its JSON log lines collected in memory."""
+    """An asyncio subprocess with its JSON log lines collected in memory.
+
+    The base of every process a test starts: the tiers, Prometheus, the node driver of
+    the JavaScript clients. A process that talks over stdin/stdout (the driver) gets
+    ``stdin=True`` and an ``on_stdout`` handler that takes its stdout lines instead of
+    the log (``None`` once stdout closed); :meth:`terminate` then closes stdin first.
+    """
 
     def __init__(
         self,
@@ -112,6 +119,8 @@ class ManagedProcess:
         cwd: Path = REPO_ROOT,
         ready_timeout: float = 20.0,
         echo: bool = False,
+        stdin: bool = False,
+        on_stdout: Callable[[LogLine | None], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -130,6 +139,8 @@ class ManagedProcess:
         self._cond = asyncio.Condition()
         self._readers: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._stdin = stdin
+        self._on_stdout = on_stdout
         self.started_at: float | None = None
 
     def __repr__(self) -> str:
@@ -147,7 +158,7 @@ class ManagedProcess:
             *self.argv,
             cwd=str(self.cwd),
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if self._stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=_STREAM_LIMIT,
@@ -217,6 +228,16 @@ class ManagedProcess:
     def send_signal(self, sig: signal.Signals) -> None:
         self._signal(sig)
 
+    async def write(self, data: bytes) -> None:
+        """Writes to the process's stdin (``stdin=True``); raises ProcessError when closed."""
+        if self._proc is None or self._proc.stdin is None:
+            raise ProcessError(f"{self.name} has no stdin")
+        try:
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ProcessError(f"{self.name}: stdin closed\n{self.dump(40)}") from exc
+
     async def wait(self, timeout: float = 10.0) -> int:
         """Wait for the process to exit; returns its return code."""
         if self._proc is None:
@@ -234,6 +255,12 @@ class ManagedProcess:
         """SIGTERM (plus SIGCONT if stopped), then SIGKILL after ``grace`` seconds."""
         if self._proc is None:
             return None
+        if self._proc.returncode is None and self._proc.stdin is not None:
+            # A process driven over stdin exits when it ends; signals only if it does not.
+            with contextlib.suppress(Exception):
+                self._proc.stdin.close()
+            with contextlib.suppress(ProcessError):
+                return await self.wait(grace)
         if self._proc.returncode is None:
             self._signal(signal.SIGTERM)
             if self._stopped:
@@ -279,12 +306,17 @@ class ManagedProcess:
                 except ValueError:
                     record = {"msg": text, "unparsed": True}
                 line = LogLine(label, text, record, time.monotonic(), len(self.lines))
+                if label == "stdout" and self._on_stdout is not None:
+                    await self._on_stdout(line)
+                    continue
                 self.lines.append(line)
                 if self.echo:
                     print(f"[{self.name}:{label}] {text}", file=sys.stderr)
                 async with self._cond:
                     self._cond.notify_all()
         finally:
+            if label == "stdout" and self._on_stdout is not None:
+                await self._on_stdout(None)
             async with self._cond:
                 self._cond.notify_all()
 
