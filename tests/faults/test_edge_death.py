@@ -49,7 +49,7 @@ async def test_dead_or_frozen_edge_loses_its_participants(
         if fault == "sigkill":
             await edge_b.kill()
         else:
-            edge_b.stop()
+            edge_b.freeze()
         for pid in b_pids:
             event = await a1.wait_for_event(
                 "participant-left", left_payload(pid, "disconnected"), timeout=BOUND + 3, start=mark
@@ -61,7 +61,7 @@ async def test_dead_or_frozen_edge_loses_its_participants(
 
             if fault == "sigstop":
                 # The frozen edge wakes up: its old participants must not come back.
-                edge_b.cont()
+                edge_b.thaw()
                 thawed = a1.mark()
                 await a1.expect_no_event("participant-joined", within=3.0, start=thawed)
                 assert await truth(stub) == {pa}

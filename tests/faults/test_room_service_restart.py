@@ -122,7 +122,7 @@ async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClie
         pb = (await join(b, "ub", url=edge_a.url))["participantId"]
         await a.wait_for_event("participant-joined", about(pb))
         mark = a.mark()
-        rs.stop()
+        rs.freeze()
         frozen = time.monotonic()
         # The edge notices (its heartbeat misses its deadline) and says not ready...
         took = await wait_until(lambda: _status_is(edge_a, 503), within=10, what="/readyz 503")
@@ -140,7 +140,7 @@ async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClie
         assert refused_in < 1.0
         # Frozen for longer than a lease: every lease has run out when it wakes up.
         assert time.monotonic() - frozen > lease
-        rs.cont()
+        rs.thaw()
         await a.expect_no_event("participant-left", within=lease + 1.0, start=mark)
         async with room_stub(rs.grpc_address) as stub:
             assert await truth(stub) == {pa, pb}

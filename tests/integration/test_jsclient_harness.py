@@ -337,7 +337,7 @@ async def test_managed_process_lifecycle() -> None:
         assert tick.record["n"] >= 3
         assert any(line.stream == "stdout" and line.record.get("unparsed") for line in proc.lines)
 
-        proc.stop()  # SIGSTOP: no more ticks
+        proc.freeze()  # SIGSTOP: no more ticks
         seen = -1
 
         def frozen_and_drained() -> bool:
@@ -351,7 +351,7 @@ async def test_managed_process_lifecycle() -> None:
         frozen = proc.mark()
         with pytest.raises(ProcessError, match="no matching log line"):
             await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=0.5)
-        proc.cont()
+        proc.thaw()
         await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=5)
     assert proc.returncode == 0
     assert proc.logs_matching(msg_is("shutting down", signal="SIGTERM"))
@@ -361,7 +361,7 @@ async def test_managed_process_lifecycle() -> None:
 async def test_managed_process_terminate_while_stopped_and_kill_after_grace() -> None:
     stopped = fake()
     await stopped.start()
-    stopped.stop()
+    stopped.freeze()
     assert await stopped.terminate(grace=5) == 0  # SIGCONT is sent after SIGTERM
 
     stubborn = fake("--ignore-term")

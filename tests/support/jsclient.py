@@ -28,10 +28,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from tests.support.processes import REPO_ROOT, LogLine, ManagedProcess, ProcessError
+from tests.support.processes import REPO_ROOT, LogLine, Managed, ManagedProcess, ProcessError
 from tests.support.timing import nothing_arrives
 
 JS_DIR = REPO_ROOT / "tests" / "e2e" / "js"
@@ -356,7 +355,7 @@ class _DriverState:
     orphan_replies: list[dict[str, Any]] = field(default_factory=list)
 
 
-class JsClientPool:
+class JsClientPool(Managed):
     """Owns one ``node driver.js`` process and the :class:`JsClient` handles in it.
 
     ``start()``/``stop()`` or ``async with JsClientPool() as pool``. The driver is a
@@ -387,17 +386,9 @@ class JsClientPool:
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self._auto = 0
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    @property
+    def started(self) -> bool:
+        return self.process is not None
 
     @property
     def pid(self) -> int | None:

@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,44 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class ManagedProcess:
+class Managed(ABC):
+    """Something a test starts and must stop: ``async with`` starts it (unless started
+    already) and stops it, whatever happens."""
+
+    @property
+    @abstractmethod
+    def started(self) -> bool:
+        """Whether :meth:`start` ran."""
+
+    @abstractmethod
+    async def start(self) -> object:
+        """Starts it; returns when it is usable."""
+
+    @abstractmethod
+    async def stop(self) -> object:
+        """Stops it within a bounded time."""
+
+    def failed(self) -> None:
+        """Called after stopping when the block failed: shows what helps find out why."""
+        print(f"{self!r} stopped after a failure", file=sys.stderr)
+
+    async def __aenter__(self) -> Self:
+        if not self.started:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+        if exc is not None:
+            self.failed()
+
+
+class ManagedProcess(Managed):
     """An asyncio subprocess with its JSON log lines collected in memory.
 
     The base of every process a test starts: the tiers, Prometheus, the node driver of
@@ -182,20 +220,17 @@ class ManagedProcess:
         self.ready = line.record
         return self.ready
 
-    async def __aenter__(self) -> Self:
-        if self._proc is None:
-            await self.start()
-        return self
+    @property
+    def started(self) -> bool:
+        return self._proc is not None
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Terminates (SIGTERM, then SIGKILL after the grace)."""
         await self.terminate()
-        if exc is not None:
-            print(self.dump(), file=sys.stderr)
+
+    def failed(self) -> None:
+        """Prints the output, for the report of the failed test."""
+        print(self.dump(), file=sys.stderr)
 
     @property
     def pid(self) -> int | None:
@@ -215,13 +250,13 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError):
             self._proc.send_signal(sig)
 
-    def stop(self) -> None:
+    def freeze(self) -> None:
         """SIGSTOP: freeze the process (a hung server: connections stay open)."""
         self._signal(signal.SIGSTOP)
         self._stopped = True
 
-    def cont(self) -> None:
-        """SIGCONT: resume after :meth:`stop`."""
+    def thaw(self) -> None:
+        """SIGCONT: resume after :meth:`freeze`."""
         self._signal(signal.SIGCONT)
         self._stopped = False
 
@@ -264,7 +299,7 @@ class ManagedProcess:
         if self._proc.returncode is None:
             self._signal(signal.SIGTERM)
             if self._stopped:
-                self.cont()
+                self.thaw()
             try:
                 return await self.wait(grace)
             except ProcessError:
@@ -431,34 +466,22 @@ class EdgeProcess(ManagedProcess):
         return await wait_until(ready, within=within, what=f"{self.name} ready")
 
 
+def _tier_argv(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, "--log-format", "json", *args]
+
+
 def room_service_argv(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "room_service",
-        "--grpc-address",
-        "127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        *args,
-    ]
+    """``python -m room_service`` on free loopback ports, logging JSON; then ``args``."""
+    return _tier_argv(
+        "room_service", "--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", *args
+    )
 
 
 def edge_argv(room_service_address: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "edge_gateway",
-        "--http-address",
-        "127.0.0.1:0",
-        "--room-service-address",
-        room_service_address,
-        "--log-format",
-        "json",
-        *args,
-    ]
+    """``python -m edge_gateway`` on a free loopback port, logging JSON; then ``args``."""
+    return _tier_argv(
+        "edge_gateway", "--http-address", "127.0.0.1:0", "--room-service-address", room_service_address, *args
+    )
 
 
 async def start_room_service(
@@ -493,14 +516,8 @@ async def start_edge(
 ) -> EdgeProcess:
     """Start ``python -m edge_gateway`` on an ephemeral loopback port against the given
     room service and wait until ready."""
-    proc = EdgeProcess(
-        name,
-        edge_argv(room_service_address, *args),
-        ready_msg=EDGE_READY,
-        env=env,
-        ready_timeout=ready_timeout,
-        echo=echo,
-    )
+    argv = edge_argv(room_service_address, *args)
+    proc = EdgeProcess(name, argv, ready_msg=EDGE_READY, env=env, ready_timeout=ready_timeout, echo=echo)
     await proc.start()
     return proc
 

@@ -26,8 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import pytest
@@ -35,7 +34,7 @@ import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import REPO_ROOT, EdgeProcess, ManagedProcess
+from tests.support.processes import REPO_ROOT, EdgeProcess, Managed, ManagedProcess
 from tests.support.room import LOCKED_MEETING, MEETING, join, join_payload, refused
 
 CHART_FILES = REPO_ROOT / "helm" / "meeting-rooms" / "files"
@@ -218,7 +217,7 @@ class PrometheusError(RuntimeError):
 QueryCheck = Callable[[list[dict[str, Any]]], bool]
 
 
-class PrometheusServer:
+class PrometheusServer(Managed):
     """`prometheus` as a subprocess scraping static targets every `scrape_interval`."""
 
     def __init__(
@@ -317,17 +316,9 @@ class PrometheusServer:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    @property
+    def started(self) -> bool:
+        return self.process is not None
 
     async def api(self, path: str, **params: str) -> dict[str, Any]:
         """GET `/api/v1/<path>`; returns the whole JSON answer (`status`, `data`, `error`)."""
