@@ -16,7 +16,7 @@ import pytest
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JS_DIR, JsClient, JsClientPool
 from tests.support.processes import REPO_ROOT, EdgeProcess, RoomServiceProcess
-from tests.support.room import LOCKED_MEETING, MEETING, join, truth
+from tests.support.room import LOCKED_MEETING, MEETING, join, seed_pair, truth
 from tests.support.roster import replay
 
 pytestmark = pytest.mark.timeout(120)
@@ -72,10 +72,7 @@ async def test_1_single_user_join(
 async def test_2_second_user_joins(
     room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
 ) -> None:
-    user1 = await connect(js, "user1", edge.url, options)
-    user2 = await connect(js, "user2", edge.url, options)
-    first = await join(user1, "user-1-id", name="User One", ack=False)
-    second = await join(user2, "user-2-id", name="User Two", ack=False)
+    user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
     assert len(second["participants"]) == 1
     assert_seed_participant(second["participants"][0], "user-1-id", "User One")
     assert second["participants"][0]["participantId"] == first["participantId"]
@@ -122,11 +119,7 @@ async def test_4_user_leaves_and_rejoins(
     stub: pb_grpc.RoomServiceStub,
     options: dict[str, Any],
 ) -> None:
-    user1 = await connect(js, "user1", edge.url, options)
-    user2 = await connect(js, "user2", edge.url, options)
-    first = await join(user1, "user-1-id", name="User One", ack=False)
-    before = await join(user2, "user-2-id", name="User Two", ack=False)
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, before = await seed_pair(js, edge.url, edge.url, **options)
     ack = await user2.emit_with_ack("leave-meeting", {"meetingId": MEETING})
     assert ack["success"] is True
     left = (await user1.wait_for_event("participant-left")).data
@@ -156,11 +149,7 @@ async def test_5_disconnect_handling(
     stub: pb_grpc.RoomServiceStub,
     options: dict[str, Any],
 ) -> None:
-    user1 = await connect(js, "user1", edge.url, options)
-    user2 = await connect(js, "user2", edge.url, options)
-    first = await join(user1, "user-1-id", name="User One", ack=False)
-    second = await join(user2, "user-2-id", name="User Two", ack=False)
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
     await user2.drop("reset")  # unexpected: no disconnect packet
     # WebSocket: seen at once; a long-poll: at the ping timeout (3 s with the test edge).
     left = (await user1.wait_for_event("participant-left", timeout=15)).data

@@ -11,7 +11,7 @@ import pytest
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess
-from tests.support.room import join, truth
+from tests.support.room import join, seed_pair, truth
 from tests.support.roster import replay
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,11 +61,7 @@ async def test_4_leave_and_rejoin_across_edges(
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
 ) -> None:
-    user1 = await on(js, "user1", edge)
-    user2 = await on(js, "user2", edge2)
-    first = await join(user1, "user-1-id", name="User One", ack=False)
-    before = await join(user2, "user-2-id", name="User Two", ack=False)
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, before = await seed_pair(js, edge.url, edge2.url, **WS)
     assert (await user2.emit_with_ack("leave-meeting", {}))["success"] is True
     left = (await user1.wait_for_event("participant-left")).data
     assert (left["participantId"], left["reason"]) == (before["participantId"], "left")
@@ -87,11 +83,7 @@ async def test_5_disconnect_is_seen_across_edges(
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
 ) -> None:
-    user1 = await on(js, "user1", edge)
-    user2 = await on(js, "user2", edge2)
-    first = await join(user1, "user-1-id", name="User One", ack=False)
-    second = await join(user2, "user-2-id", name="User Two", ack=False)
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, second = await seed_pair(js, edge.url, edge2.url, **WS)
     await user2.drop("reset")
     left = (await user1.wait_for_event("participant-left", timeout=10)).data
     assert (left["participantId"], left["reason"]) == (second["participantId"], "disconnected")

@@ -88,6 +88,21 @@ async def join(
     return data
 
 
+async def seed_pair(
+    js: Any, url_one: str, url_two: str, **options: Any
+) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """The seed's two users in the meeting: User One on `url_one`, then User Two on
+    `url_two`, each joined as the seed frontend joins (no ack), and User One has seen
+    User Two arrive. Returns both clients (from the pool `js`) and both `meeting-joined`."""
+    user1, user2 = js.client("user1"), js.client("user2")
+    await user1.connect(url_one, **options)
+    await user2.connect(url_two, **options)
+    first = await join(user1, "user-1-id", name="User One", ack=False)
+    second = await join(user2, "user-2-id", name="User Two", ack=False)
+    await user1.wait_for_event("participant-joined", start=0)
+    return user1, user2, first, second
+
+
 async def refused(client: SocketClient, event: str, payload: Any, code: str) -> dict[str, Any]:
     """Sends `event`; asserts the acknowledgement and the `error` event both carry `code`.
     Returns the error."""
