@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import grpc.aio
-from google.protobuf.descriptor import ServiceDescriptor
 from prometheus_client import CollectorRegistry, Histogram
 
 from meeting_common.grpc_metrics.families import (
@@ -19,18 +18,12 @@ from meeting_common.grpc_metrics.families import (
     UNARY,
     Families,
     Rpc,
+    SideMetrics,
 )
-
-if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
-    _UnaryUnaryInterceptor = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
-    _UnaryStreamInterceptor = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
-    _StreamUnaryInterceptor = grpc.aio.StreamUnaryClientInterceptor[Any, Any]
-    _StreamStreamInterceptor = grpc.aio.StreamStreamClientInterceptor[Any, Any]
-else:
-    _UnaryUnaryInterceptor = grpc.aio.UnaryUnaryClientInterceptor
-    _UnaryStreamInterceptor = grpc.aio.UnaryStreamClientInterceptor
-    _StreamUnaryInterceptor = grpc.aio.StreamUnaryClientInterceptor
-    _StreamStreamInterceptor = grpc.aio.StreamStreamClientInterceptor
+from meeting_common.grpc_types import StreamStreamClientInterceptor as _StreamStreamInterceptor
+from meeting_common.grpc_types import StreamUnaryClientInterceptor as _StreamUnaryInterceptor
+from meeting_common.grpc_types import UnaryStreamClientInterceptor as _UnaryStreamInterceptor
+from meeting_common.grpc_types import UnaryUnaryClientInterceptor as _UnaryUnaryInterceptor
 
 
 async def _finish_from(rpc: Rpc, call: Any) -> None:
@@ -140,16 +133,15 @@ class _StreamStream(_ClientInterceptor, _StreamStreamInterceptor):
         return self._stream_responses(rpc, call)
 
 
-class ClientMetrics:
+class ClientMetrics(SideMetrics):
     """`grpc_client_*` metrics in `registry`, recorded by `interceptors()`."""
 
+    SIDE = "client"
+
     def __init__(
-        self,
-        registry: CollectorRegistry,
-        *,
-        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+        self, registry: CollectorRegistry, *, buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS
     ) -> None:
-        self._families = Families("client", registry, buckets)
+        super().__init__(registry, buckets=buckets)
         # Status look-ups scheduled by done-callbacks, held so they are not collected early.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -160,7 +152,3 @@ class ClientMetrics:
             kind(self._families, self._tasks)
             for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
         ]
-
-    def initialize(self, service: ServiceDescriptor) -> None:
-        """Creates all of `service`'s series at zero."""
-        self._families.initialize(service)

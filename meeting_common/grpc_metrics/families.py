@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -58,17 +58,15 @@ class Families:
         labels = ("grpc_type", "grpc_service", "grpc_method")
         prefix = f"grpc_{side}_"
         peer = "client" if side == "server" else "server"
-        self.started = Counter(
-            prefix + "started_total",
-            f"Total number of RPCs started on the {side}.",
-            labels,
-            registry=registry,
-        )
-        self.handled = Counter(
-            prefix + "handled_total",
+
+        def counter(name: str, text: str, names: Sequence[str] = labels) -> Counter:
+            return Counter(prefix + name, text, names, registry=registry)
+
+        self.started = counter("started_total", f"Total number of RPCs started on the {side}.")
+        self.handled = counter(
+            "handled_total",
             f"Total number of RPCs completed on the {side}, regardless of success or failure.",
             (*labels, "grpc_code"),
-            registry=registry,
         )
         self.handling_seconds = Histogram(
             prefix + "handling_seconds",
@@ -78,17 +76,12 @@ class Families:
             registry=registry,
             buckets=buckets,
         )
-        self.msg_received = Counter(
-            prefix + "msg_received_total",
+        self.msg_received = counter(
+            "msg_received_total",
             f"Total number of RPC stream messages received by the {side} from the {peer}.",
-            labels,
-            registry=registry,
         )
-        self.msg_sent = Counter(
-            prefix + "msg_sent_total",
-            f"Total number of gRPC stream messages sent by the {side} to the {peer}.",
-            labels,
-            registry=registry,
+        self.msg_sent = counter(
+            "msg_sent_total", f"Total number of gRPC stream messages sent by the {side} to the {peer}."
         )
 
     def initialize(self, service: ServiceDescriptor) -> None:
@@ -109,6 +102,21 @@ class Families:
             self.msg_sent.labels(*labels)
             for code_name in CODE_NAMES.values():
                 self.handled.labels(*labels, code_name)
+
+
+class SideMetrics:
+    """The metrics of one side in a registry; `SIDE` is "server" or "client"."""
+
+    SIDE: ClassVar[str]
+
+    def __init__(
+        self, registry: CollectorRegistry, *, buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS
+    ) -> None:
+        self._families = Families(self.SIDE, registry, buckets)
+
+    def initialize(self, service: ServiceDescriptor) -> None:
+        """Creates all of `service`'s series at zero (call once per registered service)."""
+        self._families.initialize(service)
 
 
 class Rpc:

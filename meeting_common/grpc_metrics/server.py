@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
 import grpc
 import grpc.aio
-from google.protobuf.descriptor import ServiceDescriptor
-from prometheus_client import CollectorRegistry, Histogram
 
-from meeting_common.grpc_metrics.families import Families, Rpc, rpc_type
-
-if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    _ServerInterceptor = grpc.aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
+from meeting_common.grpc_metrics.families import Families, Rpc, SideMetrics, rpc_type
+from meeting_common.grpc_types import RpcMethodHandler as _Handler
+from meeting_common.grpc_types import ServerInterceptor as _ServerInterceptor
 
 # A client's expired deadline often reaches the server as a cancellation (RST_STREAM) just
 # before the server's own timer fires; so close to the deadline, it is the deadline.
@@ -186,21 +179,11 @@ class _MetricsServerInterceptor(_ServerInterceptor):
         return _instrument(handler, self._families, handler_call_details.method)
 
 
-class ServerMetrics:
+class ServerMetrics(SideMetrics):
     """`grpc_server_*` metrics in `registry`, recorded by `interceptor()`."""
 
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        *,
-        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
-    ) -> None:
-        self._families = Families("server", registry, buckets)
+    SIDE = "server"
 
     def interceptor(self) -> _ServerInterceptor:
         """The interceptor to pass to `grpc.aio.server(interceptors=[...])`."""
         return _MetricsServerInterceptor(self._families)
-
-    def initialize(self, service: ServiceDescriptor) -> None:
-        """Creates all of `service`'s series at zero (call once per registered service)."""
-        self._families.initialize(service)

@@ -11,19 +11,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from meeting_common.codes import ErrorCode
+from meeting_common.grpc_types import RpcMethodHandler as _Handler
+from meeting_common.grpc_types import ServerInterceptor as _ServerInterceptor
 from meeting_common.rpc_status import abort
-
-if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    _ServerInterceptor = grpc.aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
 
 log = logging.getLogger("room_service.api")
 

@@ -12,7 +12,7 @@ import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess
 from tests.support.room import MEETING, join, truth
 from tests.support.roster import ROOM_EVENTS, replay
 from tests.support.timing import wait_until
@@ -37,7 +37,6 @@ def _explain(client: JsClient, violations: list[str], pids: list[str]) -> str:
 
 
 async def test_concurrent_joins_leaves_and_drops_over_two_edges(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,

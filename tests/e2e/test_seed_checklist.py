@@ -15,7 +15,7 @@ import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JS_DIR, JsClient, JsClientPool
-from tests.support.processes import REPO_ROOT, EdgeProcess, RoomServiceProcess
+from tests.support.processes import REPO_ROOT, EdgeProcess
 from tests.support.room import LOCKED_MEETING, MEETING, join, seed_pair, truth
 from tests.support.roster import replay
 
@@ -55,9 +55,7 @@ def no_errors(*clients: JsClient) -> None:
 
 
 @pytest.mark.parametrize("options", TRANSPORTS)
-async def test_1_single_user_join(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
-) -> None:
+async def test_1_single_user_join(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     user1 = await connect(js, "user1", edge.url, options)
     joined = await join(user1, "user-1-id", name="User One", ack=False)
     assert joined["success"] is True
@@ -69,9 +67,7 @@ async def test_1_single_user_join(
 
 
 @pytest.mark.parametrize("options", TRANSPORTS)
-async def test_2_second_user_joins(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
-) -> None:
+async def test_2_second_user_joins(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
     assert len(second["participants"]) == 1
     assert_seed_participant(second["participants"][0], "user-1-id", "User One")
@@ -89,9 +85,7 @@ async def test_2_second_user_joins(
 
 
 @pytest.mark.parametrize("options", TRANSPORTS)
-async def test_3_third_user_joins(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
-) -> None:
+async def test_3_third_user_joins(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     users = [await connect(js, f"user{i}", edge.url, options) for i in (1, 2, 3)]
     first = await join(users[0], "user-1-id", name="User One", ack=False)
     second = await join(users[1], "user-2-id", name="User Two", ack=False)
@@ -113,7 +107,6 @@ async def test_3_third_user_joins(
 
 @pytest.mark.parametrize("options", TRANSPORTS)
 async def test_4_user_leaves_and_rejoins(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
@@ -143,7 +136,6 @@ async def test_4_user_leaves_and_rejoins(
 
 @pytest.mark.parametrize("options", TRANSPORTS)
 async def test_5_disconnect_handling(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
@@ -163,7 +155,7 @@ async def test_5_disconnect_handling(
 
 
 async def test_locked_demo_meeting_needs_its_password(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     client = await connect(js, "client", edge.url, {"transports": ["websocket"]})
     for password in (None, "wrong", "PASSWORD123"):
@@ -193,9 +185,7 @@ async def test_locked_demo_meeting_needs_its_password(
     assert await truth(stub, LOCKED_MEETING) == {joined["participantId"]}
 
 
-async def test_unknown_meeting_is_not_found(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool
-) -> None:
+async def test_unknown_meeting_is_not_found(edge: EdgeProcess, js: JsClientPool) -> None:
     client = await connect(js, "client", edge.url, {"transports": ["websocket"]})
     ack = await client.emit_with_ack(
         "join-meeting", {"meetingId": "no-such-meeting", "userId": "u", "userName": "U"}
@@ -265,7 +255,7 @@ async def run_seed_script(url: str, seconds: float) -> str:
 
 
 async def test_the_seeds_verification_script_prints_the_expected_output(
-    room_service: RoomServiceProcess, edge: EdgeProcess, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, stub: pb_grpc.RoomServiceStub
 ) -> None:
     output = await run_seed_script(edge.url, 4.0)
     expected = logical_lines(seed_block("Expected Output", ""))

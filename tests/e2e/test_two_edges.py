@@ -10,7 +10,7 @@ import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess
 from tests.support.room import join, seed_pair, truth
 from tests.support.roster import replay
 
@@ -32,7 +32,7 @@ def room_history(client: JsClient, start: int = 0) -> list[tuple[str, Any]]:
 
 
 async def test_2_and_3_joins_are_seen_across_edges(
-    room_service: RoomServiceProcess, edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
     user1 = await on(js, "user1", edge)
     user2 = await on(js, "user2", edge2)
@@ -55,7 +55,6 @@ async def test_2_and_3_joins_are_seen_across_edges(
 
 
 async def test_4_leave_and_rejoin_across_edges(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
@@ -77,7 +76,6 @@ async def test_4_leave_and_rejoin_across_edges(
 
 
 async def test_5_disconnect_is_seen_across_edges(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
@@ -91,7 +89,7 @@ async def test_5_disconnect_is_seen_across_edges(
 
 
 async def test_an_observer_on_each_edge_sees_the_same_history(
-    room_service: RoomServiceProcess, edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
     near = await on(js, "near", edge)
     far = await on(js, "far", edge2)
@@ -127,7 +125,6 @@ async def test_an_observer_on_each_edge_sees_the_same_history(
 
 
 async def test_same_user_on_another_edge_replaces_the_older_session(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,

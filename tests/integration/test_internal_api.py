@@ -7,14 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import pytest
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from meeting_common.rpc_status import error_code_from
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
-from tests.support.room import join, join_payload, refused
+from tests.support.room import join, join_payload, refused, rpc_refused
 
 MEETING = "internal-api-meeting"
 CREATOR = "creator-user"
@@ -46,11 +44,6 @@ async def _room(
     await clients["alice"].wait_for_event("participant-joined", lambda d: d["participantId"] == pids["carol"])
     await clients["bob"].wait_for_event("participant-joined", lambda d: d["participantId"] == pids["carol"])
     return clients, pids
-
-
-def _code(exc: pytest.ExceptionInfo[grpc.aio.AioRpcError]) -> tuple[grpc.StatusCode, str | None]:
-    reason = error_code_from(exc.value)
-    return exc.value.code(), reason.value if reason else None
 
 
 async def test_upsert_and_get_meeting(
@@ -88,12 +81,16 @@ async def test_upsert_and_get_meeting(
     renamed = await join(c, "c-user", MEETING)
     assert renamed["success"] is True and renamed["meeting"]["meeting_name"] == "Board (renamed)"
 
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.GetMeeting(pb.GetMeetingRequest(meeting_id="no-such-meeting"), timeout=10)
-    assert _code(missing) == (grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND")
-    with pytest.raises(grpc.aio.AioRpcError) as invalid:
-        await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(id="")), timeout=10)
-    assert _code(invalid) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
+    await rpc_refused(
+        stub.GetMeeting(pb.GetMeetingRequest(meeting_id="no-such-meeting"), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
+    await rpc_refused(
+        stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(id="")), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAYLOAD",
+    )
 
 
 async def test_list_rooms_and_participants_follow_the_sockets(
@@ -125,9 +122,11 @@ async def test_list_rooms_and_participants_follow_the_sockets(
         await client.emit_with_ack("leave-meeting", {})
     rooms = {r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert MEETING not in rooms  # an empty room is not listed
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="no-such-meeting"), timeout=10)
-    assert _code(missing) == (grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND")
+    await rpc_refused(
+        stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="no-such-meeting"), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
 
 
 async def test_moderator_mute_reaches_every_socket_including_the_muted(
@@ -149,8 +148,8 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
     assert next(p for p in late["participants"] if p["participantId"] == pids["bob"])["audio"] is False
 
     # A participant may not change someone else's media through the API either.
-    with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await stub.UpdateMediaState(
+    await rpc_refused(
+        stub.UpdateMediaState(
             pb.UpdateMediaStateRequest(
                 meeting_id=MEETING,
                 participant_id=pids["bob"],
@@ -158,14 +157,18 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
                 requested_by_participant_id=pids["alice"],
             ),
             timeout=10,
-        )
-    assert _code(denied) == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
-    with pytest.raises(grpc.aio.AioRpcError) as gone:
-        await stub.UpdateMediaState(
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "FORBIDDEN",
+    )
+    await rpc_refused(
+        stub.UpdateMediaState(
             pb.UpdateMediaStateRequest(meeting_id=MEETING, participant_id="participant-ghost", audio=False),
             timeout=10,
-        )
-    assert _code(gone) == (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )
 
 
 async def test_remove_participant_kicks_the_socket(
@@ -173,14 +176,17 @@ async def test_remove_participant_kicks_the_socket(
 ) -> None:
     clients, pids = await _room(edge, edge2, js, stub)
     marks = {name: c.mark() for name, c in clients.items()}
-    with pytest.raises(grpc.aio.AioRpcError) as denied:  # on behalf of a non-host
-        await stub.RemoveParticipant(
+    # on behalf of a non-host
+    await rpc_refused(
+        stub.RemoveParticipant(
             pb.RemoveParticipantRequest(
                 meeting_id=MEETING, participant_id=pids["bob"], requested_by_participant_id=pids["alice"]
             ),
             timeout=10,
-        )
-    assert _code(denied) == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "FORBIDDEN",
+    )
 
     reply = await stub.RemoveParticipant(
         pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"]), timeout=10
@@ -199,22 +205,26 @@ async def test_remove_participant_kicks_the_socket(
     await clients["carol"].wait_for_event("chat-message", lambda d: d["text"] == "bye bob")
     await clients["bob"].expect_no_event("chat-message", within=0.5, start=after)
 
-    with pytest.raises(grpc.aio.AioRpcError) as again:
-        await stub.RemoveParticipant(
+    await rpc_refused(
+        stub.RemoveParticipant(
             pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"]), timeout=10
-        )
-    assert _code(again) == (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )
 
 
 async def test_end_meeting_closes_the_room_on_every_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     clients, pids = await _room(edge, edge2, js, stub)
-    with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await stub.EndMeeting(
+    await rpc_refused(
+        stub.EndMeeting(
             pb.EndMeetingRequest(meeting_id=MEETING, requested_by_participant_id=pids["bob"]), timeout=10
-        )
-    assert _code(denied) == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "FORBIDDEN",
+    )
     marks = {name: c.mark() for name, c in clients.items()}
 
     reply = await stub.EndMeeting(pb.EndMeetingRequest(meeting_id=MEETING), timeout=10)
@@ -235,9 +245,11 @@ async def test_end_meeting_closes_the_room_on_every_edge(
     await stub.EndMeeting(pb.EndMeetingRequest(meeting_id=MEETING), timeout=10)
     await clients["alice"].expect_no_event("meeting-ended", within=0.5, start=marks["alice"] + 1)
     assert len(clients["alice"].events_named("meeting-ended", start=marks["alice"])) == 1
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.EndMeeting(pb.EndMeetingRequest(meeting_id="no-such-meeting"), timeout=10)
-    assert _code(missing) == (grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND")
+    await rpc_refused(
+        stub.EndMeeting(pb.EndMeetingRequest(meeting_id="no-such-meeting"), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
 
 
 async def test_send_chat_and_signal_on_behalf_of_a_participant(
@@ -267,6 +279,8 @@ async def test_send_chat_and_signal_on_behalf_of_a_participant(
     await clients["carol"].expect_no_event("webrtc-offer", within=0.3, start=marks["carol"])
 
     signal.target_participant_id = "participant-ghost"
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=10)
-    assert _code(refused) == (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
+    await rpc_refused(
+        stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )

@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -21,6 +20,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings
+from tests.support.room import reason_of, rpc_refused
 from tests.support.timing import nothing_arrives
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,28 +71,6 @@ def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinReques
     }
     values.update(fields)
     return pb.JoinRequest(**values)
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    """The google.rpc.ErrorInfo reason carried in the status details."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            assert status.code == error.code().value[0]
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    assert info.domain == "meeting.v1"
-                    return info.reason
-    raise AssertionError(f"no ErrorInfo in {error!r}")
-
-
-async def rpc_refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    assert caught.value.code() == code
-    assert reason_of(caught.value) == reason
-    return caught.value
 
 
 class Watch:
