@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import RoomServiceProcess, start_edge, start_room_service
-from tests.support.room import about, join, left_payload, room_stub, truth
+from tests.support.room import about, join, join_seen, left_payload, room_stub, truth
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import report
 
@@ -80,8 +80,7 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
         try:
             a1, b1 = js.client("a1"), js.client("b1")
             pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
-            pb1 = (await join(b1, "ub", url=edge_b.url))["participantId"]
-            await a1.wait_for_event("participant-joined", about(pb1))
+            pb1 = await join_seen(b1, "ub", a1, url=edge_b.url)
             mark_a, mark_b = a1.mark(), b1.mark()
 
             started = time.monotonic()
@@ -107,9 +106,7 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
                 assert await truth(stub) == {pa}
 
                 # The client can join again and is seen by the others.
-                mark_a = a1.mark()
-                again = (await join(b1, "ub"))["participantId"]
-                await a1.wait_for_event("participant-joined", about(again), timeout=5, start=mark_a)
+                again = await join_seen(b1, "ub", a1, within=5)
                 assert await truth(stub) == {pa, again}
         finally:
             await edge_b.terminate()

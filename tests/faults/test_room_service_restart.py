@@ -10,7 +10,7 @@ import time
 
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, split_address, start_edge, start_room_service
-from tests.support.room import about, join, join_payload, refused, room_stub, truth
+from tests.support.room import about, join, join_payload, join_seen, refused, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import report, wait_until
@@ -113,8 +113,7 @@ async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClie
     try:
         a, b = js.client("a"), js.client("b")
         pa = (await join(a, "ua", url=edge_a.url))["participantId"]
-        pb = (await join(b, "ub", url=edge_a.url))["participantId"]
-        await a.wait_for_event("participant-joined", about(pb))
+        pb = await join_seen(b, "ub", a, url=edge_a.url)
         mark = a.mark()
         rs.freeze()
         frozen = time.monotonic()

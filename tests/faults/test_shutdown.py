@@ -9,7 +9,7 @@ import time
 
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
-from tests.support.room import about, join, left_payload, room_stub, truth
+from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.timing import report
 
 LEASE = 30.0  # so long that only the graceful path can explain a prompt participant-left
@@ -60,8 +60,7 @@ async def test_room_service_sigterm_drains_streams_and_exits_fast(js: JsClientPo
     try:
         a, b = js.client("a"), js.client("b")
         await join(a, "ua", url=edge.url)
-        pb = (await join(b, "ub", url=edge.url))["participantId"]
-        await a.wait_for_event("participant-joined", about(pb))  # a room stream is open
+        await join_seen(b, "ub", a, url=edge.url)  # a room stream is open
 
         started = time.monotonic()
         rs.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ import pytest
 from edge_gateway.config import OPTIONS
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import RoomServiceProcess, start_edge
-from tests.support.room import about, join, left_payload, room_stub, truth
+from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.timing import report
 
 DEFAULT_BOUND = 10.0
@@ -28,8 +28,7 @@ async def test_vanished_client_is_reported_left_within_10s_by_default(
         watcher, ghost = js.client("watcher"), js.client("ghost")
         await join(watcher, "uw", url=edge.url)
         await ghost.connect(edge.url, transports=[transport])
-        pid = (await join(ghost, "ug"))["participantId"]
-        await watcher.wait_for_event("participant-joined", about(pid))
+        pid = await join_seen(ghost, "ug", watcher)
 
         # Worst case: vanish just after answering a ping, so that a whole ping interval
         # passes before the server even asks again (the first ping comes one interval
@@ -65,8 +64,7 @@ async def test_silent_client_timeout_is_configurable(
     try:
         watcher, ghost = js.client("watcher"), js.client("ghost")
         await join(watcher, "uw", url=edge.url)
-        pid = (await join(ghost, "ug", url=edge.url))["participantId"]
-        await watcher.wait_for_event("participant-joined", about(pid))
+        pid = await join_seen(ghost, "ug", watcher, url=edge.url)
         mark = watcher.mark()
         started = time.monotonic()
         await ghost.drop("blackhole")

@@ -11,7 +11,7 @@ import time
 
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
-from tests.support.room import about, join, left_payload, room_stub, truth
+from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.timing import report
 
 QUEUE_LIMIT = 64
@@ -43,9 +43,7 @@ async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPoo
         talker, watcher, stuck = js.client("talker"), js.client("watcher"), js.client("stuck")
         await join(talker, "ut", url=edge.url)
         await join(watcher, "uw", url=edge.url)
-        ps = (await join(stuck, "us", url=edge.url))["participantId"]
-        await watcher.wait_for_event("participant-joined", about(ps))
-        await talker.wait_for_event("participant-joined", about(ps))
+        ps = await join_seen(stuck, "us", watcher, talker, url=edge.url)
         await stuck.drop("blackhole")  # keeps the TCP connection open, stops reading it
         mark = watcher.mark()
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
-from tests.support.room import about, join, room_stub, truth
+from tests.support.room import about, join, join_seen, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import report, wait_until
@@ -28,9 +28,7 @@ async def test_cut_stream_resumes_or_resynchronises(js: JsClientPool, replay_buf
         pa1 = (await join(a1, "ua1", url=edge_a.url))["participantId"]
         pb0 = (await join(b0, "ub0", url=edge_b.url))["participantId"]
         pb1 = (await join(b1, "ub1", url=edge_b.url))["participantId"]
-        pb2 = (await join(b2, "ub2", url=edge_b.url))["participantId"]
-        await a1.wait_for_event("participant-joined", about(pb2))
-        await b0.wait_for_event("participant-joined", about(pb2))
+        pb2 = await join_seen(b2, "ub2", a1, b0, url=edge_b.url)
         mark_a, mark_b = a1.mark(), b0.mark()
         log_mark = edge_a.mark()
 

@@ -90,6 +90,18 @@ async def join(
     return data
 
 
+async def join_seen(
+    newcomer: SocketClient, user: str, *watchers: SocketClient, url: str | None = None, within: float = 10.0
+) -> str:
+    """Joins `newcomer` as `user` (see `join`) and waits until each of `watchers` has been
+    told (`participant-joined`); returns the new participant id."""
+    marks = [watcher.mark() for watcher in watchers]
+    pid = str((await join(newcomer, user, url=url))["participantId"])
+    for watcher, mark in zip(watchers, marks, strict=True):
+        await watcher.wait_for_event("participant-joined", about(pid), start=mark, timeout=within)
+    return pid
+
+
 async def seed_pair(
     js: Any, url_one: str, url_two: str, **options: Any
 ) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
