@@ -20,6 +20,7 @@ from aiohttp import web
 from tests.support.jsclient import (
     AckTimeoutError,
     EventTimeoutError,
+    JsClient,
     JsClientPool,
     JsCommandError,
     JsHarnessError,
@@ -183,15 +184,20 @@ async def test_broadcast_reaches_many_clients_in_one_driver(
     assert len(listing) == 40 and all(entry["connected"] for entry in listing)
 
 
+async def _welcomed(pool: JsClientPool, server: EchoServer, transports: list[str]) -> tuple[JsClient, str]:
+    """A client connected to the echo server, which has greeted it; and its server-side sid."""
+    c = pool.client()
+    await c.connect(server.url, transports=transports)
+    await c.wait_for_event("welcome")
+    return c, server.connects[-1]
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
 async def test_drop_reset_makes_the_server_see_a_disconnect(
     echo_server: EchoServer, pool: JsClientPool, transports: list[str]
 ) -> None:
-    c = pool.client()
-    await c.connect(echo_server.url, transports=transports)
-    await c.wait_for_event("welcome")
-    sid = echo_server.connects[-1]
+    c, sid = await _welcomed(pool, echo_server, transports)
     await c.drop()  # mode "reset"
     reason = await echo_server.wait_disconnect(sid, timeout=10)
     if transports == ["websocket"]:
@@ -209,10 +215,7 @@ async def test_drop_reset_makes_the_server_see_a_disconnect(
 async def test_drop_blackhole_is_noticed_by_ping_timeout(
     echo_server: EchoServer, pool: JsClientPool, transports: list[str]
 ) -> None:
-    c = pool.client()
-    await c.connect(echo_server.url, transports=transports)
-    await c.wait_for_event("welcome")
-    sid = echo_server.connects[-1]
+    c, sid = await _welcomed(pool, echo_server, transports)
     mark = c.mark()
     await c.drop("blackhole")
     await echo_server.sio.emit("echo", "into the void", to=sid)

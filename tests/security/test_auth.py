@@ -26,18 +26,9 @@ JWT_ARGS = ("--auth-mode", "jwt", "--jwt-issuer", keys.ISSUER, "--jwt-audience",
 @pytest.fixture
 async def jwt_edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
     """An edge in jwt mode with the HS256 secret given by environment variable."""
-    proc = await start_edge(
-        room_service.grpc_address,
-        *JWT_ARGS,
-        "--jwt-leeway-seconds",
-        "5",
-        env={"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET},
-        name="edge-jwt",
-    )
-    try:
+    args, env = (*JWT_ARGS, "--jwt-leeway-seconds", "5"), {"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET}
+    async with await start_edge(room_service.grpc_address, *args, env=env, name="edge-jwt") as proc:
         yield proc
-    finally:
-        await proc.terminate()
 
 
 async def connect_refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:

@@ -162,14 +162,8 @@ async def _client(url: str) -> socketio.AsyncClient:
 @pytest.fixture
 async def rig(room_service: RoomServiceProcess) -> AsyncIterator[Rig]:
     # High rate limits: the fuzzer must reach the handlers, not the limiter.
-    edge = await start_edge(
-        room_service.grpc_address,
-        "--events-per-second",
-        "100000",
-        "--event-burst",
-        "100000",
-        name="edge-fuzz",
-    )
+    unlimited = ("--events-per-second", "100000", "--event-burst", "100000")
+    edge = await start_edge(room_service.grpc_address, *unlimited, name="edge-fuzz")
     channel = grpc.aio.insecure_channel(room_service.grpc_address)
     host = await _client(edge.url)
     fuzzer = await _client(edge.url)
