@@ -33,6 +33,9 @@ class RoomClient:
     ) -> None:
         self.edge_id = edge_id
         self._timeout = timeout
+        # Called with the instance id of each Join reply: the hub re-announces its
+        # sockets at once when the room service's state changed under it.
+        self.on_instance: Callable[[str], None] | None = None
         options = [
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 5_000),
@@ -96,11 +99,14 @@ class RoomClient:
         )
         # Retried only when the call never got through (UNAVAILABLE): after a deadline the
         # user has waited long enough, and a second deadline would double the wait.
-        return await self._call(
+        reply = await self._call(
             lambda: self._stub.Join(request, timeout=self._timeout),
             retries=1,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )
+        if self.on_instance is not None:
+            self.on_instance(reply.instance_id)
+        return reply
 
     async def leave(self, meeting_id: str, participant_id: str, reason: pb.LeaveReason.ValueType) -> bool:
         """Leave; True once the participant is gone (also when it already was)."""

@@ -28,6 +28,8 @@ from room_service.store.base import StoreOptions
 from room_service.store.factory import create_store
 
 log = logging.getLogger("room_service")
+# The reaper's tick: a crashed edge is gone within its disconnect grace plus this.
+_REAPER_INTERVAL_SECONDS = 0.25
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
 
 
@@ -38,7 +40,7 @@ class RoomServiceApp:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = RoomMetrics(self.registry)
-        store = create_store(
+        self.store = store = create_store(
             "memory",
             StoreOptions(
                 replay_buffer=settings.replay_buffer,
@@ -53,6 +55,9 @@ class RoomServiceApp:
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
                 password_attempts_per_minute=settings.password_attempts_per_minute,
+                password_checks_per_edge=settings.password_checks_per_edge,
+                edge_disconnect_grace_seconds=settings.edge_disconnect_grace_seconds,
+                ended_room_retention_seconds=settings.ended_room_retention_seconds,
             ),
             self.metrics,
         )
@@ -102,7 +107,7 @@ class RoomServiceApp:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = await self._start_metrics()
-        self._tasks.append(asyncio.create_task(self.manager.run_reaper(0.5)))
+        self._tasks.append(asyncio.create_task(self.manager.run_reaper(_REAPER_INTERVAL_SECONDS)))
         log.info(
             "room service ready",
             extra={

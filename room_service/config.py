@@ -64,7 +64,19 @@ class Settings(TierSettings):
         "prefer the variable",
     )
     password_attempts_per_minute: Count = Field(
-        20, description="wrong passwords per meeting per minute before joins to it get RATE_LIMITED"
+        20, description="wrong passwords one socket may try per minute before its joins get RATE_LIMITED"
+    )
+    password_checks_per_edge: Count = Field(
+        2, description="password hashes one edge may have running at once; more wait their turn"
+    )
+    # -- crashed edges, ended rooms -------------------------------------------------------
+    edge_disconnect_grace_seconds: Pause = Field(
+        1,
+        description="when an edge's connection closes (its process died), its participants go "
+        "after this long unless it reconnects",
+    )
+    ended_room_retention_seconds: Pause = Field(
+        300, description="how long an ended meeting's room and replay log are kept for late watchers"
     )
 
     def problems(self) -> list[str]:

@@ -12,6 +12,14 @@ with sequence <= P of that epoch.
 Replay: `read_after` returns the events after a position while the bounded buffer still
 holds them; otherwise (too old, or another epoch) it returns a snapshot, and the caller
 continues from the snapshot's position.
+
+Time: deadlines (`expires_at`, `drop_at`) and `now` are on the caller's monotonic clock
+(the RoomManager's); a store shared by several processes turns them into TTLs
+(`deadline - now` at the call) rather than comparing clocks.
+
+Bounded memory: nothing a caller can name stays behind on its own. An edge's lease and
+signal mailbox live while it holds a lease or a WatchEdge reader; an ended room and its
+log live until their `drop_at`.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ class RestoreRecord:
     meeting_id: str
     """Its meeting."""
     participant: Participant
-    """As the edge knew it."""
+    """As the edge knew it; its permissions are ignored (derived from the meeting)."""
 
 
 class RoomStore(Protocol):
@@ -69,15 +77,30 @@ class RoomStore(Protocol):
         """The meeting; raises MEETING_NOT_FOUND."""
         ...
 
-    async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
+    async def end_meeting(
+        self, meeting_id: str, ended_by: str, drop_at: float
+    ) -> tuple[Meeting, RoomEvent | None]:
         """Marks it ended, empties its room, appends MeetingEnded when the room was open.
 
         The ended room's log stays readable (watchers get MeetingEnded itself, not a
-        snapshot); ending an already ended meeting appends nothing and returns None."""
+        snapshot) until `drop_at`, when `drop_ended_rooms` forgets the room and its log
+        (the meeting itself stays, ENDED); ending an already ended meeting appends
+        nothing and returns None."""
+        ...
+
+    async def drop_ended_rooms(self, now: float) -> int:
+        """Forgets the rooms (and logs) of ended meetings whose `drop_at` passed; their
+        watchers wake and get the ended snapshot. Returns how many; costs O(dropped)."""
         ...
 
     async def join(self, spec: JoinSpec) -> JoinOutcome:
         """Adds a participant (checks joinable, capacity; replaces older sessions)."""
+        ...
+
+    async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:
+        """The idempotent outcome (`already_joined`) when `spec`'s edge and socket already
+        hold a participant in the room; None otherwise. Never changes anything: a join
+        with a password calls it first, so that a repeat join costs no password hash."""
         ...
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
@@ -118,8 +141,19 @@ class RoomStore(Protocol):
         """Returns once the room's log moved past `position` (or changed epoch)."""
         ...
 
-    async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
-        """Renews an edge's lease (monotonic deadline); returns whether it was known."""
+    async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
+        """Sets an edge's lease deadline; returns whether the edge was known.
+
+        With `create=False` an unknown edge stays unknown (nothing is stored): used to
+        shorten the lease of an edge whose connection closed, and to renew it again
+        when the edge reconnects, without inventing edges."""
+        ...
+
+    async def instance_id(self) -> str:
+        """Names this store's state: the same for as long as the state lives (every
+        replica on one Redis answers the same), a new one once it was lost (an
+        in-memory restart; a Redis that lost its data). Edges re-announce their
+        sockets when it changes."""
         ...
 
     async def expired_edges(self, now: float) -> list[str]:
@@ -127,7 +161,11 @@ class RoomStore(Protocol):
         ...
 
     async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
-        """Forgets an edge and removes its participants (reason DISCONNECTED)."""
+        """Forgets an edge and removes its participants (reason DISCONNECTED).
+
+        Its undelivered signals are discarded, but a `next_signal` waiter of that edge
+        keeps waiting on the same mailbox: an edge reaped while its connection survived
+        (a freeze) gets the signals for the sockets it holds again."""
         ...
 
     async def edge_count(self) -> int:
@@ -139,13 +177,21 @@ class RoomStore(Protocol):
         ...
 
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
-        """Re-adds participants an edge still holds; returns the ids it could not restore."""
+        """Re-adds participants an edge still holds; returns the ids it could not restore.
+
+        Refused (returned): a record whose meeting is gone or ended, or that fails
+        `rules.may_restore` (it names another edge, or the service holds that participant
+        on another edge or socket). A participant already held as claimed is skipped.
+        Permissions never come from the record: each restored participant gets
+        `rules.permissions_for(meeting, user_id)`, and `edge_id` is the caller's."""
         ...
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
-        """Queues a signal for an edge."""
+        """Queues a signal for an edge (bounded; the oldest go first). A signal for an
+        edge that has neither a lease nor a waiter is dropped: nobody could read it."""
         ...
 
     async def next_signal(self, edge_id: str) -> Signal:
-        """Waits for the next signal queued for an edge."""
+        """Waits for the next signal queued for an edge. Waiting keeps the edge's
+        mailbox; once an unknown edge has no waiter left, nothing of it remains."""
         ...

@@ -12,7 +12,8 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
-from tests.support.room import join, join_payload, refused, rpc_refused
+from tests.support.room import join, join_payload, refused
+from tests.support.room_rpc import rpc_refused
 
 MEETING = "internal-api-meeting"
 CREATOR = "creator-user"

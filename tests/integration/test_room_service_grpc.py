@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
@@ -20,7 +19,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings
-from tests.support.room import reason_of, rpc_refused
+from tests.support.room_rpc import join_request, reason_of, rpc_refused
 from tests.support.timing import nothing_arrives
 
 pytestmark = pytest.mark.timeout(60)
@@ -59,18 +58,6 @@ async def channel(app: RoomServiceApp) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> pb_grpc.RoomServiceStub:
     return pb_grpc.RoomServiceStub(channel)
-
-
-def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinRequest:
-    values: dict[str, Any] = {
-        "meeting_id": meeting,
-        "user_id": user,
-        "user_name": f"Name {user}",
-        "edge_id": "edge-test",
-        "socket_id": f"sock-{user}",
-    }
-    values.update(fields)
-    return pb.JoinRequest(**values)
 
 
 class Watch:

@@ -8,13 +8,11 @@ never from a client.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import grpc
-import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
@@ -128,30 +126,6 @@ async def refused(client: SocketClient, event: str, payload: Any, code: str) -> 
     data: dict[str, Any] = getattr(error, "data", error)
     assert data["code"] == code, data
     return data
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    """The google.rpc.ErrorInfo reason in a refusal's status details, read off the wire
-    here (not with the code under test); the status must agree with the call's code."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            assert status.code == error.code().value[0]
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    assert info.domain == "meeting.v1"
-                    return info.reason
-    raise AssertionError(f"no ErrorInfo in {error!r}")
-
-
-async def rpc_refused(call: Awaitable[Any], code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
-    """Awaits a RoomService call that must fail with `code` and the stable `reason`."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    assert caught.value.code() == code, caught.value
-    assert reason_of(caught.value) == reason, caught.value
-    return caught.value
 
 
 @asynccontextmanager
