@@ -4,7 +4,7 @@ binds the socket to one userId."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,40 +95,54 @@ async def test_join_as_another_user_is_forbidden_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    ("case", "auth", "message"),
+    ("case", "make_auth", "message"),
     [
-        ("missing", None, "Authentication token is required"),
-        ("empty", {"token": ""}, "Authentication token is required"),
-        ("not a string", {"token": 12345}, "Authentication token is required"),
-        ("garbage", {"token": "not-a-jwt"}, "Token is malformed"),
-        ("expired", {"token": keys.token(expires_in=-60)}, "Token has expired"),
+        ("missing", lambda: None, "Authentication token is required"),
+        ("empty", lambda: {"token": ""}, "Authentication token is required"),
+        ("not a string", lambda: {"token": 12345}, "Authentication token is required"),
+        ("garbage", lambda: {"token": "not-a-jwt"}, "Token is malformed"),
+        ("expired", lambda: {"token": keys.token(expires_in=-60)}, "Token has expired"),
         (
             "wrong key",
-            {"token": keys.token(key="another-secret-another-secret-1234")},
+            lambda: {"token": keys.token(key="another-secret-another-secret-1234")},
             "Token signature is invalid",
         ),
-        ("wrong audience", {"token": keys.token(audience="billing")}, "Token audience is not accepted"),
+        (
+            "wrong audience",
+            lambda: {"token": keys.token(audience="billing")},
+            "Token audience is not accepted",
+        ),
         (
             "wrong issuer",
-            {"token": keys.token(issuer="https://evil.invalid")},
+            lambda: {"token": keys.token(issuer="https://evil.invalid")},
             "Token issuer is not accepted",
         ),
-        ("no expiry", {"token": keys.token(expires_in=None)}, "Token lacks the exp claim"),
-        ("no subject", {"token": keys.token(sub=None)}, "Token lacks the sub claim"),
-        ("not yet valid", {"token": keys.token(nbf=9_999_999_999)}, "Token is not valid yet"),
+        ("no expiry", lambda: {"token": keys.token(expires_in=None)}, "Token lacks the exp claim"),
+        ("no subject", lambda: {"token": keys.token(sub=None)}, "Token lacks the sub claim"),
+        ("not yet valid", lambda: {"token": keys.token(nbf=9_999_999_999)}, "Token is not valid yet"),
         (
             "alg none",
-            {"token": jwt.encode({"sub": "u", "exp": 9_999_999_999}, None, algorithm="none")},
+            lambda: {"token": jwt.encode({"sub": "u", "exp": 9_999_999_999}, None, algorithm="none")},
             "Token algorithm is not accepted",
         ),
-        ("bad subject", {"token": keys.token(sub="has space")}, "Token subject is not a valid user id"),
+        (
+            "bad subject",
+            lambda: {"token": keys.token(sub="has space")},
+            "Token subject is not a valid user id",
+        ),
     ],
 )
 async def test_bad_tokens_are_refused_with_a_reason(
-    jwt_edge: EdgeProcess, js: JsClientPool, case: str, auth: dict[str, Any] | None, message: str
+    jwt_edge: EdgeProcess,
+    js: JsClientPool,
+    case: str,
+    make_auth: Callable[[], dict[str, Any] | None],
+    message: str,
 ) -> None:
+    # Tokens are made now, not at collection: one minted then could expire meanwhile and
+    # be refused for its expiry instead of the flaw under test.
     client = js.client(case.replace(" ", "-"))
-    data = await connect_refused(client, jwt_edge.url, auth)
+    data = await connect_refused(client, jwt_edge.url, make_auth())
     assert data["message"] == message
     assert data["data"] == {"code": "UNAUTHENTICATED", "message": message}
     assert not client.events_named("connect")
