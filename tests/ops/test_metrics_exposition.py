@@ -16,14 +16,13 @@ from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess
 from tests.support.prometheus import (
     Exposition,
-    TrafficIds,
-    drive_traffic,
     http_get_text,
     parse_exposition,
     promtool_check_metrics,
     require_tool,
 )
 from tests.support.room import MEETING
+from tests.support.traffic import TrafficIds, drive_traffic
 
 # Units other than the base ones (seconds, bytes, ratios) as a name component.
 _NON_BASE_UNITS = re.compile(

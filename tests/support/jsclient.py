@@ -15,6 +15,9 @@ Binary values (``bytes``) are carried as ``{"$binary": base64}`` and converted b
 ``node_modules`` is installed by ``make install``/``make test`` (``npm ci`` in
 ``tests/e2e/js``); when it is missing, :meth:`JsClientPool.start` raises
 :class:`JsHarnessError` (tests fail, they do not skip).
+
+Longer than ~300 lines on purpose: the wire encoding, the socket handle and the pool that
+routes the driver's records into the handles share one protocol and private state.
 """
 
 from __future__ import annotations

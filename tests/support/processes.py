@@ -15,6 +15,10 @@ Usage::
 
 or, in a fixture, ``proc = await start_room_service()`` then ``await proc.terminate()``
 in the finaliser. Anything still running when the interpreter exits is SIGKILLed.
+
+Longer than ~300 lines on purpose: the Managed base and ManagedProcess (spawn, read the
+output, signal, reap) are one mechanism that every process a test starts relies on; the
+tiers' processes are the few lines on top of it.
 """
 
 from __future__ import annotations
