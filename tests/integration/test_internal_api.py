@@ -12,7 +12,7 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
-from tests.support.room import join, join_payload, refused
+from tests.support.room import join, join_payload, refused, room_snapshot, truth
 from tests.support.room_rpc import rpc_refused
 
 MEETING = "internal-api-meeting"
@@ -101,9 +101,7 @@ async def test_list_rooms_and_participants_follow_the_sockets(
     rooms = {r.meeting.id: r for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert rooms[MEETING].participant_count == 3
     assert rooms[MEETING].meeting.meeting_name == "Internal"
-    snapshot = (
-        await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=10)
-    ).snapshot
+    snapshot = await room_snapshot(stub, MEETING)
     listed = {p.participant_id: p for p in snapshot.participants}
     assert set(listed) == set(pids.values())
     assert listed[pids["bob"]].user_id == "bob" and listed[pids["bob"]].socket_id == clients["bob"].sid
@@ -112,10 +110,7 @@ async def test_list_rooms_and_participants_follow_the_sockets(
 
     await clients["bob"].disconnect()
     await clients["alice"].wait_for_event("participant-left", lambda d: d["participantId"] == pids["bob"])
-    snapshot = (
-        await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=10)
-    ).snapshot
-    assert {p.participant_id for p in snapshot.participants} == {pids["alice"], pids["carol"]}
+    assert await truth(stub, MEETING) == {pids["alice"], pids["carol"]}
     rooms = {r.meeting.id: r for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert rooms[MEETING].participant_count == 2
 

@@ -28,10 +28,10 @@ import socketio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge
+from tests.support.room import room_snapshot
 
 MEETING = "test-meeting-123"
 EVENTS = (
@@ -139,9 +139,7 @@ class Rig:
 
     async def room(self) -> tuple[Any, ...]:
         """What must not change: roster with media, and the event position."""
-        snap = (
-            await self.stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=5)
-        ).snapshot
+        snap = await room_snapshot(self.stub, MEETING)
         people = sorted((p.participant_id, p.user_id, p.user_name, str(p.media)) for p in snap.participants)
         return (tuple(people), snap.position.sequence, snap.position.epoch)
 
