@@ -13,13 +13,12 @@ import pytest
 
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
 from tests.support.processes import EdgeProcess, ManagedProcess, RoomServiceProcess, edge_argv, start_edge
-from tests.support.room import join
+from tests.support.room import join, join_payload, refused
 
 from . import keys
 
 pytestmark = pytest.mark.timeout(120)
 
-MEETING = "test-meeting-123"
 JWT_ARGS = ("--auth-mode", "jwt", "--jwt-issuer", keys.ISSUER, "--jwt-audience", keys.AUDIENCE)
 
 
@@ -47,9 +46,7 @@ async def connect_refused(client: JsClient, url: str, auth: dict[str, Any] | Non
 async def test_valid_token_joins_with_its_subject_and_name(jwt_edge: EdgeProcess, js: JsClientPool) -> None:
     a = js.client("a")
     await a.connect(jwt_edge.url, auth={"token": keys.token("user-1-id", name="Alice From Token")})
-    reply = await a.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-1-id", "userName": "Typed Name"}
-    )
+    reply = await join(a, "user-1-id", name="Typed Name")
     assert reply["success"] is True, reply
     assert reply["participant"]["userId"] == "user-1-id"
     # The verified name claim wins over whatever the client typed.
@@ -57,9 +54,7 @@ async def test_valid_token_joins_with_its_subject_and_name(jwt_edge: EdgeProcess
 
     b = js.client("b")
     await b.connect(jwt_edge.url, auth={"token": keys.token("user-2-id")})
-    joined = await b.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-2-id", "userName": "Bob"}
-    )
+    joined = await join(b, "user-2-id", name="Bob")
     assert joined["success"] is True
     assert [p["userName"] for p in joined["participants"]] == ["Alice From Token"]
     # Without a name claim the payload's userName is used.
@@ -72,25 +67,15 @@ async def test_join_as_another_user_is_forbidden_and_changes_nothing(
 ) -> None:
     watcher = js.client("watcher")
     await watcher.connect(jwt_edge.url, auth={"token": keys.token("user-9-id")})
-    ok = await watcher.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-9-id", "userName": "Watcher"}
-    )
+    ok = await join(watcher, "user-9-id", name="Watcher")
     assert ok["success"] is True
 
     mallory = js.client("mallory")
     await mallory.connect(jwt_edge.url, auth={"token": keys.token("user-2-id")})
-    reply = await mallory.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-1-id", "userName": "Not Me"}
-    )
-    assert reply["success"] is False
-    assert reply["error"]["code"] == "FORBIDDEN"
-    error = await mallory.wait_for_event("error")
-    assert error.data["code"] == "FORBIDDEN"
+    await refused(mallory, "join-meeting", join_payload("user-1-id", name="Not Me"), "FORBIDDEN")
     await watcher.expect_no_event("participant-joined", within=1.0)
     # The socket stays usable: joining as itself works.
-    again = await mallory.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-2-id", "userName": "Me"}
-    )
+    again = await join(mallory, "user-2-id", name="Me")
     assert again["success"] is True
 
 
@@ -160,9 +145,7 @@ async def test_expiry_leeway_admits_a_token_just_expired(jwt_edge: EdgeProcess, 
 async def test_dev_mode_needs_no_token(edge: EdgeProcess, js: JsClientPool) -> None:
     client = js.client("dev")
     await client.connect(edge.url)
-    reply = await client.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "anyone", "userName": "Anyone"}
-    )
+    reply = await join(client, "anyone", name="Anyone")
     assert reply["success"] is True
 
 
