@@ -10,6 +10,7 @@ LEAVE_MEETING = "leave-meeting"
 UPDATE_MEDIA = "update-media"
 KICK_PARTICIPANT = "kick-participant"
 END_MEETING = "end-meeting"
+REFRESH_TOKEN = "refresh-token"
 # Both ways: a client sends them, the edge relays them to the others.
 CHAT_MESSAGE = "chat-message"
 WEBRTC_OFFER = "webrtc-offer"
@@ -23,6 +24,7 @@ PARTICIPANT_UPDATED = "participant-updated"
 MEETING_ENDED = "meeting-ended"
 KICKED = "kicked"
 ERROR = "error"
+TOKEN_EXPIRING = "token-expiring"
 
 SIGNAL_TYPE_OF = {
     WEBRTC_OFFER: pb.SIGNAL_TYPE_OFFER,
@@ -36,12 +38,13 @@ SIGNAL_EVENT_OF = {signal_type: event for event, signal_type in SIGNAL_TYPE_OF.i
 BOTH_WAYS = frozenset({CHAT_MESSAGE, *SIGNAL_TYPE_OF})
 """Events clients send and the edge relays."""
 CLIENT_EVENTS = (
-    frozenset({JOIN_MEETING, LEAVE_MEETING, UPDATE_MEDIA, KICK_PARTICIPANT, END_MEETING}) | BOTH_WAYS
+    frozenset({JOIN_MEETING, LEAVE_MEETING, UPDATE_MEDIA, KICK_PARTICIPANT, END_MEETING, REFRESH_TOKEN})
+    | BOTH_WAYS
 )
 """Events a client may send."""
 SERVER_EVENTS = (
     frozenset({MEETING_JOINED, PARTICIPANT_JOINED, PARTICIPANT_LEFT, PARTICIPANT_UPDATED})
-    | frozenset({MEETING_ENDED, KICKED, ERROR})
+    | frozenset({MEETING_ENDED, KICKED, ERROR, TOKEN_EXPIRING})
     | BOTH_WAYS
 )
 """Events the edge may send."""

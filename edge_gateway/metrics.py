@@ -58,6 +58,11 @@ class EdgeMetrics:
             "Sockets closed because their outgoing queue went over --max-queued-packets.",
             registry=registry,
         )
+        self.malformed_frames = Counter(
+            "edge_gateway_malformed_frames",
+            "Client frames that could not be decoded (a socket is dropped after a few).",
+            registry=registry,
+        )
         self.room_service_up = Gauge(
             "edge_gateway_room_service_up",
             "1 when the room service answers the edge's heartbeats.",

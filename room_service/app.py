@@ -118,6 +118,8 @@ class RoomServiceApp:
                 "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
             },
         )
+        if not (self.settings.internal_token.get_secret_value() or self.settings.tls_client_ca_file):
+            log.warning("authentication is off: any caller may use the gRPC API (development only)")
 
     async def _start_metrics(self) -> int:
         app = web.Application()

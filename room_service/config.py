@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import (
     Address,
     Count,
@@ -78,14 +79,28 @@ class Settings(TierSettings):
     ended_room_retention_seconds: Pause = Field(
         300, description="how long an ended meeting's room and replay log are kept for late watchers"
     )
+    allow_insecure: Flag = Field(
+        False,
+        description="allow a non-loopback --grpc-address with neither --internal-token nor "
+        "--tls-client-ca-file (refused otherwise: fail closed)",
+    )
 
     def problems(self) -> list[str]:
-        """The TLS files must load as the server will load them."""
+        """The TLS files must load as the server will load them; callers must be
+        authenticated beyond loopback unless allow_insecure says otherwise."""
         try:
             server_credentials(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
         except TlsConfigError as exc:
             return [f"TLS: {exc}"]
-        return []
+        if self.internal_token.get_secret_value() or self.tls_client_ca_file or self.allow_insecure:
+            return []
+        problem = insecure_listen_problem(
+            "grpc_address",
+            self.grpc_address.host,
+            "callers are not authenticated (no internal token, no client CA)",
+            "--allow-insecure true (ROOM_SERVICE_ALLOW_INSECURE=true)",
+        )
+        return [problem] if problem else []
 
 
 OPTIONS = options(Settings)

@@ -37,6 +37,7 @@ EVERYTHING_ON: dict[str, Any] = {
     "edge": {
         "port": 9000,
         "authMode": "none",
+        "allowInsecure": True,
         "settings": {"max_payload_bytes": 1048576, "rpc_timeout_seconds": 2.5},
         "ingress": {
             "enabled": True,
@@ -54,13 +55,19 @@ EVERYTHING_ON: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
 }
-VARIANTS = {"defaults": {}, "everything-on": EVERYTHING_ON}
+# The least a release must give: where the internal token comes from (the chart refuses
+# to render without it).
+REQUIRED: dict[str, Any] = {"secret": {"existingSecret": "meet-secrets"}}
+VARIANTS = {"defaults": REQUIRED, "everything-on": EVERYTHING_ON}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every object the chart renders with `values`, in release "meet", namespace "rooms"."""
+    """Every object the chart renders with `values` (plus REQUIRED's secret when they name
+    none), in release "meet", namespace "rooms"."""
+    given = dict(values or {})
+    given.setdefault("secret", REQUIRED["secret"])
     with helm.Chart.load(CHART) as chart:
-        files = chart.render(values or {}, name="meet", namespace="rooms", is_install=True)
+        files = chart.render(given, name="meet", namespace="rooms", is_install=True)
     return [
         doc
         for name, text in sorted(files.items())
@@ -211,7 +218,11 @@ def test_option_defaults_match_chart_defaults() -> None:
     ("tier", "options", "reserved"),
     [
         ("roomService", ROOM_OPTIONS, {"grpc_address", "metrics_address"}),
-        ("edge", EDGE_OPTIONS, {"http_address", "room_service_address", "auth_mode"}),
+        (
+            "edge",
+            EDGE_OPTIONS,
+            {"http_address", "room_service_address", "auth_mode", "allow_insecure", "trusted_proxies"},
+        ),
     ],
 )
 def test_every_option_is_reachable_from_values(
@@ -283,7 +294,7 @@ def test_production_defaults() -> None:
 
 def test_secrets_come_from_a_secret() -> None:
     for values, name in (
-        ({}, "meet-meeting-rooms"),
+        ({}, "meet-secrets"),
         ({"secret": {"existingSecret": "ops-managed"}}, "ops-managed"),
         (EVERYTHING_ON, "meet-meeting-rooms"),
     ):
@@ -291,10 +302,13 @@ def test_secrets_come_from_a_secret() -> None:
         edge_env = env(container(docs, "edge-gateway"))
         ref = edge_env["EDGE_GATEWAY_JWT_SECRET"]["secretKeyRef"]
         assert ref == {"name": name, "key": "jwt-secret", "optional": True}
-        assert (
-            env(container(docs, "room-service"))["ROOM_SERVICE_INTERNAL_TOKEN"]["secretKeyRef"]["name"]
-            == name
-        )
+        # The internal token is never optional, on either side.
+        for component, variable in (
+            ("room-service", "ROOM_SERVICE_INTERNAL_TOKEN"),
+            ("edge-gateway", "EDGE_GATEWAY_ROOM_SERVICE_TOKEN"),
+        ):
+            token_ref = env(container(docs, component))[variable]["secretKeyRef"]
+            assert token_ref == {"name": name, "key": "internal-token", "optional": False}
         secrets = by_kind(docs, "Secret")
         assert [s["metadata"]["name"] for s in secrets] == ([name] if values is EVERYTHING_ON else [])
     (secret,) = by_kind(render(EVERYTHING_ON), "Secret")
@@ -339,3 +353,62 @@ def test_dockerfile_builds_one_non_root_image_for_both_tiers() -> None:
         assert f"{env_name}=0.0.0.0:{default_port(options, option)}" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests"} <= set(ignored)
+
+
+# -- fail closed (issue 11, item 13) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        pytest.param({"secret": {}}, "the internal token is required", id="no-secret"),
+        pytest.param(
+            {"secret": {"create": True, "values": {"jwt-secret": "s"}}},
+            "secret.values.internal-token is required",
+            id="created-without-the-token",
+        ),
+        pytest.param({"edge": {"authMode": "none"}}, "set edge.allowInsecure: true", id="edge-auth-off"),
+    ],
+)
+def test_the_chart_refuses_to_render_insecure_releases(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(helm.HelmError) as refused:
+        render(values)
+    assert reason in str(refused.value)
+
+
+def test_an_explicitly_insecure_edge_says_so_to_the_program() -> None:
+    edge_env = env(container(render(EVERYTHING_ON), "edge-gateway"))
+    assert edge_env["EDGE_GATEWAY_AUTH_MODE"] == "none"
+    assert edge_env["EDGE_GATEWAY_ALLOW_INSECURE"] == "true"
+    assert "EDGE_GATEWAY_ALLOW_INSECURE" not in env(container(render(), "edge-gateway"))
+
+
+def test_trusted_proxies_reach_the_edge() -> None:
+    (option,) = [o for o in EDGE_OPTIONS if o.name == "trusted_proxies"]
+    rendered = env(container(render(), "edge-gateway"))["EDGE_GATEWAY_TRUSTED_PROXIES"]
+    assert len(option.parse(rendered)) == 4
+    narrowed = render({"edge": {"trustedProxies": ["10.42.0.0/16"]}})
+    assert env(container(narrowed, "edge-gateway"))["EDGE_GATEWAY_TRUSTED_PROXIES"] == "10.42.0.0/16"
+
+
+def test_only_the_edges_and_listed_clients_reach_the_grpc_port() -> None:
+    docs = render()
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    deployments = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
+    room = next(d for name, d in deployments.items() if "room-service" in name)
+    edge = next(d for name, d in deployments.items() if d is not room)
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == room["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Ingress"]
+    grpc_rule, metrics_rule = spec["ingress"]
+    assert grpc_rule["ports"] == [{"port": 50051, "protocol": "TCP"}]
+    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": edge["spec"]["selector"]["matchLabels"]}}]
+    assert metrics_rule == {"ports": [{"port": 9101, "protocol": "TCP"}]}
+    admin = {"podSelector": {"matchLabels": {"app": "meeting-admin"}}}
+    scraper = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    values = {"roomService": {"networkPolicy": {"grpcClients": [admin], "metricsFrom": [scraper]}}}
+    (policy,) = by_kind(render(values), "NetworkPolicy")
+    grpc_rule, metrics_rule = policy["spec"]["ingress"]
+    assert grpc_rule["from"][1:] == [admin]
+    assert metrics_rule["from"] == [scraper]
+    assert by_kind(render({"roomService": {"networkPolicy": {"enabled": False}}}), "NetworkPolicy") == []
