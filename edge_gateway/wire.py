@@ -119,8 +119,3 @@ def chat(m: pb.ChatMessage) -> dict[str, Any]:
         "text": m.text,
         "sentAt": iso(m.sent_at),
     }
-
-
-def reason_text(reason: pb.LeaveReason.ValueType) -> str:
-    """The Socket.IO reason string."""
-    return _REASON.get(reason, "left")
