@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import socketio
 
-from edge_gateway import wire
+from edge_gateway import events, wire
 from edge_gateway.errors import EdgeError
 from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
@@ -115,13 +115,13 @@ class Hub:
         await self.detach(session.sid)
         if reason == pb.LEAVE_REASON_KICKED:
             await self.emit(
-                "kicked",
+                events.KICKED,
                 {"meetingId": session.meeting_id, "participantId": participant_id, "reason": "kicked"},
                 to=session.sid,
             )
         else:
             await self.emit(
-                "participant-left", wire.participant_left(session.participant, reason), to=session.sid
+                events.PARTICIPANT_LEFT, wire.participant_left(session.participant, reason), to=session.sid
             )
 
     async def leave(self, session: Session, reason: pb.LeaveReason.ValueType) -> None:

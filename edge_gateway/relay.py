@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from edge_gateway import wire
+from edge_gateway import events, wire
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb
@@ -210,15 +210,17 @@ class RoomRelay:
         current = {pid: p for pid, p in self.view.items() if pid != session.participant_id}
         for pid in known.keys() - current.keys():
             await self._hub.emit(
-                "participant-left",
+                events.PARTICIPANT_LEFT,
                 wire.participant_left(known[pid], pb.LEAVE_REASON_DISCONNECTED),
                 to=session.sid,
             )
         for pid, p in current.items():
             if pid not in known:
-                await self._hub.emit("participant-joined", wire.participant(p), to=session.sid)
+                await self._hub.emit(events.PARTICIPANT_JOINED, wire.participant(p), to=session.sid)
             elif known[pid].media != p.media:
-                await self._hub.emit("participant-updated", wire.participant_updated(p, ""), to=session.sid)
+                await self._hub.emit(
+                    events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), to=session.sid
+                )
 
     # -- the stream -------------------------------------------------------------------
 
@@ -252,7 +254,7 @@ class RoomRelay:
                     log.warning("room's meeting is gone", extra={"meeting_id": self.meeting_id})
                     ended = {"meetingId": self.meeting_id, "endedBy": None}
                     for sid in list(self.members) + list(self.pending):
-                        await self._hub.emit("meeting-ended", ended, to=sid)
+                        await self._hub.emit(events.MEETING_ENDED, ended, to=sid)
                     await self._meeting_gone()
                     return
                 log.info(
@@ -289,14 +291,14 @@ class RoomRelay:
                 if p.participant_id in self.view:
                     return
                 self.view[p.participant_id] = p
-            await self._emit("participant-joined", wire.participant(p), only, skip=p.participant_id)
+            await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), only, skip=p.participant_id)
         elif kind == "participant_left":
             p, reason = event.participant_left.participant, event.participant_left.reason
             if broadcast:
                 if self.view.pop(p.participant_id, None) is None:
                     return
                 await self._hub.local_participant_left(p.participant_id, reason)
-            await self._emit("participant-left", wire.participant_left(p, reason), only)
+            await self._emit(events.PARTICIPANT_LEFT, wire.participant_left(p, reason), only)
         elif kind == "participant_updated":
             p = event.participant_updated.participant
             if broadcast:
@@ -308,12 +310,12 @@ class RoomRelay:
             update = wire.participant_updated(p, changed_by)
             # Only the participant's own change is not echoed; a moderator's mute must reach it.
             own = p.participant_id if changed_by == p.participant_id else ""
-            await self._emit("participant-updated", update, only, skip=own)
+            await self._emit(events.PARTICIPANT_UPDATED, update, only, skip=own)
         elif kind == "chat_message":
-            await self._emit("chat-message", wire.chat(event.chat_message), only)
+            await self._emit(events.CHAT_MESSAGE, wire.chat(event.chat_message), only)
         elif kind == "meeting_ended":
             ended = {"meetingId": self.meeting_id, "endedBy": event.meeting_ended.ended_by or None}
-            await self._emit("meeting-ended", ended, only)
+            await self._emit(events.MEETING_ENDED, ended, only)
             if broadcast:
                 await self._meeting_gone()
 
@@ -332,9 +334,9 @@ class RoomRelay:
             # The meeting ended while the stream was away: that, not a participant-left for
             # everyone, is what each local socket (in step or not yet) must hear.
             ended = {"meetingId": self.meeting_id, "endedBy": None}
-            await self._emit("meeting-ended", ended, None)
+            await self._emit(events.MEETING_ENDED, ended, None)
             for sid in list(self.pending):
-                await self._hub.emit("meeting-ended", ended, to=sid)
+                await self._hub.emit(events.MEETING_ENDED, ended, to=sid)
             await self._meeting_gone()
             return
         new_view = {p.participant_id: p for p in snapshot.participants}
@@ -356,14 +358,16 @@ class RoomRelay:
         for pid in old_view.keys() - new_view.keys():
             await self._hub.local_participant_left(pid, pb.LEAVE_REASON_DISCONNECTED)
             await self._emit(
-                "participant-left", wire.participant_left(old_view[pid], pb.LEAVE_REASON_DISCONNECTED), None
+                events.PARTICIPANT_LEFT,
+                wire.participant_left(old_view[pid], pb.LEAVE_REASON_DISCONNECTED),
+                None,
             )
         for pid, p in new_view.items():
             old = old_view.get(pid)
             if old is None:
-                await self._emit("participant-joined", wire.participant(p), None, skip=pid)
+                await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), None, skip=pid)
             elif old.media != p.media:
-                await self._emit("participant-updated", wire.participant_updated(p, ""), None, skip=pid)
+                await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), None, skip=pid)
         await self._activate_ready()
 
     async def _meeting_gone(self) -> None:
