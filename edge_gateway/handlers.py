@@ -225,24 +225,25 @@ class EventHandlers:
         media = None
         if request.audio is not None or request.video is not None:
             media = pb.MediaState(audio=request.audio is not False, video=request.video is not False)
-        reply = await self.hub.client.join(
-            request.meetingId, request.userId, user_name, request.meeting_password or "", media, sid
-        )
-        payload = {
-            "success": True,
-            "meeting": wire.meeting(reply.meeting),
-            "participantId": reply.participant.participant_id,
-            "participant": wire.participant(reply.participant),
-            "participants": [wire.participant(p) for p in reply.participants],
-            "permissions": wire.permissions(reply.participant.permissions),
-            "webrtcConfig": self._webrtc_config(request.userId, self.deadlines.expires_at(sid)),
-        }
-        if current is not None:
-            # Same meeting again. The fresh roster is as of the log head, which the room
-            # stream may not have relayed yet: out of the room until re-registered at the
-            # head, or events already in the roster would reach the socket a second time.
-            await self.hub.detach(sid)
-        await self.hub.emit(events.MEETING_JOINED, payload, to=sid)
+        with self.hub.joining(sid):
+            reply = await self.hub.client.join(
+                request.meetingId, request.userId, user_name, request.meeting_password or "", media, sid
+            )
+            payload = {
+                "success": True,
+                "meeting": wire.meeting(reply.meeting),
+                "participantId": reply.participant.participant_id,
+                "participant": wire.participant(reply.participant),
+                "participants": [wire.participant(p) for p in reply.participants],
+                "permissions": wire.permissions(reply.participant.permissions),
+                "webrtcConfig": self._webrtc_config(request.userId, self.deadlines.expires_at(sid)),
+            }
+            if current is not None:
+                # Same meeting again. The fresh roster is as of the log head, which the room
+                # stream may not have relayed yet: out of the room until re-registered at the
+                # head, or events already in the roster would reach the socket a second time.
+                await self.hub.detach(sid)
+            await self.hub.emit(events.MEETING_JOINED, payload, to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -26,6 +27,9 @@ log = logging.getLogger("edge_gateway")
 # While the room service is unreachable the edge knocks this often (seconds): after a
 # restart it must re-announce its sockets well within the service's restore grace.
 _DOWN_RETRY_SECONDS = 0.25
+# Longest a relay holds a local joiner's own join broadcast for its `meeting-joined`
+# (seconds). The reply is normally already in flight; this only bounds a stalled handler.
+_JOIN_ORDER_WAIT_SECONDS = 5.0
 
 
 class Hub:
@@ -47,6 +51,10 @@ class Hub:
         self._instance: str | None = None
         self._recheck = asyncio.Event()
         client.on_instance = self._instance_seen
+        # Sockets whose join is in flight, set once their `meeting-joined` is written: the
+        # room stream may bring their join before the Join reply, and the others must not
+        # hear of a joiner before it hears it is in (the seed's order).
+        self._joining: dict[str, asyncio.Event] = {}
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -70,6 +78,29 @@ class Hub:
     def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
         """Opens a room's event stream (for its relay)."""
         return self.client.watch_room(meeting_id, position)
+
+    @contextlib.contextmanager
+    def joining(self, sid: str) -> Iterator[None]:
+        """Marks a socket's join in flight until the block ends (its `meeting-joined`
+        written, or the join failed): relays hold its own join broadcast meanwhile."""
+        written = self._joining[sid] = asyncio.Event()
+        try:
+            yield
+        finally:
+            written.set()
+            if self._joining.get(sid) is written:
+                del self._joining[sid]
+
+    async def joiner_told(self, participant: pb.Participant) -> None:
+        """Returns once a joiner on this edge has its `meeting-joined` (bounded wait);
+        at once for anyone else."""
+        if participant.edge_id != self.client.edge_id:
+            return
+        written = self._joining.get(participant.socket_id)
+        if written is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(written.wait(), _JOIN_ORDER_WAIT_SECONDS)
 
     # -- sessions ---------------------------------------------------------------------
 

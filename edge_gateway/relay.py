@@ -70,6 +70,11 @@ class RelayHost(Protocol):
         """Puts a socket in a Socket.IO room: it receives the room's broadcasts from now on."""
         ...
 
+    async def joiner_told(self, participant: pb.Participant) -> None:
+        """Returns once the participant's socket, if it is joining on this edge, has its
+        `meeting-joined` (bounded)."""
+        ...
+
     async def local_participant_left(self, participant_id: str, reason: pb.LeaveReason.ValueType) -> None:
         """A participant left; its socket, if here, is told and detached."""
         ...
@@ -291,6 +296,9 @@ class RoomRelay:
                 if p.participant_id in self.view:
                     return
                 self.view[p.participant_id] = p
+                # A local joiner hears it is in before the others hear of it (the seed's
+                # order), even when the stream outruns the Join reply.
+                await self._hub.joiner_told(p)
             await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), only, skip=p.participant_id)
         elif kind == "participant_left":
             p, reason = event.participant_left.participant, event.participant_left.reason

@@ -17,6 +17,7 @@ import socketio
 
 from edge_gateway.app import EdgeApp
 from edge_gateway.config import load_settings as edge_settings
+from edge_gateway.sessions import Session
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings as room_settings
 from room_service.domain.models import JoinSpec, MediaState
@@ -505,15 +506,21 @@ async def test_events_during_a_late_joiners_catch_up_are_not_lost(
         triggered.append(user)
         await asyncio.sleep(0.3)  # the edge's stream relays it meanwhile
 
+    real_attach = hub.attach
+
+    async def late_attach(session: Session) -> None:
+        if session.sid == late.sio.get_sid() and not triggered:
+            # After its `meeting-joined`, before it registers: the relay moves past its join.
+            await remote_join("user-before")
+        await real_attach(session)
+
     async def slow_emit(event: str, data: dict[str, Any], **kwargs: Any) -> None:
-        to = kwargs.get("to")
-        if event == "meeting-joined" and to == late.sio.get_sid() and not triggered:
-            await remote_join("user-before")  # the relay moves past the late joiner's join
-        elif event == "participant-joined" and to == late.sio.get_sid() and len(triggered) == 1:
+        if event == "participant-joined" and kwargs.get("to") == late.sio.get_sid() and len(triggered) == 1:
             await remote_join("user-during")  # arrives while the late joiner is caught up
         await real_emit(event, data, **kwargs)
 
     hub.emit = slow_emit  # type: ignore[method-assign]
+    hub.attach = late_attach  # type: ignore[method-assign]
     try:
         joined = await join(late, "user-late")
         await first.wait_for_event("participant-joined", lambda d: d["userId"] == "user-during")
@@ -521,6 +528,7 @@ async def test_events_during_a_late_joiners_catch_up_are_not_lost(
         await late.expect_no_event(None, within=0.3, start=late.mark())  # no duplicate follows
     finally:
         hub.emit = real_emit  # type: ignore[method-assign]
+        hub.attach = real_attach  # type: ignore[method-assign]
     assert triggered == ["user-before", "user-during"]
     view = replay(late.events)
     assert view.violations == []
@@ -590,31 +598,31 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
     and before its registration, and the relay's stream has already passed it: the
     victim must be told it is out (`kicked` when kicked) and hear nothing of the room.
 
-    The victim's `meeting-joined` emit is held until the relay has applied the removal,
-    which forces that interleaving every time."""
+    The victim's registration (after its `meeting-joined`) is held until the relay has
+    applied the removal, which forces that interleaving every time."""
     host, victim, newer = clients("host"), clients("victim"), clients("newer")
     for client in (host, victim, newer):
         await client.connect(stack.url)
     await join(host, "user-1-id")  # the meeting's creator: its host
     hub = stack.edge.hub
-    real_emit = hub.emit
+    real_attach = hub.attach
     removed: list[str] = []
 
-    async def removal_first(event: str, data: dict[str, Any], **kwargs: Any) -> None:
-        if event == "meeting-joined" and kwargs.get("to") == victim.sio.get_sid() and not removed:
-            removed.append(data["participantId"])
+    async def removal_first(session: Session) -> None:
+        if session.sid == victim.sio.get_sid() and not removed:
+            pid = session.participant_id
+            removed.append(pid)
             if removal == "kicked":
-                ack = await host.emit_with_ack("kick-participant", {"participantId": data["participantId"]})
+                ack = await host.emit_with_ack("kick-participant", {"participantId": pid})
                 assert ack["success"], ack
             else:
                 await join(newer, "user-victim")
             # The relay has applied the removal once the host hears of it.
-            pid = data["participantId"]
             await host.wait_for_event("participant-left", lambda d: d["participantId"] == pid)
             assert pid not in hub.relays[OPEN].view
-        await real_emit(event, data, **kwargs)
+        await real_attach(session)
 
-    hub.emit = removal_first  # type: ignore[method-assign]
+    hub.attach = removal_first  # type: ignore[method-assign]
     try:
         mark = len(victim.events)
         ack = await victim.emit_with_ack(
@@ -622,7 +630,7 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
         )
         assert ack["success"], ack
     finally:
-        hub.emit = real_emit  # type: ignore[method-assign]
+        hub.attach = real_attach  # type: ignore[method-assign]
     (victim_pid,) = removed
     if removal == "kicked":
         told = await victim.wait_for_event("kicked", start=mark)
@@ -642,3 +650,47 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
     await host.wait_for_event("chat-message", lambda d: d["text"] == "still here?")
     await victim.expect_no_event("chat-message", within=0.3, start=after)
     assert victim_pid not in await stack.participants()
+
+
+async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    """The room stream brings a join before the Join RPC's reply reaches the handler: the
+    others on this edge must still hear `participant-joined` only after the joiner got its
+    `meeting-joined` (the seed emits to the joiner first, then broadcasts).
+
+    The Join reply is held until the edge's relay has taken the join event off the stream,
+    which forces that interleaving every time."""
+    first, second = clients("first"), clients("second")
+    await first.connect(stack.url)
+    await second.connect(stack.url)
+    await join(first, "user-1-id")
+    hub = stack.edge.hub
+    relay = hub.relays[OPEN]
+    real_join, real_emit = hub.client.join, hub.emit
+    written: list[tuple[str, str]] = []
+
+    async def late_reply(*args: Any) -> Any:
+        reply = await real_join(*args)
+        # The stream has delivered the joiner's own join event to the relay.
+        await wait_until(lambda: relay.position[0] >= reply.position.sequence, within=5, interval=0.01)
+        return reply
+
+    async def recorded_emit(event: str, data: dict[str, Any], **kwargs: Any) -> None:
+        written.append((event, kwargs.get("to") or kwargs.get("room") or ""))
+        await real_emit(event, data, **kwargs)
+
+    hub.client.join = late_reply  # type: ignore[method-assign]
+    hub.emit = recorded_emit  # type: ignore[method-assign]
+    try:
+        joined = await join(second, "user-2-id")
+        announced = await first.wait_for_event("participant-joined")
+    finally:
+        hub.client.join = real_join  # type: ignore[method-assign]
+        hub.emit = real_emit  # type: ignore[method-assign]
+    assert announced["participantId"] == joined["participantId"]
+    # Written to the sockets in this order (engine.py writes each emit in place).
+    order = [event for event, _ in written if event in ("meeting-joined", "participant-joined")]
+    assert order == ["meeting-joined", "participant-joined"], written
+    assert replay(first.events).violations == [] and replay(second.events).violations == []
+    await second.expect_no_event("participant-joined", within=0.3, start=0)  # not echoed to itself
