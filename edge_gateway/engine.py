@@ -14,6 +14,11 @@ queue while polling) may not pass `max_buffered_bytes`; the write that crosses i
 socket (its session then leaves with reason `disconnected`) and aborts its connection.
 Nothing ever waits on a slow socket, so the others keep their latency.
 
+Pings. No task per ping: a socket that answered (or just connected) goes on one FIFO of
+due times (the interval is constant, so it stays sorted), and one loop timer, armed for
+the head only, writes the pre-framed PING to every socket then due. An idle socket costs
+no task, coroutine or timer of its own; a PONG costs a deque append.
+
 Dead peers. Each Engine.IO PING sent puts the socket on a deadline list (deadlines only
 grow, so it is a FIFO); twice a second the sweep looks at the expired entries only and
 drops a socket whose answer is overdue, so one is gone within interval + timeout + 0.5 s
@@ -25,7 +30,8 @@ pyproject.toml; tests/integration/test_write_path.py covers the behaviour built 
   `_service_task` and `service_task_event`, `_trigger_event` ("connect"/"disconnect"),
   `sockets`, `ping_timeout`, `max_http_buffer_size`, `reason`, `logger`.
 - engineio AsyncSocket: `queue`, `receive`, `close`, `check_ping_timeout`, `last_ping`,
-  `connected`, `upgraded`, `upgrading`, `closing`, `closed`, `sid`; the driver is built
+  `schedule_ping` (replaced), `connected`, `upgraded`, `upgrading`, `closing`, `closed`,
+  `sid`; the server creates plain AsyncSockets, made EdgeSockets in the connect hook; the driver is built
   with the bound `_websocket_handler`, whose `__self__` is the socket.
 - engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`) and exceptions
   `UnknownPacketError`, `SocketIsClosedError`; aiohttp driver class `WebSocket`.
@@ -49,6 +55,7 @@ import engineio
 import orjson
 import socketio
 from aiohttp import WSMsgType, web
+from engineio import async_socket as eio_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
@@ -61,6 +68,11 @@ log = logging.getLogger("edge_gateway.engine")
 _SWEEP_SECONDS = 0.5
 _CLOSE_SECONDS = 5.0  # a closing handshake that takes longer is cut (the peer is gone)
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
+# Pings due this close to the timer firing go out with it (one wake-up, not several).
+_PING_BATCH_SECONDS = 0.05
+_PING = eio_packet.Packet(eio_packet.PING)
+_PING_FRAME = engineio_frame(_PING)
+_PONG_TEXT = "3"
 
 
 def _size(pkt: Any) -> int:
@@ -112,7 +124,7 @@ class Outbox(asyncio.Queue[Any]):
         if item.packet_type == eio_packet.PING:
             self._on_ping(self)
         if self._transport is not None:
-            self._write(engineio_frame(item))
+            self._write(_PING_FRAME if item is _PING else engineio_frame(item))
             if item.packet_type == eio_packet.CLOSE:
                 self._hang_up()
         elif not self._ended:
@@ -224,6 +236,9 @@ async def _serve_websocket(sock: Any, ws: web.WebSocketResponse, transport: Any,
             msg = await ws.receive()
             if msg.type not in _DATA or len(msg.data) > server.max_http_buffer_size:
                 break
+            if msg.data == _PONG_TEXT:  # the most frequent packet: no parse, no log call
+                sock.schedule_ping()
+                continue
             try:
                 pkt = eio_packet.Packet(encoded_packet=msg.data)
             except (ValueError, TypeError, IndexError):
@@ -259,6 +274,19 @@ class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
         return self._sock
 
 
+class EdgeSocket(eio_socket.AsyncSocket):  # type: ignore[misc]
+    """engine.io's socket whose next ping is a place on the server's ping FIFO, not a task."""
+
+    last_ping: float | None  # set by the base class; None while a PING awaits its PONG
+    server: Any
+
+    def schedule_ping(self) -> None:
+        """After connecting and after each PONG: the next PING goes out one interval later."""
+        if self.last_ping:  # as upstream: only once the previous ping was answered
+            self.last_ping = None
+            self.server.ping_later(self)
+
+
 class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
     """engine.io server with Outbox sockets and a deadline-driven dead-peer sweep."""
 
@@ -272,6 +300,8 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self._on_drop = on_drop
         self._background: set[asyncio.Future[Any]] = set()
         self._deadlines: deque[tuple[float, Outbox]] = deque()
+        self._pings: deque[tuple[float, Any]] = deque()  # (loop time due, socket), in due order
+        self._ping_timer: asyncio.TimerHandle | None = None
         drivers = dict(self._async)
         drivers["websocket"] = _EdgeWebSocket
         self._async = drivers
@@ -285,6 +315,8 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             sock = self.sockets.get(args[0])
             if sock is not None:
                 sock.queue.sock = sock
+                # Same layout, one method replaced: upstream builds the socket itself.
+                sock.__class__ = EdgeSocket
         elif event == "disconnect":
             sock = self.sockets.get(args[0])
             if sock is not None:  # closing now: reaped from `sockets` by the sweep after
@@ -295,6 +327,31 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         # Deadlines are appended in time order (constant timeout), so the deque stays sorted.
         # The margin makes the wall-clock check below true when the entry comes due.
         self._deadlines.append((time.monotonic() + self.ping_timeout + 0.05, outbox))
+
+    def ping_later(self, sock: Any) -> None:
+        """Puts a socket's next PING one interval from now on the FIFO."""
+        loop = asyncio.get_running_loop()
+        self._pings.append((loop.time() + self.ping_interval, sock))
+        if self._ping_timer is None:
+            self._ping_timer = loop.call_at(self._pings[0][0], self._send_due_pings)
+
+    def _send_due_pings(self) -> None:
+        """Writes the PING to every socket now due; re-arms for the next one due."""
+        self._ping_timer = None
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _PING_BATCH_SECONDS
+        pings = self._pings
+        now = time.time()
+        while pings and pings[0][0] <= until:
+            sock = pings.popleft()[1]
+            if not sock.closing and not sock.closed:
+                sock.last_ping = now
+                try:
+                    sock.queue.put_nowait(_PING)
+                except Exception:  # one broken socket must not stop the others' pings
+                    log.exception("ping failed", extra={"eio_sid": sock.sid})
+        if pings:
+            self._ping_timer = loop.call_at(pings[0][0], self._send_due_pings)
 
     async def _service_task(self) -> None:
         """Replaces engine.io's sweep (which visits every socket once per ping_timeout)."""
@@ -307,6 +364,9 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
                 self.sweep(time.monotonic())
             except Exception:  # as upstream's loop: one failure must not end dead-peer detection
                 log.exception("dead-peer sweep failed; sweeping on")
+        if self._ping_timer is not None:  # the server is shutting down
+            self._ping_timer.cancel()
+            self._ping_timer = None
 
     def sweep(self, now: float) -> None:
         """Drops the sockets whose PING answer is overdue; forgets closed ones."""

@@ -269,3 +269,38 @@ async def test_a_broadcast_passes_over_a_socket_whose_connection_just_died() -> 
         assert await served.wait_left(gone.sid, 10) == "transport close"
         assert healthy.sid not in served.left
         await healthy.ws.close()
+
+
+async def test_idle_sockets_are_pinged_on_time_without_a_task_each() -> None:
+    """Every socket gets its PING each interval and stays connected while it answers, and
+    no socket has a task of its own waiting for its next ping (one timer serves them all)."""
+    async with serve(ping_interval=0.2, ping_timeout=2) as served:
+        peers = [await RawSocket.open(served.url) for _ in range(20)]
+        pings = dict.fromkeys((p.sid for p in peers), 0)
+        ping_tasks: list[int] = []
+
+        async def answer(peer: RawSocket) -> None:
+            while True:
+                if str(await peer.ws.recv()) == "2":
+                    pings[peer.sid] += 1
+                    await peer.ws.send("3")
+
+        def count_ping_tasks() -> int:
+            return sum(
+                1 for t in asyncio.all_tasks() if "_send_ping" in getattr(t.get_coro(), "__qualname__", "")
+            )
+
+        answering = [asyncio.create_task(answer(p)) for p in peers]
+        try:
+            async with asyncio.timeout(20):
+                while min(pings.values()) < 5:
+                    ping_tasks.append(count_ping_tasks())
+                    await asyncio.sleep(0.05)
+        finally:
+            for task in answering:
+                task.cancel()
+        assert ping_tasks and max(ping_tasks) == 0
+        assert served.left == {}  # answered pings keep every socket in
+        for peer in peers:
+            with contextlib.suppress(Exception):
+                await peer.ws.close()
