@@ -27,7 +27,7 @@ import grpc
 
 from edge_gateway import events, wire
 from edge_gateway.metrics import EdgeMetrics
-from edge_gateway.sessions import Session, SessionRegistry, room_name
+from edge_gateway.sessions import Session, SessionRegistry, owned, room_name
 from meeting.v1 import room_service_pb2 as pb
 
 log = logging.getLogger("edge_gateway.relay")
@@ -387,6 +387,7 @@ class RoomRelay:
 
 def views_from(participants: Iterable[pb.Participant], me: pb.Participant) -> dict[str, pb.Participant]:
     """The initial view of a relay opened by a joining socket: its roster plus itself."""
-    view = {p.participant_id: p for p in participants}
-    view[me.participant_id] = me
+    # Owned copies: the relay outlives the Join reply these were taken from.
+    view = {p.participant_id: owned(p) for p in participants}
+    view[me.participant_id] = owned(me)
     return view

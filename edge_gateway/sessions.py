@@ -13,6 +13,15 @@ def room_name(meeting_id: str) -> str:
     return f"meeting:{meeting_id}"
 
 
+def owned(message: pb.Participant) -> pb.Participant:
+    """A copy of `message` that owns its memory. A message taken out of a larger one (the
+    participant of a Join reply) keeps that whole message alive, here its roster: about
+    280 KB for a joiner into a room of 1,000, for as long as the socket stays."""
+    copy = pb.Participant()
+    copy.CopyFrom(message)
+    return copy
+
+
 @dataclass(slots=True)
 class Session:
     """One socket's membership of one meeting."""
@@ -28,6 +37,9 @@ class Session:
     roster: Sequence[pb.Participant] = ()
     """What its `meeting-joined` listed, kept until it is in step with the room stream
     (as the reply carried it: indexed only if a diff is ever needed)."""
+
+    def __post_init__(self) -> None:
+        self.participant = owned(self.participant)
 
     @property
     def participant_id(self) -> str:
