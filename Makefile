@@ -18,7 +18,9 @@ $(NODE_STAMP): tests/e2e/js/package.json tests/e2e/js/package-lock.json
 	cd tests/e2e/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-# promtool (Debian's prometheus package) for the alert-rule and metrics-format tests.
+# promtool (Debian's prometheus package) for the alert-rule and metrics-format tests;
+# redis-server (Debian's redis-server package) for the Redis store tests, which start
+# their own servers on free loopback ports.
 SYSTEM_STAMP := $(VENV)/.system-tools
 
 $(SYSTEM_STAMP): $(STAMP)
@@ -26,6 +28,10 @@ $(SYSTEM_STAMP): $(STAMP)
 		echo "installing Debian's prometheus package (promtool, prometheus)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v promtool >/dev/null
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing Debian's redis-server package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@command -v redis-server >/dev/null
 	touch $(SYSTEM_STAMP)
 
 install: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)

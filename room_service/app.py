@@ -20,12 +20,13 @@ from meeting_common.net import bound_port
 from meeting_common.tls import server_credentials
 from room_service.api.auth import BearerTokenInterceptor
 from room_service.api.servicer import RoomServicer
-from room_service.config import Settings
+from room_service.config import Settings, redacted_url
+from room_service.domain.errors import DomainError
 from room_service.meetings_file import load_meetings
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
-from room_service.store.factory import create_store
+from room_service.store.factory import create_store, store_clock
 
 log = logging.getLogger("room_service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
@@ -38,23 +39,27 @@ class RoomServiceApp:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = RoomMetrics(self.registry)
-        store = create_store(
-            "memory",
+        self.store = create_store(
+            settings.store,
             StoreOptions(
                 replay_buffer=settings.replay_buffer,
                 default_capacity=settings.max_participants,
                 multiple_sessions=settings.multiple_sessions,
+                password_attempts_per_minute=settings.password_attempts_per_minute,
             ),
+            redis_url=settings.redis_url,
+            redis_timeout=settings.redis_timeout_seconds,
+            observe=self.metrics.observe_store,
         )
         self.manager = RoomManager(
-            store,
+            self.store,
             ManagerOptions(
                 edge_lease_seconds=settings.edge_lease_seconds,
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
-                password_attempts_per_minute=settings.password_attempts_per_minute,
             ),
             self.metrics,
+            clock=store_clock(settings.store),
         )
         self.health = health_aio.HealthServicer()
         self.grpc_metrics = ServerMetrics(self.registry)
@@ -78,9 +83,16 @@ class RoomServiceApp:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         """Registers the meetings file, then serves gRPC and metrics."""
+        # A Redis store must answer before anything is registered; until it does the
+        # process waits (and says why) rather than exiting in a restart loop.
+        while not await self.store.ready():
+            log.warning("room store not reachable yet; waiting", extra={"store": self.settings.store})
+            await asyncio.sleep(1.0)
+        await self.manager.check_store_continuity()
         for seed in load_meetings(self.settings.meetings_file):
             await self.manager.upsert_meeting(seed.meeting, seed.password)
         pb_grpc.add_RoomServiceServicer_to_server(RoomServicer(self.manager), self.server)
@@ -110,6 +122,10 @@ class RoomServiceApp:
                 "mutual_tls": bool(self.settings.tls_client_ca_file),
                 "internal_token_required": bool(self.settings.internal_token),
                 "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
+                "store": self.settings.store,
+                **(
+                    {"redis": redacted_url(self.settings.redis_url)} if self.settings.store == "redis" else {}
+                ),
             },
         )
 
@@ -117,6 +133,7 @@ class RoomServiceApp:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host, port = self.settings.metrics_address
@@ -124,14 +141,27 @@ class RoomServiceApp:
         await site.start()
         return bound_port(site)
 
+    async def _readyz(self, _: web.Request) -> web.Response:
+        """Ready while the store answers and the service is not shutting down."""
+        store_up = await self.store.ready()
+        self.metrics.store_up.set(1 if store_up else 0)
+        ready = store_up and not self._stopping
+        body = {"ready": ready, "store": "up" if store_up else "down"}
+        return web.json_response(body, status=200 if ready else 503)
+
     async def _metrics_handler(self, _: web.Request) -> web.Response:
-        await self.manager.refresh_gauges()
+        store_up = await self.store.ready()
+        self.metrics.store_up.set(1 if store_up else 0)
+        if store_up:
+            with contextlib.suppress(DomainError):  # the store went away meanwhile
+                await self.manager.refresh_gauges()
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stop(self) -> None:
         """Graceful: NOT_SERVING first, then let calls and streams finish within the grace."""
         log.info("room service stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        self._stopping = True
         await self.health.enter_graceful_shutdown()
         # Streams never finish on their own: end them now (edges resume elsewhere or
         # after the restart from their last position) so that only unary calls use
@@ -144,6 +174,7 @@ class RoomServiceApp:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.store.close()
         self._stopped.set()
         log.info("room service stopped")
 

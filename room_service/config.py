@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from meeting_common.settings import (
     Option,
@@ -20,6 +21,29 @@ from meeting_common.settings import (
 from meeting_common.tls import TlsConfigError, server_credentials
 
 DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
+
+
+def parse_redis_url(text: str) -> str:
+    """Checks a redis:// or rediss:// URL; errors never repeat it (it may hold a password)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("expected a redis:// or rediss:// URL")
+    try:
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError:
+        raise ValueError("the URL's port is not a number") from None
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    return text.strip()
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its user and password, for logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
 
 OPTIONS = (
     Option(
@@ -89,6 +113,30 @@ OPTIONS = (
         "ROOM_SERVICE_SHUTDOWN_GRACE_SECONDS",
         "5",
         "on SIGTERM, how long in-flight calls and streams may finish",
+        parse_positive_float,
+    ),
+    # -- store (issue 10): in this process, or shared by replicas in Redis -------------
+    Option(
+        "store",
+        "ROOM_SERVICE_STORE",
+        "memory",
+        "where rooms live: memory (this process only) or redis (shared by any number of replicas)",
+        choice("memory", "redis"),
+    ),
+    Option(
+        "redis_url",
+        "ROOM_SERVICE_REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis for --store redis: redis:// or rediss:// (TLS), user and password in the URL",
+        # Not `secret`: --help shows only the default, which holds no password; the
+        # value itself is never logged (see redacted_url) nor in the settings' repr.
+        parse_redis_url,
+    ),
+    Option(
+        "redis_timeout_seconds",
+        "ROOM_SERVICE_REDIS_TIMEOUT_SECONDS",
+        "1",
+        "each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE",
         parse_positive_float,
     ),
     Option(
@@ -163,6 +211,12 @@ class Settings:
     """Bearer token required of callers ('' = none); kept out of repr."""
     password_attempts_per_minute: int = 20
     """Wrong passwords per meeting per minute."""
+    store: str = "memory"
+    """"memory" or "redis"."""
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    """Redis URL (may hold a password); kept out of repr."""
+    redis_timeout_seconds: float = 1.0
+    """Timeout of each Redis command."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -34,7 +34,6 @@ from room_service.domain.models import (
     Snapshot,
 )
 from room_service.domain.passwords import hash_password, verify_password
-from room_service.domain.throttle import FailureThrottle
 from room_service.metrics import RoomMetrics
 from room_service.store.base import RestoreRecord, RoomStore
 
@@ -43,10 +42,6 @@ T = TypeVar("T")
 
 _MEDIA_FIELDS = ("audio", "video", "screen")
 _READ_BATCH = 256
-# Reaped edges remembered so that a late RestoreSessions cannot resurrect participants
-# everyone was already told had left; older tombstones are forgotten.
-_TOMBSTONES = 4096
-_TOMBSTONE_SECONDS = 3600.0
 
 
 def _plural(count: int, word: str) -> str:
@@ -63,8 +58,6 @@ class ManagerOptions:
     """After start, how long a watcher needing a snapshot waits for edges to re-announce."""
     max_chat_length: int = 2000
     """Longest chat message."""
-    password_attempts_per_minute: int = 20
-    """Wrong passwords per meeting per minute before joins to it get RATE_LIMITED."""
 
 
 class RoomManager:
@@ -82,12 +75,11 @@ class RoomManager:
         self._metrics = metrics
         self._clock = clock
         self._started = clock()
-        self._reaped: dict[str, float] = {}
+        self._incarnation = ""
         self._reap_not_before = 0.0
         # Set on shutdown: every open stream ends so the server can stop without
         # waiting out its grace period.
         self._closing = asyncio.Event()
-        self._password_throttle = FailureThrottle(options.password_attempts_per_minute, 60.0, clock)
 
     @property
     def lease_seconds(self) -> float:
@@ -143,12 +135,12 @@ class RoomManager:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
         if meeting.password_hash is not None:
             # Checked before hashing, so a guessing client cannot even spend our CPU.
-            if self._password_throttle.blocked(spec.meeting_id):
+            if await self._store.password_blocked(spec.meeting_id):
                 raise DomainError(ErrorCode.RATE_LIMITED, "Too many wrong passwords, try again later")
             ok = bool(password) and await asyncio.to_thread(verify_password, password, meeting.password_hash)
             if not ok:
                 if password:  # a join without a password is a prompt, not a guess
-                    self._password_throttle.fail(spec.meeting_id)
+                    await self._store.password_failed(spec.meeting_id)
                 raise errors.invalid_password()
         await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
         outcome = await self._store.join(spec)
@@ -295,10 +287,12 @@ class RoomManager:
             self._metrics.watch_streams.dec()
 
     async def _restore_grace(self) -> None:
-        # A fresh in-memory service knows nobody until the edges re-announce their
-        # sockets. A resuming watcher answered with a snapshot now would tell its sockets
-        # that every participant of a slower edge left; so stale watchers wait out the
-        # grace (edges re-announce within about a second of the service coming back).
+        # A fresh in-memory service (or a Redis that lost its data) knows nobody until
+        # the edges re-announce their sockets. A resuming watcher answered with a
+        # snapshot now would tell its sockets that every participant of a slower edge
+        # left; so stale watchers wait out the grace (edges re-announce within about a
+        # second of the service coming back).
+        await self.check_store_continuity()
         remaining = self._started + self._options.restore_grace_seconds - self._clock()
         if remaining > 0:
             await self._unless_closing(asyncio.sleep(remaining))
@@ -338,12 +332,9 @@ class RoomManager:
         if not edge_id:
             raise errors.invalid("edge_id is required")
         await self._store.touch_edge(edge_id, self._clock() + self._options.edge_lease_seconds)
-        if edge_id in self._reaped:
-            # Its lease ran out and everyone was told these participants left: the edge
-            # must tell its sockets so, not bring them back.
-            rejected = [r.participant.participant_id for r in records]
-        else:
-            rejected = await self._store.restore(edge_id, records)
+        # A reaped edge's participants were reported gone to everyone: the store refuses
+        # them, and the edge tells its sockets so instead of bringing them back.
+        rejected = await self._store.restore(edge_id, records)
         log.info(
             "Edge re-announced its sessions",
             extra={"edge_id": edge_id, "sessions": len(records), "rejected": len(rejected)},
@@ -357,8 +348,9 @@ class RoomManager:
         if now < self._reap_not_before:
             return 0
         for edge_id in await self._store.expired_edges(now):
-            events = await self._store.drop_edge(edge_id)
-            self._remember_reaped(edge_id, now)
+            events = await self._store.drop_edge(edge_id, now)
+            if events is None:
+                continue  # renewed meanwhile, or another replica reaped it
             for event in events:
                 await self._published(event)
             reaped += len(events)
@@ -369,12 +361,14 @@ class RoomManager:
             )
         return reaped
 
-    def _remember_reaped(self, edge_id: str, now: float) -> None:
-        self._reaped[edge_id] = now
-        for old, when in list(self._reaped.items()):
-            if len(self._reaped) <= _TOMBSTONES and now - when < _TOMBSTONE_SECONDS:
-                break
-            del self._reaped[old]
+    async def check_store_continuity(self) -> None:
+        """Restarts the restore grace when the store lost its data (a Redis restarted
+        empty): every room begins a new epoch and edges re-announce, as after a start."""
+        incarnation = await self._store.incarnation()
+        if self._incarnation and incarnation != self._incarnation:
+            self._started = self._clock()
+            log.warning("room store lost its data; rooms start new epochs")
+        self._incarnation = incarnation
 
     def note_stall(self, seconds: float) -> None:
         """This process did not run for `seconds` (frozen, starved): no edge could renew
@@ -395,6 +389,7 @@ class RoomManager:
                 self.note_stall(now - last - interval)
             last = now
             try:
+                await self.check_store_continuity()
                 await self.reap_expired_edges()
             except Exception:
                 log.exception("reaping expired edges failed")

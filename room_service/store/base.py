@@ -1,17 +1,22 @@
-"""The store contract every implementation (in-memory now, Redis later) must honour.
+"""The store contract, split by role, that every implementation (memory, Redis) honours.
 
 Atomicity: each mutating method validates, changes state and appends its event as one
-indivisible step; no other operation observes a state between them.
+indivisible step; no other operation (in this process or, for a shared store, in any
+replica) observes a state between them.
 
 Sequencing: each room has a log. Every event gets the room's next sequence number:
 strictly increasing by one, no gaps, within an *epoch*. A room's log starts afresh (new
 epoch, sequence restarting at 1) when the room is created, i.e. on the first join after
-it was empty or never existed. A snapshot at position P reflects exactly the events
-with sequence <= P of that epoch.
+it was empty or never existed, and also when a shared store lost its data. A snapshot at
+position P reflects exactly the events with sequence <= P of that epoch.
 
 Replay: `read_after` returns the events after a position while the bounded buffer still
 holds them; otherwise (too old, or another epoch) it returns a snapshot, and the caller
 continues from the snapshot's position.
+
+Clocks: lease deadlines and `now` are on the caller's clock. A store shared by several
+processes needs a clock they share (the wall clock); a process-local store may use a
+monotonic one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
@@ -46,6 +52,12 @@ class StoreOptions:
     """Allow several sessions per user in a room (else a new one replaces the older)."""
     signal_queue: int = 256
     """Undelivered signals kept per edge; the oldest are dropped beyond."""
+    password_attempts_per_minute: int = 20
+    """Wrong passwords per meeting in any 60 s before `password_blocked` says so."""
+    reaped_edges_kept: int = 4096
+    """Reaped edges remembered (so a late re-announcement cannot resurrect anyone)."""
+    reaped_edge_seconds: float = 3600.0
+    """How long a reaped edge is remembered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +70,15 @@ class RestoreRecord:
     """As the edge knew it."""
 
 
-class RoomStore(Protocol):
-    """Authoritative meetings, rooms, participants and room logs. See module docstring."""
+class StoreUnavailableError(DomainError):
+    """The store cannot be reached (or did not answer in time); the caller may retry."""
+
+    def __init__(self, message: str = "Room store unavailable") -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, message)
+
+
+class MeetingDirectory(Protocol):
+    """Meetings and the per-meeting password throttle."""
 
     async def upsert_meeting(self, meeting: Meeting) -> Meeting:
         """Creates or replaces a meeting (keeping `created_at` of an existing one)."""
@@ -75,6 +94,18 @@ class RoomStore(Protocol):
         The ended room's log stays readable (watchers get MeetingEnded itself, not a
         snapshot); ending an already ended meeting appends nothing and returns None."""
         ...
+
+    async def password_blocked(self, meeting_id: str) -> bool:
+        """True while the meeting had too many wrong passwords in the last minute."""
+        ...
+
+    async def password_failed(self, meeting_id: str) -> None:
+        """Counts one wrong password for the meeting."""
+        ...
+
+
+class RoomLog(Protocol):
+    """Rooms: their participants and their sequenced, bounded logs."""
 
     async def join(self, spec: JoinSpec) -> JoinOutcome:
         """Adds a participant (checks joinable, capacity; replaces older sessions)."""
@@ -110,37 +141,52 @@ class RoomStore(Protocol):
         """Rooms with at least one participant."""
         ...
 
+    async def participant_count(self, meeting_id: str) -> int:
+        """Participants in a room now (0 for a closed or unknown room)."""
+        ...
+
     async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
         """Up to `limit` events after `after`, or a snapshot when they cannot be replayed."""
         ...
 
     async def wait_beyond(self, meeting_id: str, position: Position) -> None:
-        """Returns once the room's log moved past `position` (or changed epoch)."""
+        """Returns once the room's log moved past `position` (or changed epoch).
+
+        May also return early (a shared store bounds each wait); callers re-read."""
         ...
 
+
+class EdgeLeases(Protocol):
+    """Which edges are alive, reaping the dead ones exactly once, and re-announcements."""
+
     async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
-        """Renews an edge's lease (monotonic deadline); returns whether it was known."""
+        """Renews an edge's lease; returns whether it was known."""
         ...
 
     async def expired_edges(self, now: float) -> list[str]:
-        """Edges whose lease ran out by `now`."""
+        """Edges whose lease ran out by `now` (and edges whose reaping is unfinished)."""
         ...
 
-    async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
-        """Forgets an edge and removes its participants (reason DISCONNECTED)."""
+    async def drop_edge(self, edge_id: str, now: float) -> list[RoomEvent] | None:
+        """Reaps an edge whose lease ran out by `now`: forgets its lease, remembers it as
+        reaped, removes its participants (reason DISCONNECTED).
+
+        None when the lease was renewed meanwhile or another caller reaped it first: each
+        expiry is reaped once, whichever process notices it first."""
         ...
 
     async def edge_count(self) -> int:
         """Edges holding a lease."""
         ...
 
-    async def participant_count(self, meeting_id: str) -> int:
-        """Participants in a room now (0 for a closed or unknown room)."""
+    async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
+        """Re-adds participants an edge still holds; returns the ids it could not restore
+        (every one, when the edge was reaped: its participants were reported gone)."""
         ...
 
-    async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
-        """Re-adds participants an edge still holds; returns the ids it could not restore."""
-        ...
+
+class SignalRouter(Protocol):
+    """WebRTC signals queued per edge, whichever process the edge listens on."""
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
         """Queues a signal for an edge."""
@@ -148,4 +194,21 @@ class RoomStore(Protocol):
 
     async def next_signal(self, edge_id: str) -> Signal:
         """Waits for the next signal queued for an edge."""
+        ...
+
+
+class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, Protocol):
+    """Authoritative meetings, rooms, participants, leases and signals. See the module
+    docstring for atomicity and sequencing."""
+
+    async def incarnation(self) -> str:
+        """An id that changes whenever the store lost its data (e.g. an empty Redis)."""
+        ...
+
+    async def ready(self) -> bool:
+        """Whether the store answers now."""
+        ...
+
+    async def close(self) -> None:
+        """Releases connections and background tasks."""
         ...

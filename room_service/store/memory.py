@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import deque
-from collections.abc import Sequence
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +34,7 @@ from room_service.domain.models import (
     Signal,
     Snapshot,
 )
+from room_service.domain.throttle import FailureThrottle
 from room_service.store.base import RestoreRecord, StoreOptions
 
 
@@ -64,8 +67,15 @@ class _Room:
 class MemoryStore:
     """The in-memory RoomStore."""
 
-    def __init__(self, options: StoreOptions | None = None) -> None:
+    def __init__(
+        self, options: StoreOptions | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._options = options or StoreOptions()
+        self._incarnation = uuid.uuid4().hex
+        self._password_throttle = FailureThrottle(self._options.password_attempts_per_minute, 60.0, clock)
+        # Reaped edges and when: a late RestoreSessions must not resurrect participants
+        # everyone was already told had left. Bounded by count and age.
+        self._reaped: OrderedDict[str, float] = OrderedDict()
         self._meetings: dict[str, Meeting] = {}
         self._rooms: dict[str, _Room] = {}
         self._edges: dict[str, float] = {}
@@ -101,6 +111,12 @@ class MemoryStore:
         # rather than an empty snapshot that would look like everyone disconnected.
         event = self._append(room, MeetingEnded(ended_by=ended_by))
         return meeting, event
+
+    async def password_blocked(self, meeting_id: str) -> bool:
+        return self._password_throttle.blocked(meeting_id)
+
+    async def password_failed(self, meeting_id: str) -> None:
+        self._password_throttle.fail(meeting_id)
 
     # -- participants -----------------------------------------------------------------
 
@@ -236,8 +252,12 @@ class MemoryStore:
     async def expired_edges(self, now: float) -> list[str]:
         return [edge for edge, deadline in self._edges.items() if deadline <= now]
 
-    async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
-        self._edges.pop(edge_id, None)
+    async def drop_edge(self, edge_id: str, now: float) -> list[RoomEvent] | None:
+        deadline = self._edges.get(edge_id)
+        if deadline is None or deadline > now:
+            return None  # renewed meanwhile, or already reaped
+        del self._edges[edge_id]
+        self._remember_reaped(edge_id, now)
         self._signals.pop(edge_id, None)
         events: list[RoomEvent] = []
         for meeting_id, participant_id in sorted(self._edge_participants.pop(edge_id, set())):
@@ -258,6 +278,8 @@ class MemoryStore:
         return len(room.participants) if room is not None else 0
 
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
+        if edge_id in self._reaped:
+            return [r.participant.participant_id for r in records]
         rejected: list[str] = []
         for record in records:
             participant = dataclasses.replace(record.participant, edge_id=edge_id)
@@ -281,6 +303,17 @@ class MemoryStore:
 
     async def next_signal(self, edge_id: str) -> Signal:
         return await self._signal_queue(edge_id).get()
+
+    # -- the store itself -------------------------------------------------------------
+
+    async def incarnation(self) -> str:
+        return self._incarnation  # this process's memory is lost only with the process
+
+    async def ready(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
 
     # -- internals --------------------------------------------------------------------
 
@@ -334,6 +367,18 @@ class MemoryStore:
         keys = self._edge_participants.get(participant.edge_id)
         if keys is not None:
             keys.discard((meeting_id, participant.participant_id))
+
+    def _remember_reaped(self, edge_id: str, now: float) -> None:
+        self._reaped[edge_id] = now
+        self._reaped.move_to_end(edge_id)
+        while self._reaped:
+            oldest, when = next(iter(self._reaped.items()))
+            if (
+                len(self._reaped) <= self._options.reaped_edges_kept
+                and now - when < self._options.reaped_edge_seconds
+            ):
+                break
+            del self._reaped[oldest]
 
     def _signal_queue(self, edge_id: str) -> asyncio.Queue[Signal]:
         queue = self._signals.get(edge_id)

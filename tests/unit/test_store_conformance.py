@@ -1,4 +1,5 @@
-"""MemoryStore: the atomic, sequenced room log and its membership rules."""
+"""The store contract, one suite for every store: the same tests run against the memory
+store and the Redis store (a real redis-server this session starts on a free port)."""
 
 from __future__ import annotations
 
@@ -21,44 +22,11 @@ from room_service.domain.models import (
     RoomEvent,
     Snapshot,
 )
-from room_service.store.base import RestoreRecord, StoreOptions
-from room_service.store.memory import MemoryStore
-
-MEETING = "m-1"
+from room_service.store.base import RestoreRecord, RoomStore
+from tests.support.stores import MEETING, StoreFactory, meeting, spec
 
 
-def meeting(meeting_id: str = MEETING, **changes: object) -> Meeting:
-    fields: dict[str, object] = {
-        "id": meeting_id,
-        "meeting_name": "Team",
-        "status": MeetingStatus.LIVE,
-        "creator_id": "creator",
-        "created_at": datetime.now(UTC),
-    }
-    fields.update(changes)
-    return Meeting(**fields)  # type: ignore[arg-type]
-
-
-def spec(
-    user: str, *, socket: str | None = None, edge: str = "edge-a", meeting_id: str = MEETING
-) -> JoinSpec:
-    return JoinSpec(
-        meeting_id=meeting_id,
-        user_id=user,
-        user_name=f"Name {user}",
-        media=MediaState(),
-        edge_id=edge,
-        socket_id=socket or f"sock-{user}",
-    )
-
-
-async def new_store(**options: object) -> MemoryStore:
-    store = MemoryStore(StoreOptions(**options))  # type: ignore[arg-type]
-    await store.upsert_meeting(meeting())
-    return store
-
-
-async def all_events(store: MemoryStore, after: Position) -> list[RoomEvent]:
+async def all_events(store: RoomStore, after: Position) -> list[RoomEvent]:
     batch = await store.read_after(MEETING, after, 10_000)
     assert isinstance(batch, list)
     return batch
@@ -67,7 +35,7 @@ async def all_events(store: MemoryStore, after: Position) -> list[RoomEvent]:
 # -- sequencing ---------------------------------------------------------------------------
 
 
-async def test_sequences_are_strictly_increasing_without_gaps() -> None:
+async def test_sequences_are_strictly_increasing_without_gaps(new_store: StoreFactory) -> None:
     store = await new_store()
     first = await store.join(spec("u1"))
     epoch = first.position.epoch
@@ -86,7 +54,7 @@ async def test_sequences_are_strictly_increasing_without_gaps() -> None:
     assert (await store.snapshot(MEETING)).position == Position(5, epoch)
 
 
-async def test_a_change_that_changes_nothing_appends_nothing() -> None:
+async def test_a_change_that_changes_nothing_appends_nothing(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     participant, event = await store.update_media(
@@ -97,7 +65,7 @@ async def test_a_change_that_changes_nothing_appends_nothing() -> None:
     assert (await store.snapshot(MEETING)).position == joined.position
 
 
-async def test_rooms_have_independent_sequences() -> None:
+async def test_rooms_have_independent_sequences(new_store: StoreFactory) -> None:
     store = await new_store()
     await store.upsert_meeting(meeting("m-2"))
     a1 = await store.join(spec("u1"))
@@ -107,7 +75,7 @@ async def test_rooms_have_independent_sequences() -> None:
     assert a1.position.epoch != b1.position.epoch
 
 
-async def test_snapshot_reflects_exactly_the_events_up_to_its_position() -> None:
+async def test_snapshot_reflects_exactly_the_events_up_to_its_position(new_store: StoreFactory) -> None:
     store = await new_store()
     j1 = await store.join(spec("u1"))
     j2 = await store.join(spec("u2"))
@@ -124,7 +92,7 @@ async def test_snapshot_reflects_exactly_the_events_up_to_its_position() -> None
     assert list(members) == [j2.participant.participant_id]
 
 
-async def test_a_room_reopened_after_emptying_starts_a_new_epoch() -> None:
+async def test_a_room_reopened_after_emptying_starts_a_new_epoch(new_store: StoreFactory) -> None:
     store = await new_store()
     first = await store.join(spec("u1"))
     await store.leave(MEETING, first.participant.participant_id, LeaveReason.LEFT)
@@ -136,7 +104,7 @@ async def test_a_room_reopened_after_emptying_starts_a_new_epoch() -> None:
     assert again.position.epoch not in ("", first.position.epoch)
 
 
-async def test_concurrent_joins_each_get_their_own_sequence() -> None:
+async def test_concurrent_joins_each_get_their_own_sequence(new_store: StoreFactory) -> None:
     store = await new_store()
     outcomes = await asyncio.gather(*(store.join(spec(f"u{i}")) for i in range(20)))
     assert sorted(o.position.sequence for o in outcomes) == list(range(1, 21))
@@ -150,7 +118,9 @@ async def test_concurrent_joins_each_get_their_own_sequence() -> None:
 # -- replay -------------------------------------------------------------------------------
 
 
-async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit() -> None:
+async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store(replay_buffer=8)
     joined = await store.join(spec("u1"))
     for i in range(4):
@@ -162,7 +132,9 @@ async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit
     assert await store.read_after(MEETING, Position(5, epoch), 10) == []
 
 
-async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches() -> None:
+async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store(replay_buffer=4)
     joined = await store.join(spec("u1"))
     for i in range(9):
@@ -179,7 +151,7 @@ async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_rea
     assert [p.participant_id for p in too_old.participants] == [joined.participant.participant_id]
 
 
-async def test_read_after_with_an_unknown_epoch_returns_a_snapshot() -> None:
+async def test_read_after_with_an_unknown_epoch_returns_a_snapshot(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     snapshot = await store.read_after(MEETING, Position(1, "not-this-epoch"), 100)
@@ -190,7 +162,9 @@ async def test_read_after_with_an_unknown_epoch_returns_a_snapshot() -> None:
     assert isinstance(fresh, Snapshot)
 
 
-async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale_position() -> None:
+async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale_position(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     await store.leave(MEETING, joined.participant.participant_id, LeaveReason.LEFT)
@@ -200,7 +174,7 @@ async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale
     assert await store.read_after(MEETING, Position(0, ""), 100) == []
 
 
-async def test_wait_beyond_wakes_on_the_next_append() -> None:
+async def test_wait_beyond_wakes_on_the_next_append(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     waiter = asyncio.create_task(store.wait_beyond(MEETING, joined.position))
@@ -210,7 +184,7 @@ async def test_wait_beyond_wakes_on_the_next_append() -> None:
     await asyncio.wait_for(waiter, 1.0)
 
 
-async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens() -> None:
+async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens(new_store: StoreFactory) -> None:
     store = await new_store()
     waiter = asyncio.create_task(store.wait_beyond(MEETING, Position(0, "")))
     await asyncio.sleep(0)
@@ -222,7 +196,7 @@ async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens() -> None:
 # -- membership ---------------------------------------------------------------------------
 
 
-async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent() -> None:
+async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent(new_store: StoreFactory) -> None:
     store = await new_store()
     other = await store.join(spec("u0"))
     first = await store.join(spec("u1", socket="s1"))
@@ -235,7 +209,7 @@ async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent() -> No
     assert len(snapshot.participants) == 2
 
 
-async def test_the_same_socket_id_on_another_edge_is_a_different_session() -> None:
+async def test_the_same_socket_id_on_another_edge_is_a_different_session(new_store: StoreFactory) -> None:
     store = await new_store(multiple_sessions=True)
     a = await store.join(spec("u1", socket="s1", edge="edge-a"))
     b = await store.join(spec("u2", socket="s1", edge="edge-b"))
@@ -243,7 +217,7 @@ async def test_the_same_socket_id_on_another_edge_is_a_different_session() -> No
     assert a.participant.participant_id != b.participant.participant_id
 
 
-async def test_the_same_user_from_another_socket_replaces_the_older_session() -> None:
+async def test_the_same_user_from_another_socket_replaces_the_older_session(new_store: StoreFactory) -> None:
     store = await new_store()
     bystander = await store.join(spec("u0"))
     old = await store.join(spec("u1", socket="s-old"))
@@ -264,7 +238,7 @@ async def test_the_same_user_from_another_socket_replaces_the_older_session() ->
     assert ids == {bystander.participant.participant_id, new.participant.participant_id}
 
 
-async def test_multiple_sessions_setting_keeps_every_session_of_a_user() -> None:
+async def test_multiple_sessions_setting_keeps_every_session_of_a_user(new_store: StoreFactory) -> None:
     store = await new_store(multiple_sessions=True)
     first = await store.join(spec("u1", socket="s1"))
     second = await store.join(spec("u1", socket="s2"))
@@ -273,9 +247,10 @@ async def test_multiple_sessions_setting_keeps_every_session_of_a_user() -> None
     assert len((await store.snapshot(MEETING)).participants) == 2
 
 
-async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fits() -> None:
-    store = MemoryStore(StoreOptions(default_capacity=2))
-    await store.upsert_meeting(meeting())
+async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fits(
+    new_store: StoreFactory,
+) -> None:
+    store = await new_store(default_capacity=2)
     await store.join(spec("u1"))
     await store.join(spec("u2"))
     before = await store.snapshot(MEETING)
@@ -288,8 +263,8 @@ async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fit
     assert len((await store.snapshot(MEETING)).participants) == 2
 
 
-async def test_a_meetings_own_capacity_overrides_the_default() -> None:
-    store = MemoryStore(StoreOptions(default_capacity=100))
+async def test_a_meetings_own_capacity_overrides_the_default(new_store: StoreFactory) -> None:
+    store = await new_store(default_capacity=100)
     await store.upsert_meeting(meeting(max_participants=1))
     await store.join(spec("u1"))
     with pytest.raises(DomainError) as refused:
@@ -297,7 +272,7 @@ async def test_a_meetings_own_capacity_overrides_the_default() -> None:
     assert refused.value.code is ErrorCode.ROOM_FULL
 
 
-async def test_join_refuses_unknown_and_ended_meetings() -> None:
+async def test_join_refuses_unknown_and_ended_meetings(new_store: StoreFactory) -> None:
     store = await new_store()
     with pytest.raises(DomainError) as unknown:
         await store.join(spec("u1", meeting_id="nope"))
@@ -308,7 +283,7 @@ async def test_join_refuses_unknown_and_ended_meetings() -> None:
     assert ended.value.code is ErrorCode.MEETING_NOT_ACTIVE
 
 
-async def test_leave_of_an_unknown_participant_is_not_in_meeting() -> None:
+async def test_leave_of_an_unknown_participant_is_not_in_meeting(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     with pytest.raises(DomainError) as refused:
@@ -317,7 +292,7 @@ async def test_leave_of_an_unknown_participant_is_not_in_meeting() -> None:
     assert (await store.snapshot(MEETING)).position == joined.position
 
 
-async def test_end_meeting_empties_the_room_and_appends_meeting_ended() -> None:
+async def test_end_meeting_empties_the_room_and_appends_meeting_ended(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     ended, event = await store.end_meeting(MEETING, "")
@@ -331,7 +306,7 @@ async def test_end_meeting_empties_the_room_and_appends_meeting_ended() -> None:
 # -- edges --------------------------------------------------------------------------------
 
 
-async def test_edge_lease_touch_expire_and_drop() -> None:
+async def test_edge_lease_touch_expire_and_drop(new_store: StoreFactory) -> None:
     store = await new_store()
     assert await store.touch_edge("edge-a", 10.0) is False
     assert await store.touch_edge("edge-a", 20.0) is True
@@ -342,7 +317,9 @@ async def test_edge_lease_touch_expire_and_drop() -> None:
     a2 = await store.join(spec("u3", edge="edge-a"))
     assert await store.expired_edges(19.0) == []
     assert await store.expired_edges(25.0) == ["edge-a"]
-    events = await store.drop_edge("edge-a")
+    assert await store.drop_edge("edge-a", 19.0) is None  # not expired yet: nothing happens
+    events = await store.drop_edge("edge-a", 25.0)
+    assert events is not None
     gone = set()
     for event in events:
         assert isinstance(event.payload, ParticipantLeft)
@@ -356,23 +333,25 @@ async def test_edge_lease_touch_expire_and_drop() -> None:
     assert await store.touch_edge("edge-a", 40.0) is False  # forgotten: it must re-announce
 
 
-async def test_dropping_an_edge_does_not_touch_participants_that_already_left() -> None:
+async def test_dropping_an_edge_does_not_touch_participants_that_already_left(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store()
     await store.touch_edge("edge-a", 10.0)
     keep = await store.join(spec("u0", edge="edge-b"))
     joined = await store.join(spec("u1", edge="edge-a"))
     await store.leave(MEETING, joined.participant.participant_id, LeaveReason.LEFT)
-    assert await store.drop_edge("edge-a") == []
+    assert await store.drop_edge("edge-a", 10.0) == []
     assert [p.participant_id for p in (await store.snapshot(MEETING)).participants] == [
         keep.participant.participant_id
     ]
 
 
-async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() -> None:
+async def test_restore_re_adds_participants_once_and_rejects_ended_meetings(new_store: StoreFactory) -> None:
     store = await new_store()
     original = await store.join(spec("u1", edge="edge-a"))
     await store.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
-    fresh = MemoryStore()
+    fresh = await new_store(separate=True)
     await fresh.upsert_meeting(meeting())
     await fresh.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
     records = [
@@ -390,11 +369,12 @@ async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() ->
     assert await fresh.restore("edge-z", records[:1]) == []
     assert await fresh.snapshot(MEETING) == snapshot
     # And the restored participant belongs to the edge's lease.
-    assert len(await fresh.drop_edge("edge-z")) == 1
+    await fresh.touch_edge("edge-z", 50.0)
+    assert len(await fresh.drop_edge("edge-z", 50.0) or []) == 1
 
 
-async def test_participant_count_follows_joins_and_leaves() -> None:
-    store = MemoryStore(StoreOptions())
+async def test_participant_count_follows_joins_and_leaves(new_store: StoreFactory) -> None:
+    store = await new_store()
     await store.upsert_meeting(_count_meeting())
     assert await store.participant_count("count-room") == 0
     first = await store.join(_count_spec("u1", "s1"))

@@ -1,0 +1,84 @@
+"""The Redis store: any number of room-service replicas share one Redis (a server,
+Sentinel behind a stable address, or a managed service); every key of a room carries
+the room's hash tag, so each room change is one single-slot script.
+
+The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
+`redis_edges` (leases, reaping, re-announcements, signals), `redis_notify` (waking
+watchers on any replica), `redis_scripts` (the Lua), `redis_codec` (the JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from room_service.store.base import StoreOptions
+from room_service.store.redis_base import INCARNATION, Observer
+from room_service.store.redis_edges import RedisEdges
+from room_service.store.redis_notify import RoomNotifier
+
+
+def _ignore(_: str, __: float, ___: bool) -> None:
+    return None
+
+
+def connect(url: str, timeout: float) -> Redis:
+    """A client for `url` (redis:// or rediss://, user and password in the URL).
+
+    Every command times out after `timeout`, and a broken connection is retried once,
+    at once: a caller learns that Redis is away within about twice the timeout."""
+    client: Redis = Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        health_check_interval=15,
+    )
+    return client
+
+
+class RedisStore(RedisEdges):
+    """The RoomStore on Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        options: StoreOptions | None = None,
+        observe: Observer = _ignore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(redis, options or StoreOptions(), observe, clock)
+        self._notifier = RoomNotifier(redis)
+        self._init_rooms(self._notifier)
+        self._init_edges()
+
+    async def incarnation(self) -> str:
+        async def current() -> str:
+            value: Any = await self._redis.get(INCARNATION)
+            if value is None:
+                # The first replica to notice an empty Redis names the new dataset.
+                await self._redis.set(INCARNATION, uuid.uuid4().hex, nx=True)
+                value = await self._redis.get(INCARNATION)
+            return str(value or "")
+
+        return await self._op("incarnation", current)
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._op("ping", self._redis.ping))
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self._notifier.close()
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.aclose()

@@ -1,0 +1,114 @@
+"""A real `redis-server` on a free loopback port, started and stopped by the test.
+
+Nothing depends on a Redis the machine happens to run: each server has its own port
+and no persistence, so a restart comes back empty (a Redis that lost its data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ManagedProcess
+
+READY_TEXT = "Ready to accept connections"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer(ManagedProcess):
+    """One redis-server; `restart()` brings it back empty on the same port."""
+
+    def __init__(self, port: int | None = None, *, password: str = "") -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `make test` (it installs it)")
+        self.port = port or free_port()
+        self.password = password
+        argv = [
+            binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            "--protected-mode", "yes",
+            "--dir", str(Path("/tmp")),
+        ]  # fmt: skip
+        if password:
+            argv += ["--requirepass", password]
+        super().__init__(f"redis-{self.port}", argv, ready_msg=None)
+
+    @property
+    def url(self) -> str:
+        """The URL the room service is given."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:  # type: ignore[override]
+        """Starts and waits until it accepts connections."""
+        await super().start()
+        await self.wait_for_log(lambda r: READY_TEXT in str(r.get("msg", "")), timeout=20.0)
+
+    async def restart_empty(self) -> None:
+        """SIGKILL, then the same port again with no data (no persistence)."""
+        await self.kill()
+        fresh = RedisServer(self.port, password=self.password)
+        await fresh.start()
+        self._adopt(fresh)
+
+    def _adopt(self, other: RedisServer) -> None:
+        self.__dict__.update(other.__dict__)
+
+
+async def start_redis(*, password: str = "") -> RedisServer:
+    """A running redis-server on a free port."""
+    server = RedisServer(password=password)
+    await server.start()
+    return server
+
+
+class SessionRedis:
+    """A redis-server for a whole test session (started without an event loop)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> SessionRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `make test` (it installs it)")
+        argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return self
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.__exit__(None, None, None)
+        pytest.fail(f"redis-server on port {self.port} did not start")
+
+    def __exit__(self, *_: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5.0)
