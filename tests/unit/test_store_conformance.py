@@ -20,6 +20,8 @@ from room_service.domain.models import (
     ParticipantLeft,
     Position,
     RoomEvent,
+    Signal,
+    SignalType,
     Snapshot,
 )
 from room_service.store.base import RestoreRecord, RoomStore
@@ -394,3 +396,124 @@ def _count_meeting() -> Meeting:
 
 def _count_spec(user: str, socket: str) -> JoinSpec:
     return JoinSpec("count-room", user, user.upper(), MediaState(), "edge-a", socket)
+
+
+# -- several replicas on one store ----------------------------------------------------------
+
+
+async def test_an_expired_edge_is_reaped_exactly_once_whichever_replica_notices(
+    new_store: StoreFactory,
+) -> None:
+    first = await new_store()
+    second = await new_store.replica()
+    await first.touch_edge("edge-a", 10.0)
+    joined = [await first.join(spec(f"u{i}", edge="edge-a")) for i in range(3)]
+    assert await second.expired_edges(11.0) == ["edge-a"]
+    results = await asyncio.gather(first.drop_edge("edge-a", 11.0), second.drop_edge("edge-a", 11.0))
+    reaped = [r for r in results if r]
+    assert len(reaped) == 1, results  # one replica reaped it, the other found nothing to do
+    gone = [e.payload.participant.participant_id for e in reaped[0] if isinstance(e.payload, ParticipantLeft)]
+    assert sorted(gone) == sorted(j.participant.participant_id for j in joined)
+    assert await first.expired_edges(12.0) == []
+    assert (await second.snapshot(MEETING)).participants == ()
+
+
+async def test_a_lease_renewed_before_the_reaper_acts_is_not_reaped(new_store: StoreFactory) -> None:
+    store = await new_store()
+    await store.touch_edge("edge-a", 10.0)
+    joined = await store.join(spec("u1", edge="edge-a"))
+    assert await store.expired_edges(11.0) == ["edge-a"]
+    assert await store.touch_edge("edge-a", 20.0) is True  # a heartbeat got in first
+    assert await store.drop_edge("edge-a", 11.0) is None
+    assert [p.participant_id for p in (await store.snapshot(MEETING)).participants] == [
+        joined.participant.participant_id
+    ]
+
+
+async def test_a_reaped_edge_cannot_restore_what_everyone_was_told_had_left(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    await store.touch_edge("edge-a", 10.0)
+    joined = await store.join(spec("u1", edge="edge-a"))
+    assert await store.drop_edge("edge-a", 10.0)
+    # The edge comes back (through another replica) and re-announces its socket.
+    assert await other.touch_edge("edge-a", 30.0) is False
+    rejected = await other.restore("edge-a", [RestoreRecord(MEETING, joined.participant)])
+    assert rejected == [joined.participant.participant_id]
+    assert (await store.snapshot(MEETING)).participants == ()
+    # Its new joins are welcome.
+    assert not (await other.join(spec("u1", edge="edge-a", socket="new"))).already_joined
+
+
+async def test_a_change_through_one_replica_wakes_a_watcher_on_another(new_store: StoreFactory) -> None:
+    writer = await new_store()
+    reader = await new_store.replica()
+    first = await writer.join(spec("u1"))
+    waiter = asyncio.create_task(reader.wait_beyond(MEETING, first.position))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    second = await writer.join(spec("u2"))
+    await asyncio.wait_for(waiter, 5.0)
+    batch = await reader.read_after(MEETING, first.position, 10)
+    assert isinstance(batch, list)
+    assert [e.position for e in batch] == [second.position]
+
+
+async def test_concurrent_joins_through_two_replicas_get_one_sequence_each(new_store: StoreFactory) -> None:
+    a = await new_store()
+    b = await new_store.replica()
+    outcomes = await asyncio.gather(*(((a, b)[i % 2]).join(spec(f"u{i}")) for i in range(30)))
+    assert sorted(o.position.sequence for o in outcomes) == list(range(1, 31))
+    assert len({o.position.epoch for o in outcomes}) == 1
+    events = await all_events(b, Position(0, outcomes[0].position.epoch))
+    assert [e.position.sequence for e in events] == list(range(1, 31))
+
+
+async def test_signals_sent_through_one_replica_reach_the_edge_listening_on_another(
+    new_store: StoreFactory,
+) -> None:
+    sender = await new_store(signal_queue=3)
+    listener = await new_store.replica(signal_queue=3)
+    for i in range(5):
+        await sender.publish_signal("edge-b", _signal(f"offer-{i}"))
+    # The queue keeps the newest three: a stale offer is worth less than a fresh one.
+    received = [await asyncio.wait_for(listener.next_signal("edge-b"), 5.0) for _ in range(3)]
+    assert [s.payload_json for s in received] == ['"offer-2"', '"offer-3"', '"offer-4"']
+    assert received[0] == _signal("offer-2")
+    waiting = asyncio.create_task(listener.next_signal("edge-b"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await sender.publish_signal("edge-b", _signal("late"))
+    assert (await asyncio.wait_for(waiting, 5.0)).payload_json == '"late"'
+
+
+async def test_wrong_passwords_count_across_replicas(new_store: StoreFactory) -> None:
+    a = await new_store(password_attempts_per_minute=3)
+    b = await new_store.replica(password_attempts_per_minute=3)
+    await a.password_failed(MEETING)
+    await b.password_failed(MEETING)
+    assert not await a.password_blocked(MEETING)
+    await a.password_failed(MEETING)
+    assert await b.password_blocked(MEETING)
+    assert not await b.password_blocked("m-other")
+
+
+async def test_the_incarnation_is_stable_while_the_data_lives(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    first = await store.incarnation()
+    assert first
+    await store.join(spec("u1"))
+    assert await store.incarnation() == first == await other.incarnation()
+    assert await store.ready()
+
+
+def _signal(payload: str) -> Signal:
+    return Signal(
+        type=SignalType.OFFER,
+        meeting_id=MEETING,
+        from_participant_id="participant-a",
+        target_participant_id="participant-b",
+        payload_json=f'"{payload}"',
+        target_socket_id="sock-b",
+    )
