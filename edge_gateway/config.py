@@ -46,7 +46,8 @@ OPTIONS = (
         "room_service_address",
         "EDGE_GATEWAY_ROOM_SERVICE_ADDRESS",
         "127.0.0.1:50051",
-        "gRPC address of the room service",
+        "gRPC target of the room service replicas: host:port, a list (ipv4:10.0.0.1:50051,10.0.0.2:50051) "
+        "or DNS (dns:///room-service-headless:50051); calls are balanced round-robin",
     ),
     Option(
         "rpc_timeout_seconds",

@@ -1,5 +1,7 @@
-"""Typed RoomService client: one channel, a deadline on every unary call, retries only
-for calls that are safe to repeat, and errors turned into EdgeError."""
+"""Typed RoomService client: one channel to every room-service replica (any gRPC target:
+host:port, a list `ipv4:A:P,B:P`, or `dns:///name:port`), calls balanced round-robin, a
+deadline on every unary call, retries only for calls that are safe to repeat, and errors
+turned into EdgeError."""
 
 from __future__ import annotations
 
@@ -41,6 +43,11 @@ class RoomClient:
             # Reconnect within about a second of a room service restart, so that the
             # edge re-announces its sockets inside the service's restore grace.
             ("grpc.max_reconnect_backoff_ms", 1_000),
+            # Spread calls and streams over every address the target resolves to; a dead
+            # replica's subchannel leaves the rotation as soon as its connection breaks.
+            ("grpc.lb_policy_name", "round_robin"),
+            # Re-resolve DNS targets often enough to see replicas come and go.
+            ("grpc.dns_min_time_between_resolutions_ms", 2_000),
         ]
         # TLS (and the edge's client certificate for mutual TLS) when credentials are given.
         if credentials is None:
@@ -154,7 +161,13 @@ class RoomClient:
     async def heartbeat(self) -> pb.HeartbeatResponse:
         """Renews this edge's lease."""
         request = pb.HeartbeatRequest(edge_id=self.edge_id)
-        return await self._call(lambda: self._stub.Heartbeat(request, timeout=self._timeout))
+        # Idempotent: retried once when it reached no replica (one just died), so a
+        # replica's death does not flip this edge to not-ready.
+        return await self._call(
+            lambda: self._stub.Heartbeat(request, timeout=self._timeout),
+            retries=1,
+            retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
+        )
 
     async def restore(self, sessions: Sequence[pb.SessionRecord]) -> pb.RestoreSessionsResponse:
         """Re-announces this edge's sockets. Idempotent: known participants are skipped."""

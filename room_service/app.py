@@ -93,8 +93,8 @@ class RoomServiceApp:
             log.warning("room store not reachable yet; waiting", extra={"store": self.settings.store})
             await asyncio.sleep(1.0)
         await self.manager.check_store_continuity()
-        for seed in load_meetings(self.settings.meetings_file):
-            await self.manager.upsert_meeting(seed.meeting, seed.password)
+        await self._register_meetings()
+        self.manager.on_store_reset = self._register_meetings
         pb_grpc.add_RoomServiceServicer_to_server(RoomServicer(self.manager), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -128,6 +128,11 @@ class RoomServiceApp:
                 ),
             },
         )
+
+    async def _register_meetings(self) -> None:
+        """Registers the meetings file (again, after a Redis that lost its data)."""
+        for seed in load_meetings(self.settings.meetings_file):
+            await self.manager.upsert_meeting(seed.meeting, seed.password)
 
     async def _start_metrics(self) -> int:
         app = web.Application()

@@ -35,7 +35,7 @@ from room_service.domain.models import (
 )
 from room_service.domain.passwords import hash_password, verify_password
 from room_service.metrics import RoomMetrics
-from room_service.store.base import RestoreRecord, RoomStore
+from room_service.store.base import RestoreRecord, RoomStore, StoreUnavailableError
 
 log = logging.getLogger("room_service")
 T = TypeVar("T")
@@ -76,6 +76,9 @@ class RoomManager:
         self._clock = clock
         self._started = clock()
         self._incarnation = ""
+        # Called when the store lost its data, before anything else uses it again (the
+        # app re-registers its meetings file there).
+        self.on_store_reset: Callable[[], Awaitable[None]] | None = None
         self._reap_not_before = 0.0
         # Set on shutdown: every open stream ends so the server can stop without
         # waiting out its grace period.
@@ -331,6 +334,9 @@ class RoomManager:
         """Re-adds the participants an edge still holds after this service lost them."""
         if not edge_id:
             raise errors.invalid("edge_id is required")
+        # The usual reason to re-announce is a store that lost its data: have its
+        # meetings registered again first, or every participant would be refused.
+        await self.check_store_continuity()
         await self._store.touch_edge(edge_id, self._clock() + self._options.edge_lease_seconds)
         # A reaped edge's participants were reported gone to everyone: the store refuses
         # them, and the edge tells its sockets so instead of bringing them back.
@@ -368,6 +374,8 @@ class RoomManager:
         if self._incarnation and incarnation != self._incarnation:
             self._started = self._clock()
             log.warning("room store lost its data; rooms start new epochs")
+            if self.on_store_reset is not None:
+                await self.on_store_reset()
         self._incarnation = incarnation
 
     def note_stall(self, seconds: float) -> None:
@@ -382,6 +390,7 @@ class RoomManager:
     async def run_reaper(self, interval: float) -> None:
         """Reaps expired edges forever, every `interval` seconds."""
         last = self._clock()
+        store_down = False
         while True:
             await asyncio.sleep(interval)
             now = self._clock()
@@ -390,7 +399,15 @@ class RoomManager:
             last = now
             try:
                 await self.check_store_continuity()
+                if store_down:
+                    # While the store was away no edge could renew its lease either:
+                    # every edge gets one full lease before anyone is reaped.
+                    store_down = False
+                    self._reap_not_before = self._clock() + self._options.edge_lease_seconds
+                    log.warning("room store reachable again; reaping paused for one lease")
                 await self.reap_expired_edges()
+            except StoreUnavailableError:
+                store_down = True
             except Exception:
                 log.exception("reaping expired edges failed")
 

@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from room_service.store.base import StoreOptions
@@ -33,14 +34,15 @@ def _ignore(_: str, __: float, ___: bool) -> None:
 def connect(url: str, timeout: float) -> Redis:
     """A client for `url` (redis:// or rediss://, user and password in the URL).
 
-    Every command times out after `timeout`, and a broken connection is retried once,
-    at once: a caller learns that Redis is away within about twice the timeout."""
+    Every command times out after `timeout`. A broken connection (e.g. to a Redis that
+    restarted) is retried once, at once; a timeout is not, so a caller learns that Redis
+    is away within about the timeout."""
     client: Redis = Redis.from_url(
         url,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, supported_errors=(RedisConnectionError,)),
         health_check_interval=15,
     )
     return client
