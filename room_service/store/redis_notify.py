@@ -35,6 +35,9 @@ class RoomNotifier:
         self._confirmed: dict[str, asyncio.Event] = {}
         self._idle_since: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        # Set once the listener holds its connection: subscribing before that would
+        # race the listener into opening a second one.
+        self._connected = asyncio.Event()
 
     def start(self) -> None:
         """Starts listening (reconnecting by itself while Redis is away)."""
@@ -76,6 +79,7 @@ class RoomNotifier:
                     self._idle_since[channel] = time.monotonic()
 
     async def _subscribed(self, channel: str) -> None:
+        await self._connected.wait()
         confirmed = self._confirmed.get(channel)
         if confirmed is None:
             confirmed = self._confirmed[channel] = asyncio.Event()
@@ -91,6 +95,7 @@ class RoomNotifier:
             try:
                 if self._pubsub.connection is None:
                     await self._pubsub.subscribe(_HELLO)
+                    self._connected.set()
                 message = await self._pubsub.get_message(timeout=1.0)
                 if message is not None:
                     self._handle(message)
