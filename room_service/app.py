@@ -114,6 +114,7 @@ class RoomServiceApp:
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = await self._start_metrics()
         self._tasks.append(asyncio.create_task(self.manager.run_reaper(0.5)))
+        self._tasks.append(asyncio.create_task(self._watch_store(1.0)))
         log.info(
             "room service ready",
             extra={
@@ -128,6 +129,25 @@ class RoomServiceApp:
                 ),
             },
         )
+
+    async def _watch_store(self, interval: float) -> None:
+        """Readiness follows the store: the RoomService's gRPC health (the readiness probe's
+        service) is NOT_SERVING while the store does not answer. The overall health ""
+        (the liveness probe's) stays SERVING: restarting pods cannot bring Redis back."""
+        serving = True
+        while True:
+            up = await self.store.ready()
+            self.metrics.store_up.set(1 if up else 0)
+            if up != serving and not self._stopping:
+                serving = up
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if up
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                await self.health.set(SERVICE_NAME, status)
+                log.warning("room store reachable" if up else "room store unreachable; not ready")
+            await asyncio.sleep(interval)
 
     async def _register_meetings(self) -> None:
         """Registers the meetings file (again, after a Redis that lost its data)."""
@@ -167,6 +187,8 @@ class RoomServiceApp:
         """Graceful: NOT_SERVING first, then let calls and streams finish within the grace."""
         log.info("room service stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
         self._stopping = True
+        for task in self._tasks:
+            task.cancel()
         await self.health.enter_graceful_shutdown()
         # Streams never finish on their own: end them now (edges resume elsewhere or
         # after the restart from their last position) so that only unary calls use

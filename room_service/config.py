@@ -25,6 +25,8 @@ DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
 
 def parse_redis_url(text: str) -> str:
     """Checks a redis:// or rediss:// URL; errors never repeat it (it may hold a password)."""
+    if not text.strip():
+        return ""
     parts = urlsplit(text.strip())
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError("expected a redis:// or rediss:// URL")
@@ -126,11 +128,11 @@ OPTIONS = (
     Option(
         "redis_url",
         "ROOM_SERVICE_REDIS_URL",
-        "redis://127.0.0.1:6379/0",
-        "Redis for --store redis: redis:// or rediss:// (TLS), user and password in the URL",
-        # Not `secret`: --help shows only the default, which holds no password; the
-        # value itself is never logged (see redacted_url) nor in the settings' repr.
+        "",
+        "Redis for --store redis (required then): redis:// or rediss:// (TLS), user and password in "
+        "the URL, e.g. redis://:PASSWORD@redis:6379/0; prefer the variable",
         parse_redis_url,
+        secret=True,
     ),
     Option(
         "redis_timeout_seconds",
@@ -213,7 +215,7 @@ class Settings:
     """Wrong passwords per meeting per minute."""
     store: str = "memory"
     """"memory" or "redis"."""
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    redis_url: str = field(default="", repr=False)
     """Redis URL (may hold a password); kept out of repr."""
     redis_timeout_seconds: float = 1.0
     """Timeout of each Redis command."""
@@ -232,4 +234,6 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         server_credentials(values["tls_cert_file"], values["tls_key_file"], values["tls_client_ca_file"])
     except TlsConfigError as exc:
         raise SettingsError([f"TLS: {exc}"]) from None
+    if values["store"] == "redis" and not values["redis_url"]:
+        raise SettingsError(["redis_url: required with --store redis (set ROOM_SERVICE_REDIS_URL)"])
     return Settings(**values)

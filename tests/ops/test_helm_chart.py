@@ -54,7 +54,10 @@ EVERYTHING_ON: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
 }
-VARIANTS = {"defaults": {}, "everything-on": EVERYTHING_ON}
+EXAMPLES = {
+    path.stem: yaml.safe_load(path.read_text()) for path in sorted((CHART / "examples").glob("*.yaml"))
+}
+VARIANTS = {"defaults": {}, "everything-on": EVERYTHING_ON, **EXAMPLES}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -176,9 +179,10 @@ def test_ports_probes_and_addresses_agree(name: str) -> None:
     assert parse_address(edge_env["EDGE_GATEWAY_HTTP_ADDRESS"]) == ("0.0.0.0", http_port)
     assert ports == {"grpc": grpc_port, "metrics": metrics_port, "http": http_port}
 
-    # Probes: native gRPC health on the gRPC port; the edge's HTTP endpoints.
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert room[probe]["grpc"] == {"port": grpc_port}  # service "" = overall health
+    # Probes: native gRPC health on the gRPC port (liveness: the overall service ""; readiness:
+    # the RoomService, not serving while its store does not answer); the edge's HTTP endpoints.
+    assert room["livenessProbe"]["grpc"] == {"port": grpc_port}
+    assert room["readinessProbe"]["grpc"] == {"port": grpc_port, "service": "meeting.v1.RoomService"}
     assert edge["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": http_port}
     assert edge["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": http_port}
 
@@ -210,7 +214,7 @@ def test_option_defaults_match_chart_defaults() -> None:
 @pytest.mark.parametrize(
     ("tier", "options", "reserved"),
     [
-        ("roomService", ROOM_OPTIONS, {"grpc_address", "metrics_address"}),
+        ("roomService", ROOM_OPTIONS, {"grpc_address", "metrics_address", "store"}),
         ("edge", EDGE_OPTIONS, {"http_address", "room_service_address", "auth_mode"}),
     ],
 )
@@ -246,6 +250,8 @@ def test_numbers_render_as_the_programs_expect() -> None:
         {"edge": {"settings": {"http_address": "0.0.0.0:1"}}},
         {"edge": {"settngs": {}}},
         {"roomService": {"replicas": 2}},
+        {"roomService": {"store": "redis", "settings": {"store": "redis"}}},
+        {"roomService": {"store": "sqlite"}},
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
@@ -339,3 +345,41 @@ def test_dockerfile_builds_one_non_root_image_for_both_tiers() -> None:
         assert f"{env_name}=0.0.0.0:{default_port(options, option)}" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests"} <= set(ignored)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_redis_examples_run_replicas_that_roll_one_at_a_time(name: str) -> None:
+    """Each Redis example: several replicas, the Redis store, the URL from the Secret, a
+    PodDisruptionBudget, and a rolling update that never has fewer pods than replicas."""
+    values = EXAMPLES[name]
+    docs = render(values)
+    room = container(docs, "room-service")
+    room_env = env(room)
+    assert room_env["ROOM_SERVICE_STORE"] == "redis"
+    ref = room_env["ROOM_SERVICE_REDIS_URL"]["secretKeyRef"]
+    assert ref["key"] == "redis-url"
+    assert ref["name"] == values["secret"].get("existingSecret", "meet-meeting-rooms")
+    (deployment,) = [d for d in by_kind(docs, "Deployment") if "room-service" in d["metadata"]["name"]]
+    replicas = deployment["spec"]["replicas"]
+    assert replicas == values["roomService"]["replicas"] > 1
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pdbs = [p for p in by_kind(docs, "PodDisruptionBudget") if "room-service" in p["metadata"]["name"]]
+    (pdb,) = pdbs
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    # Edges dial the headless Service by DNS: every replica's address, balanced round-robin.
+    edge_env = env(container(docs, "edge-gateway"))
+    host, _ = parse_address(edge_env["EDGE_GATEWAY_ROOM_SERVICE_ADDRESS"])
+    (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == host]
+    assert service["spec"]["clusterIP"] == "None"
+
+
+def test_the_memory_store_keeps_one_replica_and_no_room_service_budget() -> None:
+    docs = render()
+    assert env(container(docs, "room-service"))["ROOM_SERVICE_STORE"] == "memory"
+    assert all("room-service" not in p["metadata"]["name"] for p in by_kind(docs, "PodDisruptionBudget"))
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema({"roomService": {"store": "redis", "replicas": 5}})
