@@ -10,12 +10,13 @@ import uuid
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from edge_gateway.auth import authenticator_for, bearer_interceptors, room_service_credentials
+from edge_gateway.auth import authenticator_for
+from edge_gateway.channel import bearer_interceptors, room_service_credentials
 from edge_gateway.config import Settings
 from edge_gateway.engine import EdgeSocketServer
 from edge_gateway.handlers import EventHandlers
 from edge_gateway.hub import Hub
-from edge_gateway.limits import EdgeLimits, LimitSettings
+from edge_gateway.limits import EdgeLimits
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session
@@ -53,20 +54,23 @@ class EdgeApp:
             settings.rpc_timeout_seconds,
             interceptors=[
                 *self.grpc_metrics.interceptors(),
-                *bearer_interceptors(settings.room_service_token),
+                *bearer_interceptors(settings),
             ],
             credentials=room_service_credentials(settings),
         )
         self.hub = Hub(self.sio, self.client, self.metrics)
         webrtc_config = WebRtcConfigBuilder(
-            settings.ice_servers, settings.turn_urls, settings.turn_secret, settings.turn_ttl_seconds
+            settings.ice_servers,
+            settings.turn_urls,
+            settings.turn_secret.get_secret_value(),
+            settings.turn_ttl_seconds,
         )
         self.handlers = EventHandlers(
             self.hub,
             webrtc_config,
             settings.max_payload_bytes,
             authenticator=authenticator_for(settings),
-            limits=EdgeLimits(LimitSettings.from_settings(settings)),
+            limits=EdgeLimits(settings),
         )
         self.handlers.register(self.sio)
         self.web = web.Application()

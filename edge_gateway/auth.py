@@ -7,34 +7,25 @@ a local JWKS file or a JWKS URL (RS256/ES256). Its issuer and audience are check
 configured, its expiry always (with a small leeway). The verified `sub` is the user id;
 the optional name claim is the display name. Tokens are never logged.
 
-Also here: the client interceptors that put the edge's internal bearer token on every
-call to the room service.
+The settings are checked when they are loaded (`config.Settings.problems`): here a JWT
+authenticator is only ever built with exactly one key source.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import grpc
 import jwt
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
-from meeting_common.tls import TlsConfigError, channel_credentials
 
-if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
+if TYPE_CHECKING:
     from edge_gateway.config import Settings
-
-    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
-    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
-else:
-    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor
-    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 """Accepted with a shared secret."""
@@ -102,33 +93,19 @@ _REFUSALS: tuple[tuple[type[Exception], str], ...] = (
 
 
 class JwtAuthenticator:
-    """Verifies JWTs with one configured key source."""
+    """Verifies JWTs with the one key source the settings name."""
 
-    def __init__(
-        self,
-        *,
-        secret: str = "",
-        public_key_file: str = "",
-        jwks_file: str = "",
-        jwks_url: str = "",
-        issuer: str = "",
-        audience: str = "",
-        leeway_seconds: float = 30.0,
-        name_claim: str = "name",
-    ) -> None:
-        sources = [bool(secret), bool(public_key_file), bool(jwks_file), bool(jwks_url)]
-        if sum(sources) != 1:
-            raise ValueError(
-                "give exactly one of jwt_secret, jwt_public_key_file, jwt_jwks_file, jwt_jwks_url"
-            )
-        self._secret = secret
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret.get_secret_value()
+        public_key_file, jwks_file = settings.jwt_public_key_file, settings.jwt_jwks_file
         self._public_key = Path(public_key_file).read_text() if public_key_file else None
         self._jwks = jwt.PyJWKSet.from_json(Path(jwks_file).read_text()) if jwks_file else None
+        jwks_url = settings.jwt_jwks_url
         self._jwks_client = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
-        self._issuer = issuer or None
-        self._audience = [a.strip() for a in audience.split(",") if a.strip()] or None
-        self._leeway = leeway_seconds
-        self._name_claim = name_claim
+        self._issuer = settings.jwt_issuer or None
+        self._audience = [a.strip() for a in settings.jwt_audience.split(",") if a.strip()] or None
+        self._leeway = settings.jwt_leeway_seconds
+        self._name_claim = settings.jwt_name_claim
 
     async def authenticate(self, auth: Any, environ: dict[str, Any]) -> Identity | None:
         """The verified identity; raises EdgeError(UNAUTHENTICATED) with the reason."""
@@ -196,96 +173,4 @@ def _reason(exc: Exception) -> str:
 
 def authenticator_for(settings: Settings) -> Authenticator:
     """The authenticator `auth_mode` asks for ("none" or "jwt")."""
-    if settings.auth_mode == "none":
-        return NoAuth()
-    return JwtAuthenticator(
-        secret=settings.jwt_secret,
-        public_key_file=settings.jwt_public_key_file,
-        jwks_file=settings.jwt_jwks_file,
-        jwks_url=settings.jwt_jwks_url,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        leeway_seconds=settings.jwt_leeway_seconds,
-        name_claim=settings.jwt_name_claim,
-    )
-
-
-def room_service_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
-    """TLS towards the room service (None: plaintext)."""
-    return channel_credentials(
-        settings.room_service_tls_ca_file, settings.tls_cert_file, settings.tls_key_file
-    )
-
-
-# -- the edge's own credentials towards the room service ------------------------------
-
-
-def _with_token(details: grpc.aio.ClientCallDetails, header: str) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    metadata["authorization"] = header
-    return grpc.aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-    )
-
-
-class _UnaryUnaryToken(_UnaryUnary):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[..., Any],
-        client_call_details: Any,
-        request: Any,
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._header), request)
-
-
-class _UnaryStreamToken(_UnaryStream):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[..., Any],
-        client_call_details: Any,
-        request: Any,
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._header), request)
-
-
-def bearer_interceptors(token: str) -> list[Any]:
-    """Client interceptors adding `authorization: Bearer <token>`; none for an empty token."""
-    if not token:
-        return []
-    header = f"Bearer {token}"
-    return [_UnaryUnaryToken(header), _UnaryStreamToken(header)]
-
-
-def security_problems(values: Mapping[str, Any]) -> list[str]:
-    """Cross-setting checks of the security options, each problem as one line."""
-    problems: list[str] = []
-    sources = ("jwt_secret", "jwt_public_key_file", "jwt_jwks_file", "jwt_jwks_url")
-    given = [name for name in sources if values.get(name)]
-    if values.get("auth_mode") == "jwt":
-        if len(given) != 1:
-            problems.append(f"auth_mode=jwt needs exactly one of {', '.join(sources)} (got {len(given)})")
-        for name in ("jwt_public_key_file", "jwt_jwks_file"):
-            path = values.get(name)
-            if path and not Path(path).is_file():
-                problems.append(f"{name}: no such file {path!r}")
-    elif given:
-        problems.append(f"{given[0]} is set but auth_mode is 'none': set EDGE_GATEWAY_AUTH_MODE=jwt")
-    try:
-        channel_credentials(
-            values.get("room_service_tls_ca_file", ""),
-            values.get("tls_cert_file", ""),
-            values.get("tls_key_file", ""),
-        )
-    except TlsConfigError as exc:
-        problems.append(f"room service TLS: {exc}")
-    if values.get("max_name_length", 0) > _MAX_NAME:
-        problems.append(f"max_name_length: at most {_MAX_NAME}")
-    if values.get("max_text_length", 0) > 4000:
-        problems.append("max_text_length: at most 4000")
-    return problems
+    return NoAuth() if settings.auth_mode == "none" else JwtAuthenticator(settings)

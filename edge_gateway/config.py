@@ -1,28 +1,33 @@
-"""Edge gateway settings: every one a flag and an EDGE_GATEWAY_* variable."""
+"""Edge gateway settings: every one a field, hence a flag and an EDGE_GATEWAY_* variable.
+
+The limits are declared with the rules that use them (`limits.LimitSettings`); the checks
+across settings (one JWT key source, TLS files that load, TURN URLs with their secret)
+live here with the settings.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
-from edge_gateway.auth import security_problems
+from pydantic import Field, SecretStr
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from edge_gateway.limits import LimitSettings
 from edge_gateway.webrtc import IceServer, parse_ice_servers, parse_turn_urls
 from meeting_common.settings import (
-    Option,
-    SettingsError,
-    choice,
-    parse_address,
-    parse_options,
-    parse_positive_float,
-    parse_positive_int,
+    Address,
+    Count,
+    HostPort,
+    Pause,
+    Seconds,
+    TierSettings,
+    from_text,
+    load,
+    options,
 )
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError(f"must be >= 0: {text!r}")
-    return value
+from meeting_common.tls import TlsConfigError, channel_credentials
 
 
 def _origins(text: str) -> str | list[str]:
@@ -34,303 +39,134 @@ def _origins(text: str) -> str | list[str]:
     return items
 
 
-OPTIONS = (
-    Option(
-        "http_address",
-        "EDGE_GATEWAY_HTTP_ADDRESS",
-        "127.0.0.1:8080",
-        "HTTP listen address for Socket.IO, /metrics, /healthz, /readyz",
-        parse_address,
-    ),
-    Option(
-        "room_service_address",
-        "EDGE_GATEWAY_ROOM_SERVICE_ADDRESS",
+JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key_file", "jwt_jwks_file", "jwt_jwks_url")
+"""Where token keys may come from; exactly one in jwt mode."""
+
+
+class Settings(LimitSettings, TierSettings):
+    """Socket.IO edge gateway in front of the RoomService."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGE_GATEWAY_")
+    PROG: ClassVar[str] = "python -m edge_gateway"
+
+    http_address: HostPort = Field(
+        Address("127.0.0.1", 8080),
+        description="HTTP listen address for Socket.IO, /metrics, /healthz, /readyz",
+    )
+    room_service_address: str = Field(
         "127.0.0.1:50051",
-        "gRPC target of the room service replicas: host:port, a list (ipv4:10.0.0.1:50051,10.0.0.2:50051) "
-        "or DNS (dns:///room-service-headless:50051); calls are balanced round-robin",
-    ),
-    Option(
-        "rpc_timeout_seconds",
-        "EDGE_GATEWAY_RPC_TIMEOUT_SECONDS",
-        "5",
-        "deadline of each unary RPC",
-        parse_positive_float,
-    ),
-    Option(
-        "heartbeat_interval_seconds",
-        "EDGE_GATEWAY_HEARTBEAT_INTERVAL_SECONDS",
-        "2",
-        "how often the edge renews its lease with the room service",
-        parse_positive_float,
-    ),
-    Option(
-        "ping_interval_seconds",
-        "EDGE_GATEWAY_PING_INTERVAL_SECONDS",
-        "3",
-        "Engine.IO ping interval (with the timeout, a vanished client is reported left in < 9 s)",
-        parse_positive_float,
-    ),
-    Option(
-        "ping_timeout_seconds",
-        "EDGE_GATEWAY_PING_TIMEOUT_SECONDS",
-        "5",
-        "Engine.IO ping timeout (a silent client is dropped after interval + timeout + 0.5 s at most)",
-        parse_positive_float,
-    ),
-    Option(
-        "max_queued_packets",
-        "EDGE_GATEWAY_MAX_QUEUED_PACKETS",
-        "2048",
-        "packets a socket may have waiting to be written; a socket that stops reading is dropped beyond",
-        parse_positive_int,
-    ),
-    Option(
-        "max_payload_bytes",
-        "EDGE_GATEWAY_MAX_PAYLOAD_BYTES",
-        "65536",
-        "largest Socket.IO message accepted",
-        parse_positive_int,
-    ),
-    Option(
-        "cors_allowed_origins",
-        "EDGE_GATEWAY_CORS_ALLOWED_ORIGINS",
-        "*",
-        "'*' or comma-separated origins allowed to connect",
-        _origins,
-    ),
-    Option(
-        "shutdown_grace_seconds",
-        "EDGE_GATEWAY_SHUTDOWN_GRACE_SECONDS",
-        "5",
-        "on SIGTERM, how long sockets get to leave",
-        parse_positive_float,
-    ),
-    Option(
-        "log_level",
-        "EDGE_GATEWAY_LOG_LEVEL",
-        "INFO",
-        "log level",
-        choice("DEBUG", "INFO", "WARNING", "ERROR"),
-    ),
-    Option("log_format", "EDGE_GATEWAY_LOG_FORMAT", "text", "log format", choice("text", "json")),
-    Option(
-        "ice_servers",
-        "EDGE_GATEWAY_ICE_SERVERS",
-        "[]",
-        "webrtcConfig.iceServers sent to every joiner: a JSON list of {urls, username?, credential?}",
-        parse_ice_servers,
-    ),
-    Option(
-        "turn_urls",
-        "EDGE_GATEWAY_TURN_URLS",
-        "",
-        "comma-separated turn:/turns: URLs given time-limited TURN REST credentials (needs --turn-secret)",
-        parse_turn_urls,
-    ),
-    Option(
-        "turn_secret",
-        "EDGE_GATEWAY_TURN_SECRET",
-        "",
-        "shared secret of the TURN servers (coturn static-auth-secret); prefer the variable to the flag",
-        secret=True,
-    ),
-    Option(
-        "turn_ttl_seconds",
-        "EDGE_GATEWAY_TURN_TTL_SECONDS",
-        "86400",
-        "lifetime of the TURN credentials handed out at join",
-        parse_positive_int,
-    ),
-    # -- security (issue 6): authentication, internal TLS and token, limits -------------
-    Option(
-        "auth_mode",
-        "EDGE_GATEWAY_AUTH_MODE",
+        description="gRPC target of the room service replicas: host:port, a list "
+        "(ipv4:10.0.0.1:50051,10.0.0.2:50051) or DNS (dns:///room-service-headless:50051); "
+        "calls are balanced round-robin",
+    )
+    rpc_timeout_seconds: Seconds = Field(5, description="deadline of each unary RPC")
+    heartbeat_interval_seconds: Seconds = Field(
+        2, description="how often the edge renews its lease with the room service"
+    )
+    ping_interval_seconds: Seconds = Field(
+        3,
+        description="Engine.IO ping interval (with the timeout, a vanished client is reported left in < 9 s)",
+    )
+    ping_timeout_seconds: Seconds = Field(
+        5,
+        description="Engine.IO ping timeout (a silent client is dropped after interval + timeout + 0.5 s "
+        "at most)",
+    )
+    max_queued_packets: Count = Field(
+        2048,
+        description="packets a socket may have waiting to be written; a socket that stops reading is "
+        "dropped beyond",
+    )
+    max_payload_bytes: Count = Field(65536, description="largest Socket.IO message accepted")
+    cors_allowed_origins: Annotated[str | list[str], NoDecode, from_text(_origins)] = Field(
+        "*", description="'*' or comma-separated origins allowed to connect"
+    )
+    # -- WebRTC ---------------------------------------------------------------------------
+    ice_servers: Annotated[tuple[IceServer, ...], NoDecode, from_text(parse_ice_servers)] = Field(
+        (),
+        description="webrtcConfig.iceServers sent to every joiner: a JSON list of "
+        "{urls, username?, credential?}",
+    )
+    turn_urls: Annotated[tuple[str, ...], NoDecode, from_text(parse_turn_urls)] = Field(
+        (),
+        description="comma-separated turn:/turns: URLs given time-limited TURN REST credentials "
+        "(needs --turn-secret)",
+    )
+    turn_secret: SecretStr = Field(
+        SecretStr(""),
+        description="shared secret of the TURN servers (coturn static-auth-secret); prefer the variable "
+        "to the flag",
+    )
+    turn_ttl_seconds: Count = Field(86400, description="lifetime of the TURN credentials handed out at join")
+    # -- client authentication ------------------------------------------------------------
+    auth_mode: Literal["none", "jwt"] = Field(
         "none",
-        "'jwt': every socket must present a valid JWT (auth: {token}); 'none': trust the payload's "
-        "userId (development only)",
-        choice("none", "jwt"),
-    ),
-    Option(
-        "jwt_secret",
-        "EDGE_GATEWAY_JWT_SECRET",
-        "",
-        "HS256/384/512 shared secret verifying tokens (one key source only); prefer the variable",
-        secret=True,
-    ),
-    Option("jwt_public_key_file", "EDGE_GATEWAY_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RS256/ES256)"),
-    Option("jwt_jwks_file", "EDGE_GATEWAY_JWT_JWKS_FILE", "", "local JWKS document (keys chosen by kid)"),
-    Option("jwt_jwks_url", "EDGE_GATEWAY_JWT_JWKS_URL", "", "JWKS URL, fetched and cached (5 min)"),
-    Option("jwt_issuer", "EDGE_GATEWAY_JWT_ISSUER", "", "required token issuer (iss); empty: not checked"),
-    Option(
-        "jwt_audience",
-        "EDGE_GATEWAY_JWT_AUDIENCE",
-        "",
-        "accepted audiences (aud), comma-separated; empty: not checked",
-    ),
-    Option(
-        "jwt_leeway_seconds",
-        "EDGE_GATEWAY_JWT_LEEWAY_SECONDS",
-        "30",
-        "clock skew tolerated on exp/nbf/iat",
-        _non_negative_float,
-    ),
-    Option("jwt_name_claim", "EDGE_GATEWAY_JWT_NAME_CLAIM", "name", "claim holding the display name"),
-    Option(
-        "room_service_tls_ca_file",
-        "EDGE_GATEWAY_ROOM_SERVICE_TLS_CA_FILE",
-        "",
-        "CA (PEM) verifying the room service; set to use TLS towards it",
-    ),
-    Option(
-        "tls_cert_file",
-        "EDGE_GATEWAY_TLS_CERT_FILE",
-        "",
-        "client certificate (PEM) presented to the room service (mutual TLS)",
-    ),
-    Option("tls_key_file", "EDGE_GATEWAY_TLS_KEY_FILE", "", "key of --tls-cert-file (PEM)"),
-    Option(
-        "room_service_token",
-        "EDGE_GATEWAY_ROOM_SERVICE_TOKEN",
-        "",
-        "bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN); prefer the variable",
-        secret=True,
-    ),
-    Option(
-        "events_per_second",
-        "EDGE_GATEWAY_EVENTS_PER_SECOND",
-        "20",
-        "sustained client events per socket; more get RATE_LIMITED",
-        parse_positive_float,
-    ),
-    Option(
-        "event_burst",
-        "EDGE_GATEWAY_EVENT_BURST",
-        "40",
-        "client events a socket may send at once",
-        parse_positive_int,
-    ),
-    Option(
-        "password_attempts_per_minute",
-        "EDGE_GATEWAY_PASSWORD_ATTEMPTS_PER_MINUTE",
-        "5",
-        "wrong meeting passwords per socket per minute before joins get RATE_LIMITED",
-        parse_positive_int,
-    ),
-    Option(
-        "max_connections_per_address",
-        "EDGE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
-        "50",
-        "open sockets per client IP address (the peer address: behind a proxy, the proxy's)",
-        parse_positive_int,
-    ),
-    Option(
-        "max_name_length",
-        "EDGE_GATEWAY_MAX_NAME_LENGTH",
-        "100",
-        "longest userName, in characters (at most 100)",
-        parse_positive_int,
-    ),
-    Option(
-        "max_text_length",
-        "EDGE_GATEWAY_MAX_TEXT_LENGTH",
-        "2000",
-        "longest chat text, in characters (at most 4000)",
-        parse_positive_int,
-    ),
-)
+        description="'jwt': every socket must present a valid JWT (auth: {token}); 'none': trust the "
+        "payload's userId (development only)",
+    )
+    jwt_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HS256/384/512 shared secret verifying tokens (one key source only); prefer the variable",
+    )
+    jwt_public_key_file: str = Field("", description="PEM public key (RS256/ES256)")
+    jwt_jwks_file: str = Field("", description="local JWKS document (keys chosen by kid)")
+    jwt_jwks_url: str = Field("", description="JWKS URL, fetched and cached (5 min)")
+    jwt_issuer: str = Field("", description="required token issuer (iss); empty: not checked")
+    jwt_audience: str = Field("", description="accepted audiences (aud), comma-separated; empty: not checked")
+    jwt_leeway_seconds: Pause = Field(30, description="clock skew tolerated on exp/nbf/iat")
+    jwt_name_claim: str = Field("name", description="claim holding the display name")
+    # -- the edge's own credentials towards the room service ------------------------------
+    room_service_tls_ca_file: str = Field(
+        "", description="CA (PEM) verifying the room service; set to use TLS towards it"
+    )
+    tls_cert_file: str = Field(
+        "", description="client certificate (PEM) presented to the room service (mutual TLS)"
+    )
+    tls_key_file: str = Field("", description="key of --tls-cert-file (PEM)")
+    room_service_token: SecretStr = Field(
+        SecretStr(""),
+        description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN); prefer the "
+        "variable",
+    )
+
+    def problems(self) -> list[str]:
+        """Checks across settings, each problem as one line."""
+        problems: list[str] = []
+        turn_secret = self.turn_secret.get_secret_value()
+        if self.turn_urls and not turn_secret:
+            problems.append("turn_urls: TURN URLs need EDGE_GATEWAY_TURN_SECRET (or --turn-secret)")
+        if turn_secret and not self.turn_urls:
+            problems.append("turn_secret: set EDGE_GATEWAY_TURN_URLS too, or the secret is unused")
+        given = [name for name in JWT_KEY_SOURCES if self.jwt_key_source(name)]
+        if self.auth_mode == "jwt":
+            if len(given) != 1:
+                problems.append(
+                    f"auth_mode=jwt needs exactly one of {', '.join(JWT_KEY_SOURCES)} (got {len(given)})"
+                )
+            for name, path in (
+                ("jwt_public_key_file", self.jwt_public_key_file),
+                ("jwt_jwks_file", self.jwt_jwks_file),
+            ):
+                if path and not Path(path).is_file():
+                    problems.append(f"{name}: no such file {path!r}")
+        elif given:
+            problems.append(f"{given[0]} is set but auth_mode is 'none': set EDGE_GATEWAY_AUTH_MODE=jwt")
+        try:
+            channel_credentials(self.room_service_tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        except TlsConfigError as exc:
+            problems.append(f"room service TLS: {exc}")
+        return problems
+
+    def jwt_key_source(self, name: str) -> str:
+        """The value of one of JWT_KEY_SOURCES ('' when unset)."""
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Validated edge gateway settings."""
-
-    http_address: tuple[str, int]
-    """Host and port of the HTTP server."""
-    room_service_address: str
-    """gRPC target of the room service."""
-    rpc_timeout_seconds: float
-    """Unary RPC deadline."""
-    heartbeat_interval_seconds: float
-    """Lease renewal interval."""
-    ping_interval_seconds: float
-    """Engine.IO ping interval."""
-    ping_timeout_seconds: float
-    """Engine.IO ping timeout."""
-    max_payload_bytes: int
-    """Largest accepted message."""
-    cors_allowed_origins: str | list[str]
-    """Allowed origins."""
-    shutdown_grace_seconds: float
-    """Grace period on SIGTERM."""
-    log_level: str
-    """Log level name."""
-    log_format: str
-    """"text" or "json"."""
-    ice_servers: tuple[IceServer, ...] = ()
-    """Static ICE servers for webrtcConfig."""
-    turn_urls: tuple[str, ...] = ()
-    """TURN URLs that get TURN REST credentials."""
-    turn_secret: str = field(default="", repr=False)
-    """TURN shared secret; kept out of repr so it never reaches a log."""
-    turn_ttl_seconds: int = 86400
-    """TURN credential lifetime."""
-    auth_mode: str = "none"
-    """"none" (development) or "jwt"."""
-    jwt_secret: str = field(default="", repr=False)
-    """HMAC secret for tokens; kept out of repr."""
-    jwt_public_key_file: str = ""
-    """PEM public key for tokens."""
-    jwt_jwks_file: str = ""
-    """Local JWKS document for tokens."""
-    jwt_jwks_url: str = ""
-    """JWKS URL for tokens."""
-    jwt_issuer: str = ""
-    """Required issuer ('' = unchecked)."""
-    jwt_audience: str = ""
-    """Accepted audiences, comma-separated ('' = unchecked)."""
-    jwt_leeway_seconds: float = 30.0
-    """Clock skew tolerance."""
-    jwt_name_claim: str = "name"
-    """Display-name claim."""
-    room_service_tls_ca_file: str = ""
-    """CA verifying the room service ('' = plaintext)."""
-    tls_cert_file: str = ""
-    """Client certificate for mutual TLS."""
-    tls_key_file: str = ""
-    """Key of the client certificate."""
-    room_service_token: str = field(default="", repr=False)
-    """Bearer token for the room service; kept out of repr."""
-    events_per_second: float = 20.0
-    """Per-socket sustained event rate."""
-    event_burst: int = 40
-    """Per-socket event burst."""
-    password_attempts_per_minute: int = 5
-    """Wrong passwords per socket per minute."""
-    max_connections_per_address: int = 50
-    """Open sockets per client address."""
-    max_name_length: int = 100
-    """Longest userName."""
-    max_text_length: int = 2000
-    """Longest chat text."""
-    max_queued_packets: int = 2048
-    """Outgoing packets queued per socket before it is dropped as not reading."""
+OPTIONS = options(Settings)
+"""Every setting as a flag and a variable (for the README tables and the chart's tests)."""
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Builds the settings from flags, then EDGE_GATEWAY_* variables, then defaults."""
-    values = parse_options(
-        OPTIONS,
-        argv,
-        environ,
-        prog="python -m edge_gateway",
-        description="Socket.IO edge gateway in front of the RoomService.",
-    )
-    problems = []
-    if values["turn_urls"] and not values["turn_secret"]:
-        problems.append("turn_urls: TURN URLs need EDGE_GATEWAY_TURN_SECRET (or --turn-secret)")
-    if values["turn_secret"] and not values["turn_urls"]:
-        problems.append("turn_secret: set EDGE_GATEWAY_TURN_URLS too, or the secret is unused")
-    problems += security_problems(values)
-    if problems:
-        raise SettingsError(problems)
-    return Settings(**values)
+    return load(Settings, argv, environ)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
-
-if TYPE_CHECKING:
-    from edge_gateway.config import Settings
+from meeting_common.settings import Count
 
 Clock = Callable[[], float]
 
@@ -72,34 +71,28 @@ class FailureWindow:
         self._failures.append(self._clock())
 
 
-@dataclass(frozen=True, slots=True)
-class LimitSettings:
-    """The edge's limits (each an EDGE_GATEWAY_* setting)."""
+class LimitSettings(BaseModel):
+    """The edge's limits: declared here once, each an EDGE_GATEWAY_* setting of the edge."""
 
-    events_per_second: float = 20.0
-    """Sustained client events per socket."""
-    event_burst: int = 40
-    """Events a socket may send at once before the rate applies."""
-    password_attempts_per_minute: int = 5
-    """Wrong meeting passwords one socket may try per minute."""
-    max_connections_per_address: int = 50
-    """Open sockets per client address."""
-    max_name_length: int = 100
-    """Longest userName."""
-    max_text_length: int = 2000
-    """Longest chat text."""
+    model_config = ConfigDict(frozen=True)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LimitSettings:
-        """The limits named in the edge's settings."""
-        return cls(
-            events_per_second=settings.events_per_second,
-            event_burst=settings.event_burst,
-            password_attempts_per_minute=settings.password_attempts_per_minute,
-            max_connections_per_address=settings.max_connections_per_address,
-            max_name_length=settings.max_name_length,
-            max_text_length=settings.max_text_length,
-        )
+    events_per_second: float = Field(
+        20, gt=0, allow_inf_nan=False, description="sustained client events per socket; more get RATE_LIMITED"
+    )
+    event_burst: Count = Field(40, description="client events a socket may send at once")
+    password_attempts_per_minute: Count = Field(
+        5, description="wrong meeting passwords per socket per minute before joins get RATE_LIMITED"
+    )
+    max_connections_per_address: Count = Field(
+        50,
+        description="open sockets per client IP address (the peer address: behind a proxy, the proxy's)",
+    )
+    max_name_length: int = Field(
+        100, gt=0, le=100, description="longest userName, in characters (at most 100)"
+    )
+    max_text_length: int = Field(
+        2000, gt=0, le=4000, description="longest chat text, in characters (at most 4000)"
+    )
 
 
 _RATE_LIMITED = "Too many events, slow down"

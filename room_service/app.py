@@ -47,7 +47,7 @@ class RoomServiceApp:
                 multiple_sessions=settings.multiple_sessions,
                 password_attempts_per_minute=settings.password_attempts_per_minute,
             ),
-            redis_url=settings.redis_url,
+            redis_url=settings.redis_url.get_secret_value(),
             redis_timeout=settings.redis_timeout_seconds,
             observe=self.metrics.observe_store,
         )
@@ -64,11 +64,12 @@ class RoomServiceApp:
         self.health = health_aio.HealthServicer()
         self.grpc_metrics = ServerMetrics(self.registry)
         self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])
+        internal_token = settings.internal_token.get_secret_value()
         self.server = grpc.aio.server(
             interceptors=[
                 # Metrics first, so refusals by later interceptors are counted too.
                 self.grpc_metrics.interceptor(),
-                *([BearerTokenInterceptor(settings.internal_token)] if settings.internal_token else []),
+                *([BearerTokenInterceptor(internal_token)] if internal_token else []),
             ],
             options=[
                 # Detect a dead or frozen edge connection even when no call is active.
@@ -121,11 +122,13 @@ class RoomServiceApp:
                 "grpc_address": f"{host}:{self.grpc_port}",
                 "tls": credentials is not None,
                 "mutual_tls": bool(self.settings.tls_client_ca_file),
-                "internal_token_required": bool(self.settings.internal_token),
+                "internal_token_required": bool(self.settings.internal_token.get_secret_value()),
                 "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
                 "store": self.settings.store,
                 **(
-                    {"redis": redacted_url(self.settings.redis_url)} if self.settings.store == "redis" else {}
+                    {"redis": redacted_url(self.settings.redis_url.get_secret_value())}
+                    if self.settings.store == "redis"
+                    else {}
                 ),
             },
         )

@@ -1,4 +1,4 @@
-"""Prints the README's settings tables from the tiers' option lists.
+"""Prints the README's settings tables from the tiers' settings fields.
 
 `python -m tools.settings_doc` writes them into README.md between the markers;
 tests/unit/test_readme.py fails when the README and the code disagree.

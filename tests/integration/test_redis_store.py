@@ -112,7 +112,7 @@ async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServ
     store = await _store(server.url)
     await store.close()
     settings = load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": server.url})
-    assert settings.redis_url == server.url
+    assert settings.redis_url.get_secret_value() == server.url
     assert "s3cret-pass" not in repr(settings)
-    assert "s3cret-pass" not in redacted_url(settings.redis_url)
-    assert redacted_url(settings.redis_url) == f"redis://127.0.0.1:{server.port}/0"
+    assert "s3cret-pass" not in redacted_url(settings.redis_url.get_secret_value())
+    assert redacted_url(settings.redis_url.get_secret_value()) == f"redis://127.0.0.1:{server.port}/0"

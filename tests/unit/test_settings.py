@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edge_gateway import config as edge_config
+from edge_gateway.limits import EdgeLimits
 from meeting_common.settings import Option, SettingsError, parse_address, parse_bool
 from room_service import config as room_config
 from tests.support.processes import REPO_ROOT
@@ -178,12 +179,51 @@ def test_the_store_is_memory_by_default_and_redis_needs_a_url_that_is_never_echo
     assert "ROOM_SERVICE_REDIS_URL" in str(missing.value)
     url = "rediss://app:hunter2-pass@redis.example:6380/2"
     settings = room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": url})
-    assert (settings.store, settings.redis_url) == ("redis", url)
+    assert (settings.store, settings.redis_url.get_secret_value()) == ("redis", url)
     assert "hunter2-pass" not in repr(settings)
     assert room_config.redacted_url(url) == "rediss://redis.example:6380/2"
+    # Only the Redis store reads the URL.
+    assert room_config.load_settings([], {"ROOM_SERVICE_REDIS_URL": "not a url"}).store == "memory"
     for bad in ("http://:hunter2-pass@x:1/0", "redis://:hunter2-pass@x:port/0", "redis://:hunter2-pass@/0"):
         with pytest.raises(SettingsError) as refused:
             room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": bad})
         assert "hunter2-pass" not in str(refused.value)
     with pytest.raises(SettingsError):
         room_config.load_settings(["--store", "sqlite"], {})
+
+
+SECRET_MARK = "s3cret-value-never-shown"
+
+
+@pytest.mark.parametrize(("module", "prog"), TIERS)
+def test_secret_values_never_reach_reprs_dumps_or_help(module: Any, prog: str) -> None:
+    secrets = [option for option in module.OPTIONS if option.secret]
+    assert secrets, "every tier has at least one secret setting"
+    env = {option.env: f"{SECRET_MARK}-{option.name}" for option in secrets}
+    if module is edge_config:
+        env.update({"EDGE_GATEWAY_AUTH_MODE": "jwt", "EDGE_GATEWAY_TURN_URLS": "turn:t.test"})
+    settings = module.load_settings([], env)
+    for option in secrets:
+        assert getattr(settings, option.name).get_secret_value() == env[option.env]
+    for shown in (repr(settings), str(settings), settings.model_dump_json()):
+        assert SECRET_MARK not in shown
+    result = _run(prog, "--help", env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    assert SECRET_MARK not in result.stdout
+
+
+def test_a_problem_with_a_secret_set_does_not_show_it() -> None:
+    with pytest.raises(SettingsError) as caught:
+        edge_config.load_settings([], {"EDGE_GATEWAY_JWT_SECRET": SECRET_MARK})
+    assert "jwt_secret is set but auth_mode is 'none'" in str(caught.value)
+    assert SECRET_MARK not in str(caught.value)
+
+
+def test_limit_settings_reach_the_limits() -> None:
+    settings = edge_config.load_settings(["--max-connections-per-address", "1"], {})
+    limits = EdgeLimits(settings)
+    assert limits.admit("sid-1", "10.0.0.1")
+    assert not limits.admit("sid-2", "10.0.0.1")
+    with pytest.raises(SettingsError) as caught:
+        edge_config.load_settings(["--max-name-length", "101"], {"EDGE_GATEWAY_MAX_TEXT_LENGTH": "4001"})
+    assert [p.split(" ", 1)[0] for p in caught.value.problems] == ["max_name_length", "max_text_length"]

@@ -109,7 +109,7 @@ def test_settings_from_environment() -> None:
     )
     assert settings.ice_servers == (IceServer(("stun:s.test:3478",)),)
     assert settings.turn_urls == ("turn:t.test:3478", "turns:t.test:5349")
-    assert settings.turn_secret == SECRET
+    assert settings.turn_secret.get_secret_value() == SECRET
     assert settings.turn_ttl_seconds == 600
     # The settings object may be logged or shown in a traceback: never with the secret.
     assert SECRET not in repr(settings)

@@ -1,0 +1,69 @@
+"""The edge's own credentials towards the room service: TLS and the internal bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from meeting_common.tls import channel_credentials
+
+if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
+    from edge_gateway.config import Settings
+
+    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+else:
+    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor
+    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
+
+
+def room_service_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """TLS towards the room service (None: plaintext)."""
+    return channel_credentials(
+        settings.room_service_tls_ca_file, settings.tls_cert_file, settings.tls_key_file
+    )
+
+
+def _with_token(details: grpc.aio.ClientCallDetails, header: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    metadata["authorization"] = header
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _UnaryUnaryToken(_UnaryUnary):
+    def __init__(self, header: str) -> None:
+        self._header = header
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: Any,
+        request: Any,
+    ) -> Any:
+        return await continuation(_with_token(client_call_details, self._header), request)
+
+
+class _UnaryStreamToken(_UnaryStream):
+    def __init__(self, header: str) -> None:
+        self._header = header
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: Any,
+        request: Any,
+    ) -> Any:
+        return await continuation(_with_token(client_call_details, self._header), request)
+
+
+def bearer_interceptors(settings: Settings) -> list[Any]:
+    """Client interceptors adding `authorization: Bearer <token>`; none without a token."""
+    token = settings.room_service_token.get_secret_value()
+    if not token:
+        return []
+    header = f"Bearer {token}"
+    return [_UnaryUnaryToken(header), _UnaryStreamToken(header)]
