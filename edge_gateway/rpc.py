@@ -6,6 +6,7 @@ turned into EdgeError."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -17,6 +18,13 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 
 T = TypeVar("T")
+
+_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["RoomService"].full_name},
+    }
+)
 
 # Statuses after which a repeat of an idempotent call may succeed.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -43,9 +51,11 @@ class RoomClient:
             # Reconnect within about a second of a room service restart, so that the
             # edge re-announces its sockets inside the service's restore grace.
             ("grpc.max_reconnect_backoff_ms", 1_000),
-            # Spread calls and streams over every address the target resolves to; a dead
-            # replica's subchannel leaves the rotation as soon as its connection breaks.
-            ("grpc.lb_policy_name", "round_robin"),
+            # Spread calls and streams over every address the target resolves to. A replica
+            # leaves the rotation as soon as its connection breaks, or as soon as its
+            # RoomService health turns NOT_SERVING (it is stopping, or its store is away):
+            # gRPC watches each replica's health itself (client-side health checking).
+            ("grpc.service_config", _SERVICE_CONFIG),
             # Re-resolve DNS targets often enough to see replicas come and go.
             ("grpc.dns_min_time_between_resolutions_ms", 2_000),
         ]
@@ -102,10 +112,13 @@ class RoomClient:
             socket_id=socket_id,
         )
         # Retried only when the call never got through (UNAVAILABLE): after a deadline the
-        # user has waited long enough, and a second deadline would double the wait.
+        # user has waited long enough, and a second deadline would double the wait. Three
+        # retries (0.2 + 0.4 + 0.8 s) outlast the channel's reconnect backoff (1 s), so a
+        # join during a rolling restart finds the replica that just came back; with no
+        # replica serving (store away) each attempt fails at once.
         return await self._call(
             lambda: self._stub.Join(request, timeout=self._timeout),
-            retries=1,
+            retries=3,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )
 

@@ -30,6 +30,7 @@ from room_service.store.factory import create_store, store_clock
 
 log = logging.getLogger("room_service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
+_DRAIN_SECONDS = 0.5
 
 
 class RoomServiceApp:
@@ -193,6 +194,9 @@ class RoomServiceApp:
         for task in self._tasks:
             task.cancel()
         await self.health.enter_graceful_shutdown()
+        # Edges watch this health and stop sending new calls here once they see it; calls
+        # already on their way still land before the server starts refusing them.
+        await asyncio.sleep(min(_DRAIN_SECONDS, self.settings.shutdown_grace_seconds / 2))
         # Streams never finish on their own: end them now (edges resume elsewhere or
         # after the restart from their last position) so that only unary calls use
         # the grace period.
