@@ -6,15 +6,40 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.redis_server import start_redis
 
 pytestmark = pytest.mark.bench
 
 MEETING = "test-meeting-123"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def room_service(request: pytest.FixtureRequest) -> AsyncIterator[RoomServiceProcess]:
+    """The room service on each store (Redis: a redis-server of its own on loopback)."""
+    if request.param == "memory":
+        async with await start_room_service() as proc:
+            yield proc
+        return
+    redis = await start_redis()
+    try:
+        env = {"ROOM_SERVICE_REDIS_URL": redis.url}
+        async with await start_room_service("--store", "redis", env=env) as proc:
+            yield proc
+    finally:
+        await redis.terminate()
+
+
+@pytest.fixture
+async def edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+    """One edge; its per-address connection limit raised (every client is on loopback)."""
+    async with await start_edge(room_service.grpc_address, "--max-connections-per-address", "1000") as proc:
+        yield proc
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -36,8 +61,9 @@ async def test_join_latency_and_fanout(
         )
         latencies.append(time.perf_counter() - started)
         assert reply["success"], reply
+    store = "redis" if "--store" in room_service.argv else "memory"
     print(
-        f"\njoin round trip over {len(latencies)} sequential joins (room grows 0→99): "
+        f"\n[{store} store] join round trip over {len(latencies)} sequential joins (room grows 0→99): "
         f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {_pct(latencies, 0.99) * 1000:.1f} ms"
     )
 
