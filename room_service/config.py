@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -22,30 +21,12 @@ from meeting_common.settings import (
     options,
 )
 from meeting_common.tls import TlsConfigError, server_credentials
+from room_service.store.redis_url import redacted as redacted_url
+from room_service.store.redis_url import url_problem as redis_url_problem
+
+__all__ = ["OPTIONS", "Settings", "load_settings", "redacted_url"]
 
 DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
-
-
-def redis_url_problem(url: str) -> str | None:
-    """What is wrong with a Redis URL, in words that never repeat it (it may hold a password)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("redis", "rediss"):
-        return "expected a redis:// or rediss:// URL"
-    try:
-        parts.port  # noqa: B018  (raises on a malformed port)
-    except ValueError:
-        return "the URL's port is not a number"
-    if not parts.hostname:
-        return "the URL names no host"
-    return None
-
-
-def redacted_url(url: str) -> str:
-    """The URL without its user and password, for logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class Settings(TierSettings):
@@ -96,8 +77,9 @@ class Settings(TierSettings):
     )
     redis_url: SecretStr = Field(
         SecretStr(""),
-        description="Redis for --store redis (required then): redis:// or rediss:// (TLS), user and "
-        "password in the URL, e.g. redis://:PASSWORD@redis:6379/0; prefer the variable",
+        description="Redis for --store redis (required then): redis:// or rediss:// (TLS), or "
+        "redis+sentinel://SENTINEL:26379,.../PRIMARY/DB; user and password in the URL, e.g. "
+        "redis://:PASSWORD@redis:6379/0; prefer the variable",
     )
     redis_timeout_seconds: Seconds = Field(
         1, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"

@@ -14,9 +14,11 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -25,6 +27,7 @@ from room_service.store.base import StoreOptions
 from room_service.store.redis_base import INCARNATION, Observer
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_notify import RoomNotifier
+from room_service.store.redis_url import sentinel_target
 
 
 def _ignore(_: str, __: float, ___: bool) -> None:
@@ -32,20 +35,33 @@ def _ignore(_: str, __: float, ___: bool) -> None:
 
 
 def connect(url: str, timeout: float) -> Redis:
-    """A client for `url` (redis:// or rediss://, user and password in the URL).
+    """A client for `url` (see `redis_url`: one server, or a primary found through Sentinel).
 
     Every command times out after `timeout`. A broken connection (e.g. to a Redis that
-    restarted) is retried once, at once; a timeout is not, so a caller learns that Redis
-    is away within about the timeout."""
-    client: Redis = Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, supported_errors=(RedisConnectionError,)),
-        health_check_interval=15,
+    restarted, or a primary that Sentinel replaced) is retried once, at once; a timeout is
+    not, so a caller learns that Redis is away within about the timeout."""
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, supported_errors=(RedisConnectionError,)),
+        "health_check_interval": 15,
+    }
+    if not urlsplit(url).scheme.endswith("+sentinel"):
+        client: Redis = Redis.from_url(url, **common)
+        return client
+    target = sentinel_target(url)
+    auth = {"username": target.username, "password": target.password}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        target.sentinels,
+        sentinel_kwargs={**auth, "socket_timeout": timeout, "socket_connect_timeout": timeout},
+        **auth,
+        ssl=target.tls,
+        db=target.db,
+        **common,
     )
-    return client
+    primary: Redis = sentinel.master_for(target.primary)
+    return primary
 
 
 class RedisStore(RedisEdges):

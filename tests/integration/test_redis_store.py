@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,7 +16,7 @@ from room_service.domain.models import Position, Snapshot
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis import RedisStore, connect
 from tests.faults.helpers import wait_until
-from tests.support.redis_server import RedisServer, SessionRedis, start_redis
+from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
 from tests.support.stores import MEETING, meeting, spec
 
 
@@ -116,3 +117,49 @@ async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServ
     assert "s3cret-pass" not in repr(settings)
     assert "s3cret-pass" not in redacted_url(settings.redis_url.get_secret_value())
     assert redacted_url(settings.redis_url.get_secret_value()) == f"redis://127.0.0.1:{server.port}/0"
+
+
+async def test_through_sentinel_the_store_follows_a_failover_to_the_new_primary(tmp_path: Path) -> None:
+    primary = await start_redis(password="s3cret-pass")
+    replica = await start_redis(password="s3cret-pass", replica_of=primary.port)
+    sentinel = SentinelServer(tmp_path, primary.port, password="s3cret-pass")
+    try:
+        await sentinel.start()
+        url = f"redis+sentinel://:s3cret-pass@127.0.0.1:{sentinel.port}/main/0"
+        store = await _store(url)
+        try:
+            first = await store.join(spec("u1"))
+            incarnation = await store.incarnation()
+            # Let the replica catch up, then lose the primary for good.
+            raw = aioredis.Redis(port=replica.port, password="s3cret-pass", decode_responses=True)
+            await wait_until(lambda: _has_room(raw), within=15, what="the replica has the room")
+            await primary.kill()
+            await wait_until(
+                lambda: _joins(store), within=60, interval=0.5, what="joins work again after the failover"
+            )
+            await raw.aclose()
+            assert await store.incarnation() == incarnation  # the data survived: no new epoch
+            snapshot = await store.snapshot(MEETING)
+            assert snapshot.position.epoch == first.position.epoch
+            assert first.participant.participant_id in {p.participant_id for p in snapshot.participants}
+        finally:
+            await store.close()
+    finally:
+        await sentinel.terminate()
+        await replica.terminate()
+        await primary.terminate()
+
+
+async def _has_room(raw: aioredis.Redis) -> bool:
+    return bool(await raw.exists(f"{{room:{MEETING}}}:state"))
+
+
+_attempts = iter(range(10_000))
+
+
+async def _joins(store: RedisStore) -> bool:
+    try:
+        await store.join(spec(f"after-{next(_attempts)}"))
+    except StoreUnavailableError:
+        return False
+    return True

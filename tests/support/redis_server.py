@@ -30,7 +30,7 @@ def free_port() -> int:
 class RedisServer(ManagedProcess):
     """One redis-server; `restart()` brings it back empty on the same port."""
 
-    def __init__(self, port: int | None = None, *, password: str = "") -> None:
+    def __init__(self, port: int | None = None, *, password: str = "", extra: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed: run `make test` (it installs it)")
@@ -46,7 +46,9 @@ class RedisServer(ManagedProcess):
             "--dir", str(Path("/tmp")),
         ]  # fmt: skip
         if password:
-            argv += ["--requirepass", password]
+            argv += ["--requirepass", password, "--masterauth", password]
+        argv += extra
+        self.extra = extra
         super().__init__(f"redis-{self.port}", argv, ready_msg=None)
 
     @property
@@ -63,7 +65,7 @@ class RedisServer(ManagedProcess):
     async def restart_empty(self) -> None:
         """SIGKILL, then the same port again with no data (no persistence)."""
         await self.kill()
-        fresh = RedisServer(self.port, password=self.password)
+        fresh = RedisServer(self.port, password=self.password, extra=self.extra)
         await fresh.start()
         self._adopt(fresh)
 
@@ -71,11 +73,41 @@ class RedisServer(ManagedProcess):
         self.__dict__.update(other.__dict__)
 
 
-async def start_redis(*, password: str = "") -> RedisServer:
-    """A running redis-server on a free port."""
-    server = RedisServer(password=password)
+async def start_redis(*, password: str = "", replica_of: int | None = None) -> RedisServer:
+    """A running redis-server on a free port (a replica of the one on `replica_of`)."""
+    extra = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
+    server = RedisServer(password=password, extra=extra)
     await server.start()
     return server
+
+
+class SentinelServer(ManagedProcess):
+    """One Redis Sentinel watching the primary named `primary` (quorum 1, fast failover)."""
+
+    def __init__(
+        self, config_dir: Path, primary_port: int, *, primary: str = "main", password: str = ""
+    ) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `make test` (it installs it)")
+        self.port = free_port()
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"sentinel monitor {primary} 127.0.0.1 {primary_port} 1",
+            f"sentinel down-after-milliseconds {primary} 1000",
+            f"sentinel failover-timeout {primary} 5000",
+        ]
+        if password:
+            lines.append(f"sentinel auth-pass {primary} {password}")
+        config = config_dir / f"sentinel-{self.port}.conf"
+        config.write_text("\n".join(lines) + "\n")
+        super().__init__(f"sentinel-{self.port}", [binary, str(config), "--sentinel"], ready_msg=None)
+
+    async def start(self) -> None:  # type: ignore[override]
+        """Starts and waits until it watches the primary."""
+        await super().start()
+        await self.wait_for_log(lambda r: "+monitor master" in str(r.get("msg", "")), timeout=20.0)
 
 
 class SessionRedis:

@@ -190,6 +190,15 @@ def test_the_store_is_memory_by_default_and_redis_needs_a_url_that_is_never_echo
         assert "hunter2-pass" not in str(refused.value)
     with pytest.raises(SettingsError):
         room_config.load_settings(["--store", "sqlite"], {})
+    sentinel = "redis+sentinel://:hunter2-pass@s1:26379,s2:26379/main/3"
+    assert (
+        room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": sentinel}).store == "redis"
+    )
+    assert room_config.redacted_url(sentinel) == "redis+sentinel://s1:26379,s2:26379/main/3"
+    for bad in ("redis+sentinel://:hunter2-pass@s1:26379/", "redis+sentinel://:hunter2-pass@s1/main"):
+        with pytest.raises(SettingsError) as refused:
+            room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": bad})
+        assert "hunter2-pass" not in str(refused.value)
 
 
 SECRET_MARK = "s3cret-value-never-shown"
