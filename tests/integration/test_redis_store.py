@@ -15,7 +15,8 @@ from room_service.domain.errors import ErrorCode
 from room_service.domain.models import Position, Snapshot
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis import RedisStore, connect
-from tests.faults.helpers import wait_until
+from tests.faults.helpers import participant_ids, room_stub, wait_until
+from tests.support.processes import start_room_service
 from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
 from tests.support.stores import MEETING, meeting, spec
 
@@ -117,6 +118,15 @@ async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServ
     assert "s3cret-pass" not in repr(settings)
     assert "s3cret-pass" not in redacted_url(settings.redis_url.get_secret_value())
     assert redacted_url(settings.redis_url.get_secret_value()) == f"redis://127.0.0.1:{server.port}/0"
+    # A real room service at DEBUG level: it works with the password and never prints it.
+    async with await start_room_service(
+        "--store", "redis", "--log-level", "DEBUG", env={"ROOM_SERVICE_REDIS_URL": server.url}
+    ) as proc:
+        assert proc.ready is not None
+        assert proc.ready["redis"] == f"redis://127.0.0.1:{server.port}/0"
+        async with room_stub(proc.grpc_address) as stub:
+            assert await participant_ids(stub) == set()
+    assert all("s3cret-pass" not in line.text for line in proc.lines)
 
 
 async def test_through_sentinel_the_store_follows_a_failover_to_the_new_primary(tmp_path: Path) -> None:
