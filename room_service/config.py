@@ -82,7 +82,7 @@ class Settings(TierSettings):
         "redis://:PASSWORD@redis:6379/0; prefer the variable",
     )
     redis_timeout_seconds: Seconds = Field(
-        1, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"
+        2, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"
     )
 
     def problems(self) -> list[str]:
