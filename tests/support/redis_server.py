@@ -10,6 +10,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,14 +29,27 @@ def free_port() -> int:
 
 
 class RedisServer(ManagedProcess):
-    """One redis-server; `restart()` brings it back empty on the same port."""
+    """One redis-server; `restart_empty()` brings it back empty on the same port.
 
-    def __init__(self, port: int | None = None, *, password: str = "", extra: tuple[str, ...] = ()) -> None:
+    Each has a directory of its own: a replica writes the dataset it receives there, and a
+    server started in a directory holding a dataset would load it (not come back empty)."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        password: str = "",
+        extra: tuple[str, ...] = (),
+        data_dir: Path | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed: run `make test` (it installs it)")
         self.port = port or free_port()
         self.password = password
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix=f"redis-{self.port}-"))
+        for leftover in self.data_dir.glob("*.rdb"):
+            leftover.unlink()
         argv = [
             binary,
             "--bind", "127.0.0.1",
@@ -43,7 +57,7 @@ class RedisServer(ManagedProcess):
             "--save", "",
             "--appendonly", "no",
             "--protected-mode", "yes",
-            "--dir", str(Path("/tmp")),
+            "--dir", str(self.data_dir),
         ]  # fmt: skip
         if password:
             argv += ["--requirepass", password, "--masterauth", password]
@@ -62,10 +76,16 @@ class RedisServer(ManagedProcess):
         await super().start()
         await self.wait_for_log(lambda r: READY_TEXT in str(r.get("msg", "")), timeout=20.0)
 
+    async def terminate(self, grace: float = 5.0) -> int | None:
+        """Stops it and removes its directory."""
+        code = await super().terminate(grace)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        return code
+
     async def restart_empty(self) -> None:
         """SIGKILL, then the same port again with no data (no persistence)."""
         await self.kill()
-        fresh = RedisServer(self.port, password=self.password, extra=self.extra)
+        fresh = RedisServer(self.port, password=self.password, extra=self.extra, data_dir=self.data_dir)
         await fresh.start()
         self._adopt(fresh)
 
@@ -122,7 +142,9 @@ class SessionRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed: run `make test` (it installs it)")
+        self._dir = tempfile.TemporaryDirectory(prefix="redis-session-")
         argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        argv += ["--dir", self._dir.name]
         self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline:
@@ -144,3 +166,4 @@ class SessionRedis:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(5.0)
+        self._dir.cleanup()
