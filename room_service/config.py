@@ -77,9 +77,9 @@ class Settings(TierSettings):
     )
     redis_url: SecretStr = Field(
         SecretStr(""),
-        description="Redis for --store redis (required then): redis:// or rediss:// (TLS), or "
-        "redis+sentinel://SENTINEL:26379,.../PRIMARY/DB; user and password in the URL, e.g. "
-        "redis://:PASSWORD@redis:6379/0; prefer the variable",
+        description="Redis for --store redis (required then): redis:// or rediss:// (TLS), "
+        "redis+sentinel://SENTINEL:26379,.../PRIMARY/DB or redis+cluster://ANY-NODE:6379/0; user and "
+        "password in the URL, e.g. redis://:PASSWORD@redis:6379/0; prefer the variable",
     )
     redis_timeout_seconds: Seconds = Field(
         2, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"

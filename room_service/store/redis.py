@@ -1,6 +1,6 @@
-"""The Redis store: any number of room-service replicas share one Redis (a server,
-Sentinel behind a stable address, or a managed service); every key of a room carries
-the room's hash tag, so each room change is one single-slot script.
+"""The Redis store: any number of room-service replicas share one Redis (a server, a
+managed service, a primary found through Sentinel, or a Cluster); every key of a room
+carries the room's hash tag, so each room change is one single-slot script.
 
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
 `redis_edges` (leases, reaping, re-announcements, signals), `redis_notify` (waking
@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -24,17 +25,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from room_service.store.base import StoreOptions
-from room_service.store.redis_base import INCARNATION, Observer
+from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_notify import RoomNotifier
-from room_service.store.redis_url import sentinel_target
+from room_service.store.redis_url import cluster_node_url, sentinel_target
 
 
 def _ignore(_: str, __: float, ___: bool) -> None:
     return None
 
 
-def connect(url: str, timeout: float) -> Redis:
+def connect(url: str, timeout: float) -> RedisClient:
     """A client for `url` (see `redis_url`: one server, or a primary found through Sentinel).
 
     Every command times out after `timeout`. A broken connection (e.g. to a Redis that
@@ -47,7 +48,12 @@ def connect(url: str, timeout: float) -> Redis:
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, supported_errors=(RedisConnectionError,)),
         "health_check_interval": 15,
     }
-    if not urlsplit(url).scheme.endswith("+sentinel"):
+    scheme = urlsplit(url).scheme
+    if scheme.endswith("+cluster"):
+        # Every key of a room shares one slot, so each script runs on the room's shard.
+        cluster: RedisCluster = RedisCluster.from_url(cluster_node_url(url), **common)
+        return cluster
+    if not scheme.endswith("+sentinel"):
         client: Redis = Redis.from_url(url, **common)
         return client
     target = sentinel_target(url)
@@ -69,7 +75,7 @@ class RedisStore(RedisEdges):
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         options: StoreOptions | None = None,
         observe: Observer = _ignore,
         clock: Callable[[], float] = time.time,

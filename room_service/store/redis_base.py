@@ -3,11 +3,13 @@ wrapper that measures each store operation and turns Redis failures into UNAVAIL
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -30,6 +32,9 @@ OPERATIONS = (
     "touch_edge", "expired_edges", "drop_edge", "edge_count", "restore",
     "publish_signal", "next_signal", "incarnation", "ping",
 )  # fmt: skip
+
+RedisClient = Redis | RedisCluster
+"""One server (or a Sentinel-found primary), or a Cluster."""
 
 Observer = Callable[[str, float, bool], None]
 """Called after each store operation with its name, seconds taken and success."""
@@ -70,12 +75,16 @@ class RedisPart:
     """Shared state of the store's role classes."""
 
     def __init__(
-        self, redis: Redis, options: StoreOptions, observe: Observer, clock: Callable[[], float]
+        self, redis: RedisClient, options: StoreOptions, observe: Observer, clock: Callable[[], float]
     ) -> None:
         self._redis = redis
         self._options = options
         self._observe = observe
         self._clock = clock
+        # A Cluster client learns the slot map on first use; many first uses at once race
+        # each other in the client, so the first one learns it for all.
+        self._cluster_ready = not isinstance(redis, RedisCluster)
+        self._cluster_lock = asyncio.Lock()
 
     def _now(self) -> str:
         """The time stamped on events (epoch seconds)."""
@@ -84,11 +93,19 @@ class RedisPart:
     def _script(self, source: str) -> AsyncScript:
         return self._redis.register_script(source)
 
+    async def _learn_slots(self) -> None:
+        async with self._cluster_lock:
+            if not self._cluster_ready and isinstance(self._redis, RedisCluster):
+                await self._redis.initialize()
+            self._cluster_ready = True
+
     async def _op(self, name: str, make: Callable[[], Awaitable[T]]) -> T:
         """Runs one store operation, measured; Redis failures become UNAVAILABLE."""
         started = time.perf_counter()
         ok = False
         try:
+            if not self._cluster_ready:
+                await self._learn_slots()
             result = await make()
             ok = True
             return result

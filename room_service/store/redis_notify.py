@@ -13,9 +13,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
+
+from room_service.store.redis_base import RedisClient
 
 log = logging.getLogger("room_service.store")
 
@@ -29,7 +31,8 @@ _HELLO = "{meta}:hello"
 class RoomNotifier:
     """Channel subscriptions shared by all the waiters of this process."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
         self._pubsub: PubSub = redis.pubsub()
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -94,6 +97,8 @@ class RoomNotifier:
         while True:
             try:
                 if self._pubsub.connection is None:
+                    if isinstance(self._redis, RedisCluster):
+                        await self._redis.initialize()  # the slot map, before any subscription
                     await self._pubsub.subscribe(_HELLO)
                     self._connected.set()
                 message = await self._pubsub.get_message(timeout=1.0)
@@ -102,9 +107,13 @@ class RoomNotifier:
                 await self._drop_idle()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                # Subscriptions are renewed on reconnect; meanwhile every waiter re-reads.
-                log.warning("room notifications interrupted", extra={"error": type(exc).__name__})
+            except Exception as exc:
+                # Redis away (or anything else): subscriptions are renewed on reconnect;
+                # meanwhile every waiter re-reads. This loop never dies.
+                if not isinstance(exc, RedisError | OSError):
+                    log.exception("room notifications failed; retrying")
+                else:
+                    log.warning("room notifications interrupted", extra={"error": type(exc).__name__})
                 self._wake_all()
                 await asyncio.sleep(0.5)
 

@@ -1,5 +1,6 @@
-"""Redis URLs: one server (`redis://`, `rediss://` for TLS) or a Sentinel-managed primary
-(`redis+sentinel://`, `rediss+sentinel://`), user and password in the URL.
+"""Redis URLs: one server (`redis://`, `rediss://` for TLS), a Sentinel-managed primary
+(`redis+sentinel://`, `rediss+sentinel://`) or a Redis Cluster (`redis+cluster://`,
+`rediss+cluster://`, naming any of its nodes), user and password in the URL.
 
 A Sentinel URL lists the Sentinels and names the primary:
 `redis+sentinel://[user:password@]sentinel-1:26379,sentinel-2:26379/<primary name>[/<db>]`.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
+SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ def url_problem(url: str) -> str | None:
     """What is wrong with a Redis URL (None when nothing)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in SCHEMES:
-        return "expected a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL"
+        return "expected a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL (or rediss+...)"
     if parts.scheme.endswith("+sentinel"):
         try:
             sentinel_target(url)
@@ -77,6 +78,12 @@ def sentinel_target(url: str) -> SentinelTarget:
         password=unquote(password) or None,
         tls=parts.scheme.startswith("rediss"),
     )
+
+
+def cluster_node_url(url: str) -> str:
+    """The plain URL of the node a cluster URL names (the client discovers the others)."""
+    scheme, _, rest = url.strip().partition("://")
+    return f"{scheme.removesuffix('+cluster')}://{rest}"
 
 
 def redacted(url: str) -> str:

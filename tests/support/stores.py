@@ -2,14 +2,13 @@
 
 `StoreFactory` makes stores with given options, each starting empty with the meeting
 MEETING registered; `replica()` gives a second store on the same data, the way a second
-room-service replica sees it (for the memory store: the same object).
+room-service replica sees it (for the memory store: the same object). Kinds: "memory",
+"redis" (one server) and "redis-cluster" (three primaries).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-import redis.asyncio as aioredis
 
 from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus
 from room_service.store.base import RoomStore, StoreOptions
@@ -50,6 +49,7 @@ class StoreFactory:
     """Makes stores of one kind ("memory" or "redis") and closes them afterwards."""
 
     def __init__(self, kind: str, redis_url: str = "") -> None:
+        # A Cluster has one database: a `separate` store there starts from a flush.
         self.kind = kind
         self._redis_url = redis_url
         self._stores: list[RoomStore] = []
@@ -58,6 +58,9 @@ class StoreFactory:
     async def __call__(self, *, separate: bool = False, **options: object) -> RoomStore:
         """A store with `options` and MEETING registered; `separate`: on other, empty data."""
         db = 1 if separate else 0
+        if separate and self.kind == "redis-cluster":
+            await self.flush()
+            db = 0
         store = self._make(db, StoreOptions(**options))  # type: ignore[arg-type]
         self._last[db] = store
         await store.upsert_meeting(meeting())
@@ -82,9 +85,9 @@ class StoreFactory:
         return self._redis_url.rsplit("/", 1)[0] + f"/{db}"
 
     async def flush(self) -> None:
-        """Empties the Redis databases the stores use."""
-        if self.kind == "redis":
-            client = aioredis.Redis.from_url(self._url(0))
+        """Empties the Redis databases the stores use (every primary of a Cluster)."""
+        if self.kind != "memory":
+            client = connect(self._url(0), 2.0)
             try:
                 await client.flushall()
             finally:
