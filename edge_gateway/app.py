@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from edge_gateway.auth import authenticator_for
 from edge_gateway.channel import bearer_interceptors, room_service_credentials
 from edge_gateway.config import Settings
-from edge_gateway.engine import EdgeSocketServer
+from edge_gateway.guard import ClientAddresses, GuardedSocketServer
 from edge_gateway.handlers import EventHandlers
 from edge_gateway.hub import Hub
 from edge_gateway.limits import EdgeLimits
@@ -37,7 +37,11 @@ class EdgeApp:
         self.edge_id = f"edge-{uuid.uuid4().hex[:12]}"
         self.registry = CollectorRegistry()
         self.metrics = EdgeMetrics(self.registry)
-        self.sio = EdgeSocketServer(
+        self.limits = EdgeLimits(settings)
+        self.sio = GuardedSocketServer(
+            limits=self.limits,
+            addresses=ClientAddresses(settings.trusted_proxies),
+            on_malformed=self.metrics.malformed_frames.inc,
             async_mode="aiohttp",
             cors_allowed_origins=settings.cors_allowed_origins,
             ping_interval=settings.ping_interval_seconds,
@@ -70,7 +74,11 @@ class EdgeApp:
             webrtc_config,
             settings.max_payload_bytes,
             authenticator=authenticator_for(settings),
-            limits=EdgeLimits(settings),
+            limits=self.limits,
+            token_warning_seconds=settings.token_expiry_warning_seconds,
+            # A token the edge would still accept (within the clock-skew leeway) is not yet
+            # expired for a connected socket either; the grace for a refresh comes after.
+            token_grace_seconds=settings.jwt_leeway_seconds + settings.token_expiry_grace_seconds,
         )
         self.handlers.register(self.sio)
         self.web = web.Application()
@@ -101,6 +109,8 @@ class EdgeApp:
                 "room_service_tls": bool(self.settings.room_service_tls_ca_file),
             },
         )
+        if self.settings.auth_mode == "none":
+            log.warning("authentication is off: any client may join as any userId (development only)")
 
     async def stop(self) -> None:
         """Graceful: refuse joins, let every socket leave (others get participant-left), exit."""

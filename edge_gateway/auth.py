@@ -23,6 +23,7 @@ import jwt
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
+from meeting_common.text import unsafe_character
 
 if TYPE_CHECKING:
     from edge_gateway.config import Settings
@@ -45,6 +46,9 @@ class Identity:
     """The token's subject: the only userId this socket may join as."""
     user_name: str | None
     """Display name from the token, when it carries one."""
+    expires_at: float | None = None
+    """The token's `exp` (seconds since the epoch): the socket is closed after it unless
+    the client refreshes the token (edge_gateway.expiry)."""
 
 
 def unauthenticated(message: str) -> EdgeError:
@@ -130,12 +134,21 @@ class JwtAuthenticator:
         except jwt.PyJWTError as exc:
             raise unauthenticated(_reason(exc)) from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not _USER_ID.match(subject):
+        if not isinstance(subject, str) or not _USER_ID.match(subject) or unsafe_character(subject):
             raise unauthenticated("Token subject is not a valid user id")
         name = claims.get(self._name_claim)
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= _MAX_NAME:
-            name = None
-        return Identity(user_id=subject, user_name=name.strip() if name else None)
+        if (
+            not isinstance(name, str)
+            or not 0 < len(name.strip()) <= _MAX_NAME
+            or unsafe_character(name, joiners=True)
+        ):
+            name = None  # the join's userName (validated like any other) is used instead
+        expires_at = claims.get("exp")
+        return Identity(
+            user_id=subject,
+            user_name=name.strip() if name else None,
+            expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
+        )
 
     async def _key_for(self, token: str) -> tuple[Any, list[str]]:
         # Each key source admits only its own family of algorithms, so a token cannot pick

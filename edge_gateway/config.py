@@ -14,11 +14,14 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from edge_gateway.guard import Network, parse_trusted_proxies
 from edge_gateway.limits import LimitSettings
 from edge_gateway.webrtc import IceServer, parse_ice_servers, parse_turn_urls
+from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import (
     Address,
     Count,
+    Flag,
     HostPort,
     Pause,
     Seconds,
@@ -115,6 +118,25 @@ class Settings(LimitSettings, TierSettings):
     jwt_audience: str = Field("", description="accepted audiences (aud), comma-separated; empty: not checked")
     jwt_leeway_seconds: Pause = Field(30, description="clock skew tolerated on exp/nbf/iat")
     jwt_name_claim: str = Field("name", description="claim holding the display name")
+    token_expiry_warning_seconds: Pause = Field(
+        60, description="jwt mode: emit token-expiring this long before a socket's token expires (0: never)"
+    )
+    token_expiry_grace_seconds: Pause = Field(
+        10,
+        description="jwt mode: a socket whose token expired (beyond --jwt-leeway-seconds) is disconnected "
+        "after this long without refresh-token",
+    )
+    allow_insecure: Flag = Field(
+        False,
+        description="allow --auth-mode none on a non-loopback --http-address (refused otherwise: "
+        "fail closed)",
+    )
+    # -- client addresses -----------------------------------------------------------------
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode, from_text(parse_trusted_proxies)] = Field(
+        (),
+        description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed: the "
+        "right-most hop that is not one of them is the client (empty: the peer is the client)",
+    )
     # -- the edge's own credentials towards the room service ------------------------------
     room_service_tls_ca_file: str = Field(
         "", description="CA (PEM) verifying the room service; set to use TLS towards it"
@@ -151,6 +173,14 @@ class Settings(LimitSettings, TierSettings):
                     problems.append(f"{name}: no such file {path!r}")
         elif given:
             problems.append(f"{given[0]} is set but auth_mode is 'none': set EDGE_GATEWAY_AUTH_MODE=jwt")
+        if self.auth_mode == "none" and not self.allow_insecure:
+            problem = insecure_listen_problem(
+                "http_address",
+                self.http_address.host,
+                "auth_mode is 'none'",
+                "--allow-insecure true (EDGE_GATEWAY_ALLOW_INSECURE=true)",
+            )
+            problems += [problem] if problem else []
         try:
             channel_credentials(self.room_service_tls_ca_file, self.tls_cert_file, self.tls_key_file)
         except TlsConfigError as exc:

@@ -134,6 +134,12 @@ class BoundedEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         # room service, and the broadcast to the other sockets must not wait for it.
         self._spawn(self._drop(sock))
 
+    async def drop_socket(self, sid: str) -> None:
+        """Closes one socket at once, whatever its peer is doing (no-op if it is gone)."""
+        sock = self.sockets.get(sid)
+        if sock is not None:
+            await self._drop(sock)
+
     async def _drop(self, sock: Any) -> None:
         request = getattr(sock, "edge_request", None)
         with contextlib.suppress(Exception):

@@ -21,17 +21,21 @@ import socketio
 from edge_gateway import wire
 from edge_gateway.auth import Authenticator, Identity, NoAuth
 from edge_gateway.errors import EdgeError
+from edge_gateway.expiry import TokenDeadlines, iso_time
 from edge_gateway.hub import Hub
 from edge_gateway.limits import EdgeLimits, LimitSettings
 from edge_gateway.metrics import event_label
 from edge_gateway.payloads import (
+    MAX_SIGNAL_DEPTH,
     ChatMessage,
     EndMeeting,
     JoinMeeting,
     KickParticipant,
     LeaveMeeting,
+    RefreshToken,
     UpdateMedia,
     WebRtcSignal,
+    nesting_depth,
     parse,
 )
 from edge_gateway.sessions import Session
@@ -41,20 +45,13 @@ from meeting_common.codes import ErrorCode
 log = logging.getLogger("edge_gateway")
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[dict[str, Any]]]
-WebRtcConfig = Callable[[str], dict[str, Any]]
+WebRtcConfig = Callable[[str, float | None], dict[str, Any]]
 
 _SIGNAL_TYPES = {
     "webrtc-offer": pb.SIGNAL_TYPE_OFFER,
     "webrtc-answer": pb.SIGNAL_TYPE_ANSWER,
     "webrtc-ice-candidate": pb.SIGNAL_TYPE_ICE_CANDIDATE,
 }
-
-
-def client_address(environ: dict[str, Any]) -> str:
-    """The peer's IP address (engineio's aiohttp environ hard-codes REMOTE_ADDR)."""
-    request = environ.get("aiohttp.request")
-    remote = getattr(request, "remote", None)
-    return str(remote or environ.get("REMOTE_ADDR") or "unknown")
 
 
 def _plural(count: int, word: str) -> str:
@@ -72,6 +69,8 @@ class EventHandlers:
         *,
         authenticator: Authenticator | None = None,
         limits: EdgeLimits | None = None,
+        token_warning_seconds: float = 60.0,
+        token_grace_seconds: float = 10.0,
     ) -> None:
         self.hub = hub
         self.authenticator: Authenticator = authenticator or NoAuth()
@@ -82,6 +81,12 @@ class EventHandlers:
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
         self.draining = False
+        self.deadlines = TokenDeadlines(
+            warn_before=token_warning_seconds,
+            grace=token_grace_seconds,
+            on_warning=self._token_expiring,
+            on_expiry=self._token_expired,
+        )
 
     def register(self, sio: socketio.AsyncServer) -> None:
         """Binds every handler to its event name."""
@@ -94,6 +99,7 @@ class EventHandlers:
             "chat-message": self.chat_message,
             "kick-participant": self.kick_participant,
             "end-meeting": self.end_meeting,
+            "refresh-token": self.refresh_token,
         }
         for name in _SIGNAL_TYPES:
             events[name] = self._signal_handler(name)
@@ -107,9 +113,14 @@ class EventHandlers:
         """Authenticates and admits the socket; a refusal reaches the client as connect_error."""
         if self.draining:
             return False
+        eio_sid = self.hub.sio.manager.eio_sid_from_sid(sid, "/")
         try:
             identity = await self.authenticator.authenticate(auth, environ)
-            if not self.limits.admit(sid, client_address(environ)):
+            if not self.limits.engine_open(eio_sid):
+                # Closed while its token was checked: the disconnect handler will never
+                # run for it, so nothing may be set up for it here.
+                return False
+            if not self.limits.admit(sid, eio_sid):
                 raise EdgeError(ErrorCode.RATE_LIMITED, "Too many connections from this address")
         except EdgeError as exc:
             self.hub.metrics.errors.labels(code=exc.code.value).inc()
@@ -118,6 +129,8 @@ class EventHandlers:
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.payload()) from None
         if identity is not None:
             self._identities[sid] = identity
+            if identity.expires_at is not None:
+                self.deadlines.track(sid, identity.expires_at)
         self._locks[sid] = asyncio.Lock()
         self.hub.metrics.sockets.inc()
         log.info(f"✅ Socket connected: {sid}", extra={"sid": sid})
@@ -127,6 +140,7 @@ class EventHandlers:
         """Leaves the socket's meeting with reason `disconnected`."""
         self.limits.release(sid)
         self._identities.pop(sid, None)
+        self.deadlines.forget(sid)
         lock = self._locks.get(sid)
         if lock is None:
             return
@@ -230,7 +244,7 @@ class EventHandlers:
             "participant": wire.participant(reply.participant),
             "participants": [wire.participant(p) for p in reply.participants],
             "permissions": wire.permissions(reply.participant.permissions),
-            "webrtcConfig": self._webrtc_config(request.userId),
+            "webrtcConfig": self._webrtc_config(request.userId, self.deadlines.expires_at(sid)),
         }
         if current is not None:
             # Same meeting again. The fresh roster is as of the log head, which the room
@@ -287,6 +301,8 @@ class EventHandlers:
             request = parse(WebRtcSignal, args)
             session = self._session(sid)
             body = {k: v for k, v in (request.model_extra or {}).items()}
+            if nesting_depth(body) > MAX_SIGNAL_DEPTH:
+                raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal is nested too deeply")
             try:
                 # Strict JSON: binary would crash the encoder, and NaN/Infinity would reach
                 # the target's browser as text its JSON parser rejects, dropping its socket.
@@ -330,3 +346,40 @@ class EventHandlers:
         session = self._session(sid)
         await self.hub.client.end_meeting(session.meeting_id, session.participant_id)
         return {"meetingId": session.meeting_id}
+
+    # -- token expiry (edge_gateway.expiry) -------------------------------------------
+
+    async def refresh_token(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`refresh-token {token}`: a new token for the same user moves the socket's expiry
+        (and comes with fresh TURN credentials that do not outlive it)."""
+        request = parse(RefreshToken, args)
+        current = self._identities.get(sid)
+        identity = await self.authenticator.authenticate({"token": request.token}, {})
+        if identity is None or current is None:
+            return {"expiresAt": None}  # authentication is off: nothing expires
+        if identity.user_id != current.user_id:
+            raise EdgeError(ErrorCode.FORBIDDEN, "Token is for another user")
+        self._identities[sid] = identity
+        expires_at = identity.expires_at
+        if expires_at is not None:
+            self.deadlines.track(sid, expires_at)
+        log.info("token refreshed", extra={"sid": sid})
+        return {
+            "expiresAt": iso_time(expires_at) if expires_at is not None else None,
+            "webrtcConfig": self._webrtc_config(identity.user_id, expires_at),
+        }
+
+    async def _token_expiring(self, sid: str, expires_at: float) -> None:
+        payload = {
+            "expiresAt": iso_time(expires_at),
+            "expiresIn": max(0, round(expires_at - time.time())),
+        }
+        await self.hub.emit("token-expiring", payload, to=sid)
+
+    async def _token_expired(self, sid: str, expires_at: float) -> None:
+        """No refresh came: the socket is closed (its meeting sees it leave)."""
+        log.info("token expired without a refresh; disconnecting", extra={"sid": sid})
+        error = EdgeError(ErrorCode.UNAUTHENTICATED, "Token has expired")
+        self.hub.metrics.errors.labels(code=error.code.value).inc()
+        await self.hub.emit("error", error.payload(), to=sid)
+        await self.hub.sio.disconnect(sid)

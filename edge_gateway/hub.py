@@ -47,6 +47,11 @@ class Hub:
         # Leaves the room service has not confirmed yet; retried until it does.
         self._unconfirmed_leaves: dict[str, tuple[str, pb.LeaveReason.ValueType]] = {}
         self._leave_retry = asyncio.Event()
+        # The room service state our sockets were last announced to (its instance id);
+        # a reply naming another one means it lost them, whichever call saw it first.
+        self._instance: str | None = None
+        self._recheck = asyncio.Event()
+        client.on_instance = self._instance_seen
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -150,15 +155,24 @@ class Hub:
         self.relays.clear()
 
     async def heartbeat_once(self) -> None:
-        """Renews the lease; re-announces every session when the room service forgot us."""
+        """Renews the lease; re-announces every session when the room service forgot us
+        (it says so, or it answers from another instance: a Join may have made this edge
+        known to a restarted service before any heartbeat got there)."""
+        self._recheck.clear()
         try:
             reply = await self.client.heartbeat()
-            if not reply.known and len(self.sessions):
-                await self._restore()
+            if not reply.known or reply.instance_id != self._instance:
+                if len(self.sessions):
+                    await self._restore()
+                self._instance = reply.instance_id  # only once announced: a failure retries
         except EdgeError:
             self._set_up(False)
             return
         self._set_up(True)
+
+    def _instance_seen(self, instance_id: str) -> None:
+        if self._instance is not None and instance_id != self._instance:
+            self._recheck.set()  # heartbeat (and re-announce) now, not at the next tick
 
     def _set_up(self, up: bool) -> None:
         if up != self.room_service_up:
@@ -169,7 +183,9 @@ class Hub:
     async def _heartbeats(self, interval: float) -> None:
         while True:
             await self.heartbeat_once()
-            await asyncio.sleep(interval if self.room_service_up else min(interval, _DOWN_RETRY_SECONDS))
+            pause = interval if self.room_service_up else min(interval, _DOWN_RETRY_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recheck.wait(), pause)
 
     async def _restore(self) -> None:
         sessions = self.sessions.all()
@@ -209,6 +225,9 @@ class Hub:
                     await self._deliver_signal(item.signal)
             except grpc.aio.AioRpcError as exc:
                 log.debug("signal stream broken", extra={"status": exc.code().name})
+                # The room service may have gone (and may come back empty): check now,
+                # so joins pause while it is down and our sockets are re-announced first.
+                self._recheck.set()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 

@@ -85,7 +85,8 @@ class LimitSettings(BaseModel):
     )
     max_connections_per_address: Count = Field(
         50,
-        description="open sockets per client IP address (the peer address: behind a proxy, the proxy's)",
+        description="open Engine.IO sessions per client IP address, connected or not (handshakes beyond "
+        "twice this are refused); behind --trusted-proxies the forwarded client's address",
     )
     max_name_length: int = Field(
         100, gt=0, le=100, description="longest userName, in characters (at most 100)"
@@ -108,26 +109,27 @@ class EdgeLimits:
         self._buckets: dict[str, TokenBucket] = {}
         self._passwords: dict[str, FailureWindow] = {}
         self._addresses: dict[str, int] = {}
-        self._address_of: dict[str, str] = {}
+        self._engine_address: dict[str, str] = {}
 
     # -- connections ------------------------------------------------------------------
+    #
+    # Counted per Engine.IO session from its handshake, not from the Socket.IO connect:
+    # a session that never connects (or closes while its token is being checked) still
+    # holds a slot, and the slot is freed whenever the session closes, however it closes.
 
-    def admit(self, sid: str, address: str) -> bool:
-        """Counts a new socket from `address`; False (nothing counted) when over the limit."""
+    def open_engine(self, eio_sid: str, address: str) -> bool:
+        """Counts a new Engine.IO session; False (nothing counted) past the hard cap,
+        twice the per-address limit, so that unconnected handshakes cannot pile up."""
         count = self._addresses.get(address, 0)
-        if count >= self.settings.max_connections_per_address:
+        if count >= 2 * self.settings.max_connections_per_address:
             return False
         self._addresses[address] = count + 1
-        self._address_of[sid] = address
-        s = self.settings
-        self._buckets[sid] = TokenBucket(s.events_per_second, s.event_burst, self._clock)
+        self._engine_address[eio_sid] = address
         return True
 
-    def release(self, sid: str) -> None:
-        """Forgets a closed socket (idempotent)."""
-        self._buckets.pop(sid, None)
-        self._passwords.pop(sid, None)
-        address = self._address_of.pop(sid, None)
+    def close_engine(self, eio_sid: str) -> None:
+        """Frees a closed Engine.IO session's slot (idempotent)."""
+        address = self._engine_address.pop(eio_sid, None)
         if address is None:
             return
         left = self._addresses.get(address, 1) - 1
@@ -136,8 +138,27 @@ class EdgeLimits:
         else:
             self._addresses.pop(address, None)
 
+    def engine_open(self, eio_sid: str) -> bool:
+        """True while the Engine.IO session is open."""
+        return eio_sid in self._engine_address
+
+    def admit(self, sid: str, eio_sid: str) -> bool:
+        """Admits a Socket.IO connect on an open session; False when its address holds
+        more sessions than the limit (this one included)."""
+        address = self._engine_address.get(eio_sid)
+        if address is None or self._addresses[address] > self.settings.max_connections_per_address:
+            return False
+        s = self.settings
+        self._buckets[sid] = TokenBucket(s.events_per_second, s.event_burst, self._clock)
+        return True
+
+    def release(self, sid: str) -> None:
+        """Forgets a disconnected socket's per-socket state (idempotent)."""
+        self._buckets.pop(sid, None)
+        self._passwords.pop(sid, None)
+
     def connections(self, address: str) -> int:
-        """Open sockets counted for `address`."""
+        """Open Engine.IO sessions counted for `address`."""
         return self._addresses.get(address, 0)
 
     # -- events -----------------------------------------------------------------------

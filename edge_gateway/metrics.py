@@ -29,6 +29,8 @@ KNOWN_EVENTS = frozenset(
         "meeting-ended",
         "kicked",
         "error",
+        "refresh-token",
+        "token-expiring",
     }
 )
 
@@ -44,6 +46,7 @@ _CLIENT_EVENTS = frozenset(
         "chat-message",
         "kick-participant",
         "end-meeting",
+        "refresh-token",
     }
 )
 _SERVER_EVENTS = (KNOWN_EVENTS - _CLIENT_EVENTS) | {
@@ -99,6 +102,11 @@ class EdgeMetrics:
         self.slow_sockets_dropped = Counter(
             "edge_gateway_slow_sockets_dropped",
             "Sockets closed because their outgoing queue went over --max-queued-packets.",
+            registry=registry,
+        )
+        self.malformed_frames = Counter(
+            "edge_gateway_malformed_frames",
+            "Client frames that could not be decoded (a socket is dropped after a few).",
             registry=registry,
         )
         self.room_service_up = Gauge(

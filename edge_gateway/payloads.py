@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from edge_gateway.errors import EdgeError
 from meeting_common.codes import ErrorCode
+from meeting_common.text import chat_problem, unsafe_character
+
+MAX_SIGNAL_DEPTH = 32
+"""Deepest nesting of arrays and objects in a WebRTC signal (real SDP and ICE payloads
+are two or three levels deep)."""
 
 
 def _id_text(value: Any) -> Any:
@@ -17,8 +32,35 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128, pattern=r"^\S+$")]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+def _refusing(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A validator refusing text for which `problem` names a reason."""
+
+    def check(value: str) -> str:
+        reason = problem(value)
+        if reason is not None:
+            raise PydanticCustomError("text", reason)
+        return value
+
+    return AfterValidator(check)
+
+
+def _id_problem(text: str) -> str | None:
+    char = unsafe_character(text)
+    return None if char is None else f"must not contain control or format characters ({char})"
+
+
+def _name_problem(text: str) -> str | None:
+    char = unsafe_character(text, joiners=True)
+    return None if char is None else f"must not contain control or format characters ({char})"
+
+
+Id = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    Field(min_length=1, max_length=128, pattern=r"^\S+$"),
+    _refusing(_id_problem),
+]
+Name = Annotated[str, Field(min_length=1, max_length=100), _refusing(_name_problem)]
 
 
 class _Payload(BaseModel):
@@ -64,7 +106,7 @@ class WebRtcSignal(_Payload):
 class ChatMessage(_Payload):
     """`chat-message`."""
 
-    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    text: Annotated[str, Field(min_length=1, max_length=4000), _refusing(chat_problem)]
 
 
 class KickParticipant(_Payload):
@@ -75,6 +117,33 @@ class KickParticipant(_Payload):
 
 class EndMeeting(_Payload):
     """`end-meeting`."""
+
+
+class RefreshToken(_Payload):
+    """`refresh-token`: a new JWT for the socket's user."""
+
+    token: Annotated[str, Field(min_length=1, max_length=8192)]
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a decoded JSON value (iterative: a hostile
+    payload cannot exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_SIGNAL_DEPTH:
+            return deepest  # enough to refuse it; no need to walk the rest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 P = TypeVar("P", bound=BaseModel)

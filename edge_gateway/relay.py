@@ -111,6 +111,12 @@ class RoomRelay:
             if seq == self.position[0]:
                 await self._activate_ready()
             return
+        if session.participant_id not in self.view:
+            # The stream passed this participant's removal (a kick, a newer session of
+            # the same user) between its join reply and now: it must hear that, as the
+            # participant itself, and never enter the room's fan-out.
+            await self._left_locally(session.participant_id)
+            return
         if epoch == self.position[1]:
             missed = [e for e in self._ring if e.sequence > seq]
             if missed and missed[0].sequence == seq + 1:
@@ -137,10 +143,23 @@ class RoomRelay:
             if session.participant_id not in self.view:
                 # Its participant is no longer in the room (reaped, replaced, or lost in
                 # a restart): tell the socket, do not let it think it is still in.
-                await self._hub.local_participant_left(session.participant_id, pb.LEAVE_REASON_DISCONNECTED)
+                await self._left_locally(session.participant_id)
                 continue
             # In step exactly when the stream stopped at its own join; else diff.
             await self._activate(session, diff=session.position != self.position)
+
+    async def _left_locally(self, participant_id: str) -> None:
+        """Tells a local socket its participant is out, with the reason the stream gave
+        when the ring still holds it (so a kicked socket gets `kicked`)."""
+        reason: pb.LeaveReason.ValueType = pb.LEAVE_REASON_DISCONNECTED
+        for event in reversed(self._ring):
+            if (
+                event.WhichOneof("payload") == "participant_left"
+                and event.participant_left.participant.participant_id == participant_id
+            ):
+                reason = event.participant_left.reason
+                break
+        await self._hub.local_participant_left(participant_id, reason)
 
     async def _activate(self, session: Session, *, diff: bool) -> None:
         if diff:

@@ -43,6 +43,9 @@ class RoomClient:
     ) -> None:
         self.edge_id = edge_id
         self._timeout = timeout
+        # Called with the instance id of each Join reply: the hub re-announces its
+        # sockets at once when the room service's state changed under it.
+        self.on_instance: Callable[[str], None] | None = None
         options = [
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 5_000),
@@ -116,11 +119,14 @@ class RoomClient:
         # retries (0.2 + 0.4 + 0.8 s) outlast the channel's reconnect backoff (1 s), so a
         # join during a rolling restart finds the replica that just came back; with no
         # replica serving (store away) each attempt fails at once.
-        return await self._call(
+        reply = await self._call(
             lambda: self._stub.Join(request, timeout=self._timeout),
             retries=3,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )
+        if self.on_instance is not None:
+            self.on_instance(reply.instance_id)
+        return reply
 
     async def leave(self, meeting_id: str, participant_id: str, reason: pb.LeaveReason.ValueType) -> bool:
         """Leave; True once the participant is gone (also when it already was)."""

@@ -116,11 +116,14 @@ class WebRtcConfigBuilder:
         # Never show the secret, e.g. in a traceback's locals.
         return f"WebRtcConfigBuilder(static={len(self._static)}, turn_urls={self._turn_urls!r})"
 
-    def __call__(self, user_id: str) -> dict[str, Any]:
-        """The `webrtcConfig` object for one user's `meeting-joined`."""
+    def __call__(self, user_id: str, not_after: float | None = None) -> dict[str, Any]:
+        """The `webrtcConfig` object for one user's `meeting-joined`; its TURN credentials
+        expire after the TTL, or at `not_after` (the user's token expiry) if sooner."""
         servers = list(self._static)
         if self._turn_urls:
             expires_at = int(self._clock()) + self._ttl
+            if not_after is not None:
+                expires_at = min(expires_at, int(not_after))
             username, credential = turn_rest_credential(self._secret, user_id, expires_at)
             servers.append({"urls": list(self._turn_urls), "username": username, "credential": credential})
         return {"iceServers": servers}

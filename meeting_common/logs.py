@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from meeting_common.text import printable
+
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -33,7 +35,9 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # JSON escapes C0 controls itself; the bidi and zero-width format characters it
+        # would keep are escaped too, so a line reads the same on a terminal as parsed.
+        return printable(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -41,8 +45,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S.%f")[:-3]
-        extras = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{when} {record.levelname:<5} {record.name}: {record.getMessage()}"
+        # Client-given values are escaped: no value can end the line or restyle it.
+        extras = " ".join(f"{k}={printable(str(v))}" for k, v in _fields(record).items())
+        line = f"{when} {record.levelname:<5} {record.name}: {printable(record.getMessage())}"
         if extras:
             line += "  " + extras
         if record.exc_info:

@@ -29,6 +29,8 @@ from room_service.store.base import StoreOptions
 from room_service.store.factory import create_store, store_clock
 
 log = logging.getLogger("room_service")
+# The reaper's tick: a crashed edge is gone within its disconnect grace plus this.
+_REAPER_INTERVAL_SECONDS = 0.25
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
 _DRAIN_SECONDS = 0.5
 _STORE_MISSES_BEFORE_UNREADY = 3
@@ -47,7 +49,6 @@ class RoomServiceApp:
                 replay_buffer=settings.replay_buffer,
                 default_capacity=settings.max_participants,
                 multiple_sessions=settings.multiple_sessions,
-                password_attempts_per_minute=settings.password_attempts_per_minute,
             ),
             redis_url=settings.redis_url.get_secret_value(),
             redis_timeout=settings.redis_timeout_seconds,
@@ -59,6 +60,10 @@ class RoomServiceApp:
                 edge_lease_seconds=settings.edge_lease_seconds,
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
+                password_attempts_per_minute=settings.password_attempts_per_minute,
+                password_checks_per_edge=settings.password_checks_per_edge,
+                edge_disconnect_grace_seconds=settings.edge_disconnect_grace_seconds,
+                ended_room_retention_seconds=settings.ended_room_retention_seconds,
             ),
             self.metrics,
             clock=store_clock(settings.store),
@@ -116,7 +121,7 @@ class RoomServiceApp:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = await self._start_metrics()
-        self._tasks.append(asyncio.create_task(self.manager.run_reaper(0.5)))
+        self._tasks.append(asyncio.create_task(self.manager.run_reaper(_REAPER_INTERVAL_SECONDS)))
         self._tasks.append(asyncio.create_task(self._watch_store(1.0)))
         log.info(
             "room service ready",
@@ -134,6 +139,8 @@ class RoomServiceApp:
                 ),
             },
         )
+        if not (self.settings.internal_token.get_secret_value() or self.settings.tls_client_ca_file):
+            log.warning("authentication is off: any caller may use the gRPC API (development only)")
 
     async def _watch_store(self, interval: float) -> None:
         """Readiness follows the store: the RoomService's gRPC health (the readiness probe's

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import (
     Address,
     Count,
@@ -68,7 +69,24 @@ class Settings(TierSettings):
         "prefer the variable",
     )
     password_attempts_per_minute: Count = Field(
-        20, description="wrong passwords per meeting per minute before joins to it get RATE_LIMITED"
+        20, description="wrong passwords one socket may try per minute before its joins get RATE_LIMITED"
+    )
+    password_checks_per_edge: Count = Field(
+        2, description="password hashes one edge may have running at once; more wait their turn"
+    )
+    # -- crashed edges, ended rooms -------------------------------------------------------
+    edge_disconnect_grace_seconds: Pause = Field(
+        1,
+        description="when an edge's connection closes (its process died), its participants go "
+        "after this long unless it reconnects",
+    )
+    ended_room_retention_seconds: Pause = Field(
+        300, description="how long an ended meeting's room and replay log are kept for late watchers"
+    )
+    allow_insecure: Flag = Field(
+        False,
+        description="allow a non-loopback --grpc-address with neither --internal-token nor "
+        "--tls-client-ca-file (refused otherwise: fail closed)",
     )
     # -- store: in this process, or shared by any number of replicas in Redis ------------
     store: Literal["memory", "redis"] = Field(
@@ -86,7 +104,9 @@ class Settings(TierSettings):
     )
 
     def problems(self) -> list[str]:
-        """The TLS files must load as the server will load them; the Redis store needs a URL."""
+        """The TLS files must load as the server will load them; callers must be
+        authenticated beyond loopback unless allow_insecure says otherwise; the Redis store
+        needs a URL."""
         found: list[str] = []
         try:
             server_credentials(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
@@ -98,7 +118,15 @@ class Settings(TierSettings):
                 found.append("redis_url: required with --store redis (set ROOM_SERVICE_REDIS_URL)")
             elif (problem := redis_url_problem(url)) is not None:
                 found.append(f"redis_url: {problem}")
-        return found
+        if found or self.internal_token.get_secret_value() or self.tls_client_ca_file or self.allow_insecure:
+            return found
+        problem = insecure_listen_problem(
+            "grpc_address",
+            self.grpc_address.host,
+            "callers are not authenticated (no internal token, no client CA)",
+            "--allow-insecure true (ROOM_SERVICE_ALLOW_INSECURE=true)",
+        )
+        return [problem] if problem else []
 
 
 OPTIONS = options(Settings)

@@ -67,11 +67,19 @@ class RoomMetrics:
             "1 while the room store answers (always 1 for the in-memory store).",
             registry=registry,
         )
+        self.password_checks = Counter(
+            "room_service_password_checks",
+            "Meeting password hashes computed (scrypt), by result (ok or wrong).",
+            ["result"],
+            registry=registry,
+        )
         # Every known series exists from the start, at zero: a counter series born at its
         # first increment hides that increment from rate() and increase(), so the first
         # joins, failures and leaves after a start would reach neither dashboard nor alerts.
         for result in ("ok", *(code.value for code in ErrorCode)):
             self.joins.labels(result=result)
+        for result in ("ok", "wrong"):
+            self.password_checks.labels(result=result)
         for reason in LeaveReason:
             self.leaves.labels(reason=reason.value)
         for event_type in EVENT_TYPES:

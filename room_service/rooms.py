@@ -33,8 +33,9 @@ from room_service.domain.models import (
     Signal,
     Snapshot,
 )
-from room_service.domain.passwords import hash_password, verify_password
+from room_service.domain.passwords import hash_password
 from room_service.metrics import RoomMetrics
+from room_service.password_gate import PasswordGate
 from room_service.store.base import RestoreRecord, RoomStore, StoreUnavailableError
 
 log = logging.getLogger("room_service")
@@ -42,6 +43,8 @@ T = TypeVar("T")
 
 _MEDIA_FIELDS = ("audio", "video", "screen")
 _READ_BATCH = 256
+# Reaped edges remembered so that a late RestoreSessions cannot resurrect participants
+# everyone was already told had left; older tombstones are forgotten.
 
 
 def _plural(count: int, word: str) -> str:
@@ -58,6 +61,14 @@ class ManagerOptions:
     """After start, how long a watcher needing a snapshot waits for edges to re-announce."""
     max_chat_length: int = 2000
     """Longest chat message."""
+    password_attempts_per_minute: int = 20
+    """Wrong passwords per socket (edge and socket id) per minute before its joins get RATE_LIMITED."""
+    password_checks_per_edge: int = 2
+    """Password hashes one edge may have running at once; more wait their turn."""
+    edge_disconnect_grace_seconds: float = 1.0
+    """After an edge's connection closed, how long before its participants are removed."""
+    ended_room_retention_seconds: float = 300.0
+    """How long an ended meeting's room and replay log are kept for late watchers."""
 
 
 class RoomManager:
@@ -75,14 +86,32 @@ class RoomManager:
         self._metrics = metrics
         self._clock = clock
         self._started = clock()
-        self._incarnation = ""
+        self._instance = ""
         # Called when the store lost its data, before anything else uses it again (the
         # app re-registers its meetings file there).
         self.on_store_reset: Callable[[], Awaitable[None]] | None = None
+        # Open WatchEdge streams per edge (of this process); an entry lives while one does.
+        self._edge_streams: dict[str, int] = {}
         self._reap_not_before = 0.0
         # Set on shutdown: every open stream ends so the server can stop without
         # waiting out its grace period.
         self._closing = asyncio.Event()
+        self._passwords = PasswordGate(
+            options.password_attempts_per_minute,
+            options.password_checks_per_edge,
+            metrics.password_checks,
+            clock,
+        )
+
+    @property
+    def edge_streams_open(self) -> int:
+        """Edges with an open WatchEdge stream here (diagnostics)."""
+        return len(self._edge_streams)
+
+    @property
+    def password_edges_tracked(self) -> int:
+        """Edges with a password check running or waiting (diagnostics; 0 when idle)."""
+        return self._passwords.edges_tracked
 
     @property
     def lease_seconds(self) -> float:
@@ -110,7 +139,8 @@ class RoomManager:
             actor = await self._store.get_participant(meeting_id, requested_by)
             if not rules.may_moderate(actor):
                 raise errors.forbidden("Only the host can end the meeting")
-        meeting, event = await self._store.end_meeting(meeting_id, requested_by)
+        drop_at = self._clock() + self._options.ended_room_retention_seconds
+        meeting, event = await self._store.end_meeting(meeting_id, requested_by, drop_at)
         if event is not None:
             await self._published(event)
         log.info("🏁 Meeting ended", extra={"meeting_id": meeting_id, "ended_by": requested_by or "service"})
@@ -137,14 +167,12 @@ class RoomManager:
         if not meeting.joinable:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
         if meeting.password_hash is not None:
-            # Checked before hashing, so a guessing client cannot even spend our CPU.
-            if await self._store.password_blocked(spec.meeting_id):
-                raise DomainError(ErrorCode.RATE_LIMITED, "Too many wrong passwords, try again later")
-            ok = bool(password) and await asyncio.to_thread(verify_password, password, meeting.password_hash)
-            if not ok:
-                if password:  # a join without a password is a prompt, not a guess
-                    await self._store.password_failed(spec.meeting_id)
-                raise errors.invalid_password()
+            # A socket already in the room proved the password when it joined: its
+            # repeat join costs no hash.
+            again = await self._store.rejoin(spec)
+            if again is not None:
+                return again
+            await self._passwords.check(meeting.password_hash, password, spec.edge_id, spec.socket_id)
         await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
         outcome = await self._store.join(spec)
         if outcome.already_joined:
@@ -250,14 +278,41 @@ class RoomManager:
         self._metrics.signals.inc()
 
     async def edge_signals(self, edge_id: str) -> AsyncIterator[Signal]:
-        """The signals for one edge's sockets, as they come."""
+        """The signals for one edge's sockets, as they come.
+
+        The stream doubles as the edge's liveness: a (re)opened stream renews a known
+        edge's lease, and when the edge's last stream ends because its connection closed
+        (the process died) its lease is cut to the disconnect grace."""
         if not edge_id:
             raise errors.invalid("edge_id is required")
-        while True:
-            signal = await self._unless_closing(self._store.next_signal(edge_id))
-            if signal is None:
-                return
-            yield signal
+        self._edge_streams[edge_id] = self._edge_streams.get(edge_id, 0) + 1
+        try:
+            await self._store.touch_edge(
+                edge_id, self._clock() + self._options.edge_lease_seconds, create=False
+            )
+            while True:
+                signal = await self._unless_closing(self._store.next_signal(edge_id))
+                if signal is None:
+                    return
+                yield signal
+        finally:
+            await self._edge_stream_ended(edge_id)
+
+    async def _edge_stream_ended(self, edge_id: str) -> None:
+        remaining = self._edge_streams.pop(edge_id) - 1
+        if remaining:
+            self._edge_streams[edge_id] = remaining
+            return
+        if self._closing.is_set():
+            return  # this service is stopping; the edge is not the one that went away
+        # A dead edge never reconnects; a live one whose connection blipped reopens its
+        # stream (renewing the lease above) or heartbeats within the grace.
+        grace = self._options.edge_disconnect_grace_seconds
+        if await self._store.touch_edge(edge_id, self._clock() + grace, create=False):
+            log.info(
+                "edge connection closed; its participants go unless it reconnects",
+                extra={"edge_id": edge_id, "grace_seconds": grace},
+            )
 
     # -- the stream -------------------------------------------------------------------
 
@@ -330,6 +385,10 @@ class RoomManager:
             raise errors.invalid("edge_id is required")
         return await self._store.touch_edge(edge_id, self._clock() + self._options.edge_lease_seconds)
 
+    async def instance_id(self) -> str:
+        """Names the state this service serves; edges re-announce their sockets when it changes."""
+        return await self._store.instance_id()
+
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
         """Re-adds the participants an edge still holds after this service lost them."""
         if not edge_id:
@@ -370,13 +429,13 @@ class RoomManager:
     async def check_store_continuity(self) -> None:
         """Restarts the restore grace when the store lost its data (a Redis restarted
         empty): every room begins a new epoch and edges re-announce, as after a start."""
-        incarnation = await self._store.incarnation()
-        if self._incarnation and incarnation != self._incarnation:
+        instance = await self._store.instance_id()
+        if self._instance and instance != self._instance:
             self._started = self._clock()
             log.warning("room store lost its data; rooms start new epochs")
             if self.on_store_reset is not None:
                 await self.on_store_reset()
-        self._incarnation = incarnation
+        self._instance = instance
 
     def note_stall(self, seconds: float) -> None:
         """This process did not run for `seconds` (frozen, starved): no edge could renew
@@ -405,11 +464,19 @@ class RoomManager:
                     store_down = False
                     self._reap_not_before = self._clock() + self._options.edge_lease_seconds
                     log.warning("room store reachable again; reaping paused for one lease")
-                await self.reap_expired_edges()
+                await self.housekeeping()
             except StoreUnavailableError:
                 store_down = True
             except Exception:
-                log.exception("reaping expired edges failed")
+                log.exception("reaping expired edges or ended rooms failed")
+
+    async def housekeeping(self) -> None:
+        """One reaper tick: expired edges lose their participants, ended rooms past their
+        retention are forgotten."""
+        await self.reap_expired_edges()
+        dropped = await self._store.drop_ended_rooms(self._clock())
+        if dropped:
+            log.info("ended rooms dropped", extra={"rooms": dropped})
 
     async def refresh_gauges(self) -> None:
         """Sets the room, participant and edge gauges from the store (at scrape time)."""

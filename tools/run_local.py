@@ -49,6 +49,24 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _auth_notice(env: dict[str, str]) -> str:
+    """What `make run` says about authentication: plainly, when it is off."""
+    lines = []
+    if env.get("EDGE_GATEWAY_AUTH_MODE", "none") == "none":
+        lines.append(
+            "AUTHENTICATION IS OFF at the edge: any client may join as any userId "
+            "(set EDGE_GATEWAY_AUTH_MODE=jwt and a key to turn it on)."
+        )
+    if not (env.get("ROOM_SERVICE_INTERNAL_TOKEN") or env.get("ROOM_SERVICE_TLS_CLIENT_CA_FILE")):
+        lines.append(
+            "AUTHENTICATION IS OFF at the room service: any caller may use its gRPC API "
+            "(set ROOM_SERVICE_INTERNAL_TOKEN and EDGE_GATEWAY_ROOM_SERVICE_TOKEN)."
+        )
+    if lines:
+        lines.append("Both listen on loopback only; this is for development.")
+    return "".join(line + "\n" for line in lines)
+
+
 def main() -> int:
     """Runs both tiers until interrupted."""
     env = dict(os.environ)
@@ -79,7 +97,7 @@ def main() -> int:
         _wait("edge_gateway", lambda: _ready(f"http://{host}:{port}/readyz"), edge)
         print(
             f"\nReady: Socket.IO at http://{host}:{port} (demo meetings: test-meeting-123, "
-            "test-meeting-locked / password123). Ctrl-C stops both.\n",
+            "test-meeting-locked / password123). Ctrl-C stops both.\n" + _auth_notice(env),
             file=sys.stderr,
             flush=True,
         )

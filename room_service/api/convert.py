@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from meeting.v1 import room_service_pb2 as pb
+from room_service.domain import rules
 from room_service.domain.errors import invalid
 from room_service.domain.models import (
     ChatMessage,
@@ -115,18 +116,17 @@ def participant_to_pb(p: Participant) -> pb.Participant:
 
 
 def participant_from_pb(m: pb.Participant) -> Participant:
-    """A participant re-announced by an edge."""
-    if not m.participant_id or not m.user_id:
-        raise invalid("participant_id and user_id are required")
+    """A participant re-announced by an edge. Its permissions are not taken from the
+    request (a caller could grant itself host): the store derives them from the meeting."""
     return Participant(
-        participant_id=m.participant_id,
-        user_id=m.user_id,
-        user_name=m.user_name,
+        participant_id=rules.checked_id(m.participant_id, "participant.participant_id"),
+        user_id=rules.checked_id(m.user_id, "participant.user_id"),
+        user_name=rules.checked_name(m.user_name, "participant.user_name"),
         media=media_from_pb(m.media),
-        permissions=permissions_from_pb(m.permissions),
+        permissions=rules.NO_PERMISSIONS,
         joined_at=from_timestamp(m.joined_at),
-        edge_id=m.edge_id,
-        socket_id=m.socket_id,
+        edge_id=rules.checked_id(m.edge_id, "participant.edge_id") if m.edge_id else "",
+        socket_id=rules.checked_id(m.socket_id, "participant.socket_id"),
     )
 
 
@@ -135,11 +135,6 @@ def permissions_to_pb(p: Permissions) -> pb.Permissions:
     return pb.Permissions(
         can_share=p.can_share, can_chat=p.can_chat, can_record=p.can_record, is_host=p.is_host
     )
-
-
-def permissions_from_pb(m: pb.Permissions) -> Permissions:
-    """Permissions re-announced by an edge."""
-    return Permissions(can_share=m.can_share, can_chat=m.can_chat, can_record=m.can_record, is_host=m.is_host)
 
 
 def media_from_pb(m: pb.MediaState) -> MediaState:

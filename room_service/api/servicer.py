@@ -16,6 +16,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 from meeting_common.rpc_status import STATUS_DETAILS_KEY, status_details
 from room_service.api import convert
+from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
 from room_service.domain.models import JoinSpec, MediaState, RoomEvent, Snapshot
 from room_service.rooms import RoomManager
@@ -25,8 +26,6 @@ log = logging.getLogger("room_service.api")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-_MAX_ID = 128
-_MAX_NAME = 256
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: ErrorCode, message: str) -> None:
@@ -74,10 +73,13 @@ def streaming(
     return wrapper
 
 
-def _require(value: str, name: str, limit: int = _MAX_ID) -> str:
-    if not value or len(value) > limit:
-        raise invalid(f"{name} must be 1 to {limit} characters")
-    return value
+def _require(value: str, name: str) -> str:
+    return rules.checked_id(value, name)
+
+
+def _optional(value: str, name: str) -> str:
+    """An id that may be empty (e.g. `requested_by`: empty means an internal service)."""
+    return rules.checked_id(value, name) if value else value
 
 
 class RoomServicer(pb_grpc.RoomServiceServicer):
@@ -91,6 +93,8 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def UpsertMeeting(self, request: pb.UpsertMeetingRequest, context: Any) -> pb.UpsertMeetingResponse:
         _require(request.meeting.id, "meeting.id")
+        rules.checked_name(request.meeting.meeting_name, "meeting.meeting_name", required=False)
+        _optional(request.meeting.creator_id, "meeting.creator_id")
         meeting = await self._manager.upsert_meeting(
             convert.meeting_from_pb(request.meeting), request.password or None
         )
@@ -104,7 +108,8 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def EndMeeting(self, request: pb.EndMeetingRequest, context: Any) -> pb.EndMeetingResponse:
         meeting, position = await self._manager.end_meeting(
-            _require(request.meeting_id, "meeting_id"), request.requested_by_participant_id
+            _require(request.meeting_id, "meeting_id"),
+            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         return pb.EndMeetingResponse(
             meeting=convert.meeting_to_pb(meeting), position=convert.position_to_pb(position)
@@ -116,7 +121,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         spec = JoinSpec(
             meeting_id=_require(request.meeting_id, "meeting_id"),
             user_id=_require(request.user_id, "user_id"),
-            user_name=_require(request.user_name, "user_name", _MAX_NAME),
+            user_name=rules.checked_name(request.user_name, "user_name"),
             media=media if media is not None else MediaState(),
             edge_id=_require(request.edge_id, "edge_id"),
             socket_id=_require(request.socket_id, "socket_id"),
@@ -128,6 +133,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             participants=[convert.participant_to_pb(p) for p in outcome.others],
             position=convert.position_to_pb(outcome.position),
             already_joined=outcome.already_joined,
+            instance_id=await self._manager.instance_id(),
         )
 
     @unary
@@ -151,7 +157,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             _require(request.meeting_id, "meeting_id"),
             _require(request.participant_id, "participant_id"),
             changes,
-            request.requested_by_participant_id,
+            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         position = event.position if event is not None else None
         return pb.UpdateMediaStateResponse(
@@ -166,7 +172,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         event = await self._manager.remove_participant(
             _require(request.meeting_id, "meeting_id"),
             _require(request.participant_id, "participant_id"),
-            request.requested_by_participant_id,
+            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         return pb.RemoveParticipantResponse(
             participant=convert.event_to_pb(event).participant_left.participant,
@@ -188,6 +194,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def SendSignal(self, request: pb.SendSignalRequest, context: Any) -> pb.SendSignalResponse:
         signal = convert.signal_from_pb(request.signal)
+        _require(signal.meeting_id, "signal.meeting_id")
+        _require(signal.from_participant_id, "signal.from_participant_id")
+        _require(signal.target_participant_id, "signal.target_participant_id")
         try:
             json.loads(signal.payload_json or "null")
         except ValueError as exc:
@@ -220,7 +229,11 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.HeartbeatResponse:
         known = await self._manager.heartbeat(_require(request.edge_id, "edge_id"))
-        return pb.HeartbeatResponse(known=known, lease_seconds=self._manager.lease_seconds)
+        return pb.HeartbeatResponse(
+            known=known,
+            lease_seconds=self._manager.lease_seconds,
+            instance_id=await self._manager.instance_id(),
+        )
 
     @unary
     async def RestoreSessions(

@@ -4,7 +4,40 @@ from __future__ import annotations
 
 import uuid
 
+from meeting_common.text import unsafe_character
+from room_service.domain import errors
 from room_service.domain.models import Meeting, Participant, Permissions
+
+MAX_ID = 128
+"""Longest id (meeting, user, participant, edge, socket)."""
+MAX_NAME = 256
+"""Longest display name."""
+
+
+def checked_id(value: str, what: str, limit: int = MAX_ID) -> str:
+    """`value` when it is a usable id: 1 to `limit` characters, no control or format
+    characters (they would forge log lines); else INVALID_PAYLOAD."""
+    if not value or len(value) > limit:
+        raise errors.invalid(f"{what} must be 1 to {limit} characters")
+    bad = unsafe_character(value)
+    if bad is not None:
+        raise errors.invalid(f"{what} contains a control or format character ({bad})")
+    return value
+
+
+def checked_name(value: str, what: str, limit: int = MAX_NAME, *, required: bool = True) -> str:
+    """`value` when it is a usable display name (joiners allowed inside words); else
+    INVALID_PAYLOAD. An empty name passes only when not `required`."""
+    if (required and not value) or len(value) > limit:
+        raise errors.invalid(f"{what} must be {1 if required else 0} to {limit} characters")
+    bad = unsafe_character(value, joiners=True)
+    if bad is not None:
+        raise errors.invalid(f"{what} contains a control or format character ({bad})")
+    return value
+
+
+NO_PERMISSIONS = Permissions(can_share=False, can_chat=False, can_record=False, is_host=False)
+"""Placeholder for a participant whose permissions the store has yet to derive."""
 
 
 def permissions_for(meeting: Meeting, user_id: str) -> Permissions:
@@ -37,6 +70,14 @@ def new_epoch() -> str:
 def may_moderate(actor: Participant | None) -> bool:
     """Kick and end are for the host; `None` is an internal service, which may always."""
     return actor is None or actor.permissions.is_host
+
+
+def may_restore(edge_id: str, claimed: Participant, held: Participant | None) -> bool:
+    """An edge re-announces only its own sessions: the record names that edge (or no
+    edge), and a participant the service holds on another edge or socket stays there."""
+    if claimed.edge_id and claimed.edge_id != edge_id:
+        return False
+    return held is None or (held.edge_id == edge_id and held.socket_id == claimed.socket_id)
 
 
 def room_capacity(meeting: Meeting, default: int) -> int:

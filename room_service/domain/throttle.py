@@ -1,6 +1,6 @@
 """A keyed failure counter: at most `limit` failures per key in any `window` seconds.
 
-Used to throttle wrong meeting passwords per meeting. Pure and in-memory; the clock is
+Used to throttle wrong meeting passwords per socket. Pure and in-memory; the clock is
 injected. Memory stays bounded: empty keys are dropped and at most `max_keys` are kept
 (the stalest go first, which only ever forgives an old attacker early).
 """
@@ -44,6 +44,14 @@ class FailureThrottle:
         """True while `key` has `limit` failures inside the window."""
         failures = self._current(key)
         return failures is not None and len(failures) >= self._limit
+
+    def forgive(self, key: str) -> None:
+        """Takes back the latest failure of `key` (an attempt counted ahead that succeeded)."""
+        failures = self._current(key)
+        if failures is not None:
+            failures.pop()
+            if not failures:
+                del self._failures[key]
 
     def fail(self, key: str) -> None:
         """Records one failure for `key`."""

@@ -14,9 +14,13 @@ Replay: `read_after` returns the events after a position while the bounded buffe
 holds them; otherwise (too old, or another epoch) it returns a snapshot, and the caller
 continues from the snapshot's position.
 
-Clocks: lease deadlines and `now` are on the caller's clock. A store shared by several
-processes needs a clock they share (the wall clock); a process-local store may use a
-monotonic one.
+Time: deadlines (`expires_at`, `drop_at`) and `now` are on the caller's clock. A store
+shared by several processes needs a clock they share (the wall clock, see
+`factory.store_clock`); a process-local store uses a monotonic one.
+
+Bounded memory: nothing a caller can name stays behind on its own. An edge's lease and
+signal mailbox live while it holds a lease or a WatchEdge reader; an ended room and its
+log live until their `drop_at`.
 """
 
 from __future__ import annotations
@@ -52,8 +56,6 @@ class StoreOptions:
     """Allow several sessions per user in a room (else a new one replaces the older)."""
     signal_queue: int = 256
     """Undelivered signals kept per edge; the oldest are dropped beyond."""
-    password_attempts_per_minute: int = 20
-    """Wrong passwords per meeting in any 60 s before `password_blocked` says so."""
     reaped_edges_kept: int = 4096
     """Reaped edges remembered (so a late re-announcement cannot resurrect anyone)."""
     reaped_edge_seconds: float = 3600.0
@@ -67,7 +69,7 @@ class RestoreRecord:
     meeting_id: str
     """Its meeting."""
     participant: Participant
-    """As the edge knew it."""
+    """As the edge knew it; its permissions are ignored (derived from the meeting)."""
 
 
 class StoreUnavailableError(DomainError):
@@ -78,7 +80,7 @@ class StoreUnavailableError(DomainError):
 
 
 class MeetingDirectory(Protocol):
-    """Meetings and the per-meeting password throttle."""
+    """Meetings, and how long an ended meeting's room is kept."""
 
     async def upsert_meeting(self, meeting: Meeting) -> Meeting:
         """Creates or replaces a meeting (keeping `created_at` of an existing one)."""
@@ -88,19 +90,20 @@ class MeetingDirectory(Protocol):
         """The meeting; raises MEETING_NOT_FOUND."""
         ...
 
-    async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
+    async def end_meeting(
+        self, meeting_id: str, ended_by: str, drop_at: float
+    ) -> tuple[Meeting, RoomEvent | None]:
         """Marks it ended, empties its room, appends MeetingEnded when the room was open.
 
         The ended room's log stays readable (watchers get MeetingEnded itself, not a
-        snapshot); ending an already ended meeting appends nothing and returns None."""
+        snapshot) until `drop_at`, when `drop_ended_rooms` forgets the room and its log
+        (the meeting itself stays, ENDED); ending an already ended meeting appends
+        nothing and returns None."""
         ...
 
-    async def password_blocked(self, meeting_id: str) -> bool:
-        """True while the meeting had too many wrong passwords in the last minute."""
-        ...
-
-    async def password_failed(self, meeting_id: str) -> None:
-        """Counts one wrong password for the meeting."""
+    async def drop_ended_rooms(self, now: float) -> int:
+        """Forgets the rooms (and logs) of ended meetings whose `drop_at` passed; their
+        watchers wake and get the ended snapshot. Returns how many; costs O(dropped)."""
         ...
 
 
@@ -109,6 +112,12 @@ class RoomLog(Protocol):
 
     async def join(self, spec: JoinSpec) -> JoinOutcome:
         """Adds a participant (checks joinable, capacity; replaces older sessions)."""
+        ...
+
+    async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:
+        """The idempotent outcome (`already_joined`) when `spec`'s edge and socket already
+        hold a participant in the room; None otherwise. Never changes anything: a join
+        with a password calls it first, so that a repeat join costs no password hash."""
         ...
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
@@ -159,8 +168,12 @@ class RoomLog(Protocol):
 class EdgeLeases(Protocol):
     """Which edges are alive, reaping the dead ones exactly once, and re-announcements."""
 
-    async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
-        """Renews an edge's lease; returns whether it was known."""
+    async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
+        """Sets an edge's lease deadline; returns whether the edge was known.
+
+        With `create=False` an unknown edge stays unknown (nothing is stored): used to
+        shorten the lease of an edge whose connection closed, and to renew it again
+        when the edge reconnects, without inventing edges."""
         ...
 
     async def expired_edges(self, now: float) -> list[str]:
@@ -169,7 +182,9 @@ class EdgeLeases(Protocol):
 
     async def drop_edge(self, edge_id: str, now: float) -> list[RoomEvent] | None:
         """Reaps an edge whose lease ran out by `now`: forgets its lease, remembers it as
-        reaped, removes its participants (reason DISCONNECTED).
+        reaped, removes its participants (reason DISCONNECTED), discards its undelivered
+        signals (a waiting `next_signal` keeps waiting: an edge reaped while its
+        connection survived gets the signals for the sockets it holds again).
 
         None when the lease was renewed meanwhile or another caller reaped it first: each
         expiry is reaped once, whichever process notices it first."""
@@ -180,8 +195,14 @@ class EdgeLeases(Protocol):
         ...
 
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
-        """Re-adds participants an edge still holds; returns the ids it could not restore
-        (every one, when the edge was reaped: its participants were reported gone)."""
+        """Re-adds participants an edge still holds; returns the ids it could not restore.
+
+        Refused (returned): every record of an edge that was reaped (its participants were
+        reported gone); a record whose meeting is gone or ended, or that fails
+        `rules.may_restore` (it names another edge, or the service holds that participant
+        on another edge or socket). A participant already held as claimed is skipped.
+        Permissions never come from the record: each restored participant gets
+        `rules.permissions_for(meeting, user_id)`, and `edge_id` is the caller's."""
         ...
 
 
@@ -189,11 +210,13 @@ class SignalRouter(Protocol):
     """WebRTC signals queued per edge, whichever process the edge listens on."""
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
-        """Queues a signal for an edge."""
+        """Queues a signal for an edge (bounded; the oldest go first). A signal for an
+        edge that has neither a lease nor a waiter is dropped: nobody could read it."""
         ...
 
     async def next_signal(self, edge_id: str) -> Signal:
-        """Waits for the next signal queued for an edge."""
+        """Waits for the next signal queued for an edge. Waiting keeps the edge's
+        mailbox; once an unknown edge has no waiter left, nothing of it remains."""
         ...
 
 
@@ -201,8 +224,11 @@ class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, Protocol):
     """Authoritative meetings, rooms, participants, leases and signals. See the module
     docstring for atomicity and sequencing."""
 
-    async def incarnation(self) -> str:
-        """An id that changes whenever the store lost its data (e.g. an empty Redis)."""
+    async def instance_id(self) -> str:
+        """Names this store's state: the same for as long as the state lives (every
+        replica on one Redis answers the same), a new one once it was lost (an
+        in-memory restart; a Redis that lost its data). Edges re-announce their
+        sockets when it changes."""
         ...
 
     async def ready(self) -> bool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,8 +33,8 @@ from room_service.domain.models import (
     Signal,
     Snapshot,
 )
-from room_service.domain.throttle import FailureThrottle
 from room_service.store.base import RestoreRecord, StoreOptions
+from room_service.store.mailboxes import Mailboxes
 
 
 def _now() -> datetime:
@@ -51,6 +50,8 @@ class _Room:
     log: deque[RoomEvent]
     head: int = 0
     participants: dict[str, Participant] = field(default_factory=dict)
+    drop_at: float | None = None
+    """Set when its meeting ended: the deadline after which the room is forgotten."""
     # Set and replaced on every append: waiters hold the old one, so one append wakes
     # exactly the watchers of this room.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,15 +65,28 @@ class _Room:
         self.changed = asyncio.Event()
 
 
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What the store holds now, for tests and diagnostics."""
+
+    meetings: int
+    """Meetings in the directory."""
+    rooms: int
+    """Rooms, open or ended."""
+    events: int
+    """Events held in all replay logs."""
+    edges: int
+    """Edges holding a lease."""
+    mailboxes: int
+    """Signal mailboxes."""
+
+
 class MemoryStore:
     """The in-memory RoomStore."""
 
-    def __init__(
-        self, options: StoreOptions | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, options: StoreOptions | None = None) -> None:
         self._options = options or StoreOptions()
-        self._incarnation = uuid.uuid4().hex
-        self._password_throttle = FailureThrottle(self._options.password_attempts_per_minute, 60.0, clock)
+        self._instance = uuid.uuid4().hex
         # Reaped edges and when: a late RestoreSessions must not resurrect participants
         # everyone was already told had left. Bounded by count and age.
         self._reaped: OrderedDict[str, float] = OrderedDict()
@@ -80,7 +94,9 @@ class MemoryStore:
         self._rooms: dict[str, _Room] = {}
         self._edges: dict[str, float] = {}
         self._edge_participants: dict[str, set[tuple[str, str]]] = {}
-        self._signals: dict[str, asyncio.Queue[Signal]] = {}
+        self._mailboxes = Mailboxes(self._options.signal_queue, self._edges.__contains__)
+        # Ended rooms by deadline; one retention for all, so appends keep it sorted.
+        self._ended: deque[tuple[float, _Room]] = deque()
         # Watchers of a room that is not open wait here for its next opening.
         self._openers: dict[str, asyncio.Event] = {}
 
@@ -96,7 +112,9 @@ class MemoryStore:
     async def get_meeting(self, meeting_id: str) -> Meeting:
         return self._meeting(meeting_id)
 
-    async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
+    async def end_meeting(
+        self, meeting_id: str, ended_by: str, drop_at: float
+    ) -> tuple[Meeting, RoomEvent | None]:
         previous = self._meeting(meeting_id)
         meeting = dataclasses.replace(previous, status=MeetingStatus.ENDED)
         self._meetings[meeting_id] = meeting
@@ -110,13 +128,22 @@ class MemoryStore:
         # closing: watchers then read MeetingEnded itself, in order after what they have,
         # rather than an empty snapshot that would look like everyone disconnected.
         event = self._append(room, MeetingEnded(ended_by=ended_by))
+        room.drop_at = drop_at
+        self._ended.append((drop_at, room))
         return meeting, event
 
-    async def password_blocked(self, meeting_id: str) -> bool:
-        return self._password_throttle.blocked(meeting_id)
-
-    async def password_failed(self, meeting_id: str) -> None:
-        self._password_throttle.fail(meeting_id)
+    async def drop_ended_rooms(self, now: float) -> int:
+        dropped = 0
+        while self._ended and self._ended[0][0] <= now:
+            drop_at, room = self._ended.popleft()
+            meeting = self._meetings.get(room.meeting_id)
+            still_ended = meeting is None or meeting.status is MeetingStatus.ENDED
+            # A meeting registered again and rejoined keeps its room.
+            if room.drop_at == drop_at and still_ended and not room.participants:
+                self._close(room)
+                room.log.clear()
+                dropped += 1
+        return dropped
 
     # -- participants -----------------------------------------------------------------
 
@@ -124,12 +151,10 @@ class MemoryStore:
         meeting = self._meeting(spec.meeting_id)
         if not meeting.joinable:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        again = self._rejoin(meeting, spec)
+        if again is not None:
+            return again
         room = self._rooms.get(spec.meeting_id)
-        if room is not None:
-            for participant in room.participants.values():
-                if participant.edge_id == spec.edge_id and participant.socket_id == spec.socket_id:
-                    others = tuple(p for p in room.participants.values() if p is not participant)
-                    return JoinOutcome(meeting, participant, others, room.position, already_joined=True)
         replaced: list[Participant] = []
         if room is not None and not self._options.multiple_sessions:
             replaced = [p for p in room.participants.values() if p.user_id == spec.user_id]
@@ -157,6 +182,19 @@ class MemoryStore:
         self._index(participant, spec.meeting_id)
         event = self._append(room, ParticipantJoined(participant))
         return JoinOutcome(meeting, participant, others, event.position, replaced=tuple(replaced))
+
+    async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:
+        return self._rejoin(self._meeting(spec.meeting_id), spec)
+
+    def _rejoin(self, meeting: Meeting, spec: JoinSpec) -> JoinOutcome | None:
+        room = self._rooms.get(spec.meeting_id)
+        if room is None or not meeting.joinable:
+            return None
+        for participant in room.participants.values():
+            if participant.edge_id == spec.edge_id and participant.socket_id == spec.socket_id:
+                others = tuple(p for p in room.participants.values() if p is not participant)
+                return JoinOutcome(meeting, participant, others, room.position, already_joined=True)
+        return None
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         room = self._rooms.get(meeting_id)
@@ -244,10 +282,14 @@ class MemoryStore:
 
     # -- edges ------------------------------------------------------------------------
 
-    async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
+    async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
         known = edge_id in self._edges
-        self._edges[edge_id] = expires_at
+        if known or create:
+            self._edges[edge_id] = expires_at
         return known
+
+    async def instance_id(self) -> str:
+        return self._instance
 
     async def expired_edges(self, now: float) -> list[str]:
         return [edge for edge, deadline in self._edges.items() if deadline <= now]
@@ -258,7 +300,7 @@ class MemoryStore:
             return None  # renewed meanwhile, or already reaped
         del self._edges[edge_id]
         self._remember_reaped(edge_id, now)
-        self._signals.pop(edge_id, None)
+        self._mailboxes.discard(edge_id)
         events: list[RoomEvent] = []
         for meeting_id, participant_id in sorted(self._edge_participants.pop(edge_id, set())):
             room = self._rooms.get(meeting_id)
@@ -282,38 +324,56 @@ class MemoryStore:
             return [r.participant.participant_id for r in records]
         rejected: list[str] = []
         for record in records:
-            participant = dataclasses.replace(record.participant, edge_id=edge_id)
+            claimed = record.participant
             meeting = self._meetings.get(record.meeting_id)
-            if meeting is None or not meeting.joinable:
-                rejected.append(participant.participant_id)
+            room = self._rooms.get(record.meeting_id)
+            held = room.participants.get(claimed.participant_id) if room is not None else None
+            if meeting is None or not meeting.joinable or not rules.may_restore(edge_id, claimed, held):
+                rejected.append(claimed.participant_id)
                 continue
-            room = self._rooms.get(record.meeting_id) or self._open(record.meeting_id)
-            if participant.participant_id in room.participants:
-                continue
+            if held is not None:
+                continue  # already back (a repeated restore, or it joined again meanwhile)
+            if room is None:
+                room = self._open(record.meeting_id)
+            participant = dataclasses.replace(
+                claimed, edge_id=edge_id, permissions=rules.permissions_for(meeting, claimed.user_id)
+            )
             room.participants[participant.participant_id] = participant
             self._index(participant, record.meeting_id)
             self._append(room, ParticipantJoined(participant))
         return rejected
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
-        queue = self._signal_queue(edge_id)
-        if queue.full():
-            queue.get_nowait()  # a stale offer is worth less than the newest candidate
-        queue.put_nowait(signal)
+        self._mailboxes.post(edge_id, signal)
 
     async def next_signal(self, edge_id: str) -> Signal:
-        return await self._signal_queue(edge_id).get()
-
-    # -- the store itself -------------------------------------------------------------
-
-    async def incarnation(self) -> str:
-        return self._incarnation  # this process's memory is lost only with the process
+        return await self._mailboxes.take(edge_id)
 
     async def ready(self) -> bool:
         return True
 
     async def close(self) -> None:
         return None
+
+    def _remember_reaped(self, edge_id: str, now: float) -> None:
+        self._reaped[edge_id] = now
+        self._reaped.move_to_end(edge_id)
+        while self._reaped:
+            oldest, when = next(iter(self._reaped.items()))
+            kept = len(self._reaped) <= self._options.reaped_edges_kept
+            if kept and now - when < self._options.reaped_edge_seconds:
+                break
+            del self._reaped[oldest]
+
+    def footprint(self) -> Footprint:
+        """Counts of what the store holds (not part of the RoomStore contract)."""
+        return Footprint(
+            meetings=len(self._meetings),
+            rooms=len(self._rooms),
+            events=sum(len(r.log) for r in self._rooms.values()),
+            edges=len(self._edges),
+            mailboxes=len(self._mailboxes),
+        )
 
     # -- internals --------------------------------------------------------------------
 
@@ -367,21 +427,3 @@ class MemoryStore:
         keys = self._edge_participants.get(participant.edge_id)
         if keys is not None:
             keys.discard((meeting_id, participant.participant_id))
-
-    def _remember_reaped(self, edge_id: str, now: float) -> None:
-        self._reaped[edge_id] = now
-        self._reaped.move_to_end(edge_id)
-        while self._reaped:
-            oldest, when = next(iter(self._reaped.items()))
-            if (
-                len(self._reaped) <= self._options.reaped_edges_kept
-                and now - when < self._options.reaped_edge_seconds
-            ):
-                break
-            del self._reaped[oldest]
-
-    def _signal_queue(self, edge_id: str) -> asyncio.Queue[Signal]:
-        queue = self._signals.get(edge_id)
-        if queue is None:
-            queue = self._signals[edge_id] = asyncio.Queue(self._options.signal_queue)
-        return queue

@@ -85,7 +85,7 @@ class RedisStore(RedisEdges):
         self._init_rooms(self._notifier)
         self._init_edges()
 
-    async def incarnation(self) -> str:
+    async def instance_id(self) -> str:
         async def current() -> str:
             value: Any = await self._redis.get(INCARNATION)
             if value is None:
@@ -94,7 +94,7 @@ class RedisStore(RedisEdges):
                 value = await self._redis.get(INCARNATION)
             return str(value or "")
 
-        return await self._op("incarnation", current)
+        return await self._op("instance_id", current)
 
     async def ready(self) -> bool:
         try:

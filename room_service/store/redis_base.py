@@ -30,7 +30,7 @@ OPERATIONS = (
     "join", "index_edge", "leave", "update_media", "append_chat", "get_participant",
     "snapshot", "list_rooms", "participant_count", "read_after", "wait_beyond",
     "touch_edge", "expired_edges", "drop_edge", "edge_count", "restore",
-    "publish_signal", "next_signal", "incarnation", "ping",
+    "publish_signal", "next_signal", "instance_id", "ping", "rejoin", "drop_ended_rooms",
 )  # fmt: skip
 
 RedisClient = Redis | RedisCluster
@@ -67,6 +67,8 @@ REAPING = "{edges}:reaping"
 REAPED = "{edges}:reaped"
 # Every meeting id, for listing rooms.
 DIRECTORY = "{directory}:meetings"
+# Ended meetings whose rooms are still kept, by when to drop them.
+ENDED = "{directory}:ended"
 # Set once per Redis dataset; a different (or missing) value means the data was lost.
 INCARNATION = "{meta}:incarnation"
 

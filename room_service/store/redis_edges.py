@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from room_service.domain import rules
+from room_service.domain.errors import DomainError
 from room_service.domain.models import RoomEvent, Signal, SignalType
 from room_service.store.base import RestoreRecord
 from room_service.store.redis_base import (
@@ -20,6 +23,8 @@ from room_service.store.redis_base import (
 )
 from room_service.store.redis_codec import event_from, participant_json
 from room_service.store.redis_rooms import RedisRooms
+
+log = logging.getLogger("room_service.store")
 
 # Claims an expired edge for reaping: only the first caller after expiry gets 1. An edge
 # whose reaper died mid-way stays in the reaping set, and any caller may finish it (each
@@ -40,21 +45,42 @@ if deadline and tonumber(deadline) <= now then
 end
 return redis.call('SISMEMBER', reaping, edge)
 """
+# Sets a lease deadline; with ARGV[3] "0" only for a known edge. Answers 1 when known.
+_TOUCH = """
+local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if known or ARGV[3] == '1' then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+if known then return 1 end
+return 0
+"""
 # Signals for an edge that never comes back expire with their queue.
 _SIGNAL_TTL_SECONDS = 3600
 # A blocking pop returns this often without news, so a closed stream is noticed.
 _SIGNAL_POLL_SECONDS = 1
+_READER_TTL_SECONDS = 30
+
+
+def _readers_key(edge_id: str) -> str:
+    """How many WatchEdge readers of the edge wait on any replica (keeps its mailbox)."""
+    return f"{{edge:{edge_id}}}:readers"
 
 
 class RedisEdges(RedisRooms):
     """EdgeLeases and SignalRouter on Redis (reaping and re-announcing use the room scripts)."""
 
-    def _init_edges(self) -> None:
-        self._claim = self._script(_CLAIM)
+    def _left(self, task: asyncio.Task[None]) -> None:
+        self._leaving.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a signal reader's goodbye did not reach Redis (its count expires)")
 
-    async def touch_edge(self, edge_id: str, expires_at: float) -> bool:
-        added: Any = await self._op("touch_edge", lambda: self._redis.zadd(LEASES, {edge_id: expires_at}))
-        return int(added) == 0
+    def _init_edges(self) -> None:
+        self._leaving: set[asyncio.Task[None]] = set()
+        self._claim = self._script(_CLAIM)
+        self._touch = self._script(_TOUCH)
+
+    async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
+        args = [edge_id, repr(expires_at), "1" if create else "0"]
+        known: Any = await self._op("touch_edge", lambda: run_script(self._touch, [LEASES], args))
+        return bool(int(known))
 
     async def expired_edges(self, now: float) -> list[str]:
         async def expired() -> list[str]:
@@ -88,6 +114,10 @@ class RedisEdges(RedisRooms):
         await self._op("drop_edge", forget)
         return events
 
+    async def _reading(self, key: str, delta: int) -> None:
+        await self._redis.incrby(key, delta)
+        await self._redis.expire(key, _READER_TTL_SECONDS)
+
     async def edge_count(self) -> int:
         count: Any = await self._op("edge_count", lambda: self._redis.zcard(LEASES))
         return int(count)
@@ -96,22 +126,38 @@ class RedisEdges(RedisRooms):
         reaped = await self._op("restore", lambda: self._redis.zscore(REAPED, edge_id))
         if reaped is not None:
             return [r.participant.participant_id for r in records]
-        by_room: dict[str, list[Any]] = {}
+        by_room: dict[str, list[RestoreRecord]] = {}
         for record in records:
-            # The re-announcing edge holds the participant now.
-            participant = dataclasses.replace(record.participant, edge_id=edge_id)
-            by_room.setdefault(record.meeting_id, []).extend(
-                [participant.participant_id, participant_json(participant)]
-            )
+            by_room.setdefault(record.meeting_id, []).append(record)
         if by_room:
             rooms = list(by_room)
             await self._op("restore", lambda: self._redis.sadd(edge_rooms_key(edge_id), *rooms))
-        refused: set[str] = set()
-        for meeting_id, pairs in by_room.items():
-            reply = await self._change_room("restore", meeting_id, [rules.new_epoch(), *pairs])
+        refused: set[tuple[str, str]] = set()
+        for meeting_id, room_records in by_room.items():
+            try:
+                meeting = await self.get_meeting(meeting_id)
+            except DomainError:
+                refused.update((meeting_id, r.participant.participant_id) for r in room_records)
+                continue
+            args: list[Any] = [rules.new_epoch(), edge_id]
+            for record in room_records:
+                claimed = record.participant
+                # Held by the re-announcing edge, with the meeting's permissions (never
+                # the record's); rules.may_restore is applied by the script.
+                stored = dataclasses.replace(
+                    claimed, edge_id=edge_id, permissions=rules.permissions_for(meeting, claimed.user_id)
+                )
+                args += [claimed.participant_id, participant_json(stored), claimed.edge_id, claimed.socket_id]
+            reply = await self._change_room("restore", meeting_id, args)
             if reply[0] == "REJECTED":
-                refused.add(meeting_id)
-        return [r.participant.participant_id for r in records if r.meeting_id in refused]
+                refused.update((meeting_id, r.participant.participant_id) for r in room_records)
+            else:
+                refused.update((meeting_id, str(pid)) for pid in reply[3])
+        return [
+            r.participant.participant_id
+            for r in records
+            if (r.meeting_id, r.participant.participant_id) in refused
+        ]
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
         key = edge_signals_key(edge_id)
@@ -127,6 +173,10 @@ class RedisEdges(RedisRooms):
         )
 
         async def push() -> None:
+            # Nobody could read a signal for an edge with neither a lease nor a reader.
+            leased = await self._redis.zscore(LEASES, edge_id)
+            if leased is None and int(await self._redis.get(_readers_key(edge_id)) or 0) <= 0:
+                return
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(key, body)
                 # A stale offer is worth less than the newest candidate: drop the oldest.
@@ -138,17 +188,34 @@ class RedisEdges(RedisRooms):
 
     async def next_signal(self, edge_id: str) -> Signal:
         key = edge_signals_key(edge_id)
-        while True:
-            popped = await self._op(
-                "next_signal", lambda: self._redis.blpop([key], timeout=_SIGNAL_POLL_SECONDS)
-            )
-            if popped is not None:
-                d = json.loads(popped[1])
-                return Signal(
-                    type=SignalType(d["type"]),
-                    meeting_id=d["meeting_id"],
-                    from_participant_id=d["from"],
-                    target_participant_id=d["target"],
-                    payload_json=d["payload"],
-                    target_socket_id=d["socket"],
+        readers = _readers_key(edge_id)
+        try:
+            # Counted and uncounted in one try: a reader cancelled at any point leaves
+            # the count where it found it (or below, which also means nobody).
+            await self._op("next_signal", lambda: self._reading(readers, 1))
+            popped = None
+            task = asyncio.current_task()
+            while popped is None:
+                # The client can swallow a cancellation that lands while it connects;
+                # a cancelled reader must stop all the same.
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
+                popped = await self._op(
+                    "next_signal", lambda: self._redis.blpop([key], timeout=_SIGNAL_POLL_SECONDS)
                 )
+                # A reader that died without a goodbye stops counting after this long.
+                await self._op("next_signal", lambda: self._redis.expire(readers, _READER_TTL_SECONDS))
+        finally:
+            # In a task of its own: a cancelled reader must not wait on Redis to leave.
+            done = asyncio.get_running_loop().create_task(self._reading(readers, -1))
+            self._leaving.add(done)
+            done.add_done_callback(self._left)
+        d = json.loads(popped[1])
+        return Signal(
+            type=SignalType(d["type"]),
+            meeting_id=d["meeting_id"],
+            from_participant_id=d["from"],
+            target_participant_id=d["target"],
+            payload_json=d["payload"],
+            target_socket_id=d["socket"],
+        )

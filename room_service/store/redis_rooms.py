@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from room_service.domain.models import (
 from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import (
     DIRECTORY,
+    ENDED,
     RedisPart,
     edge_rooms_key,
     room_keys,
@@ -76,6 +76,8 @@ class RedisRooms(RedisPart):
                 ("end_meeting", lua.END),
                 ("drop_edge", lua.DROP_EDGE),
                 ("restore", lua.RESTORE),
+                ("rejoin", lua.REJOIN),
+                ("drop_ended_rooms", lua.DROP_ENDED),
             )
         }
         self._read_after = self._script(lua.READ_AFTER)
@@ -118,32 +120,29 @@ class RedisRooms(RedisPart):
             raise errors.meeting_not_found()
         return meeting_from(raw, created or datetime.now(UTC).isoformat())
 
-    async def end_meeting(self, meeting_id: str, ended_by: str) -> tuple[Meeting, RoomEvent | None]:
+    async def end_meeting(
+        self, meeting_id: str, ended_by: str, drop_at: float
+    ) -> tuple[Meeting, RoomEvent | None]:
         meeting = dataclasses.replace(await self.get_meeting(meeting_id), status=MeetingStatus.ENDED)
-        reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by])
+        when = repr(drop_at)
+        reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
         if reply[0] != "OK":
             raise _refusal(reply[0])
         events = self._events(meeting_id, reply)
+        if events:
+            await self._op("end_meeting", lambda: self._redis.zadd(ENDED, {meeting_id: drop_at}))
         return meeting, events[0] if events else None
 
-    async def password_blocked(self, meeting_id: str) -> bool:
-        since = self._clock() - 60.0
-        key = f"{room_tag(meeting_id)}:password-failures"
-        count = await self._op("password_blocked", lambda: self._redis.zcount(key, since, "+inf"))
-        return int(count) >= self._options.password_attempts_per_minute
-
-    async def password_failed(self, meeting_id: str) -> None:
-        now = self._clock()
-        key = f"{room_tag(meeting_id)}:password-failures"
-
-        async def record() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(key, {uuid.uuid4().hex: now})
-                pipe.zremrangebyscore(key, "-inf", now - 60.0)
-                pipe.expire(key, 61)
-                await pipe.execute()
-
-        await self._op("password_failed", record)
+    async def drop_ended_rooms(self, now: float) -> int:
+        due: Any = await self._op(
+            "drop_ended_rooms", lambda: self._redis.zrangebyscore(ENDED, "-inf", now, withscores=True)
+        )
+        dropped = 0
+        for meeting_id, drop_at in due:
+            reply = await self._change_room("drop_ended_rooms", meeting_id, [repr(float(drop_at))])
+            dropped += reply[0] == "OK"
+            await self._forget_ended(meeting_id)
+        return dropped
 
     # -- participants -----------------------------------------------------------------
 
@@ -188,6 +187,18 @@ class RedisRooms(RedisPart):
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
         others = tuple(participant_from(raw) for raw in reply[3])
         return JoinOutcome(meeting, participant, others, events[-1].position, replaced=replaced)
+
+    async def _forget_ended(self, meeting_id: str) -> None:
+        await self._op("drop_ended_rooms", lambda: self._redis.zrem(ENDED, meeting_id))
+
+    async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:
+        meeting = await self.get_meeting(spec.meeting_id)
+        reply = await self._change_room("rejoin", spec.meeting_id, [spec.edge_id, spec.socket_id])
+        if reply[0] != "ALREADY":
+            return None
+        others = tuple(participant_from(raw) for raw in reply[4])
+        position = Position(int(reply[5]), reply[1])
+        return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         reply = await self._change_room("leave", meeting_id, [participant_id, reason.value])

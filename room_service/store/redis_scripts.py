@@ -150,7 +150,7 @@ return finish('OK')
 """
 )
 
-# ARGV: now, maxlen, ended meeting JSON, ended by.
+# ARGV: now, maxlen, ended meeting JSON, ended by, drop_at.
 END = (
     _PRELUDE
     + """
@@ -163,6 +163,7 @@ if epoch == '' or was_ended then return {'OK', epoch, {}} end
 -- The room stays open (empty): watchers read MeetingEnded itself, in order.
 redis.call('DEL', members, people)
 append('ended', '', '', by)
+redis.call('HSET', state, 'drop_at', ARGV[5])
 return finish('OK')
 """
 )
@@ -184,24 +185,73 @@ return finish('OK')
 """
 )
 
-# ARGV: now, maxlen, new_epoch, then participant id and JSON pairs. Re-adds the
-# participants an edge re-announces; known ones are skipped.
+# ARGV: now, maxlen, new_epoch, edge id, then per record: participant id, JSON as it is
+# to be stored, the edge and socket the record claims. Re-adds the participants an edge
+# re-announces (rules.may_restore, in Lua): a record naming another edge, or a
+# participant held on another edge or socket, is refused; one held as claimed is skipped.
+# Answers {"REJECTED"} (meeting gone or ended) or {"OK", epoch, entries, refused ids}.
 RESTORE = (
     _PRELUDE
     + """
-local new_epoch = ARGV[3]
+local new_epoch, edge = ARGV[3], ARGV[4]
 if joinable(redis.call('GET', meeting)) then return {'REJECTED'} end
-if epoch == '' then open_room(new_epoch) end
-for i = 4, #ARGV, 2 do
-  local pid, pjson = ARGV[i], ARGV[i + 1]
-  if redis.call('HEXISTS', people, pid) == 0 then
+local refused = {}
+for i = 5, #ARGV, 4 do
+  local pid, pjson, claimed_edge, claimed_socket = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local held = nil
+  if epoch ~= '' then held = redis.call('HGET', people, pid) end
+  if claimed_edge ~= '' and claimed_edge ~= edge then
+    refused[#refused + 1] = pid
+  elseif held then
+    local h = cjson.decode(held)
+    if h['edge_id'] ~= edge or h['socket_id'] ~= claimed_socket then refused[#refused + 1] = pid end
+  else
+    if epoch == '' then open_room(new_epoch) end
     local seq = append('joined', pjson, '', '')
     redis.call('ZADD', members, seq, pid)
     redis.call('HSET', people, pid, pjson)
   end
 end
-close_if_empty()
-return finish('OK')
+if epoch ~= '' then close_if_empty() end
+return finish('OK', refused)
+"""
+)
+
+# ARGV: now, maxlen, edge id, socket id. Read-only: the idempotent outcome of a join
+# from a socket already in the room: {"ALREADY", epoch, {}, own JSON, others, head}.
+REJOIN = (
+    _PRELUDE
+    + """
+local edge, sock = ARGV[3], ARGV[4]
+if epoch == '' or joinable(redis.call('GET', meeting)) then return {'NO'} end
+local current = roster()
+for _, pair in ipairs(current) do
+  local p = cjson.decode(pair[2])
+  if p['edge_id'] == edge and p['socket_id'] == sock then
+    local rest = {}
+    for _, other in ipairs(current) do
+      if other[1] ~= pair[1] then rest[#rest + 1] = other[2] end
+    end
+    return {'ALREADY', epoch, {}, pair[2], rest, redis.call('HGET', state, 'head')}
+  end
+end
+return {'NO'}
+"""
+)
+
+# ARGV: now, maxlen, drop_at. Forgets an ended meeting's empty room and its log, unless
+# the meeting was registered again (or ended again later) meanwhile.
+DROP_ENDED = (
+    _PRELUDE
+    + """
+local raw = redis.call('GET', meeting)
+if epoch == '' or redis.call('HGET', state, 'drop_at') ~= ARGV[3] then return {'NO'} end
+if (raw and cjson.decode(raw)['status'] ~= 'ended') or redis.call('ZCARD', members) > 0 then
+  return {'NO'}
+end
+redis.call('DEL', state, members, people, log)
+redis.call('PUBLISH', state, 0)
+return {'OK'}
 """
 )
 

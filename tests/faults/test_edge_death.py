@@ -1,6 +1,7 @@
 """An edge that dies, freezes or is cut off loses its participants within the lease, and
-everyone else is told (`participant-left`, reason `disconnected`). Nothing stays behind,
-and nothing comes back when a frozen or cut-off edge returns."""
+everyone else is told (`participant-left`, reason `disconnected`); one that dies is noticed
+when its connection closes, long before its lease. Nothing stays behind, nothing comes back
+when a frozen or cut-off edge returns, and signals reach a reaped-then-thawed edge again."""
 
 from __future__ import annotations
 
@@ -120,3 +121,96 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
         finally:
             await edge_b.terminate()
             await edge_a.terminate()
+
+
+# A lease far longer than any wait below: a reap seen within them cannot be the lease's.
+LONG_LEASE = 30.0
+
+
+async def test_a_crashed_edge_is_reaped_when_its_connection_closes_not_after_its_lease(
+    js: JsClientPool,
+) -> None:
+    async with await start_room_service("--edge-lease-seconds", str(LONG_LEASE), name="rs-long-lease") as rs:
+        edge_a = await start_edge(rs.grpc_address, name="edge-a")  # default heartbeat and pings
+        edge_b = await start_edge(rs.grpc_address, name="edge-b")
+        try:
+            a1 = js.client("a1")
+            pa = await connect_and_join(a1, edge_a.url, "ua")
+            b_pids = [await connect_and_join(js.client(f"b{i}"), edge_b.url, f"ub{i}") for i in range(2)]
+            await a1.wait_for_events("participant-joined", 2)
+            mark = a1.mark()
+
+            killed = time.monotonic()
+            await edge_b.kill()
+            for pid in b_pids:
+                await a1.wait_for_event(
+                    "participant-left", left_payload(pid, "disconnected"), timeout=LONG_LEASE / 2, start=mark
+                )
+            report("edge SIGKILL (30 s lease): others told participant-left", time.monotonic() - killed)
+            async with room_stub(rs.grpc_address) as stub:
+                assert await participant_ids(stub) == {pa}
+        finally:
+            await edge_b.terminate()
+            await edge_a.terminate()
+
+
+@pytest.mark.parametrize("fault", ["sigstop", "silent-cut"])
+async def test_a_frozen_or_silently_cut_edge_keeps_its_lease(js: JsClientPool, fault: str) -> None:
+    async with (
+        await start_room_service("--edge-lease-seconds", str(LONG_LEASE), name="rs-long-lease") as rs,
+        TcpProxy(rs.grpc_address) as proxy,
+    ):
+        edge_a = await start_edge(rs.grpc_address, name="edge-a")
+        edge_b = await start_edge(proxy.address, name="edge-b")
+        try:
+            a1, b1 = js.client("a1"), js.client("b1")
+            pa = await connect_and_join(a1, edge_a.url, "ua")
+            pb1 = await connect_and_join(b1, edge_b.url, "ub")
+            await a1.wait_for_event("participant-joined", about(pb1))
+            mark = a1.mark()
+            # Its connection stays open (nothing is closed), so only the lease may reap it.
+            if fault == "sigstop":
+                edge_b.stop()
+            else:
+                proxy.freeze()
+            await a1.expect_no_event("participant-left", within=4.0, start=mark)
+            if fault == "sigstop":
+                edge_b.cont()
+            else:
+                proxy.thaw()
+            async with room_stub(rs.grpc_address) as stub:
+                assert await participant_ids(stub) == {pa, pb1}
+        finally:
+            await edge_b.terminate()
+            await edge_a.terminate()
+
+
+async def test_signals_reach_a_frozen_edge_again_after_it_was_reaped(
+    rs: RoomServiceProcess, js: JsClientPool
+) -> None:
+    edge_a = await start_edge(rs.grpc_address, *FAST, name="edge-a")
+    edge_b = await start_edge(rs.grpc_address, *FAST, name="edge-b")
+    try:
+        a1, b1 = js.client("a1"), js.client("b1")
+        await connect_and_join(a1, edge_a.url, "ua")
+        pb1 = await connect_and_join(b1, edge_b.url, "ub")
+        await a1.wait_for_event("participant-joined", about(pb1))
+        mark_a, mark_b = a1.mark(), b1.mark()
+
+        edge_b.stop()  # frozen past its lease, but its connection (and WatchEdge stream) survives
+        await a1.wait_for_event("participant-left", left_payload(pb1), timeout=BOUND + 3, start=mark_a)
+        edge_b.cont()
+        await b1.wait_for_event("participant-left", about(pb1), timeout=10, start=mark_b)
+        await wait_for_ready(edge_b.url, within=10)
+        mark_a = a1.mark()
+        again = await join(b1, "ub")
+        await a1.wait_for_event("participant-joined", about(again), timeout=5, start=mark_a)
+
+        mark_b = b1.mark()
+        ack = await a1.emit_with_ack("webrtc-offer", {"targetParticipantId": again, "sdp": {"type": "offer"}})
+        assert ack["success"], ack
+        offer = await b1.wait_for_event("webrtc-offer", timeout=10, start=mark_b)
+        assert offer.data["targetParticipantId"] == again
+    finally:
+        await edge_b.terminate()
+        await edge_a.terminate()

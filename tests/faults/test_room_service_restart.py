@@ -6,9 +6,13 @@ reaps nobody whose edge is alive."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.faults.helpers import (
+    MEETING,
     about,
     connect_and_join,
     join,
@@ -118,6 +122,98 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
         await edge_a.terminate()
         await rs.terminate()
         await proxy.close()
+
+
+PER_EDGE = 20
+JOIN_EVERY = 0.5  # seconds between new clients joining, alternately through either edge
+# Heartbeats far apart (and a lease to match): a heartbeat cannot paper over the race, so
+# each edge must re-announce its sockets from whichever call first meets the new service.
+SLOW_HEARTBEAT = ("--heartbeat-interval-seconds", "10")
+
+
+async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(js: JsClientPool) -> None:
+    rs = await start_room_service("--edge-lease-seconds", "30")  # default restore grace
+    port = split_address(rs.grpc_address)[1]
+    edges = [
+        await start_edge(rs.grpc_address, *SLOW_HEARTBEAT, name="edge-a"),
+        await start_edge(rs.grpc_address, *SLOW_HEARTBEAT, name="edge-b"),
+    ]
+    clients: list[JsClient] = []
+    pids: dict[str, str] = {}
+    try:
+        for e, edge in enumerate(edges):
+            batch = [js.client(f"e{e}c{i}") for i in range(PER_EDGE)]
+            joined = await asyncio.gather(*(connect_and_join(c, edge.url, c.name) for c in batch))
+            pids.update(zip((c.name for c in batch), joined, strict=True))
+            clients.extend(batch)
+        async with room_stub(rs.grpc_address) as stub:
+            await wait_until(
+                lambda: _has(stub, set(pids.values())), within=30, what="40 participants in the room"
+            )
+
+        stop = asyncio.Event()
+        attempts: list[str] = []
+
+        async def keep_joining() -> None:
+            for n in range(200):  # bounded: about 100 s of joins at most
+                client = js.client(f"new{n}")
+                clients.append(client)
+                await client.connect(edges[n % 2].url, transports=["websocket"])
+                payload = {"meetingId": MEETING, "userId": client.name, "userName": client.name}
+                reply = await client.emit_with_ack("join-meeting", payload, timeout=10)
+                attempts.append("ok" if reply["success"] else reply["error"]["code"])
+                if reply["success"]:
+                    pids[client.name] = reply["participantId"]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), JOIN_EVERY)
+                if stop.is_set():
+                    return
+
+        joining = asyncio.create_task(keep_joining())
+        await wait_until(lambda: _at_least(attempts, 2), within=30, what="joins flowing before the crash")
+        await rs.kill()
+        rs = await start_room_service("--edge-lease-seconds", "30", "--grpc-address", f"127.0.0.1:{port}")
+        # Keep joining through the restore grace (3 s) and beyond: 10 more joins take 5 s.
+        before_restart = len(attempts)
+        await wait_until(
+            lambda: _at_least(attempts, before_restart + 10), within=60, what="joins through the restart"
+        )
+        stop.set()
+        await joining
+        outcomes = {code: attempts.count(code) for code in sorted(set(attempts))}
+        print(f"[recovery] restart under traffic: join outcomes around the restart: {outcomes}")
+        assert attempts.count("ok") >= 4, attempts  # joins went on through the restart
+
+        async with room_stub(rs.grpc_address) as stub:
+            truth = set(pids.values())
+            took = await wait_until(lambda: _has(stub, truth), within=20, what="every live participant back")
+            report("restart under traffic: ListParticipants right again after", took)
+            for client in clients:
+                if client.name not in pids:
+                    continue  # its join was refused while the service was down
+
+                async def in_step(client: JsClient = client) -> bool:
+                    return replay(client.events).ids == truth - {pids[client.name]}
+
+                await wait_until(in_step, within=20, what=f"{client.name}'s roster equals the truth")
+            assert await participant_ids(stub) == truth
+        for client in clients:
+            left = client.events_named("participant-left")
+            assert left == [], f"{client.name} was told a live participant left: {left}"
+            view = replay(client.events)
+            assert view.violations == [], (client.name, [str(v) for v in view.violations])
+    finally:
+        for edge in edges:
+            await edge.terminate()
+        await rs.terminate()
+
+
+async def _at_least(items: list[str], count: int) -> bool:
+    return len(items) >= count
+
+
+async def _has(stub: pb_grpc.RoomServiceStub, expected: set[str]) -> bool:
+    return await participant_ids(stub) == expected
 
 
 async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClientPool) -> None:

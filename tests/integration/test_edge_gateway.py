@@ -159,6 +159,10 @@ BAD_JOINS: list[Any] = [
     pytest.param((GOOD, GOOD), id="two-arguments"),
     pytest.param(b"\x00\xffbinary", id="binary"),
     pytest.param({"bin": b"\x01\x02", **GOOD}, id="binary-inside-object"),
+    pytest.param({**GOOD, "userId": "user\x00x"}, id="NUL-in-userId"),
+    pytest.param({**GOOD, "meetingId": OPEN + "\x1b[2J"}, id="ESC-in-meetingId"),
+    pytest.param({**GOOD, "userName": "evil\u202egnp.exe"}, id="RLO-in-userName"),
+    pytest.param({**GOOD, "userName": "in\u200bvisible"}, id="zero-width-space-in-userName"),
 ]
 
 
@@ -227,6 +231,35 @@ async def test_bad_input_without_an_ack_still_gets_an_error_event(
     error = await client.wait_for("error")
     assert error["code"] == "INVALID_PAYLOAD" and "userId" in error["message"]
     await client.join("client")
+
+
+async def test_chat_controls_and_deeply_nested_signals_are_refused(
+    stack: Stack, clients: Callable[[str], Client]
+) -> None:
+    """Chat keeps newlines and tabs but refuses other controls and bidi overrides; a signal
+    nested deeper than the bound is refused, a real one goes through."""
+    a, b = clients("a"), clients("b")
+    await a.connect(stack.url)
+    await b.connect(stack.url)
+    await a.join("user-a")
+    target = (await b.join("user-b"))["participantId"]
+    mark = len(b.events)
+    for text in ("red \x1b[31malert", "evil\u202eoverride", "nul\x00"):
+        ack = await a.call("chat-message", {"text": text})
+        assert ack["error"]["code"] == "INVALID_PAYLOAD", ack
+    assert (await a.call("chat-message", {"text": "two\n\tlines"}))["success"]
+    chat = await b.wait_for("chat-message", start=mark)
+    assert chat["text"] == "two\n\tlines" and len(b.named("chat-message", mark)) == 1
+    nested: Any = "x"
+    for _ in range(64):
+        nested = [nested]
+    ack = await a.call("webrtc-offer", {"targetParticipantId": target, "sdp": nested})
+    assert ack["error"] == {"code": "INVALID_PAYLOAD", "message": "Signal is nested too deeply"}
+    assert (
+        await a.call("webrtc-offer", {"targetParticipantId": target, "sdp": {"type": "offer", "sdp": "v=0"}})
+    )["success"]
+    offer = await b.wait_for("webrtc-offer", start=mark)
+    assert offer["sdp"] == {"type": "offer", "sdp": "v=0"} and len(b.named("webrtc-offer", mark)) == 1
 
 
 async def test_leave_when_not_in_a_meeting_is_not_in_meeting(
@@ -519,3 +552,65 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
     await peer.call("leave-meeting", {})
     left = await me.wait_for("participant-left", start=mark)
     assert left["userId"] == "user-peer"
+
+
+@pytest.mark.parametrize("removal", ["kicked", "replaced"])
+async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
+    stack: Stack, clients: Callable[[str], Client], removal: str
+) -> None:
+    """The kick (or a newer session of the same user) lands after the victim's join reply
+    and before its registration, and the relay's stream has already passed it: the
+    victim must be told it is out (`kicked` when kicked) and hear nothing of the room.
+
+    The victim's `meeting-joined` emit is held until the relay has applied the removal,
+    which forces that interleaving every time."""
+    host, victim, newer = clients("host"), clients("victim"), clients("newer")
+    for client in (host, victim, newer):
+        await client.connect(stack.url)
+    await host.join("user-1-id")  # the meeting's creator: its host
+    hub = stack.edge.hub
+    real_emit = hub.emit
+    removed: list[str] = []
+
+    async def removal_first(event: str, data: dict[str, Any], **kwargs: Any) -> None:
+        if event == "meeting-joined" and kwargs.get("to") == victim.sio.get_sid() and not removed:
+            removed.append(data["participantId"])
+            if removal == "kicked":
+                ack = await host.call("kick-participant", {"participantId": data["participantId"]})
+                assert ack["success"], ack
+            else:
+                await newer.join("user-victim")
+            # The relay has applied the removal once the host hears of it.
+            pid = data["participantId"]
+            await host.wait_for("participant-left", lambda d: d["participantId"] == pid)
+            assert pid not in hub.relays[OPEN].view
+        await real_emit(event, data, **kwargs)
+
+    hub.emit = removal_first  # type: ignore[method-assign]
+    try:
+        mark = len(victim.events)
+        ack = await victim.call(
+            "join-meeting", {"meetingId": OPEN, "userId": "user-victim", "userName": "Victim"}
+        )
+        assert ack["success"], ack
+    finally:
+        hub.emit = real_emit  # type: ignore[method-assign]
+    (victim_pid,) = removed
+    if removal == "kicked":
+        told = await victim.wait_for("kicked", start=mark)
+        assert told == {"meetingId": OPEN, "participantId": victim_pid, "reason": "kicked"}
+        assert [d for d in victim.named("participant-left", mark) if d["participantId"] == victim_pid] == []
+    else:
+        told = await victim.wait_for(
+            "participant-left", lambda d: d["participantId"] == victim_pid, start=mark
+        )
+        assert told["reason"] == "replaced"
+    # Out of the edge's fan-out and sessions: nothing more reaches it, nothing restores it.
+    assert hub.sessions.by_sid(victim.sio.get_sid()) is None
+    relay = hub.relays[OPEN]
+    assert victim.sio.get_sid() not in relay.members and victim.sio.get_sid() not in relay.pending
+    after = len(victim.events)
+    assert (await host.call("chat-message", {"text": "still here?"}))["success"]
+    await host.wait_for("chat-message", lambda d: d["text"] == "still here?")
+    await quiet(victim, "chat-message", after, within=0.3)
+    assert victim_pid not in await stack.participants()

@@ -68,12 +68,12 @@ async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epoch
 ) -> None:
     store = await _store(server.url)
     try:
-        before = await store.incarnation()
+        before = await store.instance_id()
         joined = await store.join(spec("u1"))
         await server.restart_empty()
         # Redis is back, empty: the first operations may meet a closed connection once.
         await wait_until(store.ready, within=15.0, what="Redis answers again")
-        assert await store.incarnation() != before
+        assert await store.instance_id() != before
         await store.upsert_meeting(meeting())
         stale = await store.read_after(MEETING, joined.position, 100)
         assert isinstance(stale, Snapshot) and stale.participants == ()
@@ -139,7 +139,7 @@ async def test_through_sentinel_the_store_follows_a_failover_to_the_new_primary(
         store = await _store(url)
         try:
             first = await store.join(spec("u1"))
-            incarnation = await store.incarnation()
+            incarnation = await store.instance_id()
             # Let the replica catch up, then lose the primary for good.
             raw = aioredis.Redis(port=replica.port, password="s3cret-pass", decode_responses=True)
             await wait_until(lambda: _has_room(raw), within=15, what="the replica has the room")
@@ -148,7 +148,7 @@ async def test_through_sentinel_the_store_follows_a_failover_to_the_new_primary(
                 lambda: _joins(store), within=60, interval=0.5, what="joins work again after the failover"
             )
             await raw.aclose()
-            assert await store.incarnation() == incarnation  # the data survived: no new epoch
+            assert await store.instance_id() == incarnation  # the data survived: no new epoch
             snapshot = await store.snapshot(MEETING)
             assert snapshot.position.epoch == first.position.epoch
             assert first.participant.participant_id in {p.participant_id for p in snapshot.participants}

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -21,6 +19,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings
+from tests.support.room_rpc import join_request, reason_of, refused
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,40 +57,6 @@ async def channel(app: RoomServiceApp) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> pb_grpc.RoomServiceStub:
     return pb_grpc.RoomServiceStub(channel)
-
-
-def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinRequest:
-    values: dict[str, Any] = {
-        "meeting_id": meeting,
-        "user_id": user,
-        "user_name": f"Name {user}",
-        "edge_id": "edge-test",
-        "socket_id": f"sock-{user}",
-    }
-    values.update(fields)
-    return pb.JoinRequest(**values)
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    """The google.rpc.ErrorInfo reason carried in the status details."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            assert status.code == error.code().value[0]
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    assert info.domain == "meeting.v1"
-                    return info.reason
-    raise AssertionError(f"no ErrorInfo in {error!r}")
-
-
-async def refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    assert caught.value.code() == code
-    assert reason_of(caught.value) == reason
-    return caught.value
 
 
 class Watch:

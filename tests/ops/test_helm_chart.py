@@ -37,6 +37,7 @@ EVERYTHING_ON: dict[str, Any] = {
     "edge": {
         "port": 9000,
         "authMode": "none",
+        "allowInsecure": True,
         "settings": {"max_payload_bytes": 1048576, "rpc_timeout_seconds": 2.5},
         "ingress": {
             "enabled": True,
@@ -54,16 +55,22 @@ EVERYTHING_ON: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
 }
+# The least a release must give: where the internal token comes from (the chart refuses
+# to render without it).
+REQUIRED: dict[str, Any] = {"secret": {"existingSecret": "meet-secrets"}}
 EXAMPLES = {
     path.stem: yaml.safe_load(path.read_text()) for path in sorted((CHART / "examples").glob("*.yaml"))
 }
-VARIANTS = {"defaults": {}, "everything-on": EVERYTHING_ON, **EXAMPLES}
+VARIANTS = {"defaults": REQUIRED, "everything-on": EVERYTHING_ON, **EXAMPLES}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every object the chart renders with `values`, in release "meet", namespace "rooms"."""
+    """Every object the chart renders with `values` (plus REQUIRED's secret when they name
+    none), in release "meet", namespace "rooms"."""
+    given = dict(values or {})
+    given.setdefault("secret", REQUIRED["secret"])
     with helm.Chart.load(CHART) as chart:
-        files = chart.render(values or {}, name="meet", namespace="rooms", is_install=True)
+        files = chart.render(given, name="meet", namespace="rooms", is_install=True)
     return [
         doc
         for name, text in sorted(files.items())
@@ -215,7 +222,11 @@ def test_option_defaults_match_chart_defaults() -> None:
     ("tier", "options", "reserved"),
     [
         ("roomService", ROOM_OPTIONS, {"grpc_address", "metrics_address", "store"}),
-        ("edge", EDGE_OPTIONS, {"http_address", "room_service_address", "auth_mode"}),
+        (
+            "edge",
+            EDGE_OPTIONS,
+            {"http_address", "room_service_address", "auth_mode", "allow_insecure", "trusted_proxies"},
+        ),
     ],
 )
 def test_every_option_is_reachable_from_values(
@@ -289,7 +300,7 @@ def test_production_defaults() -> None:
 
 def test_secrets_come_from_a_secret() -> None:
     for values, name in (
-        ({}, "meet-meeting-rooms"),
+        ({}, "meet-secrets"),
         ({"secret": {"existingSecret": "ops-managed"}}, "ops-managed"),
         (EVERYTHING_ON, "meet-meeting-rooms"),
     ):
@@ -297,10 +308,13 @@ def test_secrets_come_from_a_secret() -> None:
         edge_env = env(container(docs, "edge-gateway"))
         ref = edge_env["EDGE_GATEWAY_JWT_SECRET"]["secretKeyRef"]
         assert ref == {"name": name, "key": "jwt-secret", "optional": True}
-        assert (
-            env(container(docs, "room-service"))["ROOM_SERVICE_INTERNAL_TOKEN"]["secretKeyRef"]["name"]
-            == name
-        )
+        # The internal token is never optional, on either side.
+        for component, variable in (
+            ("room-service", "ROOM_SERVICE_INTERNAL_TOKEN"),
+            ("edge-gateway", "EDGE_GATEWAY_ROOM_SERVICE_TOKEN"),
+        ):
+            token_ref = env(container(docs, component))[variable]["secretKeyRef"]
+            assert token_ref == {"name": name, "key": "internal-token", "optional": False}
         secrets = by_kind(docs, "Secret")
         assert [s["metadata"]["name"] for s in secrets] == ([name] if values is EVERYTHING_ON else [])
     (secret,) = by_kind(render(EVERYTHING_ON), "Secret")
@@ -378,7 +392,7 @@ def test_redis_examples_run_replicas_that_roll_one_at_a_time(name: str) -> None:
 
 
 def test_the_memory_store_keeps_one_replica_and_no_room_service_budget() -> None:
-    docs = render()
+    docs = render(REQUIRED)
     assert env(container(docs, "room-service"))["ROOM_SERVICE_STORE"] == "memory"
     assert all("room-service" not in p["metadata"]["name"] for p in by_kind(docs, "PodDisruptionBudget"))
     with helm.Chart.load(CHART) as chart:

@@ -3,13 +3,23 @@ accept, and that anything else is INVALID_PAYLOAD."""
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import pytest
 
 from edge_gateway.errors import EdgeError
-from edge_gateway.payloads import JoinMeeting, LeaveMeeting, parse
+from edge_gateway.payloads import (
+    MAX_SIGNAL_DEPTH,
+    ChatMessage,
+    JoinMeeting,
+    LeaveMeeting,
+    nesting_depth,
+    parse,
+)
 from meeting_common.codes import ErrorCode
+from meeting_common.logs import JsonFormatter, TextFormatter
 
 GOOD_JOIN: dict[str, Any] = {"meetingId": "test-meeting-123", "userId": "user-1-id", "userName": "User One"}
 
@@ -104,3 +114,62 @@ def test_optional_payloads_may_be_absent_but_not_of_another_shape() -> None:
     assert parse(LeaveMeeting, ({"meetingId": "m"},), optional=True).meetingId == "m"
     refused(LeaveMeeting, ("m",), optional=True)
     refused(LeaveMeeting, ({"meetingId": ""},), optional=True)
+
+
+# -- control and format characters (issue 11) -------------------------------------------
+
+FORBIDDEN_IN_NAMES = {
+    "NUL": "\x00",
+    "ESC": "\x1b[31m",
+    "newline": "a\nb",
+    "C1 control": "\x85",
+    "right-to-left override": "\u202e",
+    "zero-width space": "\u200b",
+    "byte order mark": "\ufeff",
+    "line separator": "\u2028",
+}
+
+
+@pytest.mark.parametrize("field", ["meetingId", "userId", "userName"])
+@pytest.mark.parametrize("text", FORBIDDEN_IN_NAMES.values(), ids=FORBIDDEN_IN_NAMES.keys())
+def test_ids_and_names_refuse_control_and_format_characters(field: str, text: str) -> None:
+    error = refused(JoinMeeting, ({**GOOD_JOIN, field: f"x{text}y"},))
+    # Whitespace controls in ids already fail the ids' no-whitespace pattern.
+    assert error.message.startswith(f"Invalid {field}: ")
+    assert text not in error.message
+
+
+def test_names_keep_the_joiners_that_scripts_and_emoji_need() -> None:
+    for name in ("\U0001f468\u200d\U0001f469\u200d\U0001f467", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645"):
+        assert parse(JoinMeeting, ({**GOOD_JOIN, "userName": name},)).userName == name
+    refused(JoinMeeting, ({**GOOD_JOIN, "userId": "a\u200db"},))  # not in ids
+
+
+def test_chat_allows_newline_and_tab_but_no_other_control_or_bidi_override() -> None:
+    assert parse(ChatMessage, ({"text": "line one\n\tline two \U0001f44b\u200d"},)).text.startswith("line")
+    for text in ("\x00", "\x1b[2J", "\r", "\x9b", "\u202e", "\u2067", "\u2029"):
+        error = refused(ChatMessage, ({"text": f"hi {text} there"},))
+        assert "control characters other than newline and tab" in error.message
+
+
+def test_signal_nesting_depth() -> None:
+    shallow: Any = {"sdp": "v=0", "candidate": {"a": [1, {"b": 2}]}}
+    assert nesting_depth(shallow) == 4
+    deep: Any = {}
+    for _ in range(MAX_SIGNAL_DEPTH + 5):
+        deep = {"x": [deep]}
+    assert nesting_depth(deep) > MAX_SIGNAL_DEPTH
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+def test_log_lines_cannot_be_forged_by_a_value(formatter: logging.Formatter) -> None:
+    """A value that carries a newline, an escape sequence or a bidi override stays on its
+    one line, visibly escaped."""
+    forged = 'x\n12:00:00.000 INFO  edge_gateway: \x1b[32mall good\u202e"}'
+    record = logging.makeLogRecord({"msg": f"User {forged} joined", "levelname": "INFO", "name": "t"})
+    record.__dict__["user"] = forged
+    line = formatter.format(record)
+    assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
+    assert "\\u202e" in line
+    if isinstance(formatter, JsonFormatter):
+        assert json.loads(line)["user"] == forged

@@ -231,8 +231,9 @@ def test_a_problem_with_a_secret_set_does_not_show_it() -> None:
 def test_limit_settings_reach_the_limits() -> None:
     settings = edge_config.load_settings(["--max-connections-per-address", "1"], {})
     limits = EdgeLimits(settings)
-    assert limits.admit("sid-1", "10.0.0.1")
-    assert not limits.admit("sid-2", "10.0.0.1")
+    assert limits.open_engine("eio-1", "10.0.0.1") and limits.admit("sid-1", "eio-1")
+    assert limits.open_engine("eio-2", "10.0.0.1") and not limits.admit("sid-2", "eio-2")
+    assert not limits.open_engine("eio-3", "10.0.0.1")  # handshakes beyond twice the limit
     with pytest.raises(SettingsError) as caught:
         edge_config.load_settings(["--max-name-length", "101"], {"EDGE_GATEWAY_MAX_TEXT_LENGTH": "4001"})
     assert [p.split(" ", 1)[0] for p in caught.value.problems] == ["max_name_length", "max_text_length"]

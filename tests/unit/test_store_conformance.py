@@ -4,6 +4,7 @@ store and the Redis store (a real redis-server this session starts on a free por
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +26,7 @@ from room_service.domain.models import (
     Snapshot,
 )
 from room_service.store.base import RestoreRecord, RoomStore
+from room_service.store.memory import MemoryStore
 from tests.support.stores import MEETING, StoreFactory, meeting, spec
 
 
@@ -297,7 +299,7 @@ async def test_leave_of_an_unknown_participant_is_not_in_meeting(new_store: Stor
 async def test_end_meeting_empties_the_room_and_appends_meeting_ended(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
-    ended, event = await store.end_meeting(MEETING, "")
+    ended, event = await store.end_meeting(MEETING, "", drop_at=1e9)
     assert ended.status is MeetingStatus.ENDED
     assert event is not None and isinstance(event.payload, MeetingEnded)
     assert event.position == Position(2, joined.position.epoch)
@@ -351,7 +353,7 @@ async def test_dropping_an_edge_does_not_touch_participants_that_already_left(
 
 async def test_restore_re_adds_participants_once_and_rejects_ended_meetings(new_store: StoreFactory) -> None:
     store = await new_store()
-    original = await store.join(spec("u1", edge="edge-a"))
+    original = await store.join(spec("u1", edge="edge-z"))
     await store.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
     fresh = await new_store(separate=True)
     await fresh.upsert_meeting(meeting())
@@ -365,7 +367,7 @@ async def test_restore_re_adds_participants_once_and_rejects_ended_meetings(new_
     assert rejected == [original.participant.participant_id] * 2
     snapshot = await fresh.snapshot(MEETING)
     assert [p.participant_id for p in snapshot.participants] == [original.participant.participant_id]
-    assert snapshot.participants[0].edge_id == "edge-z"  # the re-announcing edge holds it now
+    assert snapshot.participants[0].edge_id == "edge-z"
     assert snapshot.position.sequence == 1
     # Re-announcing again is harmless: no duplicate, no event.
     assert await fresh.restore("edge-z", records[:1]) == []
@@ -396,6 +398,102 @@ def _count_meeting() -> Meeting:
 
 def _count_spec(user: str, socket: str) -> JoinSpec:
     return JoinSpec("count-room", user, user.upper(), MediaState(), "edge-a", socket)
+
+
+# -- issue 11: the contract points a second store must port --------------------------------
+
+
+async def test_rejoin_returns_the_idempotent_outcome_and_changes_nothing(new_store: StoreFactory) -> None:
+    store = await new_store()
+    assert await store.rejoin(spec("u1")) is None
+    joined = await store.join(spec("u1"))
+    again = await store.rejoin(spec("u1"))
+    assert again is not None and again.already_joined and again.participant == joined.participant
+    assert await store.rejoin(spec("u1", socket="other")) is None
+    assert (await store.snapshot(MEETING)).position == joined.position
+
+
+async def test_touch_edge_without_create_never_invents_an_edge(new_store: StoreFactory) -> None:
+    store = await new_store()
+    assert await store.touch_edge("made-up", 10.0, create=False) is False
+    assert await store.edge_count() == 0 and await store.expired_edges(100.0) == []
+    await store.touch_edge("edge-a", 10.0)
+    assert await store.touch_edge("edge-a", 2.0, create=False) is True  # shortened
+    assert await store.expired_edges(3.0) == ["edge-a"]
+
+
+async def test_instance_id_lives_as_long_as_the_state(new_store: StoreFactory) -> None:
+    store = await new_store()
+    first = await store.instance_id()
+    await store.join(spec("u1"))
+    assert await store.instance_id() == first and first
+    empty = await new_store(separate=True)
+    assert await empty.instance_id() != first  # a store that starts empty is another
+
+
+async def test_an_ended_room_and_its_log_are_dropped_at_their_deadline(new_store: StoreFactory) -> None:
+    store = await new_store()
+    await store.join(spec("u1"))
+    _, ended = await store.end_meeting(MEETING, "", drop_at=50.0)
+    assert ended is not None
+    assert await store.drop_ended_rooms(49.0) == 0
+    assert await store.read_after(MEETING, Position(0, ended.position.epoch), 10) != []
+    assert await store.drop_ended_rooms(50.0) == 1
+    after = await store.read_after(MEETING, ended.position, 10)
+    assert isinstance(after, Snapshot) and after.ended and after.participants == ()
+    assert (await store.snapshot(MEETING)).position == Position(0, "")  # the room is gone
+    assert (await store.get_meeting(MEETING)).status is MeetingStatus.ENDED
+    assert await store.list_rooms() == []
+
+
+async def test_restore_takes_only_the_callers_sessions_and_permissions_from_the_meeting(
+    new_store: StoreFactory,
+) -> None:
+    store = await new_store()
+    held = await store.join(spec("creator", edge="edge-h"))
+    fresh = await store.join(spec("guest", edge="edge-g"))
+    forged = dataclasses.replace(
+        fresh.participant,
+        participant_id="participant-new",
+        socket_id="s-new",
+        permissions=dataclasses.replace(fresh.participant.permissions, is_host=True, can_record=True),
+    )
+    records = [
+        RestoreRecord(MEETING, held.participant),  # held on edge-h: not edge-g's to restore
+        RestoreRecord(MEETING, forged),  # edge-g's own, claiming host
+    ]
+    assert await store.restore("edge-g", records) == [held.participant.participant_id]
+    restored = await store.get_participant(MEETING, "participant-new")
+    assert not restored.permissions.is_host and not restored.permissions.can_record
+    assert (await store.get_participant(MEETING, held.participant.participant_id)).edge_id == "edge-h"
+
+
+async def test_a_waiting_signal_reader_keeps_its_mailbox_across_a_reap(new_store: StoreFactory) -> None:
+    store = await new_store()
+    await store.touch_edge("edge-a", 10.0)
+    reader = asyncio.create_task(store.next_signal("edge-a"))
+    await asyncio.sleep(0)
+    assert await store.drop_edge("edge-a", 10.0) is not None  # reaped while its stream still reads
+    joined = await store.join(spec("u1"))  # its socket joins again
+    await store.touch_edge("edge-a", 20.0)
+    signal = Signal(SignalType.OFFER, MEETING, "someone", joined.participant.participant_id, "{}")
+    await store.publish_signal("edge-a", signal)
+    assert await asyncio.wait_for(reader, 1.0) == signal
+    # A reader of an edge nobody knows leaves nothing once it stops.
+    ghost = asyncio.create_task(store.next_signal("made-up"))
+    await asyncio.sleep(0)
+    ghost.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ghost
+    await store.publish_signal("made-up", signal)  # nobody could read it: not kept
+    late = asyncio.create_task(store.next_signal("made-up"))
+    done, _ = await asyncio.wait({late}, timeout=0.3)
+    assert not done, "a signal for an edge nobody could read was kept"
+    late.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    if isinstance(store, MemoryStore):
+        assert store.footprint().mailboxes == 1  # edge-a's, which holds a lease
 
 
 # -- several replicas on one store ----------------------------------------------------------
@@ -474,6 +572,7 @@ async def test_signals_sent_through_one_replica_reach_the_edge_listening_on_anot
 ) -> None:
     sender = await new_store(signal_queue=3)
     listener = await new_store.replica(signal_queue=3)
+    await sender.touch_edge("edge-b", 1e12)  # a signal is kept only for an edge someone could read
     for i in range(5):
         await sender.publish_signal("edge-b", _signal(f"offer-{i}"))
     # The queue keeps the newest three: a stale offer is worth less than a fresh one.
@@ -487,24 +586,12 @@ async def test_signals_sent_through_one_replica_reach_the_edge_listening_on_anot
     assert (await asyncio.wait_for(waiting, 5.0)).payload_json == '"late"'
 
 
-async def test_wrong_passwords_count_across_replicas(new_store: StoreFactory) -> None:
-    a = await new_store(password_attempts_per_minute=3)
-    b = await new_store.replica(password_attempts_per_minute=3)
-    await a.password_failed(MEETING)
-    await b.password_failed(MEETING)
-    assert not await a.password_blocked(MEETING)
-    await a.password_failed(MEETING)
-    assert await b.password_blocked(MEETING)
-    assert not await b.password_blocked("m-other")
-
-
-async def test_the_incarnation_is_stable_while_the_data_lives(new_store: StoreFactory) -> None:
+async def test_every_replica_names_the_same_instance(new_store: StoreFactory) -> None:
     store = await new_store()
     other = await new_store.replica()
-    first = await store.incarnation()
-    assert first
+    first = await store.instance_id()
     await store.join(spec("u1"))
-    assert await store.incarnation() == first == await other.incarnation()
+    assert await other.instance_id() == first
     assert await store.ready()
 
 

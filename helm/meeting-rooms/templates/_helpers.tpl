@@ -98,9 +98,24 @@ options by name from tier.settings, then tier.env, then secrets, then tier.extra
     secretKeyRef:
       name: {{ include "meeting-rooms.secretName" $.root }}
       key: {{ $key }}
-      optional: true
+      {{- /* The internal token is never optional: a pod without it must not start. */}}
+      optional: {{ ne $key "internal-token" }}
 {{- end }}
 {{- with .tier.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* Fails the render unless the internal token can come from a Secret (fail closed: the
+room service must never run without it because a Secret or a key was left out). */}}
+{{- define "meeting-rooms.requireInternalToken" -}}
+{{- $secret := .Values.secret -}}
+{{- if not $secret.existingSecret -}}
+{{- if not $secret.create -}}
+{{- fail "the internal token is required: set secret.existingSecret (a Secret with the key internal-token) or secret.create with secret.values.internal-token" -}}
+{{- end -}}
+{{- if not (index ($secret.values | default dict) "internal-token") -}}
+{{- fail "secret.values.internal-token is required when secret.create is true" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

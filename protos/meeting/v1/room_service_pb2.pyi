@@ -890,8 +890,13 @@ class JoinResponse(_message.Message):
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ALREADY_JOINED_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
     already_joined: _builtins.bool
     """True when this socket was already in the meeting and nothing changed."""
+    instance_id: _builtins.str
+    """Names the room service's state, as in HeartbeatResponse: an edge that sees a new
+    one re-announces its sockets at once, whichever call reached the service first.
+    """
     @_builtins.property
     def meeting(self) -> Global___Meeting:
         """The meeting, without its password."""
@@ -916,10 +921,11 @@ class JoinResponse(_message.Message):
         participants: _abc.Iterable[Global___Participant] | None = ...,
         position: Global___StreamPosition | None = ...,
         already_joined: _builtins.bool = ...,
+        instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meeting", b"meeting", "participant", b"participant", "position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_joined", b"already_joined", "meeting", b"meeting", "participant", b"participant", "participants", b"participants", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_joined", b"already_joined", "instance_id", b"instance_id", "meeting", b"meeting", "participant", b"participant", "participants", b"participants", "position", b"position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1408,21 +1414,29 @@ class HeartbeatResponse(_message.Message):
 
     KNOWN_FIELD_NUMBER: _builtins.int
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
     known: _builtins.bool
     """False when the room service did not know this edge (it restarted, or the lease
     expired and the edge's participants were removed).
     """
     lease_seconds: _builtins.float
     """Seconds without a heartbeat after which the edge's participants are removed."""
+    instance_id: _builtins.str
+    """Names the room service's state: the same while that state lives (every replica on
+    one Redis answers the same), new after it was lost (an in-memory restart, a Redis
+    that lost its data). An edge re-announces its sockets whenever it changes, even
+    when `known` is true (a Join may have reached the new service first).
+    """
     def __init__(
         self,
         *,
         known: _builtins.bool = ...,
         lease_seconds: _builtins.float = ...,
+        instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["known", b"known", "lease_seconds", b"lease_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "known", b"known", "lease_seconds", b"lease_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1440,7 +1454,11 @@ class RestoreSessionsRequest(_message.Message):
     """The edge re-announcing its sockets."""
     @_builtins.property
     def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionRecord]:
-        """One record per socket that is in a meeting."""
+        """One record per socket that is in a meeting. Only the edge's own sessions are
+        restored (a record naming another edge, or a participant held on another edge or
+        socket, is rejected); permissions are derived from the meeting, never taken from
+        the record.
+        """
 
     def __init__(
         self,

@@ -226,7 +226,10 @@ class RoomServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEdge(self, request, context):
-        """Streams the WebRTC signals addressed to an edge's sockets. INVALID_ARGUMENT.
+        """Streams the WebRTC signals addressed to an edge's sockets. The stream also tells
+        the service the edge is alive: when the edge's connection closes (its process
+        died), its participants are removed after a short grace instead of the full lease.
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -77,7 +77,11 @@ class RoomServiceStub:
     RestoreSessions: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.RestoreSessionsRequest, _room_service_pb2.RestoreSessionsResponse]
     """Re-announces an edge's sockets after the room service lost them. INVALID_ARGUMENT."""
     WatchEdge: _grpc.UnaryStreamMultiCallable[_room_service_pb2.WatchEdgeRequest, _room_service_pb2.WatchEdgeResponse]
-    """Streams the WebRTC signals addressed to an edge's sockets. INVALID_ARGUMENT."""
+    """Streams the WebRTC signals addressed to an edge's sockets. The stream also tells
+    the service the edge is alive: when the edge's connection closes (its process
+    died), its participants are removed after a short grace instead of the full lease.
+    INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -126,7 +130,11 @@ class RoomServiceAsyncStub(RoomServiceStub):
     RestoreSessions: _aio.UnaryUnaryMultiCallable[_room_service_pb2.RestoreSessionsRequest, _room_service_pb2.RestoreSessionsResponse]  # type: ignore[assignment]
     """Re-announces an edge's sockets after the room service lost them. INVALID_ARGUMENT."""
     WatchEdge: _aio.UnaryStreamMultiCallable[_room_service_pb2.WatchEdgeRequest, _room_service_pb2.WatchEdgeResponse]  # type: ignore[assignment]
-    """Streams the WebRTC signals addressed to an edge's sockets. INVALID_ARGUMENT."""
+    """Streams the WebRTC signals addressed to an edge's sockets. The stream also tells
+    the service the edge is alive: when the edge's connection closes (its process
+    died), its participants are removed after a short grace instead of the full lease.
+    INVALID_ARGUMENT.
+    """
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoomService owns all meeting and room state. Errors carry a google.rpc.ErrorInfo
@@ -262,6 +270,10 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _room_service_pb2.WatchEdgeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_room_service_pb2.WatchEdgeResponse], _abc.AsyncIterator[_room_service_pb2.WatchEdgeResponse]]:
-        """Streams the WebRTC signals addressed to an edge's sockets. INVALID_ARGUMENT."""
+        """Streams the WebRTC signals addressed to an edge's sockets. The stream also tells
+        the service the edge is alive: when the edge's connection closes (its process
+        died), its participants are removed after a short grace instead of the full lease.
+        INVALID_ARGUMENT.
+        """
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,80 @@
+"""A RoomServiceApp in this process on 127.0.0.1:0 and the helpers its gRPC tests share:
+join requests, and refusals checked by status and stable reason."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from room_service.app import RoomServiceApp
+from room_service.config import load_settings
+
+OPEN = "test-meeting-123"
+LOCKED = "test-meeting-locked"
+LOCKED_PASSWORD = "password123"
+
+
+@asynccontextmanager
+async def room_service_app(*flags: str) -> AsyncIterator[tuple[RoomServiceApp, pb_grpc.RoomServiceStub]]:
+    """A started RoomServiceApp (demo meetings, no restore grace, `flags` on top) and a
+    stub on a real channel to it; both closed on exit."""
+    settings = load_settings(
+        [
+            "--grpc-address", "127.0.0.1:0",
+            "--metrics-address", "127.0.0.1:0",
+            "--restore-grace-seconds", "0",
+            "--shutdown-grace-seconds", "0.5",
+            *flags,
+        ],
+        {},
+    )  # fmt: skip
+    app = RoomServiceApp(settings)
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            yield app, pb_grpc.RoomServiceStub(channel)
+    finally:
+        await app.stop()
+
+
+def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinRequest:
+    """A JoinRequest from edge `edge-test`, socket `sock-<user>`, unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "meeting_id": meeting,
+        "user_id": user,
+        "user_name": f"Name {user}",
+        "edge_id": "edge-test",
+        "socket_id": f"sock-{user}",
+    }
+    values.update(fields)
+    return pb.JoinRequest(**values)
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> str:
+    """The google.rpc.ErrorInfo reason carried in the status details."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            assert status.code == error.code().value[0]
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    assert info.domain == "meeting.v1"
+                    return info.reason
+    raise AssertionError(f"no ErrorInfo in {error!r}")
+
+
+async def refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
+    """Awaits `call`, which must fail with `code` and ErrorInfo `reason`."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == code
+    assert reason_of(caught.value) == reason
+    return caught.value
