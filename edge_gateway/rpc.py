@@ -26,6 +26,9 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 
+# Longest pause between two attempts of a retried call.
+_MAX_RETRY_PAUSE = 0.8
+
 # Statuses after which a repeat of an idempotent call may succeed.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -91,7 +94,7 @@ class RoomClient:
             except grpc.aio.AioRpcError as exc:
                 if attempt < retries and exc.code() in retry_on:
                     attempt += 1
-                    await asyncio.sleep(0.1 * 2**attempt)
+                    await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
                     continue
                 raise from_rpc_error(exc) from None
 
@@ -118,7 +121,7 @@ class RoomClient:
         # user has waited long enough, and a second deadline would double the wait. Three
         # retries (0.2 + 0.4 + 0.8 s) outlast the channel's reconnect backoff (1 s), so a
         # join during a rolling restart finds the replica that just came back; with no
-        # replica serving (store away) each attempt fails at once.
+        # replica serving each attempt fails at once.
         reply = await self._call(
             lambda: self._stub.Join(request, timeout=self._timeout),
             retries=3,

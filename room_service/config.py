@@ -100,7 +100,7 @@ class Settings(TierSettings):
         "password in the URL, e.g. redis://:PASSWORD@redis:6379/0; prefer the variable",
     )
     redis_timeout_seconds: Seconds = Field(
-        2, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"
+        1, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"
     )
 
     def problems(self) -> list[str]:

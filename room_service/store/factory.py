@@ -18,7 +18,7 @@ def create_store(
     options: StoreOptions,
     *,
     redis_url: str = "",
-    redis_timeout: float = 2.0,
+    redis_timeout: float = 1.0,
     observe: Observer | None = None,
 ) -> RoomStore:
     """The store named by `kind`: "memory" (this process only) or "redis" (shared)."""

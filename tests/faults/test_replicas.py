@@ -175,6 +175,19 @@ async def test_restarting_both_replicas_in_turn_under_joins_and_leaves_keeps_eve
         pids[client.name] = await connect_and_join(client, (edge_a, edge_b)[i % 2].url, f"user{i}")
     stop = asyncio.Event()
     cycles = 0
+    refused = 0
+
+    async def rejoin(client: JsClient) -> str:
+        # As a frontend does: a join refused with UNAVAILABLE ("please retry") is retried.
+        nonlocal refused
+        payload = {"meetingId": MEETING, "userId": f"user{clients.index(client)}", "userName": "N"}
+        for _ in range(5):
+            reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
+            if reply["success"]:
+                return str(reply["participantId"])
+            assert reply["error"]["code"] == "UNAVAILABLE", reply
+            refused += 1
+        raise AssertionError(f"{client.name}: joins kept failing during the rolling restart")
 
     async def churn() -> None:
         # Steady leaves and joins: each turn one client leaves and joins again.
@@ -184,7 +197,7 @@ async def test_restarting_both_replicas_in_turn_under_joins_and_leaves_keeps_eve
                 return
             reply = await client.emit_with_ack("leave-meeting", {}, timeout=30)
             assert reply["success"], reply
-            pids[client.name] = await join(client, f"user{clients.index(client)}", ack_within=30)
+            pids[client.name] = await rejoin(client)
             cycles += 1
 
     task = asyncio.create_task(churn())
@@ -200,7 +213,7 @@ async def test_restarting_both_replicas_in_turn_under_joins_and_leaves_keeps_eve
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-    report(f"rolling restart: {cycles} leave+join cycles meanwhile", 0.0)
+    report(f"rolling restart: {cycles} leave+join cycles meanwhile, {refused} joins refused (retried)", 0.0)
     async with room_stub(replicas.addresses[0]) as stub:
         await _converged(stub, clients, set(pids.values()), within=30)
     for client in clients:

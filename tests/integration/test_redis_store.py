@@ -45,7 +45,6 @@ async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded
     store = await _store(session_redis.url, replay_buffer=5)
     try:
         joined = await store.join(spec("u1"))
-        await store.password_failed(MEETING)
         for i in range(20):
             await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
         room_keys = [k for k in await raw.keys("*") if MEETING in k and not k.startswith("{edge:")]
