@@ -18,7 +18,7 @@ from typing import Any
 
 import socketio
 
-from edge_gateway import wire
+from edge_gateway import events, wire
 from edge_gateway.auth import Authenticator, Identity, NoAuth
 from edge_gateway.errors import EdgeError
 from edge_gateway.expiry import TokenDeadlines, iso_time
@@ -41,21 +41,12 @@ from edge_gateway.payloads import (
 from edge_gateway.sessions import Session
 from meeting.v1 import room_service_pb2 as pb
 from meeting_common.codes import ErrorCode
+from meeting_common.logs import plural as _plural
 
 log = logging.getLogger("edge_gateway")
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[dict[str, Any]]]
 WebRtcConfig = Callable[[str, float | None], dict[str, Any]]
-
-_SIGNAL_TYPES = {
-    "webrtc-offer": pb.SIGNAL_TYPE_OFFER,
-    "webrtc-answer": pb.SIGNAL_TYPE_ANSWER,
-    "webrtc-ice-candidate": pb.SIGNAL_TYPE_ICE_CANDIDATE,
-}
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 class EventHandlers:
@@ -92,18 +83,18 @@ class EventHandlers:
         """Binds every handler to its event name."""
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
-        events: dict[str, Handler] = {
-            "join-meeting": self.join_meeting,
-            "leave-meeting": self.leave_meeting,
-            "update-media": self.update_media,
-            "chat-message": self.chat_message,
-            "kick-participant": self.kick_participant,
-            "end-meeting": self.end_meeting,
-            "refresh-token": self.refresh_token,
+        handlers: dict[str, Handler] = {
+            events.JOIN_MEETING: self.join_meeting,
+            events.LEAVE_MEETING: self.leave_meeting,
+            events.UPDATE_MEDIA: self.update_media,
+            events.CHAT_MESSAGE: self.chat_message,
+            events.KICK_PARTICIPANT: self.kick_participant,
+            events.END_MEETING: self.end_meeting,
+            events.REFRESH_TOKEN: self.refresh_token,
         }
-        for name in _SIGNAL_TYPES:
-            events[name] = self._signal_handler(name)
-        for name, handler in events.items():
+        for name in events.SIGNAL_TYPE_OF:
+            handlers[name] = self._signal_handler(name)
+        for name, handler in handlers.items():
             sio.on(name, self._wrap(name, handler))
         sio.on("*", self.on_unknown)
 
@@ -195,7 +186,7 @@ class EventHandlers:
 
     async def _refuse(self, sid: str, error: EdgeError) -> dict[str, Any]:
         self.hub.metrics.errors.labels(code=error.code.value).inc()
-        await self.hub.emit("error", error.payload(), to=sid)
+        await self.hub.emit(events.ERROR, error.payload(), to=sid)
         return {"success": False, "error": error.payload()}
 
     def _authorized_name(self, sid: str, request: JoinMeeting) -> str:
@@ -251,13 +242,13 @@ class EventHandlers:
             # stream may not have relayed yet: out of the room until re-registered at the
             # head, or events already in the roster would reach the socket a second time.
             await self.hub.detach(sid)
-        await self.hub.emit("meeting-joined", payload, to=sid)
+        await self.hub.emit(events.MEETING_JOINED, payload, to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,
             participant=reply.participant,
             position=(reply.position.sequence, reply.position.epoch),
-            roster={p.participant_id: p for p in reply.participants},
+            roster=reply.participants,
         )
         await self.hub.attach(session)
         count = len(reply.participants)
@@ -313,7 +304,7 @@ class EventHandlers:
                 raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal is too large")
             await self.hub.client.send_signal(
                 pb.Signal(
-                    type=_SIGNAL_TYPES[name],
+                    type=events.SIGNAL_TYPE_OF[name],
                     meeting_id=session.meeting_id,
                     from_participant_id=session.participant_id,
                     target_participant_id=request.targetParticipantId,
@@ -374,12 +365,12 @@ class EventHandlers:
             "expiresAt": iso_time(expires_at),
             "expiresIn": max(0, round(expires_at - time.time())),
         }
-        await self.hub.emit("token-expiring", payload, to=sid)
+        await self.hub.emit(events.TOKEN_EXPIRING, payload, to=sid)
 
     async def _token_expired(self, sid: str, expires_at: float) -> None:
         """No refresh came: the socket is closed (its meeting sees it leave)."""
         log.info("token expired without a refresh; disconnecting", extra={"sid": sid})
         error = EdgeError(ErrorCode.UNAUTHENTICATED, "Token has expired")
         self.hub.metrics.errors.labels(code=error.code.value).inc()
-        await self.hub.emit("error", error.payload(), to=sid)
+        await self.hub.emit(events.ERROR, error.payload(), to=sid)
         await self.hub.sio.disconnect(sid)

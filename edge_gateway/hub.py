@@ -12,12 +12,13 @@ from typing import Any
 import grpc
 import socketio
 
-from edge_gateway import wire
+from edge_gateway import events, wire
 from edge_gateway.errors import EdgeError
+from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay, views_from
 from edge_gateway.rpc import RoomClient
-from edge_gateway.sessions import Session, SessionRegistry
+from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb
 
 log = logging.getLogger("edge_gateway")
@@ -25,12 +26,6 @@ log = logging.getLogger("edge_gateway")
 # While the room service is unreachable the edge knocks this often (seconds): after a
 # restart it must re-announce its sockets well within the service's restore grace.
 _DOWN_RETRY_SECONDS = 0.25
-
-_SIGNAL_EVENTS = {
-    pb.SIGNAL_TYPE_OFFER: "webrtc-offer",
-    pb.SIGNAL_TYPE_ANSWER: "webrtc-answer",
-    pb.SIGNAL_TYPE_ICE_CANDIDATE: "webrtc-ice-candidate",
-}
 
 
 class Hub:
@@ -68,6 +63,14 @@ class Hub:
         await self.sio.emit(event, data, to=to, room=room, skip_sid=skip_sid)
         self.metrics.emitted(event)
 
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Puts a socket in a Socket.IO room (for its relay)."""
+        await self.sio.enter_room(sid, room)
+
+    def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
+        """Opens a room's event stream (for its relay)."""
+        return self.client.watch_room(meeting_id, position)
+
     # -- sessions ---------------------------------------------------------------------
 
     async def attach(self, session: Session) -> None:
@@ -79,7 +82,7 @@ class Hub:
                 self,
                 session.meeting_id,
                 session.position,
-                views_from(session.roster.values(), session.participant),
+                views_from(session.roster, session.participant),
             )
             self.relays[session.meeting_id] = relay
             relay.start()
@@ -97,7 +100,7 @@ class Hub:
                 del self.relays[session.meeting_id]
                 await relay.close()
         with contextlib.suppress(KeyError, ValueError):
-            await self.sio.leave_room(sid, f"meeting:{session.meeting_id}")
+            await self.sio.leave_room(sid, room_name(session.meeting_id))
         return session
 
     async def drop_session(self, sid: str) -> None:
@@ -112,13 +115,13 @@ class Hub:
         await self.detach(session.sid)
         if reason == pb.LEAVE_REASON_KICKED:
             await self.emit(
-                "kicked",
+                events.KICKED,
                 {"meetingId": session.meeting_id, "participantId": participant_id, "reason": "kicked"},
                 to=session.sid,
             )
         else:
             await self.emit(
-                "participant-left", wire.participant_left(session.participant, reason), to=session.sid
+                events.PARTICIPANT_LEFT, wire.participant_left(session.participant, reason), to=session.sid
             )
 
     async def leave(self, session: Session, reason: pb.LeaveReason.ValueType) -> None:
@@ -243,4 +246,4 @@ class Hub:
         data.update(
             fromParticipantId=signal.from_participant_id, targetParticipantId=signal.target_participant_id
         )
-        await self.emit(_SIGNAL_EVENTS[signal.type], data, to=session.sid)
+        await self.emit(SIGNAL_EVENT_OF[signal.type], data, to=session.sid)

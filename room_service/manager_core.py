@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from meeting_common.logs import plural
 from room_service.domain.models import (
     LeaveReason,
     Participant,
@@ -21,11 +22,6 @@ from room_service.password_gate import PasswordGate
 from room_service.store.base import RoomStore
 
 log = logging.getLogger("room_service")
-
-
-def plural(count: int, word: str) -> str:
-    """ "1 word" or "N words", as the seed's log lines say it."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass(frozen=True, slots=True)

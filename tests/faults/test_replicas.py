@@ -16,21 +16,12 @@ import pytest
 
 from meeting.v1 import room_service_pb2 as pb
 from tests.conftest import FAST_EDGE_ARGS
-from tests.faults.helpers import (
-    MEETING,
-    connect_and_join,
-    join,
-    participant_ids,
-    readyz,
-    report,
-    room_stub,
-    wait_for_ready,
-    wait_until,
-)
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, msg_is, start_edge
 from tests.support.replicas import Replicas, replicas_on_redis
+from tests.support.room import MEETING, join, room_stub, truth
 from tests.support.roster import replay
+from tests.support.timing import report, wait_until
 
 EDGE_ARGS = (*FAST_EDGE_ARGS, "--max-connections-per-address", "2000")
 RESYNCED = "room resynchronised from a snapshot"
@@ -86,11 +77,32 @@ class Joiner:
         await asyncio.wait_for(self._task, 60)
 
 
+async def connect_and_join(client: JsClient, url: str, user: str) -> str:
+    """Connects over WebSocket and joins the demo meeting; the participant id."""
+    return str((await join(client, user, url=url))["participantId"])
+
+
+async def wait_for_ready(url: str, *, within: float) -> float:
+    """Polls an edge's /readyz until it answers 200."""
+    return await wait_until(lambda: _status(url, 200), within=within, what=f"{url} ready")
+
+
+async def readyz(url: str) -> int:
+    """The status of `url`/readyz."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/readyz") as response:
+        return response.status
+
+
+async def participant_ids(stub: object) -> set[str]:
+    """Who the room service says is in the room."""
+    return await truth(stub)  # type: ignore[arg-type]
+
+
 async def _converged(stub: object, clients: list[JsClient], expected: set[str], within: float) -> float:
     """Waits until the truth is `expected` and every client's rebuilt roster equals it."""
 
     async def check() -> bool:
-        if await participant_ids(stub) != expected:  # type: ignore[arg-type]
+        if await participant_ids(stub) != expected:
             return False
         return all(replay(c.events).ids == expected - {replay(c.events).participant_id} for c in clients)
 
@@ -255,7 +267,7 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
     replicas, edge_a, _ = cluster
     first = js.client("first")
     p1 = await connect_and_join(first, edge_a.url, "u1")
-    replicas.redis.stop()  # frozen: nothing answers, connections stay open
+    replicas.redis.freeze()  # frozen: nothing answers, connections stay open
     try:
         late = js.client("late")
         await late.connect(edge_a.url, transports=["websocket"])
@@ -273,7 +285,7 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
                 what="replica /readyz 503",
             )
     finally:
-        replicas.redis.cont()
+        replicas.redis.thaw()
     back = time.monotonic()
     await wait_for_ready(edge_a.url, within=20)
     for proc in replicas.procs:
@@ -281,7 +293,7 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
             lambda p=proc: _status(f"http://{p.metrics_address}", 200), within=20, what="replica ready"
         )
     report("Redis back: edge and replicas ready after", time.monotonic() - back)
-    p2 = await join(late, "u2", ack_within=30)
+    p2 = str((await join(late, "u2", within=30))["participantId"])
     async with room_stub(replicas.addresses[1]) as stub:
         await _converged(stub, [first, late], {p1, p2}, within=20)
 

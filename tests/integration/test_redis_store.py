@@ -15,10 +15,11 @@ from room_service.domain.errors import ErrorCode
 from room_service.domain.models import Position, Snapshot
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis import RedisStore, connect
-from tests.faults.helpers import participant_ids, room_stub, wait_until
 from tests.support.processes import start_room_service
 from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
+from tests.support.room import room_stub, truth
 from tests.support.stores import MEETING, meeting, spec
+from tests.support.timing import wait_until
 
 
 @pytest.fixture
@@ -90,17 +91,17 @@ async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itse
     store = await _store(server.url)
     try:
         await store.join(spec("u1"))
-        server.stop()  # frozen: connections stay open, nothing answers
+        server.freeze()  # frozen: connections stay open, nothing answers
         with pytest.raises(StoreUnavailableError) as refused:
             await asyncio.wait_for(store.join(spec("u2")), 10.0)
         assert refused.value.code is ErrorCode.UNAVAILABLE
         assert not await asyncio.wait_for(store.ready(), 10.0)
-        server.cont()
+        server.thaw()
         await wait_until(store.ready, within=15.0, what="Redis answers again")
         outcome = await store.join(spec("u2"))
         assert outcome.position.sequence == 2
     finally:
-        server.cont()
+        server.thaw()
         await store.close()
 
 
@@ -124,7 +125,7 @@ async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServ
         assert proc.ready is not None
         assert proc.ready["redis"] == f"redis://127.0.0.1:{server.port}/0"
         async with room_stub(proc.grpc_address) as stub:
-            assert await participant_ids(stub) == set()
+            assert await truth(stub) == set()
     assert all("s3cret-pass" not in line.text for line in proc.lines)
 
 

@@ -21,9 +21,7 @@ from tests.support.prometheus import (
     ROOM_SERVICE_JOB,
     RULES_FILE,
     PrometheusServer,
-    TrafficIds,
     alert_rules,
-    drive_traffic,
     fill_variables,
     has_finite_value,
     load_dashboard,
@@ -31,6 +29,7 @@ from tests.support.prometheus import (
     require_tool,
 )
 from tests.support.redis_server import start_redis
+from tests.support.traffic import TrafficIds, drive_traffic
 
 # What the Prometheus Operator adds to every target of a ServiceMonitor; the dashboard's
 # `namespace` variable lists its values.
