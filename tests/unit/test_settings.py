@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from edge_gateway import config as edge_config
+from edge_gateway.engine import _SWEEP_SECONDS as SWEEP_SECONDS
 from edge_gateway.limits import EdgeLimits
 from meeting_common.settings import Option, SettingsError, parse_address, parse_bool
 from room_service import config as room_config
+from room_service.app import _REAPER_INTERVAL_SECONDS as REAPER_TICK_SECONDS
 from tests.support.processes import REPO_ROOT
 
 TIERS = [
@@ -41,6 +43,19 @@ def test_edge_defaults_match_the_design() -> None:
     assert settings.http_address == ("127.0.0.1", 8080)
     assert settings.room_service_address == "127.0.0.1:50051"
     assert settings.cors_allowed_origins == "*"
+
+
+def test_default_time_budgets_keep_the_designs_promises() -> None:
+    """DESIGN.md's budgets at the defaults, from the settings that make them up: a silent
+    client is reported left within 10 s (ping interval + ping timeout + one sweep), and a
+    crashed edge within 2 s (the grace after its connection closes + one reaper tick). The
+    fault tests measure and report the real times; this pins the arithmetic."""
+    edge = edge_config.load_settings([], {})
+    room = room_config.load_settings([], {})
+    silent_loss = edge.ping_interval_seconds + edge.ping_timeout_seconds + SWEEP_SECONDS
+    assert silent_loss <= 10.0
+    crashed_edge = room.edge_disconnect_grace_seconds + REAPER_TICK_SECONDS
+    assert crashed_edge <= 2.0
 
 
 def test_environment_overrides_defaults_and_flags_override_environment() -> None:
@@ -171,6 +186,35 @@ def test_non_finite_and_negative_durations_are_refused() -> None:
     else:
         raise AssertionError("nan and inf were accepted")
     assert load_settings(["--restore-grace-seconds", "0"], environ={}).restore_grace_seconds == 0
+
+
+def test_the_store_is_memory_by_default_and_redis_needs_a_url_that_is_never_echoed() -> None:
+    assert room_config.load_settings([], {}).store == "memory"
+    with pytest.raises(SettingsError) as missing:
+        room_config.load_settings(["--store", "redis"], {})
+    assert "ROOM_SERVICE_REDIS_URL" in str(missing.value)
+    url = "rediss://app:hunter2-pass@redis.example:6380/2"
+    settings = room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": url})
+    assert (settings.store, settings.redis_url.get_secret_value()) == ("redis", url)
+    assert "hunter2-pass" not in repr(settings)
+    assert room_config.redacted_url(url) == "rediss://redis.example:6380/2"
+    # Only the Redis store reads the URL.
+    assert room_config.load_settings([], {"ROOM_SERVICE_REDIS_URL": "not a url"}).store == "memory"
+    for bad in ("http://:hunter2-pass@x:1/0", "redis://:hunter2-pass@x:port/0", "redis://:hunter2-pass@/0"):
+        with pytest.raises(SettingsError) as refused:
+            room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": bad})
+        assert "hunter2-pass" not in str(refused.value)
+    with pytest.raises(SettingsError):
+        room_config.load_settings(["--store", "sqlite"], {})
+    sentinel = "redis+sentinel://:hunter2-pass@s1:26379,s2:26379/main/3"
+    assert (
+        room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": sentinel}).store == "redis"
+    )
+    assert room_config.redacted_url(sentinel) == "redis+sentinel://s1:26379,s2:26379/main/3"
+    for bad in ("redis+sentinel://:hunter2-pass@s1:26379/", "redis+sentinel://:hunter2-pass@s1/main"):
+        with pytest.raises(SettingsError) as refused:
+            room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": bad})
+        assert "hunter2-pass" not in str(refused.value)
 
 
 SECRET_MARK = "s3cret-value-never-shown"
