@@ -28,6 +28,8 @@ from room_service.domain.models import (
     Participant,
     ParticipantLeft,
     Position,
+    Recovered,
+    RecoverSpec,
     RoomEvent,
     RoomSummary,
     Signal,
@@ -71,6 +73,9 @@ class ManagerOptions:
     """After an edge's connection closed, how long before its participants are removed."""
     ended_room_retention_seconds: float = 300.0
     """How long an ended meeting's room and replay log are kept for late watchers."""
+    recovery_window_seconds: float = 5.0
+    """A session whose transport closed without a goodbye is held this long after its
+    client was last heard (0: never held)."""
 
 
 class RoomManager:
@@ -211,6 +216,51 @@ class RoomManager:
             if requested_by == participant_id:
                 raise errors.invalid("The host cannot kick itself; use leave-meeting")
         return await self.leave(meeting_id, participant_id, LeaveReason.KICKED)
+
+    async def hold(self, meeting_id: str, participant_id: str, edge_id: str, silent_seconds: float) -> bool:
+        """A socket's transport closed without a goodbye: holds its participant until the
+        window after its client was last heard, or removes it (DISCONNECTED) when that
+        already passed or it cannot be recovered. True when held."""
+        window = self._options.recovery_window_seconds - max(0.0, silent_seconds)
+        if window > 0 and await self._store.hold(meeting_id, participant_id, edge_id, self._clock() + window):
+            self._metrics.recoveries.labels(outcome="held").inc()
+            log.info(
+                "session held for recovery",
+                extra={
+                    "meeting_id": meeting_id,
+                    "participant_id": participant_id,
+                    "seconds": round(window, 3),
+                },
+            )
+            return True
+        try:
+            current = await self._store.get_participant(meeting_id, participant_id)
+        except DomainError:
+            return False
+        if current.edge_id == edge_id:  # not recovered elsewhere meanwhile
+            with contextlib.suppress(DomainError):
+                await self.leave(meeting_id, participant_id, LeaveReason.DISCONNECTED)
+        return False
+
+    async def recover(self, spec: RecoverSpec) -> Recovered:
+        """Resumes a held session on the caller's edge (see RoomStore.recover)."""
+        try:
+            recovered = await self._store.recover(spec)
+        except DomainError:
+            self._metrics.recoveries.labels(outcome="refused").inc()
+            raise
+        outcome = "resynced" if recovered.resynced else "recovered"
+        self._metrics.recoveries.labels(outcome=outcome).inc()
+        log.info(
+            "session recovered" if not recovered.resynced else "session resumed without the missed events",
+            extra={
+                "meeting_id": recovered.meeting.id,
+                "participant_id": recovered.participant.participant_id,
+                "edge_id": spec.edge_id,
+                "missed": len(recovered.missed),
+            },
+        )
+        return recovered
 
     async def update_media(
         self, meeting_id: str, participant_id: str, changes: dict[str, bool], requested_by: str
@@ -409,8 +459,10 @@ class RoomManager:
         now = self._clock()
         if now < self._reap_not_before:
             return 0
+        window = self._options.recovery_window_seconds
         for edge_id in await self._store.expired_edges(now):
-            events = await self._store.drop_edge(edge_id)
+            # Its sockets' clients may reconnect through another edge: held for the window.
+            events = await self._store.drop_edge(edge_id, hold_until=now + window if window > 0 else None)
             self._remember_reaped(edge_id, now)
             for event in events:
                 await self._published(event)
@@ -456,6 +508,9 @@ class RoomManager:
         """One reaper tick: expired edges lose their participants, ended rooms past their
         retention are forgotten."""
         await self.reap_expired_edges()
+        for event in await self._store.expire_holds(self._clock()):
+            self._metrics.recoveries.labels(outcome="expired").inc()
+            await self._published(event)
         dropped = await self._store.drop_ended_rooms(self._clock())
         if dropped:
             log.info("ended rooms dropped", extra={"rooms": dropped})

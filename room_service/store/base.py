@@ -17,6 +17,13 @@ Time: deadlines (`expires_at`, `drop_at`) and `now` are on the caller's monotoni
 (the RoomManager's); a store shared by several processes turns them into TTLs
 (`deadline - now` at the call) rather than comparing clocks.
 
+Held sessions (connection-state recovery): a participant joined with a recovery id can
+be *held* when its socket's transport closed without a goodbye. A held participant stays
+in the room (nobody is told anything) until a reconnecting client presenting the id
+recovers it, once, or its deadline passes and `expire_holds` removes it (reason
+DISCONNECTED). Any other removal (leave, kick, replacement, end, reaping without a hold)
+forgets the id: it can never recover anything again.
+
 Bounded memory: nothing a caller can name stays behind on its own. An edge's lease and
 signal mailbox live while it holds a lease or a WatchEdge reader; an ended room and its
 log live until their `drop_at`.
@@ -35,6 +42,8 @@ from room_service.domain.models import (
     Meeting,
     Participant,
     Position,
+    Recovered,
+    RecoverSpec,
     RoomEvent,
     RoomSummary,
     Signal,
@@ -160,8 +169,10 @@ class RoomStore(Protocol):
         """Edges whose lease ran out by `now`."""
         ...
 
-    async def drop_edge(self, edge_id: str) -> list[RoomEvent]:
-        """Forgets an edge and removes its participants (reason DISCONNECTED).
+    async def drop_edge(self, edge_id: str, hold_until: float | None = None) -> list[RoomEvent]:
+        """Forgets an edge and removes its participants (reason DISCONNECTED); with
+        `hold_until`, participants with a recovery id are held until then instead (the
+        others recover them through another edge).
 
         Its undelivered signals are discarded, but a `next_signal` waiter of that edge
         keeps waiting on the same mailbox: an edge reaped while its connection survived
@@ -184,6 +195,27 @@ class RoomStore(Protocol):
         on another edge or socket). A participant already held as claimed is skipped.
         Permissions never come from the record: each restored participant gets
         `rules.permissions_for(meeting, user_id)`, and `edge_id` is the caller's."""
+        ...
+
+    async def hold(self, meeting_id: str, participant_id: str, edge_id: str, until: float) -> bool:
+        """Holds a participant of `edge_id` that has a recovery id until `until`; False
+        (nothing changes) when it is not in the room, has no recovery id, or is on
+        another edge (recovered there meanwhile)."""
+        ...
+
+    async def recover(self, spec: RecoverSpec) -> Recovered:
+        """Binds a held participant to `spec.edge_id`, atomically, at most once per hold.
+
+        NOT_IN_MEETING when the id names no held session (unknown, already recovered,
+        left, kicked, replaced, ended, expired); FORBIDDEN when `spec.user_id` is set and
+        differs from the participant's (nothing changes then). When the room log still
+        holds every event after `spec.after`, they are returned; otherwise the session
+        is bound to `spec.fresh_recovery_id` and the room as it is now is returned."""
+        ...
+
+    async def expire_holds(self, now: float) -> list[RoomEvent]:
+        """Removes the held participants whose deadline passed by `now` (reason
+        DISCONNECTED) and returns their events. Costs O(expired)."""
         ...
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
