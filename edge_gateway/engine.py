@@ -29,6 +29,8 @@ import socketio
 from aiohttp import web
 from engineio.async_drivers import aiohttp as aiohttp_driver
 
+from edge_gateway.connect import RecoveringConnect
+
 log = logging.getLogger("edge_gateway.engine")
 
 _SWEEP_SECONDS = 0.5
@@ -149,8 +151,9 @@ class BoundedEngineServer(engineio.AsyncServer):  # type: ignore[misc]
             transport.abort()  # frees the writer blocked on the peer's full window
 
 
-class EdgeSocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """The Socket.IO server of the edge, on a BoundedEngineServer."""
+class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore[misc]
+    """The Socket.IO server of the edge, on a BoundedEngineServer; its CONNECT answer
+    carries a recovery pid (edge_gateway.connect)."""
 
     def __init__(
         self, *args: Any, max_queued_packets: int, on_drop: Callable[[], None], **kwargs: Any

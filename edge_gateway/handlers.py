@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +21,7 @@ import socketio
 
 from edge_gateway import wire
 from edge_gateway.auth import Authenticator, Identity, NoAuth
+from edge_gateway.connect import Admission
 from edge_gateway.errors import EdgeError
 from edge_gateway.expiry import TokenDeadlines, iso_time
 from edge_gateway.hub import Hub
@@ -54,6 +56,27 @@ _SIGNAL_TYPES = {
 }
 
 
+# Disconnect reasons where the client said no goodbye: its session is held for recovery.
+_PING_TIMEOUT = socketio.AsyncServer.reason.PING_TIMEOUT
+_UNANNOUNCED = frozenset(
+    {
+        socketio.AsyncServer.reason.TRANSPORT_CLOSE,
+        socketio.AsyncServer.reason.TRANSPORT_ERROR,
+        _PING_TIMEOUT,
+    }
+)
+
+
+def recovery_claim(auth: Any) -> tuple[str, pb.StreamPosition | None] | None:
+    """The `{pid, offset}` the official client merges into its auth when it reconnects."""
+    if not isinstance(auth, dict):
+        return None
+    pid = auth.get("pid")
+    if not isinstance(pid, str) or not 16 <= len(pid) <= 64:
+        return None
+    return pid, wire.position_of(auth.get("offset"))
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -71,6 +94,7 @@ class EventHandlers:
         limits: EdgeLimits | None = None,
         token_warning_seconds: float = 60.0,
         token_grace_seconds: float = 10.0,
+        silent_after_ping_timeout: float = 8.0,
     ) -> None:
         self.hub = hub
         self.authenticator: Authenticator = authenticator or NoAuth()
@@ -80,6 +104,13 @@ class EventHandlers:
         self._webrtc_config = webrtc_config
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
+        # Connection-state recovery ids (the CONNECT answer's `pid`) by socket, and back.
+        self._pids: dict[str, str] = {}
+        self._sid_of_pid: dict[str, str] = {}
+        # Sockets closed here because their client reconnected: held, never left.
+        self._superseded: set[str] = set()
+        # How long a client was already silent when its ping timed out.
+        self._silent_after_ping_timeout = silent_after_ping_timeout
         self.draining = False
         self.deadlines = TokenDeadlines(
             warn_before=token_warning_seconds,
@@ -109,7 +140,7 @@ class EventHandlers:
 
     # -- connection lifecycle ---------------------------------------------------------
 
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> Admission | bool:
         """Authenticates and admits the socket; a refusal reaches the client as connect_error."""
         if self.draining:
             return False
@@ -127,37 +158,111 @@ class EventHandlers:
             log.info("connection refused", extra={"sid": sid, "code": exc.code.value, "reason": exc.message})
             # The client's connect_error gets `message` and `data: {code, message}`.
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.payload()) from None
+        admission = Admission(sid=sid, pid=secrets.token_urlsafe(24))
+        claim = recovery_claim(auth)
+        if claim is not None:
+            admission = await self._recover(sid, eio_sid, claim, identity, admission)
+        sid = admission.sid
         if identity is not None:
             self._identities[sid] = identity
             if identity.expires_at is not None:
                 self.deadlines.track(sid, identity.expires_at)
         self._locks[sid] = asyncio.Lock()
+        self._pids[sid] = admission.pid
+        self._sid_of_pid[admission.pid] = sid
         self.hub.metrics.sockets.inc()
-        log.info(f"✅ Socket connected: {sid}", extra={"sid": sid})
-        return True
+        log.info(f"✅ Socket connected: {sid}", extra={"sid": sid, "recovered": admission.then is not None})
+        return admission
 
-    async def on_disconnect(self, sid: str, *_: Any) -> None:
-        """Leaves the socket's meeting with reason `disconnected`."""
+    async def on_disconnect(self, sid: str, reason: str = "", *_: Any) -> None:
+        """Leaves the socket's meeting with reason `disconnected`; a transport that closed
+        without a goodbye only holds it for recovery (the room service decides for how long)."""
         self.limits.release(sid)
         self._identities.pop(sid, None)
         self.deadlines.forget(sid)
+        pid = self._pids.pop(sid, None)
+        if pid is not None and self._sid_of_pid.get(pid) == sid:
+            del self._sid_of_pid[pid]
+        superseded = sid in self._superseded
+        self._superseded.discard(sid)
         lock = self._locks.get(sid)
         if lock is None:
             return
         async with lock:
             session = await self.hub.detach(sid)
             if session is not None:
-                log.info(
-                    f"👋 User {session.participant.user_name} disconnected from meeting {session.meeting_id}",
-                    extra={
-                        "sid": sid,
-                        "meeting_id": session.meeting_id,
-                        "participant_id": session.participant_id,
-                    },
-                )
-                await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+                extra = {
+                    "sid": sid,
+                    "meeting_id": session.meeting_id,
+                    "participant_id": session.participant_id,
+                }
+                if not (superseded or reason in _UNANNOUNCED) or not await self._hold(session, reason):
+                    name = session.participant.user_name
+                    log.info(f"👋 User {name} disconnected from meeting {session.meeting_id}", extra=extra)
+                    await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+                else:
+                    log.info("socket lost its transport; session held for recovery", extra=extra)
         self._locks.pop(sid, None)
         self.hub.metrics.sockets.dec()
+
+    async def _hold(self, session: Session, reason: str) -> bool:
+        """Asks the room service to hold the session; False when it must leave instead."""
+        silent = self._silent_after_ping_timeout if reason == _PING_TIMEOUT else 0.0
+        try:
+            return await self.hub.client.hold(session.meeting_id, session.participant_id, silent)
+        except EdgeError:
+            return False
+
+    async def _recover(
+        self,
+        sid: str,
+        eio_sid: str,
+        claim: tuple[str, pb.StreamPosition | None],
+        identity: Identity | None,
+        fresh: Admission,
+    ) -> Admission:
+        """A client presenting `{pid, offset}`: its held session, under its old sid, with
+        the events it missed sent after the CONNECT answer; `fresh` when it cannot be
+        recovered (the client then sees `socket.recovered === false`)."""
+        pid, after = claim
+        old_sid = self._sid_of_pid.get(pid)
+        if old_sid is not None and old_sid in self._locks:
+            # Its old connection is still open here (a long-poll the server has not seen
+            # fail yet): that socket goes, and its session is held, not left.
+            self._superseded.add(old_sid)
+            await self.hub.sio.disconnect(old_sid)
+        user_id = identity.user_id if identity is not None else ""
+        try:
+            reply = await self.hub.client.recover(pid, after, user_id, fresh.pid)
+        except EdgeError as exc:
+            log.info("session not recovered", extra={"sid": sid, "code": exc.code.value})
+            return fresh
+        server = self.hub.sio
+        if not server.sid_free(reply.socket_id) or not self.limits.admit(reply.socket_id, eio_sid):
+            log.warning("recovered session's sid is taken here; it leaves", extra={"sid": reply.socket_id})
+            await self.hub.client.leave(
+                reply.meeting.id, reply.participant.participant_id, pb.LEAVE_REASON_DISCONNECTED
+            )
+            return fresh
+        self.limits.release(sid)
+        session = Session(
+            sid=reply.socket_id,
+            meeting_id=reply.meeting.id,
+            participant=reply.participant,
+            position=(reply.position.sequence, reply.position.epoch),
+            roster={p.participant_id: p for p in reply.participants},
+        )
+
+        async def resume() -> None:
+            async with self._locks[session.sid]:
+                if reply.resynced:
+                    # The log no longer reaches back: not recovered, and told so.
+                    joined = (self._joined_payload(reply, session.sid), wire.offset(session.position))
+                    await self.hub.emit("meeting-joined", joined, to=session.sid)
+                await self.hub.attach(session, () if reply.resynced else reply.missed)
+
+        pid_now = fresh.pid if reply.resynced else pid
+        return Admission(sid=session.sid, pid=pid_now, then=resume)
 
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         """Any other event: refused, nothing changes."""
@@ -207,6 +312,19 @@ class EventHandlers:
             raise EdgeError(ErrorCode.FORBIDDEN, "userId does not match the authenticated user")
         return identity.user_name or request.userName
 
+    def _joined_payload(self, reply: pb.JoinResponse | pb.RecoverSessionResponse, sid: str) -> dict[str, Any]:
+        """`meeting-joined` (and the join's ack): the meeting, the socket's participant and
+        everyone else as of the reply's position."""
+        return {
+            "success": True,
+            "meeting": wire.meeting(reply.meeting),
+            "participantId": reply.participant.participant_id,
+            "participant": wire.participant(reply.participant),
+            "participants": [wire.participant(p) for p in reply.participants],
+            "permissions": wire.permissions(reply.participant.permissions),
+            "webrtcConfig": self._webrtc_config(reply.participant.user_id, self.deadlines.expires_at(sid)),
+        }
+
     def _session(self, sid: str, meeting_id: str | None = None) -> Session:
         session = self.hub.sessions.by_sid(sid)
         if session is None or (meeting_id is not None and session.meeting_id != meeting_id):
@@ -235,28 +353,28 @@ class EventHandlers:
         if request.audio is not None or request.video is not None:
             media = pb.MediaState(audio=request.audio is not False, video=request.video is not False)
         reply = await self.hub.client.join(
-            request.meetingId, request.userId, user_name, request.meeting_password or "", media, sid
+            request.meetingId,
+            request.userId,
+            user_name,
+            request.meeting_password or "",
+            media,
+            sid,
+            self._pids.get(sid, ""),
         )
-        payload = {
-            "success": True,
-            "meeting": wire.meeting(reply.meeting),
-            "participantId": reply.participant.participant_id,
-            "participant": wire.participant(reply.participant),
-            "participants": [wire.participant(p) for p in reply.participants],
-            "permissions": wire.permissions(reply.participant.permissions),
-            "webrtcConfig": self._webrtc_config(request.userId, self.deadlines.expires_at(sid)),
-        }
+        position = (reply.position.sequence, reply.position.epoch)
+        payload = self._joined_payload(reply, sid)
         if current is not None:
             # Same meeting again. The fresh roster is as of the log head, which the room
             # stream may not have relayed yet: out of the room until re-registered at the
             # head, or events already in the roster would reach the socket a second time.
             await self.hub.detach(sid)
-        await self.hub.emit("meeting-joined", payload, to=sid)
+        # Its own join's position is where the socket's room view starts: the recovery offset.
+        await self.hub.emit("meeting-joined", (payload, wire.offset(position)), to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,
             participant=reply.participant,
-            position=(reply.position.sequence, reply.position.epoch),
+            position=position,
             roster={p.participant_id: p for p in reply.participants},
         )
         await self.hub.attach(session)

@@ -327,8 +327,8 @@ class Recovered:
     missed: tuple[RoomEvent, ...]
     """Events after the client's position, in order (empty when `resynced`)."""
     position: Position
-    """The client is owed only events after this."""
+    """The room's head: the last of `missed`, or where a resynced session stands."""
     resynced: bool = False
-    """The log no longer reached back: bound to the fresh id; `others` is the room now."""
+    """The log no longer reached back: bound to the fresh id, nothing in `missed`."""
     others: tuple[Participant, ...] = ()
-    """Everyone else as of `position` (only when `resynced`)."""
+    """Everyone else in the room as of `position`."""

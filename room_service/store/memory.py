@@ -377,16 +377,15 @@ class MemoryStore:
         room.participants[participant_id] = participant
         self._index(participant, meeting_id)
         meeting = self._meeting(meeting_id)
+        others = tuple(p for p in room.participants.values() if p.participant_id != participant_id)
         missed = self._events_after(room, spec.after)
         if missed is not None:
-            position = missed[-1].position if missed else room.position
-            return Recovered(meeting, participant, tuple(missed), position)
+            return Recovered(meeting, participant, tuple(missed), room.position, others=others)
         # The log no longer reaches back: the session goes on under a fresh id.
         self._forget_recovery(key)
         if spec.fresh_recovery_id:
             self._recovery[spec.fresh_recovery_id] = key
             self._recovery_of[key] = spec.fresh_recovery_id
-        others = tuple(p for p in room.participants.values() if p.participant_id != participant_id)
         return Recovered(meeting, participant, (), room.position, resynced=True, others=others)
 
     async def expire_holds(self, now: float) -> list[RoomEvent]:

@@ -1119,7 +1119,7 @@ class RecoverSessionResponse(_message.Message):
     SOCKET_ID_FIELD_NUMBER: _builtins.int
     resynced: _builtins.bool
     """True when the log no longer reached back: the session is bound to
-    `fresh_recovery_id` and `participants` holds everyone else as of `position`.
+    `fresh_recovery_id` and `missed` is empty.
     """
     socket_id: _builtins.str
     """The original socket id of the session: the recovered socket takes it again."""
@@ -1139,13 +1139,13 @@ class RecoverSessionResponse(_message.Message):
 
     @_builtins.property
     def position(self) -> Global___StreamPosition:
-        """Position of the last of `missed` (or `after` when none; the snapshot's position
-        when `resynced`): the socket is owed only events after it.
+        """The room's log head: the last of `missed` (or where a resynced session stands);
+        the socket is owed only events after it.
         """
 
     @_builtins.property
     def participants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Participant]:
-        """Everyone else in the room as of `position` (only when `resynced`)."""
+        """Everyone else in the room as of `position`."""
 
     def __init__(
         self,
