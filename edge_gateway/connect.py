@@ -9,9 +9,15 @@ picks every sid itself before the connect handler runs, so this module takes ove
 socket is to have (the recovered session's) and its pid, plus work that must follow the
 CONNECT answer (the replay of missed events, which the client must receive after it).
 
+A goodbye is a Socket.IO DISCONNECT (`socket.disconnect()`), never a bare Engine.IO close:
+a long-polling client whose poll failed closes its Engine.IO session on its way to
+reconnecting, which upstream reports as "client disconnect" like a goodbye. Here it is a
+"transport close" (as the JavaScript server names it), so that session is held too.
+
 Upstream members relied on (python-socketio 5.18.1, pinned in pyproject.toml; covered by
 tests/e2e/test_recovery.py): AsyncServer `_handle_connect` (replaced), `_trigger_event`,
-`_send_packet`, `packet_class`, `handlers`, `environ`; AsyncManager `pre_connect`,
+`_send_packet`, `packet_class`, `handlers`, `environ`, `_handle_eio_disconnect` (its
+reason rewritten), `reason`; AsyncManager `pre_connect`,
 `connect`, `disconnect`, `is_connected`, `pending_connect`, `basic_enter_room`,
 `basic_leave_room`; `socketio.exceptions.ConnectionRefusedError.error_args`.
 """
@@ -46,8 +52,15 @@ class RecoveringConnect:
     environ: Any
     packet_class: Any
 
+    reason: Any
+
     _trigger_event: Callable[..., Awaitable[Any]]
     _send_packet: Callable[..., Awaitable[None]]
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> None:
+        if reason == self.reason.CLIENT_DISCONNECT:
+            reason = self.reason.TRANSPORT_CLOSE  # no Socket.IO goodbye came first
+        await super()._handle_eio_disconnect(eio_sid, reason)  # type: ignore[misc]
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or "/"

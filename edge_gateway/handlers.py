@@ -195,6 +195,7 @@ class EventHandlers:
                     "sid": sid,
                     "meeting_id": session.meeting_id,
                     "participant_id": session.participant_id,
+                    "reason": reason,
                 }
                 if not (superseded or reason in _UNANNOUNCED) or not await self._hold(session, reason):
                     name = session.participant.user_name

@@ -179,7 +179,7 @@ async def claim_again(js: JsClientPool, edge: EdgeProcess, claim: dict[str, Any]
 async def test_a_kicked_session_is_not_recoverable(
     room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool
 ) -> None:
-    host, bob, claim = await held_then(js, proxy, edge)
+    host, _bob, claim = await held_then(js, proxy, edge)
     participant_id = (await host.wait_for_event("participant-joined", timeout=10)).data["participantId"]
     reply = await host.emit_with_ack("kick-participant", {"participantId": participant_id}, timeout=10)
     assert reply["success"], reply
@@ -192,7 +192,7 @@ async def test_a_kicked_session_is_not_recoverable(
 async def test_an_ended_meeting_is_not_recoverable(
     room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool
 ) -> None:
-    host, bob, claim = await held_then(js, proxy, edge)
+    host, _bob, claim = await held_then(js, proxy, edge)
     reply = await host.emit_with_ack("end-meeting", {}, timeout=10)
     assert reply["success"], reply
     again = await claim_again(js, edge, claim)
