@@ -57,7 +57,7 @@ class RecoveringConnect:
     _trigger_event: Callable[..., Awaitable[Any]]
     _send_packet: Callable[..., Awaitable[None]]
 
-    async def _handle_eio_disconnect(self, eio_sid: str, reason: str | None = None) -> None:
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         if reason == self.reason.CLIENT_DISCONNECT:
             reason = self.reason.TRANSPORT_CLOSE  # no Socket.IO goodbye came first
         await super()._handle_eio_disconnect(eio_sid, reason)  # type: ignore[misc]

@@ -203,7 +203,7 @@ async def test_an_ended_meeting_is_not_recoverable(
 async def test_an_explicit_leave_is_not_recoverable(
     room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool
 ) -> None:
-    alice, bob, joined, _ = await connected_pair(js, proxy, edge, "websocket")
+    alice, bob, _, _ = await connected_pair(js, proxy, edge, "websocket")
     reply = await alice.emit_with_ack("leave-meeting", {"meetingId": MEETING}, timeout=10)
     assert reply["success"], reply
     left = await bob.wait_for_event("participant-left", timeout=10)
