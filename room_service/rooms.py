@@ -49,6 +49,10 @@ _READ_BATCH = 256
 # everyone was already told had left; older tombstones are forgotten.
 _TOMBSTONES = 4096
 _TOMBSTONE_SECONDS = 3600.0
+# How long past an edge's disconnect grace a recovery claim waits for a still-bound session
+# to be held (the reaper's tick and the edge's RPC fit well within), and how often it looks.
+_RECOVERY_PATIENCE_SECONDS = 1.5
+_RECOVERY_POLL_SECONDS = 0.1
 
 
 def _plural(count: int, word: str) -> str:
@@ -243,12 +247,23 @@ class RoomManager:
         return False
 
     async def recover(self, spec: RecoverSpec) -> Recovered:
-        """Resumes a held session on the caller's edge (see RoomStore.recover)."""
-        try:
-            recovered = await self._store.recover(spec)
-        except DomainError:
-            self._metrics.recoveries.labels(outcome="refused").inc()
-            raise
+        """Resumes a held session on the caller's edge (see RoomStore.recover).
+
+        A client often reconnects before its old edge let go of the session (a dead edge
+        is reaped after its disconnect grace; a long-poll lingers until its ping
+        timeout): while the session is still bound, the claim waits a bounded while for
+        it to be held instead of being refused at once."""
+        deadline = self._clock() + self._options.edge_disconnect_grace_seconds + _RECOVERY_PATIENCE_SECONDS
+        while True:
+            try:
+                recovered = await self._store.recover(spec)
+                break
+            except DomainError as exc:
+                waiting = exc.code is ErrorCode.NOT_IN_MEETING and self._clock() < deadline
+                if not waiting or not await self._store.recovery_pending(spec.recovery_id):
+                    self._metrics.recoveries.labels(outcome="refused").inc()
+                    raise
+            await asyncio.sleep(_RECOVERY_POLL_SECONDS)
         outcome = "resynced" if recovered.resynced else "recovered"
         self._metrics.recoveries.labels(outcome=outcome).inc()
         log.info(

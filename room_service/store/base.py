@@ -213,6 +213,12 @@ class RoomStore(Protocol):
         is bound to `spec.fresh_recovery_id` and the room as it is now is returned."""
         ...
 
+    async def recovery_pending(self, recovery_id: str) -> bool:
+        """True while the id names a participant still bound to a socket (not held): its
+        edge may not have noticed the loss yet (a dead edge until it is reaped, a
+        long-poll until its ping timeout), so a claim may succeed a moment later."""
+        ...
+
     async def expire_holds(self, now: float) -> list[RoomEvent]:
         """Removes the held participants whose deadline passed by `now` (reason
         DISCONNECTED) and returns their events. Costs O(expired)."""

@@ -388,6 +388,10 @@ class MemoryStore:
             self._recovery_of[key] = spec.fresh_recovery_id
         return Recovered(meeting, participant, (), room.position, resynced=True, others=others)
 
+    async def recovery_pending(self, recovery_id: str) -> bool:
+        key = self._recovery.get(recovery_id)
+        return key is not None and key not in self._holds
+
     async def expire_holds(self, now: float) -> list[RoomEvent]:
         events: list[RoomEvent] = []
         while self._hold_heap and self._hold_heap[0][0] <= now:

@@ -224,3 +224,38 @@ async def test_an_explicit_leave_is_not_recoverable(
     reply = await alice.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
     assert reply["error"]["code"] == "NOT_IN_MEETING"
     assert len(bob.events_named("participant-left")) == 1
+
+
+async def test_a_dead_edges_socket_is_recovered_on_the_other_edge(
+    room_service: RoomServiceProcess,
+    edge: EdgeProcess,
+    edge2: EdgeProcess,
+    proxy: TcpProxy,
+    js: JsClientPool,
+) -> None:
+    alice, _, joined, _ = await connected_pair(js, proxy, edge, "websocket")
+    carol = js.client("carol")
+    await carol.connect(edge2.url, transports=["websocket"])
+    await join(carol, "user-4-id", "Carol")
+    first = await alice.status()
+    start, carol_start = alice.mark(), carol.mark()
+
+    proxy.retarget(edge2.http_address)
+    await edge.kill()  # Alice's edge dies; Bob's socket (on it too) is gone for good
+    await alice.wait_for_event("disconnect", start=start, timeout=10)
+    await chat(carol, "while edge 1 was dying")
+    back = await reconnected(alice, start)
+    await alice.wait_for_event(
+        "chat-message", lambda d: d["text"] == "while edge 1 was dying", start=start, timeout=10
+    )
+
+    assert back["recovered"] is True and back["id"] == first["id"]
+    assert texts(alice, start) == ["while edge 1 was dying"]
+    reply = await alice.emit_with_ack("update-media", {"audio": False}, timeout=10)
+    assert reply["success"], reply
+    update = await carol.wait_for_event("participant-updated", start=carol_start, timeout=10)
+    assert update.data["participantId"] == joined["participantId"]
+    # Bob never came back: he is reported left, Alice never is.
+    left = await carol.wait_for_event("participant-left", start=carol_start, timeout=20)
+    assert left.data["userId"] == "user-3-id" and left.data["reason"] == "disconnected"
+    await carol.expect_no_event("participant-left", lambda d: d["userId"] == "user-2-id", within=0.5)

@@ -149,3 +149,15 @@ async def test_hold_refuses_a_participant_recovered_on_another_edge() -> None:
     await store.recover(claim("pid-a", position, edge="edge-b"))
     assert not await store.hold(MEETING, alice, "edge-a", until=10.0)  # the old edge's late close
     assert (await store.get_participant(MEETING, alice)).edge_id == "edge-b"
+
+
+async def test_a_claim_is_pending_only_while_its_session_is_still_bound() -> None:
+    store = await new_store()
+    alice, position = await joined(store, "alice", "pid-a")
+    assert await store.recovery_pending("pid-a")  # its edge has not let go yet
+    assert not await store.recovery_pending("pid-unknown")
+    assert await store.hold(MEETING, alice, "edge-a", until=10.0)
+    assert not await store.recovery_pending("pid-a")  # held: recoverable now
+    await store.recover(claim("pid-a", position))
+    await store.leave(MEETING, alice, LeaveReason.LEFT)
+    assert not await store.recovery_pending("pid-a")  # gone for good
