@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -259,3 +260,32 @@ async def test_a_dead_edges_socket_is_recovered_on_the_other_edge(
     left = await carol.wait_for_event("participant-left", start=carol_start, timeout=20)
     assert left.data["userId"] == "user-3-id" and left.data["reason"] == "disconnected"
     await carol.expect_no_event("participant-left", lambda d: d["userId"] == "user-2-id", within=0.5)
+
+
+async def test_a_log_that_no_longer_reaches_back_gives_a_fresh_meeting_joined_not_silence(
+    js: JsClientPool,
+) -> None:
+    async with (
+        await start_room_service("--replay-buffer", "4", name="room-service-short-log") as service,
+        await start_edge(service.grpc_address, *FAST_EDGE_ARGS, name="edge-short-log") as edge,
+        TcpProxy(edge.http_address) as proxy,
+    ):
+        alice, bob, joined, _ = await connected_pair(js, proxy, edge, "websocket")
+        first = await alice.status()
+        start, bob_start = alice.mark(), bob.mark()
+        proxy.sever()
+        await alice.wait_for_event("disconnect", start=start, timeout=10)
+        for n in range(6):  # more than the room log keeps
+            await chat(bob, f"gap-{n}")
+        back = await reconnected(alice, start)
+        fresh = (await alice.wait_for_event("meeting-joined", start=start, timeout=10)).data
+
+        assert back["recovered"] is False  # told the truth: not recovered...
+        assert (await alice.status())["pid"] != first["pid"]
+        # ...but still the same participant, with the room as it is now.
+        assert fresh["participantId"] == joined["participantId"]
+        assert [p["userName"] for p in fresh["participants"]] == ["Bob"]
+        await chat(bob, "after")
+        await alice.wait_for_event("chat-message", lambda d: d["text"] == "after", start=start, timeout=10)
+        assert texts(alice, start) == ["after"]
+        await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
