@@ -24,12 +24,15 @@ reason rewritten), `reason`; AsyncManager `pre_connect`,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from socketio import exceptions
 from socketio import packet as sio_packet
+
+log = logging.getLogger("edge_gateway.connect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,10 @@ class RecoveringConnect:
         await self._send(eio_sid, sio_packet.CONNECT, answer, namespace)
         await self.manager.connect(sid, namespace)
         if isinstance(result, Admission) and result.then is not None:
-            await result.then()
+            try:
+                await result.then()
+            except Exception:
+                log.exception("work after a CONNECT answer failed", extra={"sid": sid})
 
     def sid_free(self, sid: str, namespace: str = "/") -> bool:
         """No socket here holds `sid` (a recovered socket may take it)."""

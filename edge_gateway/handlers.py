@@ -255,7 +255,13 @@ class EventHandlers:
         )
 
         async def resume() -> None:
-            async with self._locks[session.sid]:
+            lock = self._locks.get(session.sid)
+            if lock is None:
+                # Gone again before its CONNECT answer was out: held once more (or left).
+                if not await self._hold(session, ""):
+                    await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+                return
+            async with lock:
                 if reply.resynced:
                     # The log no longer reaches back: not recovered, and told so.
                     joined = (self._joined_payload(reply, session.sid), wire.offset(session.position))
