@@ -7,16 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from meeting_common.grpc_types import UnaryStreamClientInterceptor as _UnaryStream
+from meeting_common.grpc_types import UnaryUnaryClientInterceptor as _UnaryUnary
 from meeting_common.tls import channel_credentials
 
-if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
+if TYPE_CHECKING:
     from edge_gateway.config import Settings
-
-    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
-    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
-else:
-    _UnaryUnary = grpc.aio.UnaryUnaryClientInterceptor
-    _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
 
 
 def room_service_credentials(settings: Settings) -> grpc.ChannelCredentials | None:

@@ -39,7 +39,7 @@ class EdgeError(Exception):
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> EdgeError:
     """Reads the stable code the room service attached, else maps the status code."""
-    code = error_code_from(error.trailing_metadata())
+    code = error_code_from(error)
     status = error.code()
     if code is None:
         code = _FALLBACK.get(status, ErrorCode.INTERNAL)

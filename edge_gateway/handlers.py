@@ -19,7 +19,7 @@ from typing import Any
 
 import socketio
 
-from edge_gateway import wire
+from edge_gateway import events, wire
 from edge_gateway.auth import Authenticator, Identity, NoAuth
 from edge_gateway.connect import Admission
 from edge_gateway.errors import EdgeError
@@ -43,18 +43,12 @@ from edge_gateway.payloads import (
 from edge_gateway.sessions import Session
 from meeting.v1 import room_service_pb2 as pb
 from meeting_common.codes import ErrorCode
+from meeting_common.logs import plural as _plural
 
 log = logging.getLogger("edge_gateway")
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[dict[str, Any]]]
 WebRtcConfig = Callable[[str, float | None], dict[str, Any]]
-
-_SIGNAL_TYPES = {
-    "webrtc-offer": pb.SIGNAL_TYPE_OFFER,
-    "webrtc-answer": pb.SIGNAL_TYPE_ANSWER,
-    "webrtc-ice-candidate": pb.SIGNAL_TYPE_ICE_CANDIDATE,
-}
-
 
 # Disconnect reasons where the client said no goodbye: its session is held for recovery.
 _PING_TIMEOUT = socketio.AsyncServer.reason.PING_TIMEOUT
@@ -75,10 +69,6 @@ def recovery_claim(auth: Any) -> tuple[str, pb.StreamPosition | None] | None:
     if not isinstance(pid, str) or not 16 <= len(pid) <= 64:
         return None
     return pid, wire.position_of(auth.get("offset"))
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 class EventHandlers:
@@ -123,18 +113,18 @@ class EventHandlers:
         """Binds every handler to its event name."""
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
-        events: dict[str, Handler] = {
-            "join-meeting": self.join_meeting,
-            "leave-meeting": self.leave_meeting,
-            "update-media": self.update_media,
-            "chat-message": self.chat_message,
-            "kick-participant": self.kick_participant,
-            "end-meeting": self.end_meeting,
-            "refresh-token": self.refresh_token,
+        handlers: dict[str, Handler] = {
+            events.JOIN_MEETING: self.join_meeting,
+            events.LEAVE_MEETING: self.leave_meeting,
+            events.UPDATE_MEDIA: self.update_media,
+            events.CHAT_MESSAGE: self.chat_message,
+            events.KICK_PARTICIPANT: self.kick_participant,
+            events.END_MEETING: self.end_meeting,
+            events.REFRESH_TOKEN: self.refresh_token,
         }
-        for name in _SIGNAL_TYPES:
-            events[name] = self._signal_handler(name)
-        for name, handler in events.items():
+        for name in events.SIGNAL_TYPE_OF:
+            handlers[name] = self._signal_handler(name)
+        for name, handler in handlers.items():
             sio.on(name, self._wrap(name, handler))
         sio.on("*", self.on_unknown)
 
@@ -265,7 +255,7 @@ class EventHandlers:
                 if reply.resynced:
                     # The log no longer reaches back: not recovered, and told so.
                     joined = (self._joined_payload(reply, session.sid), wire.offset(session.position))
-                    await self.hub.emit("meeting-joined", joined, to=session.sid)
+                    await self.hub.emit(events.MEETING_JOINED, joined, to=session.sid)
                 await self.hub.attach(session, () if reply.resynced else reply.missed)
 
         pid_now = fresh.pid if reply.resynced else pid
@@ -307,7 +297,7 @@ class EventHandlers:
 
     async def _refuse(self, sid: str, error: EdgeError) -> dict[str, Any]:
         self.hub.metrics.errors.labels(code=error.code.value).inc()
-        await self.hub.emit("error", error.payload(), to=sid)
+        await self.hub.emit(events.ERROR, error.payload(), to=sid)
         return {"success": False, "error": error.payload()}
 
     def _authorized_name(self, sid: str, request: JoinMeeting) -> str:
@@ -376,7 +366,7 @@ class EventHandlers:
             # head, or events already in the roster would reach the socket a second time.
             await self.hub.detach(sid)
         # Its own join's position is where the socket's room view starts: the recovery offset.
-        await self.hub.emit("meeting-joined", (payload, wire.offset(position)), to=sid)
+        await self.hub.emit(events.MEETING_JOINED, (payload, wire.offset(position)), to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,
@@ -438,7 +428,7 @@ class EventHandlers:
                 raise EdgeError(ErrorCode.INVALID_PAYLOAD, "Signal is too large")
             await self.hub.client.send_signal(
                 pb.Signal(
-                    type=_SIGNAL_TYPES[name],
+                    type=events.SIGNAL_TYPE_OF[name],
                     meeting_id=session.meeting_id,
                     from_participant_id=session.participant_id,
                     target_participant_id=request.targetParticipantId,
@@ -499,12 +489,12 @@ class EventHandlers:
             "expiresAt": iso_time(expires_at),
             "expiresIn": max(0, round(expires_at - time.time())),
         }
-        await self.hub.emit("token-expiring", payload, to=sid)
+        await self.hub.emit(events.TOKEN_EXPIRING, payload, to=sid)
 
     async def _token_expired(self, sid: str, expires_at: float) -> None:
         """No refresh came: the socket is closed (its meeting sees it leave)."""
         log.info("token expired without a refresh; disconnecting", extra={"sid": sid})
         error = EdgeError(ErrorCode.UNAUTHENTICATED, "Token has expired")
         self.hub.metrics.errors.labels(code=error.code.value).inc()
-        await self.hub.emit("error", error.payload(), to=sid)
+        await self.hub.emit(events.ERROR, error.payload(), to=sid)
         await self.hub.sio.disconnect(sid)

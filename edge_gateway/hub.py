@@ -15,6 +15,7 @@ import socketio
 
 from edge_gateway import wire
 from edge_gateway.errors import EdgeError
+from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay, views_from
 from edge_gateway.rpc import RoomClient
@@ -26,12 +27,6 @@ log = logging.getLogger("edge_gateway")
 # While the room service is unreachable the edge knocks this often (seconds): after a
 # restart it must re-announce its sockets well within the service's restore grace.
 _DOWN_RETRY_SECONDS = 0.25
-
-_SIGNAL_EVENTS = {
-    pb.SIGNAL_TYPE_OFFER: "webrtc-offer",
-    pb.SIGNAL_TYPE_ANSWER: "webrtc-answer",
-    pb.SIGNAL_TYPE_ICE_CANDIDATE: "webrtc-ice-candidate",
-}
 
 
 class Hub:
@@ -245,4 +240,4 @@ class Hub:
         data.update(
             fromParticipantId=signal.from_participant_id, targetParticipantId=signal.target_participant_id
         )
-        await self.emit(_SIGNAL_EVENTS[signal.type], data, to=session.sid)
+        await self.emit(SIGNAL_EVENT_OF[signal.type], data, to=session.sid)

@@ -7,60 +7,14 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from edge_gateway.events import CLIENT_EVENTS, KNOWN_EVENTS, SERVER_EVENTS
 from meeting_common.codes import ErrorCode
-
-# Event names a client may send or be sent; anything else is counted as "other" so a
-# hostile client cannot grow the label set.
-KNOWN_EVENTS = frozenset(
-    {
-        "join-meeting",
-        "leave-meeting",
-        "update-media",
-        "webrtc-offer",
-        "webrtc-answer",
-        "webrtc-ice-candidate",
-        "chat-message",
-        "kick-participant",
-        "end-meeting",
-        "meeting-joined",
-        "participant-joined",
-        "participant-left",
-        "participant-updated",
-        "meeting-ended",
-        "kicked",
-        "error",
-        "refresh-token",
-        "token-expiring",
-    }
-)
-
-# Sent by clients; the rest of KNOWN_EVENTS only by the edge (chat and WebRTC go both ways).
-_CLIENT_EVENTS = frozenset(
-    {
-        "join-meeting",
-        "leave-meeting",
-        "update-media",
-        "webrtc-offer",
-        "webrtc-answer",
-        "webrtc-ice-candidate",
-        "chat-message",
-        "kick-participant",
-        "end-meeting",
-        "refresh-token",
-    }
-)
-_SERVER_EVENTS = (KNOWN_EVENTS - _CLIENT_EVENTS) | {
-    "webrtc-offer",
-    "webrtc-answer",
-    "webrtc-ice-candidate",
-    "chat-message",
-}
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def event_label(name: str) -> str:
-    """A bounded label value for an event name."""
+    """A bounded label value for an event name: a hostile client cannot grow the label set."""
     return name if name in KNOWN_EVENTS else "other"
 
 
@@ -117,9 +71,9 @@ class EdgeMetrics:
         # Every known series exists from the start, at zero: a counter series born at its
         # first increment hides that increment from rate() and increase(), so the first
         # events and errors after a start would never reach the dashboard or the alerts.
-        for event in (*_CLIENT_EVENTS, "other"):
+        for event in (*CLIENT_EVENTS, "other"):
             self.received.labels(event=event)
-        for event in _SERVER_EVENTS:
+        for event in SERVER_EVENTS:
             self.sent.labels(event=event)
         for code in ErrorCode:
             self.errors.labels(code=code.value)

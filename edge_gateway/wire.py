@@ -96,11 +96,6 @@ def chat(m: pb.ChatMessage) -> dict[str, Any]:
     }
 
 
-def reason_text(reason: pb.LeaveReason.ValueType) -> str:
-    """The Socket.IO reason string."""
-    return _REASON.get(reason, "left")
-
-
 def offset(position: tuple[int, str]) -> str:
     """A room position as the Socket.IO recovery offset: the last argument of every relayed
     room event, the same for every recipient (opaque to clients; parsed back below)."""

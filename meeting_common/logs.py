@@ -66,3 +66,8 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("engineio").setLevel(logging.WARNING)
     logging.getLogger("socketio").setLevel(logging.WARNING)
+
+
+def plural(count: int, word: str) -> str:
+    """`1 participant`, `2 participants`: counts in the console lines."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"

@@ -1,19 +1,24 @@
 """The one table from domain error codes to gRPC status codes, and back.
 
 Each refusal travels as a gRPC status whose details carry google.rpc.ErrorInfo with the
-stable code as `reason`, so callers need not parse messages.
+stable code as `reason`, so callers need not parse messages. grpcio-status puts the
+google.rpc.Status into the trailing metadata and reads it back (checking it agrees with
+the call's own code and message).
 """
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from meeting_common.codes import ErrorCode
 
 ERROR_DOMAIN = "meeting.v1"
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 STATUS_FOR_CODE: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INVALID_PAYLOAD: grpc.StatusCode.INVALID_ARGUMENT,
@@ -30,28 +35,39 @@ STATUS_FOR_CODE: dict[ErrorCode, grpc.StatusCode] = {
 }
 
 
-def status_details(error_code: ErrorCode, message: str) -> tuple[grpc.StatusCode, bytes]:
-    """The status code and the serialized google.rpc.Status (with ErrorInfo) for an error."""
+def refusal(error_code: ErrorCode, message: str) -> grpc.Status:
+    """The status for an error: its gRPC code, message and ErrorInfo detail."""
     code = STATUS_FOR_CODE.get(error_code, grpc.StatusCode.INTERNAL)
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=error_code.value, domain=ERROR_DOMAIN))
-    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
-    return code, status.SerializeToString()
+    status: grpc.Status = rpc_status.to_status(
+        status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    )
+    return status
 
 
-def error_code_from(metadata: object) -> ErrorCode | None:
-    """The stable code carried in trailing metadata, if any."""
-    if not metadata:
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error_code: ErrorCode, message: str) -> None:
+    """Ends the call with the status for an error (raises, as `context.abort` does)."""
+    status = refusal(error_code, message)
+    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+
+
+def error_code_from(error: grpc.RpcError) -> ErrorCode | None:
+    """The stable code a failed call carries, if any (None for a status that disagrees
+    with the call, an undecodable one, or a reason this version does not know)."""
+    # Both grpc.RpcError (a grpc.Call) and grpc.aio.AioRpcError answer code(), details()
+    # and trailing_metadata() synchronously, which is all from_call asks of a call.
+    try:
+        status = rpc_status.from_call(cast("grpc.Call", error))
+    except (ValueError, DecodeError):
         return None
-    for key, value in metadata:  # type: ignore[attr-defined]
-        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                try:
-                    return ErrorCode(info.reason)
-                except ValueError:
-                    return None
+    if status is None:
+        return None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            try:
+                return ErrorCode(info.reason)
+            except ValueError:
+                return None
     return None

@@ -304,7 +304,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             reply = args.run(pb_grpc.RoomServiceStub(channel), args)
     except grpc.RpcError as exc:
         assert isinstance(exc, grpc.Call)
-        reason = error_code_from(exc.trailing_metadata())
+        reason = error_code_from(exc)
         code = reason.value if reason is not None else exc.code().name
         print(f"error: {code}: {exc.details()}", file=sys.stderr)
         return 1

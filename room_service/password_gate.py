@@ -17,7 +17,6 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from room_service.domain import errors
-from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.passwords import verify_password
 from room_service.domain.throttle import FailureThrottle
 
@@ -47,7 +46,7 @@ class PasswordGate:
             raise errors.invalid_password()  # a prompt for the password, not a guess
         key = f"{edge_id}\x00{socket_id}"  # ids never hold control characters
         if self._attempts.blocked(key):
-            raise DomainError(ErrorCode.RATE_LIMITED, "Too many wrong passwords, try again later")
+            raise errors.rate_limited("Too many wrong passwords, try again later")
         self._attempts.fail(key)
         ok = await self._hash_on(edge_id, password, password_hash)
         self._checks.labels(result="ok" if ok else "wrong").inc()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from meeting_common.logs import plural as _plural
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
@@ -53,10 +54,6 @@ _TOMBSTONE_SECONDS = 3600.0
 # to be held (the reaper's tick and the edge's RPC fit well within), and how often it looks.
 _RECOVERY_PATIENCE_SECONDS = 1.5
 _RECOVERY_POLL_SECONDS = 0.1
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +140,8 @@ class RoomManager:
 
     async def end_meeting(self, meeting_id: str, requested_by: str) -> tuple[Meeting, Position]:
         """Ends a meeting; `requested_by` (a participant id) must be its host when given."""
-        if requested_by:
-            actor = await self._store.get_participant(meeting_id, requested_by)
-            if not rules.may_moderate(actor):
-                raise errors.forbidden("Only the host can end the meeting")
+        if not rules.is_internal(requested_by):
+            rules.require_may_end(await self._store.get_participant(meeting_id, requested_by))
         drop_at = self._clock() + self._options.ended_room_retention_seconds
         meeting, event = await self._store.end_meeting(meeting_id, requested_by, drop_at)
         if event is not None:
@@ -172,8 +167,7 @@ class RoomManager:
 
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
         meeting = await self._store.get_meeting(spec.meeting_id)
-        if not meeting.joinable:
-            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        rules.require_joinable(meeting)
         if meeting.password_hash is not None:
             # A socket already in the room proved the password when it joined: its
             # repeat join costs no hash.
@@ -213,12 +207,10 @@ class RoomManager:
 
     async def remove_participant(self, meeting_id: str, participant_id: str, requested_by: str) -> RoomEvent:
         """Kicks a participant; `requested_by` must be the host when given."""
-        if requested_by:
-            actor = await self._store.get_participant(meeting_id, requested_by)
-            if not rules.may_moderate(actor):
-                raise errors.forbidden("Only the host can remove participants")
-            if requested_by == participant_id:
-                raise errors.invalid("The host cannot kick itself; use leave-meeting")
+        if not rules.is_internal(requested_by):
+            rules.require_may_kick(
+                await self._store.get_participant(meeting_id, requested_by), participant_id
+            )
         return await self.leave(meeting_id, participant_id, LeaveReason.KICKED)
 
     async def hold(self, meeting_id: str, participant_id: str, edge_id: str, silent_seconds: float) -> bool:
@@ -285,10 +277,7 @@ class RoomManager:
         if unknown:
             raise errors.invalid(f"unknown media fields: {sorted(unknown)}")
         participant = await self._store.get_participant(meeting_id, participant_id)
-        if requested_by and requested_by != participant_id:
-            raise errors.forbidden("Participants change only their own media")
-        if changes.get("screen") and not participant.permissions.can_share:
-            raise errors.forbidden("Screen sharing is not allowed")
+        rules.require_may_change_media(participant, requested_by, changes)
         updated, event = await self._store.update_media(meeting_id, participant_id, changes, requested_by)
         if event is not None:
             await self._published(event)
@@ -314,8 +303,7 @@ class RoomManager:
         if len(text) > self._options.max_chat_length:
             raise errors.invalid(f"chat text is longer than {self._options.max_chat_length} characters")
         sender = await self._store.get_participant(meeting_id, participant_id)
-        if not sender.permissions.can_chat:
-            raise errors.forbidden("Chat is not allowed")
+        rules.require_may_chat(sender)
         event = await self._store.append_chat(meeting_id, participant_id, text)
         await self._published(event)
         assert isinstance(event.payload, ChatSent)

@@ -11,19 +11,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from meeting_common.codes import ErrorCode
-from meeting_common.rpc_status import STATUS_DETAILS_KEY, status_details
-
-if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are not.
-    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    _ServerInterceptor = grpc.aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
+from meeting_common.grpc_types import RpcMethodHandler as _Handler
+from meeting_common.grpc_types import ServerInterceptor as _ServerInterceptor
+from meeting_common.rpc_status import abort
 
 log = logging.getLogger("room_service.api")
 
@@ -45,14 +40,12 @@ def _presented(metadata: Any) -> bytes | None:
 
 def _refusal(handler: _Handler) -> _Handler:
     """A handler of the same shape as `handler` that only refuses."""
-    code, details = status_details(ErrorCode.UNAUTHENTICATED, _MESSAGE)
-    trailer = ((STATUS_DETAILS_KEY, details),)
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, _MESSAGE, trailing_metadata=trailer)
+        await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
 
     async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, _MESSAGE, trailing_metadata=trailer)
+        await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
         yield  # pragma: no cover - abort raises; the yield makes this a generator
 
     kwargs = {

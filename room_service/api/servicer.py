@@ -14,7 +14,7 @@ import grpc
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
-from meeting_common.rpc_status import STATUS_DETAILS_KEY, status_details
+from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
@@ -26,11 +26,6 @@ log = logging.getLogger("room_service.api")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: ErrorCode, message: str) -> None:
-    status, details = status_details(code, message)
-    await context.abort(status, message, trailing_metadata=((STATUS_DETAILS_KEY, details),))
 
 
 def unary(

@@ -42,3 +42,18 @@ def invalid(message: str) -> DomainError:
 def forbidden(message: str) -> DomainError:
     """The caller may not do this."""
     return DomainError(ErrorCode.FORBIDDEN, message)
+
+
+def meeting_not_active() -> DomainError:
+    """The meeting has ended (or is not open for joins)."""
+    return DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+
+
+def room_full() -> DomainError:
+    """The room holds as many participants as the meeting allows."""
+    return DomainError(ErrorCode.ROOM_FULL, "Meeting is full")
+
+
+def rate_limited(message: str) -> DomainError:
+    """Too many attempts; the caller may retry later."""
+    return DomainError(ErrorCode.RATE_LIMITED, message)

@@ -1,8 +1,15 @@
-"""Who may do what, and how ids are made: the rules in one place."""
+"""Who may do what, and how ids are made: the rules in one place.
+
+The use cases call a `require_*` rule before they change anything; it raises the
+DomainError the caller sees. The internal-caller convention: a request with an empty
+`requested_by` comes from a trusted service (the admin API, the operator CLI) acting on
+its own authority, not from a participant, and is not held to a participant's rules.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from meeting_common.text import unsafe_character
 from room_service.domain import errors
@@ -67,9 +74,51 @@ def new_epoch() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def is_internal(requested_by: str) -> bool:
+    """Whether a request comes from a trusted service rather than a participant."""
+    return not requested_by
+
+
 def may_moderate(actor: Participant | None) -> bool:
     """Kick and end are for the host; `None` is an internal service, which may always."""
     return actor is None or actor.permissions.is_host
+
+
+def require_joinable(meeting: Meeting) -> None:
+    """Joins only while the meeting is scheduled or live."""
+    if not meeting.joinable:
+        raise errors.meeting_not_active()
+
+
+def require_may_end(actor: Participant | None) -> None:
+    """Only the host (or an internal service) ends a meeting."""
+    if not may_moderate(actor):
+        raise errors.forbidden("Only the host can end the meeting")
+
+
+def require_may_kick(actor: Participant | None, target_id: str) -> None:
+    """Only the host (or an internal service) removes participants, and never itself."""
+    if not may_moderate(actor):
+        raise errors.forbidden("Only the host can remove participants")
+    if actor is not None and actor.participant_id == target_id:
+        raise errors.invalid("The host cannot kick itself; use leave-meeting")
+
+
+def require_may_change_media(
+    participant: Participant, requested_by: str, changes: Mapping[str, bool]
+) -> None:
+    """A participant changes only its own media (a service anyone's); turning screen
+    sharing on needs the permission to share."""
+    if not is_internal(requested_by) and requested_by != participant.participant_id:
+        raise errors.forbidden("Participants change only their own media")
+    if changes.get("screen") and not participant.permissions.can_share:
+        raise errors.forbidden("Screen sharing is not allowed")
+
+
+def require_may_chat(sender: Participant) -> None:
+    """Chat needs the permission to chat."""
+    if not sender.permissions.can_chat:
+        raise errors.forbidden("Chat is not allowed")
 
 
 def may_restore(edge_id: str, claimed: Participant, held: Participant | None) -> bool:

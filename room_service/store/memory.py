@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from room_service.domain import errors, rules
-from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
     ChatMessage,
     ChatSent,
@@ -155,8 +154,7 @@ class MemoryStore:
 
     async def join(self, spec: JoinSpec) -> JoinOutcome:
         meeting = self._meeting(spec.meeting_id)
-        if not meeting.joinable:
-            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        rules.require_joinable(meeting)
         again = self._rejoin(meeting, spec)
         if again is not None:
             return again
@@ -166,7 +164,7 @@ class MemoryStore:
             replaced = [p for p in room.participants.values() if p.user_id == spec.user_id]
         current = len(room.participants) if room is not None else 0
         if current - len(replaced) >= rules.room_capacity(meeting, self._options.default_capacity):
-            raise DomainError(ErrorCode.ROOM_FULL, "Meeting is full")
+            raise errors.room_full()
         if room is None:
             room = self._open(spec.meeting_id)
         for old in replaced:

@@ -7,36 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
-from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess
+from tests.support.room import MEETING, join, truth
 from tests.support.roster import ROOM_EVENTS, replay
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
-MEETING = "test-meeting-123"
 CLIENTS = 36
 LEAVERS = range(0, CLIENTS, 6)  # 6 clients leave with leave-meeting
 DROPPERS = range(3, CLIENTS, 6)  # 6 clients vanish (TCP reset, no disconnect packet)
-
-
-async def truth(stub: pb_grpc.RoomServiceStub) -> set[str]:
-    reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING))
-    return {p.participant_id for p in reply.snapshot.participants}
-
-
-async def eventually(check: Any, limit: float, what: str) -> None:
-    """Polls `check()` (bounded) until it is true."""
-    deadline = time.monotonic() + limit
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {limit}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 def _explain(client: JsClient, violations: list[str], pids: list[str]) -> str:
@@ -52,7 +37,6 @@ def _explain(client: JsClient, violations: list[str], pids: list[str]) -> str:
 
 
 async def test_concurrent_joins_leaves_and_drops_over_two_edges(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
@@ -77,11 +61,8 @@ async def test_concurrent_joins_leaves_and_drops_over_two_edges(
     after_leave: dict[str, int] = {}
 
     async def run(i: int, client: JsClient) -> str:
-        await client.emit(
-            "join-meeting", {"meetingId": MEETING, "userId": f"user-{i}", "userName": f"User {i}"}
-        )
-        joined = await client.wait_for_event("meeting-joined", timeout=30)
-        pid: str = joined.data["participantId"]
+        joined = await join(client, f"user-{i}", name=f"User {i}", ack=False, within=30)
+        pid: str = joined["participantId"]
         if i in LEAVERS:
             ack = await client.emit_with_ack("leave-meeting", {"meetingId": MEETING}, timeout=15)
             assert ack["success"] is True, ack
@@ -99,18 +80,22 @@ async def test_concurrent_joins_leaves_and_drops_over_two_edges(
     async def settled() -> bool:
         return await truth(stub) == expected
 
-    await eventually(settled, 20, "the room service holds exactly the remaining clients")
+    await wait_until(
+        settled, within=20, interval=0.2, what="the room service holds exactly the remaining clients"
+    )
 
     def views_match() -> bool:
         return all(replay(clients[i].events).ids == expected - {pids[i]} for i in remaining)
 
-    async def converged() -> bool:
-        return views_match()
-
-    await eventually(converged, 20, "every remaining client's roster equals the truth")
+    await wait_until(
+        views_match, within=20, interval=0.2, what="every remaining client's roster equals the truth"
+    )
     elapsed = time.monotonic() - started
-    # Stragglers would show up as duplicates or ghosts: give them a moment, then check.
-    await asyncio.sleep(0.5)
+    # Stragglers would show up as duplicates or ghosts: none may arrive, then check.
+    quiet_from = {i: clients[i].mark() for i in remaining}
+    await asyncio.gather(
+        *(clients[i].expect_no_event(None, within=0.5, start=quiet_from[i]) for i in remaining)
+    )
     for i in remaining:
         client = clients[i]
         view = replay(client.events)

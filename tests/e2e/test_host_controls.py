@@ -3,12 +3,11 @@ creator kicks and ends, across two edges; anyone else is refused with FORBIDDEN.
 
 from __future__ import annotations
 
-from typing import Any
-
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from tests.support.jsclient import JsClient, JsClientPool
+from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess
+from tests.support.room import join, room_snapshot
 
 MEETING = "host-controls-meeting"
 HOST = "host-user"
@@ -21,31 +20,15 @@ async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETI
     await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=meeting), timeout=10)
 
 
-async def _snapshot(stub: pb_grpc.RoomServiceStub) -> pb.RoomSnapshot:
-    reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=10)
-    return reply.snapshot
-
-
-async def _join(
-    client: JsClient, edge: EdgeProcess, user_id: str, meeting_id: str = MEETING
-) -> dict[str, Any]:
-    await client.connect(edge.url, transports=["websocket"])
-    ack = await client.emit_with_ack(
-        "join-meeting", {"meetingId": meeting_id, "userId": user_id, "userName": user_id.title()}
-    )
-    assert ack["success"] is True, ack
-    return dict(ack)
-
-
 async def test_host_kicks_a_participant_on_another_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     await _create_meeting(stub)
     host, target, other_far, other_near = (js.client(n) for n in ("host", "target", "far", "near"))
-    await _join(host, edge, HOST)
-    target_pid = (await _join(target, edge2, "target-user"))["participantId"]
-    await _join(other_far, edge2, "far-user")
-    near_pid = (await _join(other_near, edge, "near-user"))["participantId"]
+    await join(host, HOST, MEETING, url=edge.url)
+    target_pid = (await join(target, "target-user", MEETING, url=edge2.url))["participantId"]
+    await join(other_far, "far-user", MEETING, url=edge2.url)
+    near_pid = (await join(other_near, "near-user", MEETING, url=edge.url))["participantId"]
     await target.wait_for_event("participant-joined", lambda d: d["participantId"] == near_pid)
 
     marks = {c.name: c.mark() for c in (host, target, other_far, other_near)}
@@ -67,7 +50,7 @@ async def test_host_kicks_a_participant_on_another_edge(
     await other_far.emit_with_ack("chat-message", {"text": "is the target still here?"})
     await other_near.emit_with_ack("update-media", {"audio": False})
     late = js.client("late")
-    late_pid = (await _join(late, edge2, "late-user"))["participantId"]
+    late_pid = (await join(late, "late-user", MEETING, url=edge2.url))["participantId"]
     await other_far.wait_for_event("participant-joined", lambda d: d["participantId"] == late_pid)
     await other_far.wait_for_event("participant-updated", lambda d: d["audio"] is False)
     await target.expect_no_event(None, lambda d: True, within=0.7, start=after)
@@ -75,7 +58,7 @@ async def test_host_kicks_a_participant_on_another_edge(
     refused = await target.emit_with_ack("chat-message", {"text": "let me back"})
     assert refused["error"]["code"] == "NOT_IN_MEETING"
 
-    snapshot = await _snapshot(stub)
+    snapshot = await room_snapshot(stub, MEETING)
     assert target_pid not in {p.participant_id for p in snapshot.participants}
     assert len(snapshot.participants) == 4
 
@@ -85,9 +68,9 @@ async def test_only_the_host_may_kick(
 ) -> None:
     await _create_meeting(stub)
     host, guest, victim = js.client("host"), js.client("guest"), js.client("victim")
-    host_pid = (await _join(host, edge, HOST))["participantId"]
-    await _join(guest, edge2, "guest-user")
-    victim_pid = (await _join(victim, edge, "victim-user"))["participantId"]
+    host_pid = (await join(host, HOST, MEETING, url=edge.url))["participantId"]
+    await join(guest, "guest-user", MEETING, url=edge2.url)
+    victim_pid = (await join(victim, "victim-user", MEETING, url=edge.url))["participantId"]
     start = victim.mark()
 
     ack = await guest.emit_with_ack("kick-participant", {"participantId": victim_pid})
@@ -109,7 +92,7 @@ async def test_only_the_host_may_kick(
 
     await victim.expect_no_event("kicked", within=0.5, start=start)
     await victim.expect_no_event("participant-left", within=0.1, start=start)
-    snapshot = await _snapshot(stub)
+    snapshot = await room_snapshot(stub, MEETING)
     assert len(snapshot.participants) == 3
 
 
@@ -118,9 +101,9 @@ async def test_host_ends_the_meeting_on_every_edge(
 ) -> None:
     await _create_meeting(stub)
     host, near, far = js.client("host"), js.client("near"), js.client("far")
-    host_pid = (await _join(host, edge, HOST))["participantId"]
-    await _join(near, edge, "near-user")
-    far_pid = (await _join(far, edge2, "far-user"))["participantId"]
+    host_pid = (await join(host, HOST, MEETING, url=edge.url))["participantId"]
+    await join(near, "near-user", MEETING, url=edge.url)
+    far_pid = (await join(far, "far-user", MEETING, url=edge2.url))["participantId"]
     await host.wait_for_event("participant-joined", lambda d: d["participantId"] == far_pid)
     marks = {c.name: c.mark() for c in (host, near, far)}
 
@@ -162,8 +145,8 @@ async def test_only_the_host_may_end(
 ) -> None:
     await _create_meeting(stub)
     host, guest = js.client("host"), js.client("guest")
-    await _join(host, edge, HOST)
-    await _join(guest, edge2, "guest-user")
+    await join(host, HOST, MEETING, url=edge.url)
+    await join(guest, "guest-user", MEETING, url=edge2.url)
 
     ack = await guest.emit_with_ack("end-meeting", {})
     assert ack["success"] is False

@@ -17,9 +17,9 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.room import MEETING, join, room_snapshot
 from tests.support.roster import replay
 
-MEETING = "test-meeting-123"
 CLIENTS = 300
 LEAVERS = 30  # leave, then join again (a new participant id each time)
 DROPPED = 30  # vanish (connection reset)
@@ -42,14 +42,6 @@ async def cluster() -> AsyncIterator[tuple[RoomServiceProcess, EdgeProcess, Edge
         await rs.terminate()
 
 
-async def _join(client: JsClient, user: str) -> str:
-    reply = await client.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": user, "userName": f"User {user}"}, timeout=60
-    )
-    assert reply["success"], (client.name, reply)
-    return str(reply["participantId"])
-
-
 async def test_join_storm_with_churn_converges_to_the_truth(
     cluster: tuple[RoomServiceProcess, EdgeProcess, EdgeProcess], js: JsClientPool
 ) -> None:
@@ -69,7 +61,7 @@ async def test_join_storm_with_churn_converges_to_the_truth(
 
     # The storm: everyone joins at once.
     users = {c.name: f"user-{c.name}" for c in clients}
-    await asyncio.gather(*(_join(c, users[c.name]) for c in clients))
+    await asyncio.gather(*(join(c, users[c.name], within=60) for c in clients))
     joined = time.monotonic()
 
     # Churn, all at the same time.
@@ -83,7 +75,7 @@ async def test_join_storm_with_churn_converges_to_the_truth(
     async def leave_and_rejoin(client: JsClient) -> None:
         reply = await client.emit_with_ack("leave-meeting", {}, timeout=30)
         assert reply["success"], reply
-        await _join(client, users[client.name])
+        await join(client, users[client.name], within=60)
 
     async def update(client: JsClient) -> None:
         for _ in range(2):
@@ -93,7 +85,7 @@ async def test_join_storm_with_churn_converges_to_the_truth(
 
     async def latecomer(i: int, client: JsClient) -> None:
         await client.connect((edge_a if i % 2 else edge_b).url, transports=["websocket"], timeout=30)
-        await _join(client, f"user-{client.name}")
+        await join(client, f"user-{client.name}", within=60)
 
     await asyncio.gather(
         *(leave_and_rejoin(c) for c in leavers),
@@ -108,8 +100,7 @@ async def test_join_storm_with_churn_converges_to_the_truth(
         stub = pb_grpc.RoomServiceStub(channel)
 
         async def truth() -> dict[str, pb.Participant]:
-            reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=10)
-            return {p.participant_id: p for p in reply.snapshot.participants}
+            return {p.participant_id: p for p in (await room_snapshot(stub)).participants}
 
         # Converged: the room service holds exactly the sockets in the meeting, and every
         # client's roster, rebuilt from the events it received, is that truth.

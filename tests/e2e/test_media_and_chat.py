@@ -6,38 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.conftest import FAST_EDGE_ARGS
-from tests.support.jsclient import JsClient, JsClientPool
+from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.room import join, refused
 
-MEETING = "test-meeting-123"
 HOST_ONLY = "host-only-meeting"
 HOST = "host-user"
-
-
-async def _join(
-    client: JsClient, edge: EdgeProcess, user_id: str, meeting_id: str = MEETING, **media: bool
-) -> dict[str, Any]:
-    await client.connect(edge.url, transports=["websocket"])
-    payload = {"meetingId": meeting_id, "userId": user_id, "userName": user_id.title(), **media}
-    ack = await client.emit_with_ack("join-meeting", payload)
-    assert ack["success"] is True, ack
-    return dict(ack)
-
-
-async def _refused(client: JsClient, event: str, payload: Any, code: str) -> None:
-    start = client.mark()
-    ack = await client.emit_with_ack(event, payload)
-    assert ack["success"] is False, ack
-    assert ack["error"]["code"] == code, ack
-    error = await client.wait_for_event("error", start=start)
-    assert error.data["code"] == code
 
 
 # -- media state ------------------------------------------------------------------------
@@ -48,10 +28,10 @@ async def test_media_updates_reach_the_others_and_later_snapshots(
 ) -> None:
     alice, bob, carol = js.client("alice"), js.client("bob"), js.client("carol")
     # Initial media from join-meeting: the others see it in the snapshot and the broadcast.
-    alice_join = await _join(alice, edge, "alice", audio=False)
+    alice_join = await join(alice, "alice", url=edge.url, audio=False)
     alice_pid = alice_join["participantId"]
     assert (alice_join["participant"]["audio"], alice_join["participant"]["video"]) == (False, True)
-    bob_join = await _join(bob, edge2, "bob", video=False)
+    bob_join = await join(bob, "bob", url=edge2.url, video=False)
     bob_pid = bob_join["participantId"]
     (seen,) = bob_join["participants"]
     assert (seen["participantId"], seen["audio"], seen["video"], seen["screen"]) == (
@@ -62,7 +42,7 @@ async def test_media_updates_reach_the_others_and_later_snapshots(
     )
     joined = await alice.wait_for_event("participant-joined", lambda d: d["participantId"] == bob_pid)
     assert (joined.data["audio"], joined.data["video"]) == (True, False)
-    carol_pid = (await _join(carol, edge, "carol"))["participantId"]
+    carol_pid = (await join(carol, "carol", url=edge.url))["participantId"]
     await bob.wait_for_event("participant-joined", lambda d: d["participantId"] == carol_pid)
 
     marks = {c.name: c.mark() for c in (alice, bob, carol)}
@@ -86,7 +66,7 @@ async def test_media_updates_reach_the_others_and_later_snapshots(
 
     # A later joiner's snapshot holds the new state of everyone.
     dave = js.client("dave")
-    roster = {p["participantId"]: p for p in (await _join(dave, edge2, "dave"))["participants"]}
+    roster = {p["participantId"]: p for p in (await join(dave, "dave", url=edge2.url))["participants"]}
     assert set(roster) == {alice_pid, bob_pid, carol_pid}
     assert (roster[alice_pid]["audio"], roster[alice_pid]["screen"]) == (True, True)
     assert roster[bob_pid]["video"] is True
@@ -97,8 +77,8 @@ async def test_an_update_that_changes_nothing_is_not_broadcast(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
     alice, bob = js.client("alice"), js.client("bob")
-    await _join(alice, edge, "alice")
-    await _join(bob, edge2, "bob")
+    await join(alice, "alice", url=edge.url)
+    await join(bob, "bob", url=edge2.url)
     start = alice.mark()
     ack = await bob.emit_with_ack("update-media", {"audio": True, "video": True})
     assert ack["success"] is True
@@ -108,12 +88,12 @@ async def test_an_update_that_changes_nothing_is_not_broadcast(
 async def test_update_media_refusals(edge: EdgeProcess, js: JsClientPool) -> None:
     loner, alice, bob = js.client("loner"), js.client("alice"), js.client("bob")
     await loner.connect(edge.url, transports=["websocket"])
-    await _refused(loner, "update-media", {"audio": False}, "NOT_IN_MEETING")
-    await _join(alice, edge, "alice")
-    await _join(bob, edge, "bob")
+    await refused(loner, "update-media", {"audio": False}, "NOT_IN_MEETING")
+    await join(alice, "alice", url=edge.url)
+    await join(bob, "bob", url=edge.url)
     start = bob.mark()
     for bad in ({}, {"audio": "off"}, {"video": 1}, {"screen": None, "audio": None}, ["audio"]):
-        await _refused(alice, "update-media", bad, "INVALID_PAYLOAD")
+        await refused(alice, "update-media", bad, "INVALID_PAYLOAD")
     await bob.expect_no_event("participant-updated", within=0.5, start=start)
     # The socket stays usable after the refusals.
     await alice.emit_with_ack("update-media", {"audio": False})
@@ -154,8 +134,8 @@ async def test_screen_share_and_chat_refused_without_permission(
 ) -> None:
     _, edge = host_only_service
     host, guest = js.client("host"), js.client("guest")
-    host_join = await _join(host, edge, HOST, HOST_ONLY)
-    guest_join = await _join(guest, edge, "guest-user", HOST_ONLY)
+    host_join = await join(host, HOST, HOST_ONLY, url=edge.url)
+    guest_join = await join(guest, "guest-user", HOST_ONLY, url=edge.url)
     assert host_join["permissions"]["canShare"] is True and host_join["permissions"]["canChat"] is True
     assert guest_join["permissions"]["canShare"] is False and guest_join["permissions"]["canChat"] is False
     # Everyone else sees the guest's permissions too.
@@ -163,13 +143,13 @@ async def test_screen_share_and_chat_refused_without_permission(
     assert joined.data["permissions"]["canShare"] is False
 
     start = host.mark()
-    await _refused(guest, "update-media", {"screen": True}, "FORBIDDEN")
-    await _refused(guest, "update-media", {"audio": False, "screen": True}, "FORBIDDEN")
-    await _refused(guest, "chat-message", {"text": "may I?"}, "FORBIDDEN")
+    await refused(guest, "update-media", {"screen": True}, "FORBIDDEN")
+    await refused(guest, "update-media", {"audio": False, "screen": True}, "FORBIDDEN")
+    await refused(guest, "chat-message", {"text": "may I?"}, "FORBIDDEN")
     await host.expect_no_event("participant-updated", within=0.5, start=start)
     assert host.events_named("chat-message", start=start) == []
     # The refused update changed nothing at all (not even the audio part).
-    snapshot = (await _join(js.client("late"), edge, "late-user", HOST_ONLY))["participants"]
+    snapshot = (await join(js.client("late"), "late-user", HOST_ONLY, url=edge.url))["participants"]
     guest_now = next(p for p in snapshot if p["participantId"] == guest_join["participantId"])
     assert (guest_now["audio"], guest_now["screen"]) == (True, False)
 
@@ -189,16 +169,16 @@ async def test_chat_reaches_everyone_in_the_room_once(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     alice, bob, carol = js.client("alice"), js.client("bob"), js.client("carol")
-    alice_pid = (await _join(alice, edge, "alice"))["participantId"]
-    await _join(bob, edge2, "bob")
-    carol_pid = (await _join(carol, edge, "carol"))["participantId"]
+    alice_pid = (await join(alice, "alice", url=edge.url))["participantId"]
+    await join(bob, "bob", url=edge2.url)
+    carol_pid = (await join(carol, "carol", url=edge.url))["participantId"]
     await bob.wait_for_event("participant-joined", lambda d: d["participantId"] == carol_pid)
     # A socket in another meeting must not hear this room's chat.
     await stub.UpsertMeeting(
         pb.UpsertMeetingRequest(meeting=pb.Meeting(id="elsewhere", status=pb.MEETING_STATUS_LIVE)), timeout=10
     )
     outsider = js.client("outsider")
-    await _join(outsider, edge2, "outsider", "elsewhere")
+    await join(outsider, "outsider", "elsewhere", url=edge2.url)
 
     marks = {c.name: c.mark() for c in (alice, bob, carol, outsider)}
     ack = await alice.emit_with_ack("chat-message", {"text": "  hello, everyone 👋  "})
@@ -230,13 +210,13 @@ async def test_chat_reaches_everyone_in_the_room_once(
 async def test_chat_refusals(edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool) -> None:
     loner, alice, bob = js.client("loner"), js.client("alice"), js.client("bob")
     await loner.connect(edge.url, transports=["websocket"])
-    await _refused(loner, "chat-message", {"text": "anyone?"}, "NOT_IN_MEETING")
-    await _join(alice, edge, "alice")
-    await _join(bob, edge2, "bob")
+    await refused(loner, "chat-message", {"text": "anyone?"}, "NOT_IN_MEETING")
+    await join(alice, "alice", url=edge.url)
+    await join(bob, "bob", url=edge2.url)
     start = bob.mark()
     # The room service's limit is 2000 characters; the edge refuses far larger ones itself.
     for bad in ({"text": "x" * 2001}, {"text": "x" * 10_000}, {"text": ""}, {"text": "   "}, {}, {"text": 5}):
-        await _refused(alice, "chat-message", bad, "INVALID_PAYLOAD")
+        await refused(alice, "chat-message", bad, "INVALID_PAYLOAD")
     await bob.expect_no_event("chat-message", within=0.5, start=start)
     ack = await alice.emit_with_ack("chat-message", {"text": "y" * 2000})
     assert ack["success"] is True

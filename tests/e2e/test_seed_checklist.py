@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JS_DIR, JsClient, JsClientPool
-from tests.support.processes import REPO_ROOT, EdgeProcess, RoomServiceProcess
+from tests.support.processes import REPO_ROOT, EdgeProcess
+from tests.support.room import LOCKED_MEETING, MEETING, join, seed_pair, truth
 from tests.support.roster import replay
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,8 +24,6 @@ pytestmark = pytest.mark.timeout(120)
 # The frontend team's requirements live in shared/, beside the checkout (as in CI).
 SEED = REPO_ROOT.parent / "shared" / "seed" / "000_43199b99ec2e3ce7.md"
 SEED_URL = "https://devapi.letscatchup-kcs.com"
-MEETING = "test-meeting-123"
-LOCKED = "test-meeting-locked"
 
 # The client's default (long-polling, then upgrade to WebSocket) and WebSocket only.
 TRANSPORTS = [
@@ -38,19 +36,6 @@ async def connect(js: JsClientPool, name: str, url: str, options: dict[str, Any]
     client = js.client(name)
     await client.connect(url, **options)
     return client
-
-
-async def join(client: JsClient, user_id: str, user_name: str, meeting: str = MEETING) -> dict[str, Any]:
-    start = client.mark()
-    await client.emit("join-meeting", {"meetingId": meeting, "userId": user_id, "userName": user_name})
-    event = await client.wait_for_event("meeting-joined", start=start, timeout=10)
-    data: dict[str, Any] = event.data
-    return data
-
-
-async def truth(stub: pb_grpc.RoomServiceStub, meeting: str = MEETING) -> set[str]:
-    reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=meeting))
-    return {p.participant_id for p in reply.snapshot.participants}
 
 
 def assert_seed_participant(data: dict[str, Any], user_id: str, user_name: str) -> None:
@@ -70,11 +55,9 @@ def no_errors(*clients: JsClient) -> None:
 
 
 @pytest.mark.parametrize("options", TRANSPORTS)
-async def test_1_single_user_join(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
-) -> None:
+async def test_1_single_user_join(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     user1 = await connect(js, "user1", edge.url, options)
-    joined = await join(user1, "user-1-id", "User One")
+    joined = await join(user1, "user-1-id", name="User One", ack=False)
     assert joined["success"] is True
     assert joined["participants"] == []
     assert joined["participantId"] not in ("", "user-1-id")
@@ -84,13 +67,8 @@ async def test_1_single_user_join(
 
 
 @pytest.mark.parametrize("options", TRANSPORTS)
-async def test_2_second_user_joins(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
-) -> None:
-    user1 = await connect(js, "user1", edge.url, options)
-    user2 = await connect(js, "user2", edge.url, options)
-    first = await join(user1, "user-1-id", "User One")
-    second = await join(user2, "user-2-id", "User Two")
+async def test_2_second_user_joins(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
+    user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
     assert len(second["participants"]) == 1
     assert_seed_participant(second["participants"][0], "user-1-id", "User One")
     assert second["participants"][0]["participantId"] == first["participantId"]
@@ -107,13 +85,11 @@ async def test_2_second_user_joins(
 
 
 @pytest.mark.parametrize("options", TRANSPORTS)
-async def test_3_third_user_joins(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]
-) -> None:
+async def test_3_third_user_joins(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     users = [await connect(js, f"user{i}", edge.url, options) for i in (1, 2, 3)]
-    first = await join(users[0], "user-1-id", "User One")
-    second = await join(users[1], "user-2-id", "User Two")
-    third = await join(users[2], "user-3-id", "User Three")
+    first = await join(users[0], "user-1-id", name="User One", ack=False)
+    second = await join(users[1], "user-2-id", name="User Two", ack=False)
+    third = await join(users[2], "user-3-id", name="User Three", ack=False)
     assert [p["userName"] for p in third["participants"]] == ["User One", "User Two"]
     assert [p["participantId"] for p in third["participants"]] == [
         first["participantId"],
@@ -131,17 +107,12 @@ async def test_3_third_user_joins(
 
 @pytest.mark.parametrize("options", TRANSPORTS)
 async def test_4_user_leaves_and_rejoins(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
     options: dict[str, Any],
 ) -> None:
-    user1 = await connect(js, "user1", edge.url, options)
-    user2 = await connect(js, "user2", edge.url, options)
-    first = await join(user1, "user-1-id", "User One")
-    before = await join(user2, "user-2-id", "User Two")
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, before = await seed_pair(js, edge.url, edge.url, **options)
     ack = await user2.emit_with_ack("leave-meeting", {"meetingId": MEETING})
     assert ack["success"] is True
     left = (await user1.wait_for_event("participant-left")).data
@@ -150,7 +121,7 @@ async def test_4_user_leaves_and_rejoins(
     assert await truth(stub) == {first["participantId"]}
 
     mark = user1.mark()
-    after = await join(user2, "user-2-id", "User Two")
+    after = await join(user2, "user-2-id", name="User Two", ack=False)
     assert after["participantId"] != before["participantId"]
     assert [p["participantId"] for p in after["participants"]] == [first["participantId"]]
     rejoined = (await user1.wait_for_event("participant-joined", start=mark)).data
@@ -165,17 +136,12 @@ async def test_4_user_leaves_and_rejoins(
 
 @pytest.mark.parametrize("options", TRANSPORTS)
 async def test_5_disconnect_handling(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
     options: dict[str, Any],
 ) -> None:
-    user1 = await connect(js, "user1", edge.url, options)
-    user2 = await connect(js, "user2", edge.url, options)
-    first = await join(user1, "user-1-id", "User One")
-    second = await join(user2, "user-2-id", "User Two")
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
     await user2.drop("reset")  # unexpected: no disconnect packet
     # WebSocket: seen at once; a long-poll: at the ping timeout (3 s with the test edge).
     left = (await user1.wait_for_event("participant-left", timeout=15)).data
@@ -189,11 +155,11 @@ async def test_5_disconnect_handling(
 
 
 async def test_locked_demo_meeting_needs_its_password(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     client = await connect(js, "client", edge.url, {"transports": ["websocket"]})
     for password in (None, "wrong", "PASSWORD123"):
-        payload = {"meetingId": LOCKED, "userId": "user-2-id", "userName": "User Two"}
+        payload = {"meetingId": LOCKED_MEETING, "userId": "user-2-id", "userName": "User Two"}
         if password is not None:
             payload["meeting_password"] = password
         start = client.mark()
@@ -201,27 +167,25 @@ async def test_locked_demo_meeting_needs_its_password(
         error = (await client.wait_for_event("error", start=start)).data
         assert error == {"code": "INVALID_PASSWORD", "message": "Invalid meeting password"}
     assert client.payloads("meeting-joined") == []
-    assert await truth(stub, LOCKED) == set()
+    assert await truth(stub, LOCKED_MEETING) == set()
 
     start = client.mark()
     await client.emit(
         "join-meeting",
         {
-            "meetingId": LOCKED,
+            "meetingId": LOCKED_MEETING,
             "userId": "user-2-id",
             "userName": "User Two",
             "meeting_password": "password123",
         },
     )
     joined = (await client.wait_for_event("meeting-joined", start=start)).data
-    assert joined["meeting"]["id"] == LOCKED
+    assert joined["meeting"]["id"] == LOCKED_MEETING
     assert "password" not in str(joined["meeting"]).replace("has_password", "")
-    assert await truth(stub, LOCKED) == {joined["participantId"]}
+    assert await truth(stub, LOCKED_MEETING) == {joined["participantId"]}
 
 
-async def test_unknown_meeting_is_not_found(
-    room_service: RoomServiceProcess, edge: EdgeProcess, js: JsClientPool
-) -> None:
+async def test_unknown_meeting_is_not_found(edge: EdgeProcess, js: JsClientPool) -> None:
     client = await connect(js, "client", edge.url, {"transports": ["websocket"]})
     ack = await client.emit_with_ack(
         "join-meeting", {"meetingId": "no-such-meeting", "userId": "u", "userName": "U"}
@@ -291,7 +255,7 @@ async def run_seed_script(url: str, seconds: float) -> str:
 
 
 async def test_the_seeds_verification_script_prints_the_expected_output(
-    room_service: RoomServiceProcess, edge: EdgeProcess, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, stub: pb_grpc.RoomServiceStub
 ) -> None:
     output = await run_seed_script(edge.url, 4.0)
     expected = logical_lines(seed_block("Expected Output", ""))

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess
+from tests.support.room import join, seed_pair, truth
 from tests.support.roster import replay
 
 pytestmark = pytest.mark.timeout(120)
 
-MEETING = "test-meeting-123"
 WS = {"transports": ["websocket"]}
 
 
@@ -26,18 +25,6 @@ async def on(js: JsClientPool, name: str, edge: EdgeProcess) -> JsClient:
     return client
 
 
-async def join(client: JsClient, user_id: str, user_name: str) -> dict[str, Any]:
-    start = client.mark()
-    await client.emit("join-meeting", {"meetingId": MEETING, "userId": user_id, "userName": user_name})
-    data: dict[str, Any] = (await client.wait_for_event("meeting-joined", start=start, timeout=10)).data
-    return data
-
-
-async def truth(stub: pb_grpc.RoomServiceStub) -> set[str]:
-    reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING))
-    return {p.participant_id for p in reply.snapshot.participants}
-
-
 def room_history(client: JsClient, start: int = 0) -> list[tuple[str, Any]]:
     """The room events a client received, without the transport lifecycle."""
     names = ("participant-joined", "participant-left", "participant-updated")
@@ -45,17 +32,17 @@ def room_history(client: JsClient, start: int = 0) -> list[tuple[str, Any]]:
 
 
 async def test_2_and_3_joins_are_seen_across_edges(
-    room_service: RoomServiceProcess, edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
     user1 = await on(js, "user1", edge)
     user2 = await on(js, "user2", edge2)
     user3 = await on(js, "user3", edge)
-    first = await join(user1, "user-1-id", "User One")
-    second = await join(user2, "user-2-id", "User Two")
+    first = await join(user1, "user-1-id", name="User One", ack=False)
+    second = await join(user2, "user-2-id", name="User Two", ack=False)
     assert [p["participantId"] for p in second["participants"]] == [first["participantId"]]
     seen = (await user1.wait_for_event("participant-joined")).data
     assert seen["participantId"] == second["participantId"] and seen["userName"] == "User Two"
-    third = await join(user3, "user-3-id", "User Three")
+    third = await join(user3, "user-3-id", name="User Three", ack=False)
     assert [p["userName"] for p in third["participants"]] == ["User One", "User Two"]
     for user in (user1, user2):
         event = await user.wait_for_event("participant-joined", lambda d: d["userId"] == "user-3-id")
@@ -68,22 +55,17 @@ async def test_2_and_3_joins_are_seen_across_edges(
 
 
 async def test_4_leave_and_rejoin_across_edges(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
 ) -> None:
-    user1 = await on(js, "user1", edge)
-    user2 = await on(js, "user2", edge2)
-    first = await join(user1, "user-1-id", "User One")
-    before = await join(user2, "user-2-id", "User Two")
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, before = await seed_pair(js, edge.url, edge2.url, **WS)
     assert (await user2.emit_with_ack("leave-meeting", {}))["success"] is True
     left = (await user1.wait_for_event("participant-left")).data
     assert (left["participantId"], left["reason"]) == (before["participantId"], "left")
     mark = user1.mark()
-    after = await join(user2, "user-2-id", "User Two")
+    after = await join(user2, "user-2-id", name="User Two", ack=False)
     assert after["participantId"] != before["participantId"]
     rejoined = (await user1.wait_for_event("participant-joined", start=mark)).data
     assert rejoined["participantId"] == after["participantId"]
@@ -94,17 +76,12 @@ async def test_4_leave_and_rejoin_across_edges(
 
 
 async def test_5_disconnect_is_seen_across_edges(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
 ) -> None:
-    user1 = await on(js, "user1", edge)
-    user2 = await on(js, "user2", edge2)
-    first = await join(user1, "user-1-id", "User One")
-    second = await join(user2, "user-2-id", "User Two")
-    await user1.wait_for_event("participant-joined")
+    user1, user2, first, second = await seed_pair(js, edge.url, edge2.url, **WS)
     await user2.drop("reset")
     left = (await user1.wait_for_event("participant-left", timeout=10)).data
     assert (left["participantId"], left["reason"]) == (second["participantId"], "disconnected")
@@ -112,16 +89,19 @@ async def test_5_disconnect_is_seen_across_edges(
 
 
 async def test_an_observer_on_each_edge_sees_the_same_history(
-    room_service: RoomServiceProcess, edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
     near = await on(js, "near", edge)
     far = await on(js, "far", edge2)
-    await join(near, "observer-near", "Near")
-    await join(far, "observer-far", "Far")
+    await join(near, "observer-near", name="Near", ack=False)
+    await join(far, "observer-far", name="Far", ack=False)
     await near.wait_for_event("participant-joined")
     marks = {near.name: near.mark(), far.name: far.mark()}
     actors = [await on(js, f"actor{i}", edge if i % 2 else edge2) for i in range(4)]
-    ids = [(await join(a, f"actor-{i}", f"Actor {i}"))["participantId"] for i, a in enumerate(actors)]
+    ids = [
+        (await join(a, f"actor-{i}", name=f"Actor {i}", ack=False))["participantId"]
+        for i, a in enumerate(actors)
+    ]
     assert (await actors[1].emit_with_ack("leave-meeting", {}))["success"] is True
     await actors[2].drop("reset")
     # One change at a time, so that the expected order below is the room's order.
@@ -145,7 +125,6 @@ async def test_an_observer_on_each_edge_sees_the_same_history(
 
 
 async def test_same_user_on_another_edge_replaces_the_older_session(
-    room_service: RoomServiceProcess,
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
@@ -154,11 +133,11 @@ async def test_same_user_on_another_edge_replaces_the_older_session(
     peer = await on(js, "peer", edge2)
     old = await on(js, "old", edge)
     new = await on(js, "new", edge2)
-    host = await join(peer, "user-peer", "Peer")
-    first = await join(old, "user-dup", "Dup")
+    host = await join(peer, "user-peer", name="Peer", ack=False)
+    first = await join(old, "user-dup", name="Dup", ack=False)
     await peer.wait_for_event("participant-joined")
     mark_peer, mark_old = peer.mark(), old.mark()
-    second = await join(new, "user-dup", "Dup")
+    second = await join(new, "user-dup", name="Dup", ack=False)
     assert [p["participantId"] for p in second["participants"]] == [host["participantId"]]
     told = (await old.wait_for_event("participant-left", start=mark_old, timeout=10)).data
     assert (told["participantId"], told["reason"]) == (first["participantId"], "replaced")

@@ -4,14 +4,12 @@ it is, and anything addressed outside the sender's meeting is refused."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from tests.support.jsclient import JsClient, JsClientPool
+from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess
+from tests.support.room import join, refused, room_snapshot
 
-MEETING = "test-meeting-123"
 SIGNALS = ("webrtc-offer", "webrtc-answer", "webrtc-ice-candidate")
 OFFER_SDP = {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
 ANSWER_SDP = {"type": "answer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
@@ -22,37 +20,19 @@ CANDIDATE = {
 }
 
 
-async def _join(client: JsClient, edge: EdgeProcess, user_id: str, meeting_id: str = MEETING) -> str:
-    if not client.connected:
-        await client.connect(edge.url, transports=["websocket"])
-    ack = await client.emit_with_ack(
-        "join-meeting", {"meetingId": meeting_id, "userId": user_id, "userName": user_id.title()}
-    )
-    assert ack["success"] is True, ack
-    return str(ack["participantId"])
-
-
-async def _refused(client: JsClient, event: str, payload: Any, code: str) -> None:
-    start = client.mark()
-    ack = await client.emit_with_ack(event, payload)
-    assert ack["success"] is False, ack
-    assert ack["error"]["code"] == code, ack
-    assert (await client.wait_for_event("error", start=start)).data["code"] == code
-
-
-async def _position(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING) -> tuple[int, str]:
-    reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=meeting_id), timeout=10)
-    return reply.snapshot.position.sequence, reply.snapshot.position.epoch
+async def _position(stub: pb_grpc.RoomServiceStub) -> tuple[int, str]:
+    position = (await room_snapshot(stub)).position
+    return position.sequence, position.epoch
 
 
 async def test_offer_answer_and_candidates_reach_only_the_target_across_edges(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     alice, bob, carol, dave = (js.client(n) for n in ("alice", "bob", "carol", "dave"))
-    alice_pid = await _join(alice, edge, "alice")
-    bob_pid = await _join(bob, edge2, "bob")
-    await _join(carol, edge2, "carol")  # bystander on the target's edge
-    await _join(dave, edge, "dave")  # bystander on the sender's edge
+    alice_pid = (await join(alice, "alice", url=edge.url))["participantId"]
+    bob_pid = (await join(bob, "bob", url=edge2.url))["participantId"]
+    await join(carol, "carol", url=edge2.url)  # bystander on the target's edge
+    await join(dave, "dave", url=edge.url)  # bystander on the sender's edge
     marks = {c.name: c.mark() for c in (alice, bob, carol, dave)}
     before = await _position(stub)
 
@@ -96,8 +76,8 @@ async def test_offer_answer_and_candidates_reach_only_the_target_across_edges(
 
 async def test_signals_between_sockets_on_the_same_edge(edge: EdgeProcess, js: JsClientPool) -> None:
     alice, bob = js.client("alice"), js.client("bob")
-    alice_pid = await _join(alice, edge, "alice")
-    bob_pid = await _join(bob, edge, "bob")
+    alice_pid = (await join(alice, "alice", url=edge.url))["participantId"]
+    bob_pid = (await join(bob, "bob", url=edge.url))["participantId"]
     await bob.emit_with_ack("webrtc-offer", {"targetParticipantId": alice_pid, "sdp": OFFER_SDP})
     offer = await alice.wait_for_event("webrtc-offer")
     assert offer.data["fromParticipantId"] == bob_pid
@@ -112,22 +92,22 @@ async def test_signals_outside_the_senders_meeting_are_refused(
         timeout=10,
     )
     alice, bob, stranger, loner = (js.client(n) for n in ("alice", "bob", "stranger", "loner"))
-    alice_pid = await _join(alice, edge, "alice")
-    await _join(bob, edge2, "bob")
-    stranger_pid = await _join(stranger, edge2, "stranger", "other-meeting")
+    alice_pid = (await join(alice, "alice", url=edge.url))["participantId"]
+    await join(bob, "bob", url=edge2.url)
+    stranger_pid = (await join(stranger, "stranger", "other-meeting", url=edge2.url))["participantId"]
     await loner.connect(edge.url, transports=["websocket"])
     marks = {c.name: c.mark() for c in (alice, bob, stranger)}
 
     for name in SIGNALS:
         # A participant of another meeting, an id that never existed.
-        await _refused(alice, name, {"targetParticipantId": stranger_pid, "sdp": OFFER_SDP}, "NOT_IN_MEETING")
-        await _refused(alice, name, {"targetParticipantId": "participant-ghost"}, "NOT_IN_MEETING")
+        await refused(alice, name, {"targetParticipantId": stranger_pid, "sdp": OFFER_SDP}, "NOT_IN_MEETING")
+        await refused(alice, name, {"targetParticipantId": "participant-ghost"}, "NOT_IN_MEETING")
         # A sender in no meeting at all, even to a real participant.
-        await _refused(loner, name, {"targetParticipantId": alice_pid}, "NOT_IN_MEETING")
+        await refused(loner, name, {"targetParticipantId": alice_pid}, "NOT_IN_MEETING")
         # Malformed: no target, itself as target, not an id.
-        await _refused(alice, name, {"sdp": OFFER_SDP}, "INVALID_PAYLOAD")
-        await _refused(alice, name, {"targetParticipantId": alice_pid}, "INVALID_PAYLOAD")
-        await _refused(alice, name, {"targetParticipantId": "has space"}, "INVALID_PAYLOAD")
+        await refused(alice, name, {"sdp": OFFER_SDP}, "INVALID_PAYLOAD")
+        await refused(alice, name, {"targetParticipantId": alice_pid}, "INVALID_PAYLOAD")
+        await refused(alice, name, {"targetParticipantId": "has space"}, "INVALID_PAYLOAD")
 
     for client in (alice, bob, stranger):
         for name in SIGNALS:
@@ -138,24 +118,22 @@ async def test_a_signal_to_a_participant_that_left_reaches_no_one(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
     alice, bob, bob_again, carol = (js.client(n) for n in ("alice", "bob", "bob2", "carol"))
-    await _join(alice, edge, "alice")
-    old_bob = await _join(bob, edge2, "bob")
-    await _join(carol, edge2, "carol")
+    await join(alice, "alice", url=edge.url)
+    old_bob = (await join(bob, "bob", url=edge2.url))["participantId"]
+    await join(carol, "carol", url=edge2.url)
 
     # Bob leaves and the same socket joins again: a new participant id, the old one dead.
     assert (await bob.emit_with_ack("leave-meeting", {}))["success"] is True
     await alice.wait_for_event("participant-left", lambda d: d["participantId"] == old_bob)
-    new_bob = await _join(bob, edge2, "bob")
+    new_bob = (await join(bob, "bob", url=edge2.url))["participantId"]
     assert new_bob != old_bob
     marks = {c.name: c.mark() for c in (alice, bob, carol)}
-    await _refused(
-        alice, "webrtc-offer", {"targetParticipantId": old_bob, "sdp": OFFER_SDP}, "NOT_IN_MEETING"
-    )
+    await refused(alice, "webrtc-offer", {"targetParticipantId": old_bob, "sdp": OFFER_SDP}, "NOT_IN_MEETING")
 
     # Bob's user joins from another socket, replacing its session: the replaced id is dead too.
-    replacement = await _join(bob_again, edge, "bob")
+    replacement = (await join(bob_again, "bob", url=edge.url))["participantId"]
     await alice.wait_for_event("participant-left", lambda d: d["participantId"] == new_bob)
-    await _refused(
+    await refused(
         alice,
         "webrtc-ice-candidate",
         {"targetParticipantId": new_bob, "candidate": CANDIDATE},

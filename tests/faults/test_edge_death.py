@@ -10,19 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.faults.helpers import (
-    about,
-    connect_and_join,
-    join,
-    left_payload,
-    participant_ids,
-    report,
-    room_stub,
-    wait_for_ready,
-)
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import RoomServiceProcess, start_edge, start_room_service
+from tests.support.room import about, join, join_seen, left_payload, room_stub, truth
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.timing import report
 
 LEASE = 2.0
 # A reaped edge's sockets stay recoverable through other edges for the recovery window
@@ -58,8 +50,10 @@ async def test_dead_or_frozen_edge_loses_its_participants(
     edge_b = await start_edge(rs.grpc_address, *FAST, name="edge-b")
     try:
         a1 = js.client("a1")
-        pa = await connect_and_join(a1, edge_a.url, "ua")
-        b_pids = [await connect_and_join(js.client(f"b{i}"), edge_b.url, f"ub{i}") for i in range(2)]
+        pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
+        b_pids = [
+            (await join(js.client(f"b{i}"), f"ub{i}", url=edge_b.url))["participantId"] for i in range(2)
+        ]
         await a1.wait_for_events("participant-joined", 2)
         mark = a1.mark()
 
@@ -67,7 +61,7 @@ async def test_dead_or_frozen_edge_loses_its_participants(
         if fault == "sigkill":
             await edge_b.kill()
         else:
-            edge_b.stop()
+            edge_b.freeze()
         for pid in b_pids:
             event = await a1.wait_for_event(
                 "participant-left", left_payload(pid, "disconnected"), timeout=BOUND + 3, start=mark
@@ -75,14 +69,14 @@ async def test_dead_or_frozen_edge_loses_its_participants(
             assert event.received - started <= BOUND, f"{fault}: left after {event.received - started:.2f}s"
         report(f"edge {fault}: others told participant-left", time.monotonic() - started)
         async with room_stub(rs.grpc_address) as stub:
-            assert await participant_ids(stub) == {pa}
+            assert await truth(stub) == {pa}
 
             if fault == "sigstop":
                 # The frozen edge wakes up: its old participants must not come back.
-                edge_b.cont()
+                edge_b.thaw()
                 thawed = a1.mark()
                 await a1.expect_no_event("participant-joined", within=3.0, start=thawed)
-                assert await participant_ids(stub) == {pa}
+                assert await truth(stub) == {pa}
         assert len(a1.events_named("participant-left", start=mark)) == 2  # each told once
     finally:
         await edge_b.terminate()
@@ -97,9 +91,8 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
         edge_b = await start_edge(proxy.address, *FAST, name="edge-b")
         try:
             a1, b1 = js.client("a1"), js.client("b1")
-            pa = await connect_and_join(a1, edge_a.url, "ua")
-            pb1 = await connect_and_join(b1, edge_b.url, "ub")
-            await a1.wait_for_event("participant-joined", about(pb1))
+            pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
+            pb1 = await join_seen(b1, "ub", a1, url=edge_b.url)
             mark_a, mark_b = a1.mark(), b1.mark()
 
             started = time.monotonic()
@@ -111,7 +104,7 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
             report("edge cut off: others told participant-left", reaped_after)
             assert reaped_after <= BOUND
             async with room_stub(rs.grpc_address) as stub:
-                assert await participant_ids(stub) == {pa}
+                assert await truth(stub) == {pa}
 
                 proxy.unblock()
                 healed = time.monotonic()
@@ -119,16 +112,14 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
                 # everyone was told), so B tells its client it is out of the meeting...
                 told = await b1.wait_for_event("participant-left", about(pb1), timeout=10, start=mark_b)
                 report("edge cut off: its own client told after the link healed", told.received - healed)
-                await wait_for_ready(edge_b.url, within=10)
+                await edge_b.wait_ready(within=10)
                 # ...and nobody sees the reaped participant come back as a ghost.
                 await a1.expect_no_event("participant-joined", about(pb1), within=1.5, start=mark_a)
-                assert await participant_ids(stub) == {pa}
+                assert await truth(stub) == {pa}
 
                 # The client can join again and is seen by the others.
-                mark_a = a1.mark()
-                again = await join(b1, "ub")
-                await a1.wait_for_event("participant-joined", about(again), timeout=5, start=mark_a)
-                assert await participant_ids(stub) == {pa, again}
+                again = await join_seen(b1, "ub", a1, within=5)
+                assert await truth(stub) == {pa, again}
         finally:
             await edge_b.terminate()
             await edge_a.terminate()
@@ -146,9 +137,8 @@ async def test_a_crashed_edge_is_reaped_when_its_connection_closes_not_after_its
         edge_b = await start_edge(rs.grpc_address, name="edge-b")
         try:
             a1 = js.client("a1")
-            pa = await connect_and_join(a1, edge_a.url, "ua")
-            b_pids = [await connect_and_join(js.client(f"b{i}"), edge_b.url, f"ub{i}") for i in range(2)]
-            await a1.wait_for_events("participant-joined", 2)
+            pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
+            b_pids = [await join_seen(js.client(f"b{i}"), f"ub{i}", a1, url=edge_b.url) for i in range(2)]
             mark = a1.mark()
 
             killed = time.monotonic()
@@ -159,7 +149,7 @@ async def test_a_crashed_edge_is_reaped_when_its_connection_closes_not_after_its
                 )
             report("edge SIGKILL (30 s lease): others told participant-left", time.monotonic() - killed)
             async with room_stub(rs.grpc_address) as stub:
-                assert await participant_ids(stub) == {pa}
+                assert await truth(stub) == {pa}
         finally:
             await edge_b.terminate()
             await edge_a.terminate()
@@ -175,22 +165,21 @@ async def test_a_frozen_or_silently_cut_edge_keeps_its_lease(js: JsClientPool, f
         edge_b = await start_edge(proxy.address, name="edge-b")
         try:
             a1, b1 = js.client("a1"), js.client("b1")
-            pa = await connect_and_join(a1, edge_a.url, "ua")
-            pb1 = await connect_and_join(b1, edge_b.url, "ub")
-            await a1.wait_for_event("participant-joined", about(pb1))
+            pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
+            pb1 = await join_seen(b1, "ub", a1, url=edge_b.url)
             mark = a1.mark()
             # Its connection stays open (nothing is closed), so only the lease may reap it.
             if fault == "sigstop":
-                edge_b.stop()
+                edge_b.freeze()
             else:
                 proxy.freeze()
             await a1.expect_no_event("participant-left", within=4.0, start=mark)
             if fault == "sigstop":
-                edge_b.cont()
+                edge_b.thaw()
             else:
                 proxy.thaw()
             async with room_stub(rs.grpc_address) as stub:
-                assert await participant_ids(stub) == {pa, pb1}
+                assert await truth(stub) == {pa, pb1}
         finally:
             await edge_b.terminate()
             await edge_a.terminate()
@@ -217,19 +206,16 @@ async def test_signals_reach_a_frozen_edge_again_after_it_was_reaped(
     edge_b = await start_edge(rs.grpc_address, *FAST, name="edge-b")
     try:
         a1, b1 = js.client("a1"), js.client("b1")
-        await connect_and_join(a1, edge_a.url, "ua")
-        pb1 = await connect_and_join(b1, edge_b.url, "ub")
-        await a1.wait_for_event("participant-joined", about(pb1))
+        await join(a1, "ua", url=edge_a.url)
+        pb1 = await join_seen(b1, "ub", a1, url=edge_b.url)
         mark_a, mark_b = a1.mark(), b1.mark()
 
-        edge_b.stop()  # frozen past its lease, but its connection (and WatchEdge stream) survives
+        edge_b.freeze()  # frozen past its lease, but its connection (and WatchEdge stream) survives
         await a1.wait_for_event("participant-left", left_payload(pb1), timeout=BOUND + 3, start=mark_a)
-        edge_b.cont()
+        edge_b.thaw()
         await b1.wait_for_event("participant-left", about(pb1), timeout=10, start=mark_b)
-        await wait_for_ready(edge_b.url, within=10)
-        mark_a = a1.mark()
-        again = await join(b1, "ub")
-        await a1.wait_for_event("participant-joined", about(again), timeout=5, start=mark_a)
+        await edge_b.wait_ready(within=10)
+        again = await join_seen(b1, "ub", a1, within=5)
 
         mark_b = b1.mark()
         ack = await a1.emit_with_ack("webrtc-offer", {"targetParticipantId": again, "sdp": {"type": "offer"}})

@@ -11,22 +11,12 @@ import contextlib
 import time
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from tests.faults.helpers import (
-    MEETING,
-    about,
-    connect_and_join,
-    join,
-    participant_ids,
-    readyz,
-    report,
-    room_stub,
-    wait_for_ready,
-    wait_until,
-)
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import split_address, start_edge, start_room_service
+from tests.support.processes import EdgeProcess, split_address, start_edge, start_room_service
+from tests.support.room import about, join, join_payload, join_seen, refused, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.timing import report, wait_until
 
 DOWN_FOR = 2.5  # long enough for the edges' channels to back off
 B_LATE_BY = 1.5  # edge B re-announces this much later than edge A
@@ -48,7 +38,7 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
             client = js.client(f"c{i}")
             clients.append(client)
             edge = edge_a if i % 2 == 0 else edge_b
-            pids[client.name] = await connect_and_join(client, edge.url, f"u{i}")
+            pids[client.name] = (await join(client, f"u{i}", url=edge.url))["participantId"]
         for i, client in enumerate(clients):
             await client.wait_for_events("participant-joined", 5 - i, timeout=10)
         marks = {c.name: c.mark() for c in clients}
@@ -56,18 +46,12 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
         await rs.kill()
         killed = time.monotonic()
         took = await wait_until(
-            lambda: _status_is(edge_a.url, 503), within=6, what="edge A /readyz reports not ready"
+            lambda: _status_is(edge_a, 503), within=6, what="edge A /readyz reports not ready"
         )
         report("room service down: /readyz says 503", took)
         late = js.client("late")
-        await late.connect(edge_a.url, transports=["websocket"])
-        asked = time.monotonic()
-        reply = await late.emit_with_ack(
-            "join-meeting", {"meetingId": "test-meeting-123", "userId": "ul", "userName": "Late"}, timeout=10
-        )
-        refused_in = time.monotonic() - asked
+        refused_in = await _join_refused(late, edge_a)
         report("join while room service down: refused", refused_in)
-        assert reply["success"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
         assert refused_in < 2.0
 
         remaining = DOWN_FOR - (time.monotonic() - killed)
@@ -78,9 +62,9 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
         restarted = time.monotonic()
         # Edge A is back first; a join there lands while A's room stream still waits for
         # its resync snapshot (the service holds it for the restore grace).
-        await wait_for_ready(edge_a.url, within=B_LATE_BY)
+        await edge_a.wait_ready(within=B_LATE_BY)
         report("room service restart: edge A ready after", time.monotonic() - restarted)
-        pids[late.name] = await join(late, "ul")
+        pids[late.name] = (await join(late, "ul"))["participantId"]
         remaining = B_LATE_BY - (time.monotonic() - restarted)
         if remaining > 0:
             await late.expect_no_event("participant-left", within=remaining)
@@ -92,24 +76,24 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
             expected = set(pids.values())
 
             async def all_back() -> bool:
-                return await participant_ids(stub) == expected
+                return await truth(stub) == expected
 
             took = await wait_until(all_back, within=10, what="every participant re-announced")
             report("room service restart: ListParticipants right again after", time.monotonic() - restarted)
             report("  (of which edge B was held back)", B_LATE_BY)
-            await wait_for_ready(edge_a.url, within=10)
-            await wait_for_ready(edge_b.url, within=10)
+            await edge_a.wait_ready(within=10)
+            await edge_b.wait_ready(within=10)
             report("room service restart: both edges ready after", time.monotonic() - restarted)
 
             # The streams are live again on both edges: a new join reaches everyone.
             newcomer = js.client("newcomer")
-            pn = await connect_and_join(newcomer, edge_b.url, "un")
+            pn = (await join(newcomer, "un", url=edge_b.url))["participantId"]
             for client in clients:
                 await client.wait_for_event(
                     "participant-joined", about(pn), timeout=10, start=marks[client.name]
                 )
             report("room service restart: events flow again after", time.monotonic() - restarted)
-            assert await participant_ids(stub) == expected | {pn}
+            assert await truth(stub) == expected | {pn}
 
         for client in clients:
             left = client.events_named("participant-left", start=marks[client.name])
@@ -143,8 +127,8 @@ async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(j
     try:
         for e, edge in enumerate(edges):
             batch = [js.client(f"e{e}c{i}") for i in range(PER_EDGE)]
-            joined = await asyncio.gather(*(connect_and_join(c, edge.url, c.name) for c in batch))
-            pids.update(zip((c.name for c in batch), joined, strict=True))
+            joined = await asyncio.gather(*(join(c, c.name, url=edge.url) for c in batch))
+            pids.update((c.name, ack["participantId"]) for c, ack in zip(batch, joined, strict=True))
             clients.extend(batch)
         async with room_stub(rs.grpc_address) as stub:
             await wait_until(
@@ -159,8 +143,7 @@ async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(j
                 client = js.client(f"new{n}")
                 clients.append(client)
                 await client.connect(edges[n % 2].url, transports=["websocket"])
-                payload = {"meetingId": MEETING, "userId": client.name, "userName": client.name}
-                reply = await client.emit_with_ack("join-meeting", payload, timeout=10)
+                reply = await client.emit_with_ack("join-meeting", join_payload(client.name), timeout=10)
                 attempts.append("ok" if reply["success"] else reply["error"]["code"])
                 if reply["success"]:
                     pids[client.name] = reply["participantId"]
@@ -185,18 +168,18 @@ async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(j
         assert attempts.count("ok") >= 4, attempts  # joins went on through the restart
 
         async with room_stub(rs.grpc_address) as stub:
-            truth = set(pids.values())
-            took = await wait_until(lambda: _has(stub, truth), within=20, what="every live participant back")
+            live = set(pids.values())
+            took = await wait_until(lambda: _has(stub, live), within=20, what="every live participant back")
             report("restart under traffic: ListParticipants right again after", took)
             for client in clients:
                 if client.name not in pids:
                     continue  # its join was refused while the service was down
 
                 async def in_step(client: JsClient = client) -> bool:
-                    return replay(client.events).ids == truth - {pids[client.name]}
+                    return replay(client.events).ids == live - {pids[client.name]}
 
                 await wait_until(in_step, within=20, what=f"{client.name}'s roster equals the truth")
-            assert await participant_ids(stub) == truth
+            assert await truth(stub) == live
         for client in clients:
             left = client.events_named("participant-left")
             assert left == [], f"{client.name} was told a live participant left: {left}"
@@ -213,7 +196,7 @@ async def _at_least(items: list[str], count: int) -> bool:
 
 
 async def _has(stub: pb_grpc.RoomServiceStub, expected: set[str]) -> bool:
-    return await participant_ids(stub) == expected
+    return await truth(stub) == expected
 
 
 async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClientPool) -> None:
@@ -223,36 +206,37 @@ async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClie
     edge_a = await start_edge(rs.grpc_address, *fast, name="edge-a")
     try:
         a, b = js.client("a"), js.client("b")
-        pa = await connect_and_join(a, edge_a.url, "ua")
-        pb = await connect_and_join(b, edge_a.url, "ub")
-        await a.wait_for_event("participant-joined", about(pb))
+        pa = (await join(a, "ua", url=edge_a.url))["participantId"]
+        pb = await join_seen(b, "ub", a, url=edge_a.url)
         mark = a.mark()
-        rs.stop()
+        rs.freeze()
         frozen = time.monotonic()
         # The edge notices (its heartbeat misses its deadline) and says not ready...
-        took = await wait_until(lambda: _status_is(edge_a.url, 503), within=10, what="/readyz 503")
+        took = await wait_until(lambda: _status_is(edge_a, 503), within=10, what="/readyz 503")
         report("room service frozen: /readyz says 503", took)
         # ...and from then on refuses joins at once instead of hanging on the frozen service.
-        late = js.client("late")
-        await late.connect(edge_a.url, transports=["websocket"])
-        asked = time.monotonic()
-        reply = await late.emit_with_ack(
-            "join-meeting", {"meetingId": "test-meeting-123", "userId": "ul", "userName": "Late"}, timeout=10
-        )
-        refused_in = time.monotonic() - asked
+        refused_in = await _join_refused(js.client("late"), edge_a)
         report("join while room service frozen: refused", refused_in)
-        assert reply["success"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
         assert refused_in < 1.0
         # Frozen for longer than a lease: every lease has run out when it wakes up.
         assert time.monotonic() - frozen > lease
-        rs.cont()
+        rs.thaw()
         await a.expect_no_event("participant-left", within=lease + 1.0, start=mark)
         async with room_stub(rs.grpc_address) as stub:
-            assert await participant_ids(stub) == {pa, pb}
+            assert await truth(stub) == {pa, pb}
     finally:
         await edge_a.terminate()
         await rs.terminate()
 
 
-async def _status_is(url: str, status: int) -> bool:
-    return await readyz(url) == status
+async def _join_refused(client: JsClient, edge: EdgeProcess) -> float:
+    """Joins through `edge` expecting UNAVAILABLE (ack and error event); returns how long
+    the refusal took."""
+    await client.connect(edge.url, transports=["websocket"])
+    asked = time.monotonic()
+    await refused(client, "join-meeting", join_payload("ul", name="Late"), "UNAVAILABLE")
+    return time.monotonic() - asked
+
+
+async def _status_is(edge: EdgeProcess, status: int) -> bool:
+    return await edge.readyz() == status

@@ -7,9 +7,10 @@ from __future__ import annotations
 import signal
 import time
 
-from tests.faults.helpers import about, connect_and_join, left_payload, participant_ids, report, room_stub
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.room import join, join_seen, left_payload, room_stub, truth
+from tests.support.timing import report
 
 LEASE = 30.0  # so long that only the graceful path can explain a prompt participant-left
 
@@ -20,9 +21,9 @@ async def test_edge_sigterm_releases_its_participants_promptly(js: JsClientPool)
     edge_b = await start_edge(rs.grpc_address, name="edge-b")
     try:
         a = js.client("a")
-        pa = await connect_and_join(a, edge_a.url, "ua")
+        pa = (await join(a, "ua", url=edge_a.url))["participantId"]
         leaving = [js.client(f"b{i}") for i in range(3)]
-        pids = [await connect_and_join(c, edge_b.url, f"ub{i}") for i, c in enumerate(leaving)]
+        pids = [(await join(c, f"ub{i}", url=edge_b.url))["participantId"] for i, c in enumerate(leaving)]
         await a.wait_for_events("participant-joined", 3)
         mark = a.mark()
 
@@ -45,7 +46,7 @@ async def test_edge_sigterm_releases_its_participants_promptly(js: JsClientPool)
             # Closed at the transport level: a real client reconnects (to another edge).
             assert gone.data["reason"] == "transport close", gone.data
         async with room_stub(rs.grpc_address) as stub:
-            assert await participant_ids(stub) == {pa}
+            assert await truth(stub) == {pa}
         assert len(a.events_named("participant-left", start=mark)) == 3
     finally:
         await edge_b.terminate()
@@ -58,9 +59,8 @@ async def test_room_service_sigterm_drains_streams_and_exits_fast(js: JsClientPo
     edge = await start_edge(rs.grpc_address, name="edge")
     try:
         a, b = js.client("a"), js.client("b")
-        await connect_and_join(a, edge.url, "ua")
-        pb = await connect_and_join(b, edge.url, "ub")
-        await a.wait_for_event("participant-joined", about(pb))  # a room stream is open
+        await join(a, "ua", url=edge.url)
+        await join_seen(b, "ub", a, url=edge.url)  # a room stream is open
 
         started = time.monotonic()
         rs.send_signal(signal.SIGTERM)

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from edge_gateway.config import OPTIONS
-from tests.faults.helpers import about, connect_and_join, left_payload, participant_ids, report, room_stub
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import RoomServiceProcess, start_edge, start_room_service
+from tests.support.room import join, join_seen, left_payload, room_stub, truth
+from tests.support.timing import report
 
 DEFAULT_BOUND = 10.0
 DEFAULT_PING_INTERVAL = float(next(o.default for o in OPTIONS if o.name == "ping_interval_seconds"))
@@ -26,9 +27,9 @@ async def test_vanished_client_is_reported_left_within_10s_by_default(
     edge = await start_edge(room_service.grpc_address, name="edge-defaults")
     try:
         watcher, ghost = js.client("watcher"), js.client("ghost")
-        await connect_and_join(watcher, edge.url, "uw")
-        pid = await connect_and_join(ghost, edge.url, "ug", transports=[transport])
-        await watcher.wait_for_event("participant-joined", about(pid))
+        await join(watcher, "uw", url=edge.url)
+        await ghost.connect(edge.url, transports=[transport])
+        pid = await join_seen(ghost, "ug", watcher)
 
         # Worst case: vanish just after answering a ping, so that a whole ping interval
         # passes before the server even asks again (the first ping comes one interval
@@ -45,7 +46,7 @@ async def test_vanished_client_is_reported_left_within_10s_by_default(
         report(f"silent client ({transport}, default pings): others told", took)
         assert took < DEFAULT_BOUND
         async with room_stub(room_service.grpc_address) as stub:
-            assert pid not in await participant_ids(stub)
+            assert pid not in await truth(stub)
     finally:
         await edge.terminate()
 
@@ -69,9 +70,8 @@ async def _silent_client_with_fast_pings(room_service: RoomServiceProcess, js: J
     )
     try:
         watcher, ghost = js.client("watcher"), js.client("ghost")
-        await connect_and_join(watcher, edge.url, "uw")
-        pid = await connect_and_join(ghost, edge.url, "ug")
-        await watcher.wait_for_event("participant-joined", about(pid))
+        await join(watcher, "uw", url=edge.url)
+        pid = await join_seen(ghost, "ug", watcher, url=edge.url)
         mark = watcher.mark()
         started = time.monotonic()
         await ghost.drop("blackhole")

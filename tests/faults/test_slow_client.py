@@ -9,9 +9,10 @@ import base64
 import os
 import time
 
-from tests.faults.helpers import about, connect_and_join, left_payload, participant_ids, report, room_stub
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.room import join, join_seen, left_payload, room_stub, truth
+from tests.support.timing import report
 
 QUEUE_LIMIT = 64
 TEXT_LENGTH = 4000
@@ -40,11 +41,9 @@ async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPoo
     )
     try:
         talker, watcher, stuck = js.client("talker"), js.client("watcher"), js.client("stuck")
-        await connect_and_join(talker, edge.url, "ut")
-        await connect_and_join(watcher, edge.url, "uw")
-        ps = await connect_and_join(stuck, edge.url, "us")
-        await watcher.wait_for_event("participant-joined", about(ps))
-        await talker.wait_for_event("participant-joined", about(ps))
+        await join(talker, "ut", url=edge.url)
+        await join(watcher, "uw", url=edge.url)
+        ps = await join_seen(stuck, "us", watcher, talker, url=edge.url)
         await stuck.drop("blackhole")  # keeps the TCP connection open, stops reading it
         mark = watcher.mark()
 
@@ -70,7 +69,7 @@ async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPoo
         assert slowest < 1.0
         await edge.wait_for_log(msg_is("socket is not reading; dropping it"))
         async with room_stub(room_service.grpc_address) as stub:
-            assert ps not in await participant_ids(stub)
+            assert ps not in await truth(stub)
         # The room carries on for the others.
         reply = await talker.emit_with_ack("chat-message", {"text": "still here"})
         assert reply["success"]

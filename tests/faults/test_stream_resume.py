@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.helpers import about, connect_and_join, participant_ids, report, room_stub, wait_until
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.room import about, join, join_seen, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.timing import report, wait_until
 
 ROOM_EVENTS = ("participant-joined", "participant-left", "participant-updated")
 
@@ -24,12 +25,10 @@ async def test_cut_stream_resumes_or_resynchronises(js: JsClientPool, replay_buf
     edge_b = await start_edge(rs.grpc_address, name="edge-b")
     try:
         a1, b0, b1, b2, b3, b4 = (js.client(n) for n in ("a1", "b0", "b1", "b2", "b3", "b4"))
-        pa1 = await connect_and_join(a1, edge_a.url, "ua1")
-        pb0 = await connect_and_join(b0, edge_b.url, "ub0")
-        pb1 = await connect_and_join(b1, edge_b.url, "ub1")
-        pb2 = await connect_and_join(b2, edge_b.url, "ub2")
-        await a1.wait_for_event("participant-joined", about(pb2))
-        await b0.wait_for_event("participant-joined", about(pb2))
+        pa1 = (await join(a1, "ua1", url=edge_a.url))["participantId"]
+        pb0 = (await join(b0, "ub0", url=edge_b.url))["participantId"]
+        pb1 = (await join(b1, "ub1", url=edge_b.url))["participantId"]
+        pb2 = await join_seen(b2, "ub2", a1, b0, url=edge_b.url)
         mark_a, mark_b = a1.mark(), b0.mark()
         log_mark = edge_a.mark()
 
@@ -37,21 +36,21 @@ async def test_cut_stream_resumes_or_resynchronises(js: JsClientPool, replay_buf
         await edge_a.wait_for_log(msg_is("room stream broken; resuming"), start=log_mark, timeout=10)
         # What happens in the room meanwhile, more than a tiny replay buffer holds:
         assert (await b2.emit_with_ack("leave-meeting", {}))["success"]
-        pb3 = await connect_and_join(b3, edge_b.url, "ub3")
+        pb3 = (await join(b3, "ub3", url=edge_b.url))["participantId"]
         for audio in (False, True, False):
             assert (await b1.emit_with_ack("update-media", {"audio": audio}))["success"]
-        pb4 = await connect_and_join(b4, edge_b.url, "ub4")
+        pb4 = (await join(b4, "ub4", url=edge_b.url))["participantId"]
         assert (await b4.emit_with_ack("leave-meeting", {}))["success"]
         await b0.wait_for_event("participant-left", about(pb4), start=mark_b)
         proxy.unblock()
 
         async with room_stub(rs.grpc_address) as stub:
-            truth = await participant_ids(stub)
-            assert truth == {pa1, pb0, pb1, pb3}
+            present = await truth(stub)
+            assert present == {pa1, pb0, pb1, pb3}
 
             async def caught_up() -> bool:
                 view = replay(a1.events)
-                return view.ids == truth - {pa1} and view.roster[pb1].get("audio") is False
+                return view.ids == present - {pa1} and view.roster[pb1].get("audio") is False
 
             took = await wait_until(caught_up, within=15, what="edge A's client back in step")
         view = replay(a1.events)

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.jsclient import JsClient, JsClientPool
+from tests.support.jsclient import JsClientPool
 from tests.support.processes import REPO_ROOT, EdgeProcess, RoomServiceProcess, start_room_service
+from tests.support.room import join
 
 MEETING = "ops-sync"
 
@@ -41,16 +42,6 @@ async def cli(
         raise
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
-
-
-async def _join(client: JsClient, edge: EdgeProcess, user_id: str, password: str) -> dict[str, Any]:
-    await client.connect(edge.url, transports=["websocket"])
-    ack = await client.emit_with_ack(
-        "join-meeting",
-        {"meetingId": MEETING, "userId": user_id, "userName": user_id.title(), "meeting_password": password},
-    )
-    assert ack["success"] is True, ack
-    return dict(ack)
 
 
 async def test_help_for_every_command() -> None:
@@ -98,9 +89,13 @@ async def test_operator_session(
     assert meeting["creator_id"] == "host-user"
 
     host, guest, other = js.client("host"), js.client("guest"), js.client("other")
-    await _join(host, edge, "host-user", "pw-1")
-    guest_pid = (await _join(guest, edge, "guest-user", "pw-1"))["participantId"]
-    other_pid = (await _join(other, edge, "other-user", "pw-1"))["participantId"]
+    await join(host, "host-user", MEETING, url=edge.url, meeting_password="pw-1")
+    guest_pid = (await join(guest, "guest-user", MEETING, url=edge.url, meeting_password="pw-1"))[
+        "participantId"
+    ]
+    other_pid = (await join(other, "other-user", MEETING, url=edge.url, meeting_password="pw-1"))[
+        "participantId"
+    ]
 
     # The address from the environment this time.
     code, out, err = await cli("rooms", env={"ROOM_SERVICE_CLI_ADDRESS": address})

@@ -20,7 +20,9 @@ from edge_gateway.config import load_settings as edge_settings
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings as room_settings
 from room_service.domain.models import JoinSpec, MediaState
+from tests.support.room import join
 from tests.support.roster import replay
+from tests.support.timing import nothing_arrives, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,33 +91,59 @@ class Client:
 
         self.sio.on("*", record)
 
-    async def connect(self, url: str) -> None:
+    # The same calls as tests.support.jsclient.JsClient, so tests.support.room works here.
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.sio.connected)
+
+    async def connect(self, url: str, **_: Any) -> None:
         await self.sio.connect(url, transports=["websocket"], wait_timeout=5)
 
-    async def call(self, event: str, data: Any = None) -> Any:
-        return await self.sio.call(event, data, timeout=5)
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.sio.emit(event, args[0] if args else None)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
+        return await self.sio.call(event, args[0] if args else None, timeout=timeout)
+
+    def mark(self) -> int:
+        return len(self.events)
 
     def named(self, event: str, start: int = 0) -> list[Any]:
         return [data for name, data in self.events[start:] if name == event]
 
-    async def wait_for(
-        self, event: str, where: Callable[[Any], bool] = lambda _: True, start: int = 0
+    async def wait_for_event(
+        self,
+        event: str | None,
+        where: Callable[[Any], bool] | None = None,
+        *,
+        timeout: float = 5.0,
+        start: int = 0,
     ) -> Any:
-        def found() -> list[Any]:
-            return [d for d in self.named(event, start) if where(d)]
+        """The data of the first matching event at index >= `start` (received or to come)."""
 
-        async with asyncio.timeout(5):
+        def found() -> list[Any]:
+            return [
+                d for name, d in self.events[start:] if event in (None, name) and (where is None or where(d))
+            ]
+
+        async with asyncio.timeout(timeout):
             async with self.changed:
                 await self.changed.wait_for(lambda: bool(found()))
         return found()[0]
 
-    async def join(self, user: str, meeting: str = OPEN, **extra: Any) -> dict[str, Any]:
-        start = len(self.events)
-        payload = {"meetingId": meeting, "userId": user, "userName": f"Name {user}", **extra}
-        ack = await self.call("join-meeting", payload)
-        assert ack["success"], ack
-        joined: dict[str, Any] = await self.wait_for("meeting-joined", start=start)
-        return joined
+    async def expect_no_event(
+        self, event: str | None, where: Callable[[Any], bool] | None = None, *, within: float, start: int
+    ) -> None:
+        """Asserts that no matching event arrives (or has arrived) during `within` seconds."""
+        await nothing_arrives(
+            lambda: self.wait_for_event(event, where, timeout=within + 1, start=start), within=within
+        )
+
+
+def _sockets(stack: Stack) -> float | None:
+    """Sockets the edge counts as connected (its own gauge)."""
+    return stack.edge.registry.get_sample_value("edge_gateway_sockets_connected")
 
 
 @pytest.fixture
@@ -130,12 +158,6 @@ async def clients() -> AsyncIterator[Callable[[str], Client]]:
     for client in made:
         with contextlib.suppress(Exception):
             await client.sio.disconnect()
-
-
-async def quiet(client: Client, event: str, start: int, within: float = 0.4) -> None:
-    """Asserts that `event` did not arrive (waiting `within` seconds for stragglers)."""
-    await asyncio.sleep(within)
-    assert client.named(event, start) == [], client.events[start:]
 
 
 GOOD = {"meetingId": OPEN, "userId": "user-x", "userName": "X"}
@@ -173,11 +195,11 @@ async def test_bad_join_input_is_refused_and_changes_nothing(
     watcher, sender = clients("watcher"), clients("sender")
     await watcher.connect(stack.url)
     await sender.connect(stack.url)
-    await watcher.join("watcher")
+    await join(watcher, "watcher")
     before = await stack.participants()
     mark_w, mark_s = len(watcher.events), len(sender.events)
 
-    ack = await sender.call("join-meeting", payload)
+    ack = await sender.emit_with_ack("join-meeting", payload)
 
     if payload == {"bin": b"\x01\x02", **GOOD}:
         # Extra fields are ignored, even binary ones: this is a valid join.
@@ -186,13 +208,13 @@ async def test_bad_join_input_is_refused_and_changes_nothing(
     assert ack["success"] is False
     assert ack["error"]["code"] == "INVALID_PAYLOAD"
     assert isinstance(ack["error"]["message"], str) and 0 < len(ack["error"]["message"]) < 300
-    error = await sender.wait_for("error", start=mark_s)
+    error = await sender.wait_for_event("error", start=mark_s)
     assert error == ack["error"]
     assert sender.named("meeting-joined", mark_s) == []
     assert await stack.participants() == before
-    await quiet(watcher, "participant-joined", mark_w, within=0.2)
+    await watcher.expect_no_event("participant-joined", within=0.2, start=mark_w)
     # The socket is still usable: a proper join now works.
-    joined = await sender.join("sender")
+    joined = await join(sender, "sender")
     assert [p["participantId"] for p in joined["participants"]] == before
 
 
@@ -211,15 +233,15 @@ async def test_unknown_events_and_bad_leave_payloads_are_refused(
     peer, client = clients("peer"), clients("client")
     await peer.connect(stack.url)
     await client.connect(stack.url)
-    await peer.join("peer")
-    await client.join("client")
+    await join(peer, "peer")
+    await join(client, "client")
     before = await stack.participants()
     mark = len(peer.events)
-    ack = await client.call(event, args)
+    ack = await client.emit_with_ack(event, args)
     assert ack == {"success": False, "error": {"code": "INVALID_PAYLOAD", "message": ack["error"]["message"]}}
-    assert (await client.wait_for("error"))["code"] == "INVALID_PAYLOAD"
+    assert (await client.wait_for_event("error"))["code"] == "INVALID_PAYLOAD"
     assert await stack.participants() == before
-    await quiet(peer, "participant-left", mark, within=0.2)
+    await peer.expect_no_event("participant-left", within=0.2, start=mark)
 
 
 async def test_bad_input_without_an_ack_still_gets_an_error_event(
@@ -228,9 +250,9 @@ async def test_bad_input_without_an_ack_still_gets_an_error_event(
     client = clients("client")
     await client.connect(stack.url)
     await client.sio.emit("join-meeting", {"meetingId": OPEN})
-    error = await client.wait_for("error")
+    error = await client.wait_for_event("error")
     assert error["code"] == "INVALID_PAYLOAD" and "userId" in error["message"]
-    await client.join("client")
+    await join(client, "client")
 
 
 async def test_chat_controls_and_deeply_nested_signals_are_refused(
@@ -241,24 +263,26 @@ async def test_chat_controls_and_deeply_nested_signals_are_refused(
     a, b = clients("a"), clients("b")
     await a.connect(stack.url)
     await b.connect(stack.url)
-    await a.join("user-a")
-    target = (await b.join("user-b"))["participantId"]
+    await join(a, "user-a")
+    target = (await join(b, "user-b"))["participantId"]
     mark = len(b.events)
     for text in ("red \x1b[31malert", "evil\u202eoverride", "nul\x00"):
-        ack = await a.call("chat-message", {"text": text})
+        ack = await a.emit_with_ack("chat-message", {"text": text})
         assert ack["error"]["code"] == "INVALID_PAYLOAD", ack
-    assert (await a.call("chat-message", {"text": "two\n\tlines"}))["success"]
-    chat = await b.wait_for("chat-message", start=mark)
+    assert (await a.emit_with_ack("chat-message", {"text": "two\n\tlines"}))["success"]
+    chat = await b.wait_for_event("chat-message", start=mark)
     assert chat["text"] == "two\n\tlines" and len(b.named("chat-message", mark)) == 1
     nested: Any = "x"
     for _ in range(64):
         nested = [nested]
-    ack = await a.call("webrtc-offer", {"targetParticipantId": target, "sdp": nested})
+    ack = await a.emit_with_ack("webrtc-offer", {"targetParticipantId": target, "sdp": nested})
     assert ack["error"] == {"code": "INVALID_PAYLOAD", "message": "Signal is nested too deeply"}
     assert (
-        await a.call("webrtc-offer", {"targetParticipantId": target, "sdp": {"type": "offer", "sdp": "v=0"}})
+        await a.emit_with_ack(
+            "webrtc-offer", {"targetParticipantId": target, "sdp": {"type": "offer", "sdp": "v=0"}}
+        )
     )["success"]
-    offer = await b.wait_for("webrtc-offer", start=mark)
+    offer = await b.wait_for_event("webrtc-offer", start=mark)
     assert offer["sdp"] == {"type": "offer", "sdp": "v=0"} and len(b.named("webrtc-offer", mark)) == 1
 
 
@@ -267,7 +291,7 @@ async def test_leave_when_not_in_a_meeting_is_not_in_meeting(
 ) -> None:
     client = clients("client")
     await client.connect(stack.url)
-    ack = await client.call("leave-meeting", {})
+    ack = await client.emit_with_ack("leave-meeting", {})
     assert ack["success"] is False and ack["error"]["code"] == "NOT_IN_MEETING"
 
 
@@ -289,9 +313,9 @@ async def test_domain_refusals_use_the_seeds_messages(stack: Stack, clients: Cal
     ]
     for payload, code, message in cases:
         mark = len(client.events)
-        ack = await client.call("join-meeting", payload)
+        ack = await client.emit_with_ack("join-meeting", payload)
         assert ack == {"success": False, "error": {"code": code, "message": message}}
-        assert await client.wait_for("error", start=mark) == {"code": code, "message": message}
+        assert await client.wait_for_event("error", start=mark) == {"code": code, "message": message}
     assert await stack.participants(LOCKED) == []
 
 
@@ -309,22 +333,23 @@ async def test_healthz_and_readyz_follow_the_room_service(clients: Callable[[str
                 assert response.status == 200
                 assert await response.json() == {"ready": True, "roomService": "up"}
             await running.room.stop()
-            status, body = 200, {}
-            for _ in range(50):  # heartbeats every 0.2 s: the outage shows within seconds
+            answers: list[tuple[int, Any]] = []
+
+            async def not_ready() -> bool:
                 async with http.get(f"{running.url}/readyz") as response:
-                    status, body = response.status, await response.json()
-                if status == 503:
-                    break
-                await asyncio.sleep(0.1)
-            assert status == 503
-            assert body == {"ready": False, "roomService": "down"}
+                    answers.append((response.status, await response.json()))
+                return answers[-1][0] == 503
+
+            # Heartbeats every 0.2 s: the outage shows within seconds.
+            await wait_until(not_ready, within=5, what="/readyz 503")
+            assert answers[-1] == (503, {"ready": False, "roomService": "down"})
             # Liveness never depends on the room service.
             async with http.get(f"{running.url}/healthz") as response:
                 assert response.status == 200
             # And a join during the outage is refused as UNAVAILABLE, not left hanging.
             client = clients("client")
             await client.connect(running.url)
-            ack = await client.call("join-meeting", GOOD)
+            ack = await client.emit_with_ack("join-meeting", GOOD)
             assert ack["success"] is False and ack["error"]["code"] == "UNAVAILABLE"
     finally:
         await running.edge.stop()
@@ -347,10 +372,10 @@ async def test_meeting_never_contains_the_password_or_its_hash(
     host, guest = clients("host"), clients("guest")
     await host.connect(stack.url)
     await guest.connect(stack.url)
-    await host.join("user-1-id", LOCKED, meeting_password="password123")
+    await join(host, "user-1-id", LOCKED, meeting_password="password123")
     mark = len(host.events)
-    joined = await guest.join("user-2-id", LOCKED, meeting_password="password123")
-    await host.wait_for("participant-joined", start=mark)
+    joined = await join(guest, "user-2-id", LOCKED, meeting_password="password123")
+    await host.wait_for_event("participant-joined", start=mark)
     meeting = joined["meeting"]
     assert meeting["id"] == LOCKED
     assert meeting["meeting_status"] == "live"
@@ -366,17 +391,17 @@ async def test_meeting_joined_has_the_seeds_shape(stack: Stack, clients: Callabl
     host, guest = clients("host"), clients("guest")
     await host.connect(stack.url)
     await guest.connect(stack.url)
-    first = await host.join("user-1-id", audio=True, video=False)
-    second = await guest.join("user-2-id")
+    first = await join(host, "user-1-id", audio=True, video=False)
+    second = await join(guest, "user-2-id")
     assert first["success"] is True and first["participants"] == []
     assert first["permissions"]["canRecord"] is True
     assert second["permissions"] == {"canShare": True, "canChat": True, "canRecord": False, "isHost": False}
     assert second["webrtcConfig"] == {"iceServers": []}
     (listed,) = second["participants"]
     assert listed["participantId"] == first["participantId"]
-    assert (listed["userId"], listed["userName"]) == ("user-1-id", "Name user-1-id")
+    assert (listed["userId"], listed["userName"]) == ("user-1-id", "User-1-Id")
     assert (listed["audio"], listed["video"], listed["screen"]) == (True, False, False)
-    announced = await host.wait_for("participant-joined")
+    announced = await host.wait_for_event("participant-joined")
     assert announced["participantId"] == second["participantId"]
     assert announced["permissions"] == {
         "canShare": True,
@@ -393,26 +418,26 @@ async def test_second_join_from_the_same_socket_is_idempotent(
     me, peer = clients("me"), clients("peer")
     await me.connect(stack.url)
     await peer.connect(stack.url)
-    first = await me.join("user-me")
+    first = await join(me, "user-me")
     mark_peer = len(peer.events)
-    await peer.join("user-peer")
-    await me.wait_for("participant-joined")
+    await join(peer, "user-peer")
+    await me.wait_for_event("participant-joined")
     mark_me, mark_peer = len(me.events), len(peer.events)
 
-    again = await me.join("user-me")
+    again = await join(me, "user-me")
 
     assert again["participantId"] == first["participantId"]
     assert [p["userId"] for p in again["participants"]] == ["user-peer"]  # a fresh roster
     assert len(await stack.participants()) == 2
-    await quiet(peer, "participant-joined", mark_peer)
+    await peer.expect_no_event("participant-joined", within=0.4, start=mark_peer)
     assert peer.named("participant-left", mark_peer) == []
     # The socket is still wired to the room: it hears the next change exactly once.
     third = clients("third")
     await third.connect(stack.url)
-    joined = await third.join("user-third")
-    announced = await me.wait_for("participant-joined", start=mark_me)
+    joined = await join(third, "user-third")
+    announced = await me.wait_for_event("participant-joined", start=mark_me)
     assert announced["participantId"] == joined["participantId"]
-    await asyncio.sleep(0.3)
+    await me.expect_no_event("participant-joined", within=0.3, start=me.mark())
     assert len(me.named("participant-joined", mark_me)) == 1
 
 
@@ -422,34 +447,35 @@ async def test_same_user_from_a_second_socket_replaces_the_older_one(
     peer, old, new = clients("peer"), clients("old"), clients("new")
     for client in (peer, old, new):
         await client.connect(stack.url)
-    await peer.join("user-peer")
-    first = await old.join("user-dup")
-    await peer.wait_for("participant-joined")
+    await join(peer, "user-peer")
+    first = await join(old, "user-dup")
+    await peer.wait_for_event("participant-joined")
     mark_peer, mark_old = len(peer.events), len(old.events)
 
-    second = await new.join("user-dup")
+    second = await join(new, "user-dup")
 
     assert second["participantId"] != first["participantId"]
     assert [p["userId"] for p in second["participants"]] == ["user-peer"]  # not its older self
-    left = await peer.wait_for("participant-left", start=mark_peer)
+    left = await peer.wait_for_event("participant-left", start=mark_peer)
     assert left["participantId"] == first["participantId"]
     assert left["reason"] == "replaced"
-    joined = await peer.wait_for("participant-joined", start=mark_peer)
+    joined = await peer.wait_for_event("participant-joined", start=mark_peer)
     assert joined["participantId"] == second["participantId"]
     # The older socket is told it is out, and hears nothing more of the room.
-    told = await old.wait_for("participant-left", start=mark_old)
+    told = await old.wait_for_event("participant-left", start=mark_old)
     assert told["participantId"] == first["participantId"] and told["reason"] == "replaced"
     assert sorted(await stack.participants()) == sorted([second["participantId"], peer.named(
         "meeting-joined")[0]["participantId"]])  # fmt: skip
     mark_old = len(old.events)
     extra = clients("extra")
     await extra.connect(stack.url)
-    await extra.join("user-extra")
-    await peer.wait_for("participant-joined", lambda d: d["userId"] == "user-extra")
-    await quiet(old, "participant-joined", mark_old, within=0.3)
+    await join(extra, "user-extra")
+    await peer.wait_for_event("participant-joined", lambda d: d["userId"] == "user-extra")
+    await old.expect_no_event("participant-joined", within=0.3, start=mark_old)
     # Its disconnect now removes nobody.
+    assert _sockets(stack) == 4
     await old.sio.disconnect()
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: _sockets(stack) == 3, within=5, what="the edge handled the disconnect")
     assert len(await stack.participants()) == 3
 
 
@@ -467,7 +493,7 @@ async def test_events_during_a_late_joiners_catch_up_are_not_lost(
     first, late = clients("first"), clients("late")
     await first.connect(stack.url)
     await late.connect(stack.url)
-    await first.join("user-first")
+    await join(first, "user-first")
     hub = stack.edge.hub
     real_emit = hub.emit
     manager = stack.room.manager
@@ -489,9 +515,10 @@ async def test_events_during_a_late_joiners_catch_up_are_not_lost(
 
     hub.emit = slow_emit  # type: ignore[method-assign]
     try:
-        joined = await late.join("user-late")
-        await first.wait_for("participant-joined", lambda d: d["userId"] == "user-during")
-        await asyncio.sleep(0.3)
+        joined = await join(late, "user-late")
+        await first.wait_for_event("participant-joined", lambda d: d["userId"] == "user-during")
+        await late.wait_for_event("participant-joined", lambda d: d["userId"] == "user-during")
+        await late.expect_no_event(None, within=0.3, start=late.mark())  # no duplicate follows
     finally:
         hub.emit = real_emit  # type: ignore[method-assign]
     assert triggered == ["user-before", "user-during"]
@@ -510,9 +537,9 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
     me, peer = clients("me"), clients("peer")
     await me.connect(stack.url)
     await peer.connect(stack.url)
-    first = await me.join("user-me")
-    await peer.join("user-peer")
-    await me.wait_for("participant-joined")
+    first = await join(me, "user-me")
+    await join(peer, "user-peer")
+    await me.wait_for_event("participant-joined")
     hub = stack.edge.hub
     real_emit = hub.emit
     rejoin: list[asyncio.Task[dict[str, Any]]] = []
@@ -528,7 +555,7 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
             and not rejoin
         ):
             # The stream holds this event until the socket re-joined and got its roster.
-            rejoin.append(asyncio.create_task(me.join("user-me")))
+            rejoin.append(asyncio.create_task(join(me, "user-me")))
             await asyncio.wait_for(resent.wait(), 5)
         await real_emit(event, data, **kwargs)
 
@@ -537,11 +564,12 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
         mark = len(me.events)
         spec = JoinSpec(OPEN, "user-lag", "Lag", MediaState(), "edge-elsewhere", "sock-lag")
         await stack.room.manager.join(spec, "")
-        await peer.wait_for("participant-joined", lambda d: d["userId"] == "user-lag")
-        await asyncio.sleep(0.3)
+        await peer.wait_for_event("participant-joined", lambda d: d["userId"] == "user-lag")
+        again = await asyncio.wait_for(rejoin[0], 5)
+        # The held event must not follow the roster that already holds it.
+        await me.expect_no_event("participant-joined", within=0.3, start=mark)
     finally:
         hub.emit = real_emit  # type: ignore[method-assign]
-    again = await rejoin[0]
     assert again["participantId"] == first["participantId"]
     assert sorted(p["userId"] for p in again["participants"]) == ["user-lag", "user-peer"]
     view = replay(me.events)
@@ -549,8 +577,8 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
     assert view.ids == set(await stack.participants()) - {first["participantId"]}
     assert me.named("participant-joined", mark) == []
     # Still in step afterwards.
-    await peer.call("leave-meeting", {})
-    left = await me.wait_for("participant-left", start=mark)
+    await peer.emit_with_ack("leave-meeting", {})
+    left = await me.wait_for_event("participant-left", start=mark)
     assert left["userId"] == "user-peer"
 
 
@@ -567,7 +595,7 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
     host, victim, newer = clients("host"), clients("victim"), clients("newer")
     for client in (host, victim, newer):
         await client.connect(stack.url)
-    await host.join("user-1-id")  # the meeting's creator: its host
+    await join(host, "user-1-id")  # the meeting's creator: its host
     hub = stack.edge.hub
     real_emit = hub.emit
     removed: list[str] = []
@@ -576,20 +604,20 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
         if event == "meeting-joined" and kwargs.get("to") == victim.sio.get_sid() and not removed:
             removed.append(data["participantId"])
             if removal == "kicked":
-                ack = await host.call("kick-participant", {"participantId": data["participantId"]})
+                ack = await host.emit_with_ack("kick-participant", {"participantId": data["participantId"]})
                 assert ack["success"], ack
             else:
-                await newer.join("user-victim")
+                await join(newer, "user-victim")
             # The relay has applied the removal once the host hears of it.
             pid = data["participantId"]
-            await host.wait_for("participant-left", lambda d: d["participantId"] == pid)
+            await host.wait_for_event("participant-left", lambda d: d["participantId"] == pid)
             assert pid not in hub.relays[OPEN].view
         await real_emit(event, data, **kwargs)
 
     hub.emit = removal_first  # type: ignore[method-assign]
     try:
         mark = len(victim.events)
-        ack = await victim.call(
+        ack = await victim.emit_with_ack(
             "join-meeting", {"meetingId": OPEN, "userId": "user-victim", "userName": "Victim"}
         )
         assert ack["success"], ack
@@ -597,11 +625,11 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
         hub.emit = real_emit  # type: ignore[method-assign]
     (victim_pid,) = removed
     if removal == "kicked":
-        told = await victim.wait_for("kicked", start=mark)
+        told = await victim.wait_for_event("kicked", start=mark)
         assert told == {"meetingId": OPEN, "participantId": victim_pid, "reason": "kicked"}
         assert [d for d in victim.named("participant-left", mark) if d["participantId"] == victim_pid] == []
     else:
-        told = await victim.wait_for(
+        told = await victim.wait_for_event(
             "participant-left", lambda d: d["participantId"] == victim_pid, start=mark
         )
         assert told["reason"] == "replaced"
@@ -610,7 +638,7 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
     relay = hub.relays[OPEN]
     assert victim.sio.get_sid() not in relay.members and victim.sio.get_sid() not in relay.pending
     after = len(victim.events)
-    assert (await host.call("chat-message", {"text": "still here?"}))["success"]
-    await host.wait_for("chat-message", lambda d: d["text"] == "still here?")
-    await quiet(victim, "chat-message", after, within=0.3)
+    assert (await host.emit_with_ack("chat-message", {"text": "still here?"}))["success"]
+    await host.wait_for_event("chat-message", lambda d: d["text"] == "still here?")
+    await victim.expect_no_event("chat-message", within=0.3, start=after)
     assert victim_pid not in await stack.participants()

@@ -14,8 +14,9 @@ import pytest
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from room_service.store.memory import MemoryStore
-from tests.faults.helpers import wait_until
+from tests.support.room import room_snapshot
 from tests.support.room_rpc import OPEN, join_request, room_service_app
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,8 +58,7 @@ async def test_signals_reach_an_edge_reaped_while_its_stream_survived() -> None:
             beating = asyncio.create_task(keep_live())
 
             async def reaped() -> bool:
-                listed = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=OPEN), timeout=5)
-                return [p.user_id for p in listed.snapshot.participants] == ["bob"]
+                return [p.user_id for p in (await room_snapshot(stub, OPEN)).participants] == ["bob"]
 
             await wait_until(reaped, within=15, what="edge-frozen reaped")
             # The edge thaws: it announces itself again and its socket joins anew.

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import pytest
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from meeting_common.rpc_status import error_code_from
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
+from tests.support.room import join, join_payload, refused, room_snapshot, truth
+from tests.support.room_rpc import rpc_refused
 
 MEETING = "internal-api-meeting"
 CREATOR = "creator-user"
@@ -31,17 +31,6 @@ async def _upsert(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING, **fi
     return reply.meeting
 
 
-async def _join(
-    client: JsClient, edge: EdgeProcess, user_id: str, meeting_id: str = MEETING, password: str | None = None
-) -> dict[str, Any]:
-    if not client.connected:
-        await client.connect(edge.url, transports=["websocket"])
-    payload = {"meetingId": meeting_id, "userId": user_id, "userName": user_id.title()}
-    if password is not None:
-        payload["meeting_password"] = password
-    return dict(await client.emit_with_ack("join-meeting", payload))
-
-
 async def _room(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> tuple[dict[str, JsClient], dict[str, str]]:
@@ -50,17 +39,12 @@ async def _room(
     clients = {"alice": js.client("alice"), "bob": js.client("bob"), "carol": js.client("carol")}
     pids = {}
     for (name, client), where in zip(clients.items(), (edge, edge2, edge), strict=True):
-        ack = await _join(client, where, name)
+        ack = await join(client, name, MEETING, url=where.url)
         assert ack["success"] is True, ack
         pids[name] = ack["participantId"]
     await clients["alice"].wait_for_event("participant-joined", lambda d: d["participantId"] == pids["carol"])
     await clients["bob"].wait_for_event("participant-joined", lambda d: d["participantId"] == pids["carol"])
     return clients, pids
-
-
-def _code(exc: pytest.ExceptionInfo[grpc.aio.AioRpcError]) -> tuple[grpc.StatusCode, str | None]:
-    reason = error_code_from(exc.value.trailing_metadata())
-    return exc.value.code(), reason.value if reason else None
 
 
 async def test_upsert_and_get_meeting(
@@ -80,28 +64,34 @@ async def test_upsert_and_get_meeting(
 
     # Sockets see the meeting as registered: its password and its capacity apply.
     a, b, c = js.client("a"), js.client("b"), js.client("c")
-    refused = await _join(a, edge, "a-user", password="wrong")
-    assert refused["error"]["code"] == "INVALID_PASSWORD"
-    joined = await _join(a, edge, "a-user", password="s3cret!")
+    await a.connect(edge.url, transports=["websocket"])
+    wrong = join_payload("a-user", MEETING, meeting_password="wrong")
+    await refused(a, "join-meeting", wrong, "INVALID_PASSWORD")
+    joined = await join(a, "a-user", MEETING, meeting_password="s3cret!")
     assert joined["meeting"]["meeting_name"] == "Board"
     assert joined["meeting"]["has_password"] is True
     assert "password" not in joined["meeting"]
-    assert (await _join(b, edge, "b-user", password="s3cret!"))["success"] is True
-    full = await _join(c, edge, "c-user", password="s3cret!")
-    assert full["error"]["code"] == "ROOM_FULL"
+    assert (await join(b, "b-user", MEETING, url=edge.url, meeting_password="s3cret!"))["success"] is True
+    await c.connect(edge.url, transports=["websocket"])
+    full = join_payload("c-user", MEETING, meeting_password="s3cret!")
+    await refused(c, "join-meeting", full, "ROOM_FULL")
 
     # Replacing keeps created_at and changes what later joiners see.
     again = await _upsert(stub, meeting_name="Board (renamed)", max_participants=3)
     assert again.created_at == got.created_at and again.has_password is False
-    renamed = await _join(c, edge, "c-user")
+    renamed = await join(c, "c-user", MEETING)
     assert renamed["success"] is True and renamed["meeting"]["meeting_name"] == "Board (renamed)"
 
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.GetMeeting(pb.GetMeetingRequest(meeting_id="no-such-meeting"), timeout=10)
-    assert _code(missing) == (grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND")
-    with pytest.raises(grpc.aio.AioRpcError) as invalid:
-        await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(id="")), timeout=10)
-    assert _code(invalid) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
+    await rpc_refused(
+        stub.GetMeeting(pb.GetMeetingRequest(meeting_id="no-such-meeting"), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
+    await rpc_refused(
+        stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(id="")), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAYLOAD",
+    )
 
 
 async def test_list_rooms_and_participants_follow_the_sockets(
@@ -111,9 +101,7 @@ async def test_list_rooms_and_participants_follow_the_sockets(
     rooms = {r.meeting.id: r for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert rooms[MEETING].participant_count == 3
     assert rooms[MEETING].meeting.meeting_name == "Internal"
-    snapshot = (
-        await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=10)
-    ).snapshot
+    snapshot = await room_snapshot(stub, MEETING)
     listed = {p.participant_id: p for p in snapshot.participants}
     assert set(listed) == set(pids.values())
     assert listed[pids["bob"]].user_id == "bob" and listed[pids["bob"]].socket_id == clients["bob"].sid
@@ -122,10 +110,7 @@ async def test_list_rooms_and_participants_follow_the_sockets(
 
     await clients["bob"].disconnect()
     await clients["alice"].wait_for_event("participant-left", lambda d: d["participantId"] == pids["bob"])
-    snapshot = (
-        await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=10)
-    ).snapshot
-    assert {p.participant_id for p in snapshot.participants} == {pids["alice"], pids["carol"]}
+    assert await truth(stub, MEETING) == {pids["alice"], pids["carol"]}
     rooms = {r.meeting.id: r for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert rooms[MEETING].participant_count == 2
 
@@ -133,9 +118,11 @@ async def test_list_rooms_and_participants_follow_the_sockets(
         await client.emit_with_ack("leave-meeting", {})
     rooms = {r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert MEETING not in rooms  # an empty room is not listed
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="no-such-meeting"), timeout=10)
-    assert _code(missing) == (grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND")
+    await rpc_refused(
+        stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="no-such-meeting"), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
 
 
 async def test_moderator_mute_reaches_every_socket_including_the_muted(
@@ -153,12 +140,12 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
         )
         assert (update.data["audio"], update.data["video"]) == (False, True)
         assert update.data["changedBy"] is None
-    late = await _join(js.client("late"), edge2, "late")
+    late = await join(js.client("late"), "late", MEETING, url=edge2.url)
     assert next(p for p in late["participants"] if p["participantId"] == pids["bob"])["audio"] is False
 
     # A participant may not change someone else's media through the API either.
-    with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await stub.UpdateMediaState(
+    await rpc_refused(
+        stub.UpdateMediaState(
             pb.UpdateMediaStateRequest(
                 meeting_id=MEETING,
                 participant_id=pids["bob"],
@@ -166,14 +153,18 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
                 requested_by_participant_id=pids["alice"],
             ),
             timeout=10,
-        )
-    assert _code(denied) == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
-    with pytest.raises(grpc.aio.AioRpcError) as gone:
-        await stub.UpdateMediaState(
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "FORBIDDEN",
+    )
+    await rpc_refused(
+        stub.UpdateMediaState(
             pb.UpdateMediaStateRequest(meeting_id=MEETING, participant_id="participant-ghost", audio=False),
             timeout=10,
-        )
-    assert _code(gone) == (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )
 
 
 async def test_remove_participant_kicks_the_socket(
@@ -181,14 +172,17 @@ async def test_remove_participant_kicks_the_socket(
 ) -> None:
     clients, pids = await _room(edge, edge2, js, stub)
     marks = {name: c.mark() for name, c in clients.items()}
-    with pytest.raises(grpc.aio.AioRpcError) as denied:  # on behalf of a non-host
-        await stub.RemoveParticipant(
+    # on behalf of a non-host
+    await rpc_refused(
+        stub.RemoveParticipant(
             pb.RemoveParticipantRequest(
                 meeting_id=MEETING, participant_id=pids["bob"], requested_by_participant_id=pids["alice"]
             ),
             timeout=10,
-        )
-    assert _code(denied) == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "FORBIDDEN",
+    )
 
     reply = await stub.RemoveParticipant(
         pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"]), timeout=10
@@ -207,22 +201,26 @@ async def test_remove_participant_kicks_the_socket(
     await clients["carol"].wait_for_event("chat-message", lambda d: d["text"] == "bye bob")
     await clients["bob"].expect_no_event("chat-message", within=0.5, start=after)
 
-    with pytest.raises(grpc.aio.AioRpcError) as again:
-        await stub.RemoveParticipant(
+    await rpc_refused(
+        stub.RemoveParticipant(
             pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"]), timeout=10
-        )
-    assert _code(again) == (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )
 
 
 async def test_end_meeting_closes_the_room_on_every_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     clients, pids = await _room(edge, edge2, js, stub)
-    with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await stub.EndMeeting(
+    await rpc_refused(
+        stub.EndMeeting(
             pb.EndMeetingRequest(meeting_id=MEETING, requested_by_participant_id=pids["bob"]), timeout=10
-        )
-    assert _code(denied) == (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "FORBIDDEN",
+    )
     marks = {name: c.mark() for name, c in clients.items()}
 
     reply = await stub.EndMeeting(pb.EndMeetingRequest(meeting_id=MEETING), timeout=10)
@@ -231,10 +229,11 @@ async def test_end_meeting_closes_the_room_on_every_edge(
         ended = await client.wait_for_event("meeting-ended", start=marks[name])
         assert ended.data == {"meetingId": MEETING, "endedBy": None}
         assert client.events_named("participant-left", start=marks[name]) == []
-    late = await _join(js.client("late"), edge2, "late")
-    assert late["error"]["code"] == "MEETING_NOT_ACTIVE"
-    refused = await clients["alice"].emit_with_ack("update-media", {"audio": False})
-    assert refused["error"]["code"] == "NOT_IN_MEETING"
+    late = js.client("late")
+    await late.connect(edge2.url, transports=["websocket"])
+    await refused(late, "join-meeting", join_payload("late", MEETING), "MEETING_NOT_ACTIVE")
+    not_in = await clients["alice"].emit_with_ack("update-media", {"audio": False})
+    assert not_in["error"]["code"] == "NOT_IN_MEETING"
     assert MEETING not in {
         r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms
     }
@@ -242,9 +241,11 @@ async def test_end_meeting_closes_the_room_on_every_edge(
     await stub.EndMeeting(pb.EndMeetingRequest(meeting_id=MEETING), timeout=10)
     await clients["alice"].expect_no_event("meeting-ended", within=0.5, start=marks["alice"] + 1)
     assert len(clients["alice"].events_named("meeting-ended", start=marks["alice"])) == 1
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.EndMeeting(pb.EndMeetingRequest(meeting_id="no-such-meeting"), timeout=10)
-    assert _code(missing) == (grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND")
+    await rpc_refused(
+        stub.EndMeeting(pb.EndMeetingRequest(meeting_id="no-such-meeting"), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "MEETING_NOT_FOUND",
+    )
 
 
 async def test_send_chat_and_signal_on_behalf_of_a_participant(
@@ -274,6 +275,8 @@ async def test_send_chat_and_signal_on_behalf_of_a_participant(
     await clients["carol"].expect_no_event("webrtc-offer", within=0.3, start=marks["carol"])
 
     signal.target_participant_id = "participant-ghost"
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=10)
-    assert _code(refused) == (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
+    await rpc_refused(
+        stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=10),
+        grpc.StatusCode.NOT_FOUND,
+        "NOT_IN_MEETING",
+    )

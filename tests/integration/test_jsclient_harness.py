@@ -20,11 +20,13 @@ from aiohttp import web
 from tests.support.jsclient import (
     AckTimeoutError,
     EventTimeoutError,
+    JsClient,
     JsClientPool,
     JsCommandError,
     JsHarnessError,
 )
 from tests.support.processes import ManagedProcess, ProcessError, msg_is
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -182,15 +184,20 @@ async def test_broadcast_reaches_many_clients_in_one_driver(
     assert len(listing) == 40 and all(entry["connected"] for entry in listing)
 
 
+async def _welcomed(pool: JsClientPool, server: EchoServer, transports: list[str]) -> tuple[JsClient, str]:
+    """A client connected to the echo server, which has greeted it; and its server-side sid."""
+    c = pool.client()
+    await c.connect(server.url, transports=transports)
+    await c.wait_for_event("welcome")
+    return c, server.connects[-1]
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
 async def test_drop_reset_makes_the_server_see_a_disconnect(
     echo_server: EchoServer, pool: JsClientPool, transports: list[str]
 ) -> None:
-    c = pool.client()
-    await c.connect(echo_server.url, transports=transports)
-    await c.wait_for_event("welcome")
-    sid = echo_server.connects[-1]
+    c, sid = await _welcomed(pool, echo_server, transports)
     await c.drop()  # mode "reset"
     reason = await echo_server.wait_disconnect(sid, timeout=10)
     if transports == ["websocket"]:
@@ -208,10 +215,7 @@ async def test_drop_reset_makes_the_server_see_a_disconnect(
 async def test_drop_blackhole_is_noticed_by_ping_timeout(
     echo_server: EchoServer, pool: JsClientPool, transports: list[str]
 ) -> None:
-    c = pool.client()
-    await c.connect(echo_server.url, transports=transports)
-    await c.wait_for_event("welcome")
-    sid = echo_server.connects[-1]
+    c, sid = await _welcomed(pool, echo_server, transports)
     mark = c.mark()
     await c.drop("blackhole")
     await echo_server.sio.emit("echo", "into the void", to=sid)
@@ -314,6 +318,12 @@ FAKE_SERVICE = textwrap.dedent(
 )
 
 
+def _state(proc: ManagedProcess) -> str:
+    """The process state letter from /proc (T: stopped)."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
 def fake(*args: str, ready: str | None = "room service ready") -> ManagedProcess:
     return ManagedProcess(
         "fake", [sys.executable, "-c", FAKE_SERVICE, *args], ready_msg=ready, ready_timeout=10
@@ -330,12 +340,21 @@ async def test_managed_process_lifecycle() -> None:
         assert tick.record["n"] >= 3
         assert any(line.stream == "stdout" and line.record.get("unparsed") for line in proc.lines)
 
-        proc.stop()  # SIGSTOP: no more ticks
-        await asyncio.sleep(0.3)  # let in-flight output drain before taking the mark
+        proc.freeze()  # SIGSTOP: no more ticks
+        seen = -1
+
+        def frozen_and_drained() -> bool:
+            # Stopped (state T), and the lines it wrote before are all read: none came in
+            # since the last look.
+            nonlocal seen
+            drained, seen = len(proc.lines) == seen, len(proc.lines)
+            return _state(proc) == "T" and drained
+
+        await wait_until(frozen_and_drained, within=5, interval=0.1, what="stopped with its output read")
         frozen = proc.mark()
         with pytest.raises(ProcessError, match="no matching log line"):
             await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=0.5)
-        proc.cont()
+        proc.thaw()
         await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=5)
     assert proc.returncode == 0
     assert proc.logs_matching(msg_is("shutting down", signal="SIGTERM"))
@@ -345,7 +364,7 @@ async def test_managed_process_lifecycle() -> None:
 async def test_managed_process_terminate_while_stopped_and_kill_after_grace() -> None:
     stopped = fake()
     await stopped.start()
-    stopped.stop()
+    stopped.freeze()
     assert await stopped.terminate(grace=5) == 0  # SIGCONT is sent after SIGTERM
 
     stubborn = fake("--ignore-term")

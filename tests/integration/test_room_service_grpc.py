@@ -19,7 +19,8 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings
-from tests.support.room_rpc import join_request, reason_of, refused
+from tests.support.room_rpc import join_request, reason_of, rpc_refused
+from tests.support.timing import nothing_arrives
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,9 +86,7 @@ class Watch:
         return item.event
 
     async def nothing(self, within: float = 0.3) -> None:
-        with contextlib.suppress(TimeoutError):
-            item = await asyncio.wait_for(self.items.get(), within)
-            raise AssertionError(f"unexpected stream item {item}")
+        await nothing_arrives(self.items.get, within=within, what="stream item")
 
     async def close(self) -> None:
         self.call.cancel()
@@ -124,21 +123,21 @@ async def test_upsert_meeting_then_join_with_its_password(stub: pb_grpc.RoomServ
     assert b"s3cret" not in stored.SerializeToString()
     joined = await stub.Join(join_request("ceo", "board", password="s3cret"))
     assert joined.participant.permissions.can_record
-    await refused(stub.Join(join_request("guest", "board", password="S3cret")),
+    await rpc_refused(stub.Join(join_request("guest", "board", password="S3cret")),
                   grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")  # fmt: skip
 
 
 async def test_meeting_errors_carry_their_stable_code(stub: pb_grpc.RoomServiceStub) -> None:
-    error = await refused(
+    error = await rpc_refused(
         stub.GetMeeting(pb.GetMeetingRequest(meeting_id="nope")),
         grpc.StatusCode.NOT_FOUND,
         "MEETING_NOT_FOUND",
     )
     assert error.details() == "Meeting not found"
-    await refused(
+    await rpc_refused(
         stub.GetMeeting(pb.GetMeetingRequest()), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
     )
-    await refused(
+    await rpc_refused(
         stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(meeting_name="no id"))),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_PAYLOAD",
@@ -170,27 +169,29 @@ async def test_join_returns_the_others_the_position_and_the_seed_permissions(
 
 
 async def test_join_refusals_map_to_status_and_reason(stub: pb_grpc.RoomServiceStub) -> None:
-    error = await refused(stub.Join(join_request("u", LOCKED, password="nope")),
+    error = await rpc_refused(stub.Join(join_request("u", LOCKED, password="nope")),
                           grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")  # fmt: skip
     assert error.details() == "Invalid meeting password"
-    await refused(stub.Join(join_request("u", LOCKED)), grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")
-    error = await refused(
+    await rpc_refused(
+        stub.Join(join_request("u", LOCKED)), grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD"
+    )
+    error = await rpc_refused(
         stub.Join(join_request("u", "ghost")), grpc.StatusCode.NOT_FOUND, "MEETING_NOT_FOUND"
     )
     assert error.details() == "Meeting not found"
     ended = pb.Meeting(id="over", status=pb.MEETING_STATUS_ENDED)
     await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=ended))
-    await refused(
+    await rpc_refused(
         stub.Join(join_request("u", "over")), grpc.StatusCode.FAILED_PRECONDITION, "MEETING_NOT_ACTIVE"
     )
-    await refused(stub.Join(join_request("")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
-    await refused(
+    await rpc_refused(stub.Join(join_request("")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
+    await rpc_refused(
         stub.Join(join_request("u", socket_id="")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
     )
     small = pb.Meeting(id="small", status=pb.MEETING_STATUS_LIVE, max_participants=1)
     await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=small))
     await stub.Join(join_request("a", "small"))
-    await refused(stub.Join(join_request("b", "small")), grpc.StatusCode.RESOURCE_EXHAUSTED, "ROOM_FULL")
+    await rpc_refused(stub.Join(join_request("b", "small")), grpc.StatusCode.RESOURCE_EXHAUSTED, "ROOM_FULL")
     # Nothing of the above changed the open room.
     listed = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=OPEN))
     assert listed.snapshot.participants == []
@@ -219,14 +220,14 @@ async def test_leave_list_participants_and_list_rooms(stub: pb_grpc.RoomServiceS
     snapshot = (await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=OPEN))).snapshot
     assert [p.participant_id for p in snapshot.participants] == [one.participant.participant_id]
     assert snapshot.position == left.position
-    await refused(
+    await rpc_refused(
         stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=two.participant.participant_id)),
         grpc.StatusCode.NOT_FOUND,
         "NOT_IN_MEETING",
     )
     await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
     assert (await stub.ListRooms(pb.ListRoomsRequest())).rooms == []
-    await refused(
+    await rpc_refused(
         stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="ghost")),
         grpc.StatusCode.NOT_FOUND,
         "MEETING_NOT_FOUND",
@@ -393,7 +394,9 @@ async def test_heartbeat_reports_whether_the_edge_was_known(stub: pb_grpc.RoomSe
     first = await stub.Heartbeat(pb.HeartbeatRequest(edge_id="edge-hb"))
     assert not first.known and first.lease_seconds > 0
     assert (await stub.Heartbeat(pb.HeartbeatRequest(edge_id="edge-hb"))).known
-    await refused(stub.Heartbeat(pb.HeartbeatRequest()), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
+    await rpc_refused(
+        stub.Heartbeat(pb.HeartbeatRequest()), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
+    )
 
 
 # -- health and reflection ----------------------------------------------------------------
@@ -431,4 +434,4 @@ async def test_out_of_range_timestamps_are_invalid_argument_not_internal(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.UpsertMeeting(request, timeout=5)
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert error_code_from(caught.value.trailing_metadata()) == "INVALID_PAYLOAD"
+        assert error_code_from(caught.value) == "INVALID_PAYLOAD"

@@ -17,7 +17,7 @@ PROMTOOL_TESTS = Path(__file__).with_name("promtool") / "alerts_test.yaml"
 _GRPC_FAMILIES = ("started_total", "handled_total", "msg_received_total", "msg_sent_total")
 _HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
-# The metric names the tiers export (issue 5); dashboards and alerts may use only these.
+# The metric names the tiers export; dashboards and alerts may use only these.
 KNOWN_METRICS: frozenset[str] = frozenset(
     {
         "up",

@@ -17,15 +17,14 @@ from tests.support.prometheus import (
     ROOM_SERVICE_JOB,
     RULES_FILE,
     PrometheusServer,
-    TrafficIds,
     alert_rules,
-    drive_traffic,
     fill_variables,
     has_finite_value,
     load_dashboard,
     panel_queries,
     require_tool,
 )
+from tests.support.traffic import TrafficIds, drive_traffic
 
 # What the Prometheus Operator adds to every target of a ServiceMonitor; the dashboard's
 # `namespace` variable lists its values.

@@ -15,15 +15,14 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess
 from tests.support.prometheus import (
-    OPEN_MEETING,
     Exposition,
-    TrafficIds,
-    drive_traffic,
     http_get_text,
     parse_exposition,
     promtool_check_metrics,
     require_tool,
 )
+from tests.support.room import MEETING
+from tests.support.traffic import TrafficIds, drive_traffic
 
 # Units other than the base ones (seconds, bytes, ratios) as a name component.
 _NON_BASE_UNITS = re.compile(
@@ -68,7 +67,7 @@ def _check_labels(source: str, exposition: Exposition, ids: set[str]) -> list[st
 
 async def _open_watch(stub: pb_grpc.RoomServiceStub) -> tuple[Any, asyncio.Task[None]]:
     """Opens WatchRoom on the demo room and keeps reading it in the background."""
-    call: Any = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=OPEN_MEETING))
+    call: Any = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=MEETING))
     first = await asyncio.wait_for(call.read(), timeout=10)
     assert first is not grpc.aio.EOF, "WatchRoom ended at once"  # type: ignore[attr-defined]
 
@@ -139,7 +138,7 @@ async def test_expositions_after_traffic_pass_promtool_and_the_naming_rules(
             problems.append(f"{source}: promtool check metrics exited {code}:\n{output}")
         problems += _check_names(source, exposition)
         problems += _check_labels(source, exposition, ids.values)
-    assert ids.values >= {OPEN_MEETING, "ops-alice-expo"} and len(ids.values) >= 10, ids.values
+    assert ids.values >= {MEETING, "ops-alice-expo"} and len(ids.values) >= 10, ids.values
     assert not problems, "\n".join(problems)
 
 

@@ -30,14 +30,14 @@ def token(
     *,
     key: Any = HS_SECRET,
     algorithm: str = "HS256",
-    expires_in: float | None = 3600,
+    expires_in: float | None = 300,
     issuer: str | None = ISSUER,
     audience: str | None = AUDIENCE,
     kid: str | None = None,
     **claims: Any,
 ) -> str:
-    """A signed JWT; pass None to leave a standard claim out. Valid for an hour by default:
-    parametrized tests make theirs at collection, long before a busy suite runs them."""
+    """A signed JWT; pass None to leave a standard claim out. Make tokens in the test that
+    uses them (not at collection), so that their five minutes cover the test."""
     now = int(time.time())
     payload: dict[str, Any] = {"iat": now, **claims}
     if sub is not None:

@@ -4,7 +4,7 @@ binds the socket to one userId."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +13,24 @@ import pytest
 
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
 from tests.support.processes import EdgeProcess, ManagedProcess, RoomServiceProcess, edge_argv, start_edge
+from tests.support.room import join, join_payload, refused
 
 from . import keys
 
 pytestmark = pytest.mark.timeout(120)
 
-MEETING = "test-meeting-123"
 JWT_ARGS = ("--auth-mode", "jwt", "--jwt-issuer", keys.ISSUER, "--jwt-audience", keys.AUDIENCE)
 
 
 @pytest.fixture
 async def jwt_edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
     """An edge in jwt mode with the HS256 secret given by environment variable."""
-    proc = await start_edge(
-        room_service.grpc_address,
-        *JWT_ARGS,
-        "--jwt-leeway-seconds",
-        "5",
-        env={"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET},
-        name="edge-jwt",
-    )
-    try:
+    args, env = (*JWT_ARGS, "--jwt-leeway-seconds", "5"), {"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET}
+    async with await start_edge(room_service.grpc_address, *args, env=env, name="edge-jwt") as proc:
         yield proc
-    finally:
-        await proc.terminate()
 
 
-async def refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:
+async def connect_refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:
     """Connects expecting a refusal; returns the connect_error payload."""
     options: dict[str, Any] = {"transports": ["websocket"]}
     if auth is not None:
@@ -55,9 +46,7 @@ async def refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> di
 async def test_valid_token_joins_with_its_subject_and_name(jwt_edge: EdgeProcess, js: JsClientPool) -> None:
     a = js.client("a")
     await a.connect(jwt_edge.url, auth={"token": keys.token("user-1-id", name="Alice From Token")})
-    reply = await a.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-1-id", "userName": "Typed Name"}
-    )
+    reply = await join(a, "user-1-id", name="Typed Name")
     assert reply["success"] is True, reply
     assert reply["participant"]["userId"] == "user-1-id"
     # The verified name claim wins over whatever the client typed.
@@ -65,9 +54,7 @@ async def test_valid_token_joins_with_its_subject_and_name(jwt_edge: EdgeProcess
 
     b = js.client("b")
     await b.connect(jwt_edge.url, auth={"token": keys.token("user-2-id")})
-    joined = await b.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-2-id", "userName": "Bob"}
-    )
+    joined = await join(b, "user-2-id", name="Bob")
     assert joined["success"] is True
     assert [p["userName"] for p in joined["participants"]] == ["Alice From Token"]
     # Without a name claim the payload's userName is used.
@@ -80,63 +67,67 @@ async def test_join_as_another_user_is_forbidden_and_changes_nothing(
 ) -> None:
     watcher = js.client("watcher")
     await watcher.connect(jwt_edge.url, auth={"token": keys.token("user-9-id")})
-    ok = await watcher.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-9-id", "userName": "Watcher"}
-    )
+    ok = await join(watcher, "user-9-id", name="Watcher")
     assert ok["success"] is True
 
     mallory = js.client("mallory")
     await mallory.connect(jwt_edge.url, auth={"token": keys.token("user-2-id")})
-    reply = await mallory.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-1-id", "userName": "Not Me"}
-    )
-    assert reply["success"] is False
-    assert reply["error"]["code"] == "FORBIDDEN"
-    error = await mallory.wait_for_event("error")
-    assert error.data["code"] == "FORBIDDEN"
+    await refused(mallory, "join-meeting", join_payload("user-1-id", name="Not Me"), "FORBIDDEN")
     await watcher.expect_no_event("participant-joined", within=1.0)
     # The socket stays usable: joining as itself works.
-    again = await mallory.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "user-2-id", "userName": "Me"}
-    )
+    again = await join(mallory, "user-2-id", name="Me")
     assert again["success"] is True
 
 
 @pytest.mark.parametrize(
-    ("case", "auth", "message"),
+    ("case", "make_auth", "message"),
     [
-        ("missing", None, "Authentication token is required"),
-        ("empty", {"token": ""}, "Authentication token is required"),
-        ("not a string", {"token": 12345}, "Authentication token is required"),
-        ("garbage", {"token": "not-a-jwt"}, "Token is malformed"),
-        ("expired", {"token": keys.token(expires_in=-60)}, "Token has expired"),
+        ("missing", lambda: None, "Authentication token is required"),
+        ("empty", lambda: {"token": ""}, "Authentication token is required"),
+        ("not a string", lambda: {"token": 12345}, "Authentication token is required"),
+        ("garbage", lambda: {"token": "not-a-jwt"}, "Token is malformed"),
+        ("expired", lambda: {"token": keys.token(expires_in=-60)}, "Token has expired"),
         (
             "wrong key",
-            {"token": keys.token(key="another-secret-another-secret-1234")},
+            lambda: {"token": keys.token(key="another-secret-another-secret-1234")},
             "Token signature is invalid",
         ),
-        ("wrong audience", {"token": keys.token(audience="billing")}, "Token audience is not accepted"),
+        (
+            "wrong audience",
+            lambda: {"token": keys.token(audience="billing")},
+            "Token audience is not accepted",
+        ),
         (
             "wrong issuer",
-            {"token": keys.token(issuer="https://evil.invalid")},
+            lambda: {"token": keys.token(issuer="https://evil.invalid")},
             "Token issuer is not accepted",
         ),
-        ("no expiry", {"token": keys.token(expires_in=None)}, "Token lacks the exp claim"),
-        ("no subject", {"token": keys.token(sub=None)}, "Token lacks the sub claim"),
-        ("not yet valid", {"token": keys.token(nbf=9_999_999_999)}, "Token is not valid yet"),
+        ("no expiry", lambda: {"token": keys.token(expires_in=None)}, "Token lacks the exp claim"),
+        ("no subject", lambda: {"token": keys.token(sub=None)}, "Token lacks the sub claim"),
+        ("not yet valid", lambda: {"token": keys.token(nbf=9_999_999_999)}, "Token is not valid yet"),
         (
             "alg none",
-            {"token": jwt.encode({"sub": "u", "exp": 9_999_999_999}, None, algorithm="none")},
+            lambda: {"token": jwt.encode({"sub": "u", "exp": 9_999_999_999}, None, algorithm="none")},
             "Token algorithm is not accepted",
         ),
-        ("bad subject", {"token": keys.token(sub="has space")}, "Token subject is not a valid user id"),
+        (
+            "bad subject",
+            lambda: {"token": keys.token(sub="has space")},
+            "Token subject is not a valid user id",
+        ),
     ],
 )
 async def test_bad_tokens_are_refused_with_a_reason(
-    jwt_edge: EdgeProcess, js: JsClientPool, case: str, auth: dict[str, Any] | None, message: str
+    jwt_edge: EdgeProcess,
+    js: JsClientPool,
+    case: str,
+    make_auth: Callable[[], dict[str, Any] | None],
+    message: str,
 ) -> None:
+    # Tokens are made now, not at collection: one minted then could expire meanwhile and
+    # be refused for its expiry instead of the flaw under test.
     client = js.client(case.replace(" ", "-"))
-    data = await refused(client, jwt_edge.url, auth)
+    data = await connect_refused(client, jwt_edge.url, make_auth())
     assert data["message"] == message
     assert data["data"] == {"code": "UNAUTHENTICATED", "message": message}
     assert not client.events_named("connect")
@@ -146,14 +137,15 @@ async def test_expiry_leeway_admits_a_token_just_expired(jwt_edge: EdgeProcess, 
     # Expired 2 s ago, the leeway is 5 s: clocks that disagree a little still work.
     client = js.client("skewed")
     await client.connect(jwt_edge.url, auth={"token": keys.token(expires_in=-2)}, transports=["websocket"])
+    assert client.connected and not client.events_named("connect_error")
+    joined = await join(client, "user-1-id")
+    assert joined["participant"]["userId"] == "user-1-id"
 
 
 async def test_dev_mode_needs_no_token(edge: EdgeProcess, js: JsClientPool) -> None:
     client = js.client("dev")
     await client.connect(edge.url)
-    reply = await client.emit_with_ack(
-        "join-meeting", {"meetingId": MEETING, "userId": "anyone", "userName": "Anyone"}
-    )
+    reply = await join(client, "anyone", name="Anyone")
     assert reply["success"] is True
 
 
@@ -179,17 +171,17 @@ async def test_public_keys_from_jwks_file_and_pem(
         await js.client("pem").connect(e2.url, auth={"token": ok_es}, transports=["websocket"])
 
         unknown_kid = keys.token("x", key=stranger, algorithm="RS256", kid="rsa-2")
-        data = await refused(js.client("kid"), e1.url, {"token": unknown_kid})
+        data = await connect_refused(js.client("kid"), e1.url, {"token": unknown_kid})
         assert data["data"]["code"] == "UNAUTHENTICATED"
         wrong_key = keys.token("x", key=stranger, algorithm="RS256", kid="rsa-1")
-        data = await refused(js.client("forged"), e1.url, {"token": wrong_key})
+        data = await connect_refused(js.client("forged"), e1.url, {"token": wrong_key})
         assert data["message"] == "Token signature is invalid"
         # Algorithm confusion: an HS256 token "signed" with the public key as its secret.
         confused = keys.hs256_forged(
             {"sub": "x", "exp": 9_999_999_999, "iss": keys.ISSUER, "aud": keys.AUDIENCE},
             keys.public_pem(ec_key),
         )
-        data = await refused(js.client("confused"), e2.url, {"token": confused})
+        data = await connect_refused(js.client("confused"), e2.url, {"token": confused})
         assert data["message"] == "Token algorithm is not accepted"
 
 

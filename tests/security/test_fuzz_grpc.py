@@ -209,7 +209,7 @@ async def check(rig: Rig, method: d.MethodDescriptor, payload: bytes, *, raw: bo
         assert raw and ("decodeerror" in details or "deserializ" in details), (method.name, payload, details)
         label = f"{code.name}/not protobuf"
     elif code is not grpc.StatusCode.OK:
-        reason = error_code_from(exc.trailing_metadata())
+        reason = error_code_from(exc)
         assert reason is not None, (method.name, payload, code, exc.details())
         assert exc.details(), (method.name, payload)
         label = f"{code.name}/{reason.value}"

@@ -28,10 +28,10 @@ import socketio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge
+from tests.support.room import room_snapshot
 
 MEETING = "test-meeting-123"
 EVENTS = (
@@ -139,9 +139,7 @@ class Rig:
 
     async def room(self) -> tuple[Any, ...]:
         """What must not change: roster with media, and the event position."""
-        snap = (
-            await self.stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=5)
-        ).snapshot
+        snap = await room_snapshot(self.stub, MEETING)
         people = sorted((p.participant_id, p.user_id, p.user_name, str(p.media)) for p in snap.participants)
         return (tuple(people), snap.position.sequence, snap.position.epoch)
 
@@ -162,14 +160,8 @@ async def _client(url: str) -> socketio.AsyncClient:
 @pytest.fixture
 async def rig(room_service: RoomServiceProcess) -> AsyncIterator[Rig]:
     # High rate limits: the fuzzer must reach the handlers, not the limiter.
-    edge = await start_edge(
-        room_service.grpc_address,
-        "--events-per-second",
-        "100000",
-        "--event-burst",
-        "100000",
-        name="edge-fuzz",
-    )
+    unlimited = ("--events-per-second", "100000", "--event-burst", "100000")
+    edge = await start_edge(room_service.grpc_address, *unlimited, name="edge-fuzz")
     channel = grpc.aio.insecure_channel(room_service.grpc_address)
     host = await _client(edge.url)
     fuzzer = await _client(edge.url)

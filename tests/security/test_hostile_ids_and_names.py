@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from meeting.v1 import room_service_pb2 as pb
-from tests.support.room_rpc import OPEN, join_request, refused, room_service_app
+from tests.support.room_rpc import OPEN, join_request, room_service_app, rpc_refused
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,8 +31,10 @@ async def test_join_refuses_hostile_ids_and_names_and_logs_nothing_of_them(
     async with room_service_app() as (_app, stub):
         for field in ("user_name", "user_id", "socket_id", "edge_id"):
             request = join_request("eve", **{field: value})
-            await refused(stub.Join(request, timeout=5), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD")
-        await refused(
+            await rpc_refused(
+                stub.Join(request, timeout=5), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
+            )
+        await rpc_refused(
             stub.Join(join_request("eve", meeting=value), timeout=5),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_PAYLOAD",
@@ -50,7 +52,7 @@ async def test_meeting_names_ids_and_signal_ids_are_checked_too() -> None:
             pb.Meeting(id="m1", creator_id="host\x00"),
         ]
         for meeting in bad_meetings:
-            await refused(
+            await rpc_refused(
                 stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=meeting), timeout=5),
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "INVALID_PAYLOAD",
@@ -58,7 +60,7 @@ async def test_meeting_names_ids_and_signal_ids_are_checked_too() -> None:
         signal = pb.Signal(
             type=pb.SIGNAL_TYPE_OFFER, meeting_id=OPEN, from_participant_id="a\x1b", target_participant_id="b"
         )
-        await refused(
+        await rpc_refused(
             stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=5),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_PAYLOAD",

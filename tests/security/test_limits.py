@@ -16,16 +16,10 @@ from edge_gateway.limits import TokenBucket
 from room_service.domain.throttle import FailureThrottle
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.room import LOCKED_MEETING, MEETING, PASSWORD, join_payload
+from tests.support.timing import FakeClock
 
 pytestmark = pytest.mark.timeout(120)
-
-OPEN = "test-meeting-123"
-LOCKED = "test-meeting-locked"
-PASSWORD = "password123"
-
-
-def join(user: str, meeting: str = OPEN, **extra: Any) -> dict[str, Any]:
-    return {"meetingId": meeting, "userId": user, "userName": f"Name {user}", **extra}
 
 
 @pytest.fixture
@@ -82,13 +76,18 @@ async def test_wrong_passwords_per_socket(limited_edge: EdgeProcess, js: JsClien
     await guesser.connect(limited_edge.url, transports=["websocket"])
     await friend.connect(limited_edge.url, transports=["websocket"])
     # Asking without a password is not a guess.
-    assert await codes(guesser, "join-meeting", [join("u1", LOCKED)] * 2) == ["INVALID_PASSWORD"] * 2
-    wrong = [join("u1", LOCKED, meeting_password=f"guess-{i}") for i in range(3)]
+    assert (
+        await codes(guesser, "join-meeting", [join_payload("u1", LOCKED_MEETING)] * 2)
+        == ["INVALID_PASSWORD"] * 2
+    )
+    wrong = [join_payload("u1", LOCKED_MEETING, meeting_password=f"guess-{i}") for i in range(3)]
     assert await codes(guesser, "join-meeting", wrong) == ["INVALID_PASSWORD"] * 3
     # Blocked now, even with the right password: a guesser cannot tell it found it.
-    right = join("u1", LOCKED, meeting_password=PASSWORD)
+    right = join_payload("u1", LOCKED_MEETING, meeting_password=PASSWORD)
     assert await codes(guesser, "join-meeting", [right]) == ["RATE_LIMITED"]
-    assert await codes(friend, "join-meeting", [join("u2", LOCKED, meeting_password=PASSWORD)]) == ["ok"]
+    assert await codes(
+        friend, "join-meeting", [join_payload("u2", LOCKED_MEETING, meeting_password=PASSWORD)]
+    ) == ["ok"]
 
 
 async def test_wrong_passwords_at_the_room_service_never_lock_out_the_right_one(js: JsClientPool) -> None:
@@ -98,21 +97,21 @@ async def test_wrong_passwords_at_the_room_service_never_lock_out_the_right_one(
     ):
         guesser = js.client("guesser")
         await guesser.connect(edge.url, transports=["websocket"])
-        wrong = [join("g", LOCKED, meeting_password=f"wrong-{i}") for i in range(5)]
+        wrong = [join_payload("g", LOCKED_MEETING, meeting_password=f"wrong-{i}") for i in range(5)]
         # The room service counts per socket (the edge's own limit is set high here).
         assert await codes(guesser, "join-meeting", wrong) == ["INVALID_PASSWORD"] * 4 + ["RATE_LIMITED"]
         for i in range(4):
             client = js.client(f"guess-{i}")
             await client.connect(edge.url, transports=["websocket"])
-            payload = join(f"g{i}", LOCKED, meeting_password=f"wrong-{i}")
+            payload = join_payload(f"g{i}", LOCKED_MEETING, meeting_password=f"wrong-{i}")
             assert await codes(client, "join-meeting", [payload]) == ["INVALID_PASSWORD"]
             await client.disconnect()
         # Twelve wrong passwords for this meeting in a minute: the host still gets in.
         host = js.client("host")
         await host.connect(edge.url, transports=["websocket"])
-        assert await codes(host, "join-meeting", [join("user-1-id", LOCKED, meeting_password=PASSWORD)]) == [
-            "ok"
-        ]
+        assert await codes(
+            host, "join-meeting", [join_payload("user-1-id", LOCKED_MEETING, meeting_password=PASSWORD)]
+        ) == ["ok"]
 
 
 async def test_connections_per_address(limited_edge: EdgeProcess, js: JsClientPool) -> None:
@@ -138,7 +137,7 @@ async def test_connections_per_address(limited_edge: EdgeProcess, js: JsClientPo
 async def test_name_and_text_lengths(limited_edge: EdgeProcess, js: JsClientPool) -> None:
     client = js.client("lengths")
     await client.connect(limited_edge.url, transports=["websocket"])
-    long_name = {"meetingId": OPEN, "userId": "u1", "userName": "x" * 11}
+    long_name = {"meetingId": MEETING, "userId": "u1", "userName": "x" * 11}
     reply = await client.emit_with_ack("join-meeting", long_name)
     assert reply["error"] == {
         "code": "INVALID_PAYLOAD",
@@ -154,8 +153,8 @@ async def test_oversized_message_drops_only_its_socket(limited_edge: EdgeProcess
     big, other = js.client("big"), js.client("other")
     await big.connect(limited_edge.url, transports=["websocket"])
     await other.connect(limited_edge.url, transports=["websocket"])
-    assert (await other.emit_with_ack("join-meeting", join("u2")))["success"]
-    assert (await big.emit_with_ack("join-meeting", join("u1")))["success"]
+    assert (await other.emit_with_ack("join-meeting", join_payload("u2")))["success"]
+    assert (await big.emit_with_ack("join-meeting", join_payload("u1")))["success"]
     await big.emit("chat-message", {"text": "z" * 10_000})  # over the 4096-byte limit
     await big.wait_for_event("disconnect", timeout=10)
     # The rest of the room carries on: it sees the sender leave, and no chat message.
@@ -173,15 +172,15 @@ async def test_room_capacity(js: JsClientPool) -> None:
         a, b, c = js.client("a"), js.client("b"), js.client("c")
         for client in (a, b, c):
             await client.connect(edge.url, transports=["websocket"])
-        assert (await a.emit_with_ack("join-meeting", join("u1")))["success"]
-        assert (await b.emit_with_ack("join-meeting", join("u2")))["success"]
-        reply = await c.emit_with_ack("join-meeting", join("u3"))
+        assert (await a.emit_with_ack("join-meeting", join_payload("u1")))["success"]
+        assert (await b.emit_with_ack("join-meeting", join_payload("u2")))["success"]
+        reply = await c.emit_with_ack("join-meeting", join_payload("u3"))
         assert reply["error"]["code"] == "ROOM_FULL"
         assert (await c.wait_for_event("error")).data["code"] == "ROOM_FULL"
         await a.expect_no_event("participant-joined", lambda d: d["userId"] == "u3", within=1.0)
         # A place frees up when someone leaves.
         assert (await b.emit_with_ack("leave-meeting", {}))["success"]
-        assert (await c.emit_with_ack("join-meeting", join("u3")))["success"]
+        assert (await c.emit_with_ack("join-meeting", join_payload("u3")))["success"]
 
 
 async def test_cors_refuses_other_origins(room_service: RoomServiceProcess) -> None:
@@ -205,14 +204,6 @@ async def test_cors_refuses_other_origins(room_service: RoomServiceProcess) -> N
             async with session.get(polling, headers={"Origin": good}) as response:
                 assert response.status == 200
                 assert response.headers["Access-Control-Allow-Origin"] == good
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_token_bucket_refills_at_its_rate() -> None:

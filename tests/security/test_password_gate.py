@@ -15,7 +15,14 @@ import pytest
 
 from room_service import password_gate
 from room_service.app import RoomServiceApp
-from tests.support.room_rpc import LOCKED, LOCKED_PASSWORD, join_request, reason_of, refused, room_service_app
+from tests.support.room_rpc import (
+    LOCKED,
+    LOCKED_PASSWORD,
+    join_request,
+    reason_of,
+    room_service_app,
+    rpc_refused,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -47,7 +54,7 @@ async def test_a_guesser_is_throttled_and_the_host_still_gets_in() -> None:
         assert guesses == ["INVALID_PASSWORD"] * ATTEMPTS + ["RATE_LIMITED"] * 2
         # The guesser cannot learn that it found the password...
         right = join_request("mallory", LOCKED, password=LOCKED_PASSWORD)
-        await refused(stub.Join(right, timeout=10), grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+        await rpc_refused(stub.Join(right, timeout=10), grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
         # ...but the meeting is not locked: the host, on its own socket, walks in.
         host = await stub.Join(join_request("user-1-id", LOCKED, password=LOCKED_PASSWORD), timeout=10)
         assert host.participant.permissions.is_host

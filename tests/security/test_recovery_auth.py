@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from tests.security import keys
-from tests.security.test_auth import MEETING, jwt_edge  # noqa: F401 (the fixture)
+from tests.security.test_auth import jwt_edge  # noqa: F401 (the fixture)
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.room import MEETING
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,6 +8,7 @@ import pytest
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.support.room import room_snapshot
 from tests.support.room_rpc import join_request, room_service_app
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,8 +37,7 @@ def _record(participant_id: str, user: str, edge: str, socket: str) -> pb.Sessio
 
 
 async def _roster(stub: pb_grpc.RoomServiceStub) -> dict[str, pb.Participant]:
-    reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=MEETING), timeout=5)
-    return {p.participant_id: p for p in reply.snapshot.participants}
+    return {p.participant_id: p for p in (await room_snapshot(stub, MEETING)).participants}
 
 
 async def test_restored_permissions_come_from_the_meeting_not_the_request() -> None:

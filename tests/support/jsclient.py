@@ -15,26 +15,27 @@ Binary values (``bytes``) are carried as ``{"$binary": base64}`` and converted b
 ``node_modules`` is installed by ``make install``/``make test`` (``npm ci`` in
 ``tests/e2e/js``); when it is missing, :meth:`JsClientPool.start` raises
 :class:`JsHarnessError` (tests fail, they do not skip).
+
+Longer than ~300 lines on purpose: the wire encoding, the socket handle and the pool that
+routes the driver's records into the handles share one protocol and private state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import REPO_ROOT, LogLine, Managed, ManagedProcess, ProcessError
+from tests.support.timing import nothing_arrives
+
 JS_DIR = REPO_ROOT / "tests" / "e2e" / "js"
 DRIVER = JS_DIR / "driver.js"
 
@@ -307,12 +308,11 @@ class JsClient:
     ) -> None:
         """Assert that no matching event arrives (or has arrived) during ``within`` s."""
         try:
-            event = await self.wait_for_event(name, predicate, timeout=within, start=start)
-        except EventTimeoutError:
-            return
-        raise AssertionError(
-            f"{self.name}: unexpected {event.event!r} {event.args!r}\n{_describe(self.events)}"
-        )
+            await nothing_arrives(
+                lambda: self.wait_for_event(name, predicate, timeout=within + 1, start=start), within=within
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{self.name}: {exc}\n{_describe(self.events)}") from None
 
     def clear_events(self) -> None:
         self.events.clear()
@@ -352,17 +352,19 @@ class _Pending:
 
 @dataclass
 class _DriverState:
-    stderr: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+    stdout: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+    """Lines on stdout that are not driver records."""
     logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=500))
     orphan_replies: list[dict[str, Any]] = field(default_factory=list)
 
 
-class JsClientPool:
+class JsClientPool(Managed):
     """Owns one ``node driver.js`` process and the :class:`JsClient` handles in it.
 
-    ``start()``/``stop()`` or ``async with JsClientPool() as pool``. ``stop()`` closes
-    stdin (the driver disconnects its sockets and exits), then SIGTERM, then SIGKILL,
-    each with a bounded wait.
+    ``start()``/``stop()`` or ``async with JsClientPool() as pool``. The driver is a
+    :class:`~tests.support.processes.ManagedProcess`: ``stop()`` closes its stdin (the
+    driver disconnects its sockets and exits), then SIGTERM, then SIGKILL, each with a
+    bounded wait.
     """
 
     def __init__(
@@ -380,33 +382,24 @@ class JsClientPool:
         self.clients: dict[str, JsClient] = {}
         self.versions: dict[str, Any] = {}
         self.dead = False
-        self._proc: asyncio.subprocess.Process | None = None
+        self.process: ManagedProcess | None = None
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
         self._state = _DriverState()
-        self._tasks: list[asyncio.Task[None]] = []
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self._auto = 0
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    @property
+    def started(self) -> bool:
+        return self.process is not None
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self.process.pid if self.process else None
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.returncode if self._proc else None
+        return self.process.returncode if self.process else None
 
     def _check_install(self) -> None:
         driver = self.js_dir / "driver.js"
@@ -422,27 +415,19 @@ class JsClientPool:
             raise JsHarnessError(f"node executable not found ({self.node!r}); install Node.js >= 18")
 
     async def start(self) -> None:
-        if self._proc is not None:
+        if self.process is not None:
             raise JsHarnessError("pool already started")
         self._check_install()
-        loop = asyncio.get_running_loop()
-        self._ready = loop.create_future()
-        env = dict(os.environ if self.env is None else self.env)
-        self._proc = await asyncio.create_subprocess_exec(
-            self.node,
-            str(self.js_dir / "driver.js"),
-            cwd=str(self.js_dir),
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=_STREAM_LIMIT,
-            start_new_session=True,
+        self._ready = asyncio.get_running_loop().create_future()
+        self.process = ManagedProcess(
+            "jsdriver",
+            [self.node, str(self.js_dir / "driver.js")],
+            cwd=self.js_dir,
+            env=self.env,
+            stdin=True,
+            on_stdout=self._on_stdout,
         )
-        self._tasks = [
-            asyncio.create_task(self._read_stdout(), name="jsdriver-stdout"),
-            asyncio.create_task(self._read_stderr(), name="jsdriver-stderr"),
-        ]
+        await self.process.start()
         try:
             async with asyncio.timeout(self.start_timeout):
                 self.versions = await asyncio.shield(self._ready)
@@ -454,29 +439,12 @@ class JsClientPool:
             raise
 
     async def stop(self, grace: float = 3.0) -> int | None:
-        proc = self._proc
-        if proc is None:
+        if self.process is None:
             return None
-        if proc.returncode is None and proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                proc.stdin.close()
-        for sig in (None, signal.SIGTERM, signal.SIGKILL):
-            if proc.returncode is not None:
-                break
-            if sig is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(sig)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
-                    await proc.wait()
-        for task in self._tasks:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                async with asyncio.timeout(grace):
-                    await task
-            task.cancel()
+        code = await self.process.terminate(grace)
         self._fail_pending("driver stopped")
         self.dead = True
-        return proc.returncode
+        return code
 
     def client(self, name: str | None = None) -> JsClient:
         """The handle for ``name`` (created on first use; a fresh name if None)."""
@@ -506,8 +474,7 @@ class JsClientPool:
 
     async def command(self, cmd: str, *, reply_timeout: float = 15.0, **fields: Any) -> Any:
         """Send a raw driver command and return its ``result`` (raises JsCommandError)."""
-        proc = self._proc
-        if proc is None or proc.stdin is None or self.dead:
+        if self.process is None or self.dead:
             raise JsHarnessError(f"driver not running; cannot send {cmd!r}\n{self.diagnostics()}")
         self._next_id += 1
         cmd_id = self._next_id
@@ -515,28 +482,26 @@ class JsClientPool:
         self._pending[cmd_id] = _Pending(cmd, future)
         line = json.dumps({"cmdId": cmd_id, "cmd": cmd, **fields}) + "\n"
         try:
-            proc.stdin.write(line.encode())
-            await proc.stdin.drain()
+            await self.process.write(line.encode())
             async with asyncio.timeout(reply_timeout):
                 return await future
         except TimeoutError:
             raise JsHarnessError(f"driver gave no reply to {cmd!r} within {reply_timeout}s") from None
-        except (BrokenPipeError, ConnectionResetError) as exc:
+        except ProcessError as exc:
             raise JsHarnessError(f"driver pipe closed while sending {cmd!r}\n{self.diagnostics()}") from exc
         finally:
             self._pending.pop(cmd_id, None)
 
     async def send_raw_line(self, line: str) -> None:
         """Write an arbitrary line to the driver (to test its robustness)."""
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        if self.process is None:
             raise JsHarnessError("driver not running")
-        proc.stdin.write(line.encode() + b"\n")
-        await proc.stdin.drain()
+        await self.process.write(line.encode() + b"\n")
 
     @property
     def stderr_lines(self) -> list[str]:
-        return list(self._state.stderr)
+        lines = self.process.lines if self.process else []
+        return [line.text for line in lines if line.stream == "stderr"][-500:] + list(self._state.stdout)
 
     @property
     def logs(self) -> list[dict[str, Any]]:
@@ -549,8 +514,8 @@ class JsClientPool:
 
     def diagnostics(self) -> str:
         parts = [f"node driver pid={self.pid} returncode={self.returncode}"]
-        if self._state.stderr:
-            parts.append("stderr:\n" + "\n".join(list(self._state.stderr)[-40:]))
+        if self.stderr_lines:
+            parts.append("stderr:\n" + "\n".join(self.stderr_lines[-40:]))
         if self._state.logs:
             parts.append("driver logs:\n" + "\n".join(json.dumps(r) for r in list(self._state.logs)[-40:]))
         return "\n".join(parts)
@@ -564,26 +529,17 @@ class JsClientPool:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(JsHarnessError(f"{why} before it was ready\n{self.diagnostics()}"))
 
-    async def _read_stdout(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        stream = self._proc.stdout
-        try:
-            while True:
-                raw = await stream.readline()
-                if not raw:
-                    break
-                received = time.monotonic()
-                try:
-                    record = json.loads(raw)
-                except ValueError:
-                    self._state.stderr.append("(stdout) " + raw.decode(errors="replace").rstrip())
-                    continue
-                await self._dispatch(record, received)
-        finally:
+    async def _on_stdout(self, line: LogLine | None) -> None:
+        if line is None:  # stdout closed: the driver is gone
             self.dead = True
             self._fail_pending("node driver exited")
             for c in list(self.clients.values()):
                 await c._notify()
+            return
+        if line.record.get("unparsed"):
+            self._state.stdout.append("(stdout) " + line.text)
+            return
+        await self._dispatch(line.record, line.received)
 
     async def _dispatch(self, record: dict[str, Any], received: float) -> None:
         kind = record.get("type")
@@ -616,12 +572,3 @@ class JsClientPool:
                 self._ready.set_exception(JsHarnessError(f"node driver failed: {record.get('message')}"))
         else:
             self._state.logs.append(record)
-
-    async def _read_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        stream = self._proc.stderr
-        while True:
-            raw = await stream.readline()
-            if not raw:
-                return
-            self._state.stderr.append(raw.decode(errors="replace").rstrip())

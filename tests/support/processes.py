@@ -15,6 +15,10 @@ Usage::
 
 or, in a fixture, ``proc = await start_room_service()`` then ``await proc.terminate()``
 in the finaliser. Anything still running when the interpreter exits is SIGKILLed.
+
+Longer than ~300 lines on purpose: the Managed base and ManagedProcess (spawn, read the
+output, signal, reap) are one mechanism that every process a test starts relies on; the
+tiers' processes are the few lines on top of it.
 """
 
 from __future__ import annotations
@@ -27,11 +31,16 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+import aiohttp
+
+from tests.support.timing import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +87,7 @@ class LogLine:
 
 
 LogPredicate = Callable[[dict[str, Any]], bool]
+LineHandler = Callable[[LogLine], Awaitable[None]]
 
 
 def msg_is(message: str, **fields: Any) -> LogPredicate:
@@ -95,8 +105,51 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class ManagedProcess:
-    """An asyncio subprocess with its JSON log lines collected in memory."""
+class Managed(ABC):
+    """Something a test starts and must stop: ``async with`` starts it (unless started
+    already) and stops it, whatever happens."""
+
+    @property
+    @abstractmethod
+    def started(self) -> bool:
+        """Whether :meth:`start` ran."""
+
+    @abstractmethod
+    async def start(self) -> object:
+        """Starts it; returns when it is usable."""
+
+    @abstractmethod
+    async def stop(self) -> object:
+        """Stops it within a bounded time."""
+
+    def failed(self) -> None:
+        """Called after stopping when the block failed: shows what helps find out why."""
+        print(f"{self!r} stopped after a failure", file=sys.stderr)
+
+    async def __aenter__(self) -> Self:
+        if not self.started:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+        if exc is not None:
+            self.failed()
+
+
+class ManagedProcess(Managed):
+    """An asyncio subprocess with its JSON log lines collected in memory.
+
+    The base of every process a test starts: the tiers, Prometheus, the node driver of
+    the JavaScript clients. A process that talks over stdin/stdout (the driver) gets
+    ``stdin=True`` and an ``on_stdout`` handler that takes its stdout lines instead of
+    the log (``None`` once stdout closed); :meth:`terminate` then closes stdin first.
+    """
 
     def __init__(
         self,
@@ -108,6 +161,8 @@ class ManagedProcess:
         cwd: Path = REPO_ROOT,
         ready_timeout: float = 20.0,
         echo: bool = False,
+        stdin: bool = False,
+        on_stdout: Callable[[LogLine | None], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -126,6 +181,8 @@ class ManagedProcess:
         self._cond = asyncio.Condition()
         self._readers: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._stdin = stdin
+        self._on_stdout = on_stdout
         self.started_at: float | None = None
 
     def __repr__(self) -> str:
@@ -143,7 +200,7 @@ class ManagedProcess:
             *self.argv,
             cwd=str(self.cwd),
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if self._stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=_STREAM_LIMIT,
@@ -167,20 +224,17 @@ class ManagedProcess:
         self.ready = line.record
         return self.ready
 
-    async def __aenter__(self) -> Self:
-        if self._proc is None:
-            await self.start()
-        return self
+    @property
+    def started(self) -> bool:
+        return self._proc is not None
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Terminates (SIGTERM, then SIGKILL after the grace)."""
         await self.terminate()
-        if exc is not None:
-            print(self.dump(), file=sys.stderr)
+
+    def failed(self) -> None:
+        """Prints the output, for the report of the failed test."""
+        print(self.dump(), file=sys.stderr)
 
     @property
     def pid(self) -> int | None:
@@ -200,18 +254,28 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError):
             self._proc.send_signal(sig)
 
-    def stop(self) -> None:
+    def freeze(self) -> None:
         """SIGSTOP: freeze the process (a hung server: connections stay open)."""
         self._signal(signal.SIGSTOP)
         self._stopped = True
 
-    def cont(self) -> None:
-        """SIGCONT: resume after :meth:`stop`."""
+    def thaw(self) -> None:
+        """SIGCONT: resume after :meth:`freeze`."""
         self._signal(signal.SIGCONT)
         self._stopped = False
 
     def send_signal(self, sig: signal.Signals) -> None:
         self._signal(sig)
+
+    async def write(self, data: bytes) -> None:
+        """Writes to the process's stdin (``stdin=True``); raises ProcessError when closed."""
+        if self._proc is None or self._proc.stdin is None:
+            raise ProcessError(f"{self.name} has no stdin")
+        try:
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ProcessError(f"{self.name}: stdin closed\n{self.dump(40)}") from exc
 
     async def wait(self, timeout: float = 10.0) -> int:
         """Wait for the process to exit; returns its return code."""
@@ -230,10 +294,16 @@ class ManagedProcess:
         """SIGTERM (plus SIGCONT if stopped), then SIGKILL after ``grace`` seconds."""
         if self._proc is None:
             return None
+        if self._proc.returncode is None and self._proc.stdin is not None:
+            # A process driven over stdin exits when it ends; signals only if it does not.
+            with contextlib.suppress(Exception):
+                self._proc.stdin.close()
+            with contextlib.suppress(ProcessError):
+                return await self.wait(grace)
         if self._proc.returncode is None:
             self._signal(signal.SIGTERM)
             if self._stopped:
-                self.cont()
+                self.thaw()
             try:
                 return await self.wait(grace)
             except ProcessError:
@@ -275,12 +345,17 @@ class ManagedProcess:
                 except ValueError:
                     record = {"msg": text, "unparsed": True}
                 line = LogLine(label, text, record, time.monotonic(), len(self.lines))
+                if label == "stdout" and self._on_stdout is not None:
+                    await self._on_stdout(line)
+                    continue
                 self.lines.append(line)
                 if self.echo:
                     print(f"[{self.name}:{label}] {text}", file=sys.stderr)
                 async with self._cond:
                     self._cond.notify_all()
         finally:
+            if label == "stdout" and self._on_stdout is not None:
+                await self._on_stdout(None)
             async with self._cond:
                 self._cond.notify_all()
 
@@ -381,35 +456,36 @@ class EdgeProcess(ManagedProcess):
         """Base URL for socket.io-client / HTTP (``http://127.0.0.1:PORT``)."""
         return f"http://{self.http_address}"
 
+    async def readyz(self) -> int:
+        """The status code of ``/readyz``."""
+        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/readyz") as response:
+            return response.status
+
+    async def wait_ready(self, *, within: float) -> float:
+        """Polls ``/readyz`` until it answers 200; returns the seconds it took."""
+
+        async def ready() -> bool:
+            return await self.readyz() == 200
+
+        return await wait_until(ready, within=within, what=f"{self.name} ready")
+
+
+def _tier_argv(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, "--log-format", "json", *args]
+
 
 def room_service_argv(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "room_service",
-        "--grpc-address",
-        "127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        *args,
-    ]
+    """``python -m room_service`` on free loopback ports, logging JSON; then ``args``."""
+    return _tier_argv(
+        "room_service", "--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", *args
+    )
 
 
 def edge_argv(room_service_address: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "edge_gateway",
-        "--http-address",
-        "127.0.0.1:0",
-        "--room-service-address",
-        room_service_address,
-        "--log-format",
-        "json",
-        *args,
-    ]
+    """``python -m edge_gateway`` on a free loopback port, logging JSON; then ``args``."""
+    return _tier_argv(
+        "edge_gateway", "--http-address", "127.0.0.1:0", "--room-service-address", room_service_address, *args
+    )
 
 
 async def start_room_service(
@@ -444,14 +520,8 @@ async def start_edge(
 ) -> EdgeProcess:
     """Start ``python -m edge_gateway`` on an ephemeral loopback port against the given
     room service and wait until ready."""
-    proc = EdgeProcess(
-        name,
-        edge_argv(room_service_address, *args),
-        ready_msg=EDGE_READY,
-        env=env,
-        ready_timeout=ready_timeout,
-        echo=echo,
-    )
+    argv = edge_argv(room_service_address, *args)
+    proc = EdgeProcess(name, argv, ready_msg=EDGE_READY, env=env, ready_timeout=ready_timeout, echo=echo)
     await proc.start()
     return proc
 

@@ -1,6 +1,7 @@
 """Operator-side test helpers: the Prometheus tools, a real Prometheus server subprocess,
-the exposition format, the dashboard's queries with Grafana's variables filled in, and
-the traffic that makes every exported metric move.
+the exposition format, and the dashboard's queries with Grafana's variables filled in
+(the traffic that makes every exported metric move is in `tests.support.traffic`).
+A little over 300 lines: all of it serves the operator-side tests in tests/ops.
 
 Usage::
 
@@ -26,16 +27,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import pytest
 import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import REPO_ROOT, EdgeProcess, ManagedProcess
+from tests.support.processes import REPO_ROOT, Managed, ManagedProcess
 
 CHART_FILES = REPO_ROOT / "helm" / "meeting-rooms" / "files"
 DASHBOARD_FILE = CHART_FILES / "dashboard.json"
@@ -217,7 +216,7 @@ class PrometheusError(RuntimeError):
 QueryCheck = Callable[[list[dict[str, Any]]], bool]
 
 
-class PrometheusServer:
+class PrometheusServer(Managed):
     """`prometheus` as a subprocess scraping static targets every `scrape_interval`."""
 
     def __init__(
@@ -316,17 +315,9 @@ class PrometheusServer:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    @property
+    def started(self) -> bool:
+        return self.process is not None
 
     async def api(self, path: str, **params: str) -> dict[str, Any]:
         """GET `/api/v1/<path>`; returns the whole JSON answer (`status`, `data`, `error`)."""
@@ -380,91 +371,3 @@ class PrometheusServer:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"rules not all evaluated within {within}s: {answer}")
             await asyncio.sleep(0.25)
-
-
-# -- traffic -------------------------------------------------------------------------------
-
-OPEN_MEETING = "test-meeting-123"
-LOCKED_MEETING = "test-meeting-locked"
-OFFER_SDP = {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
-
-
-@dataclass
-class TrafficIds:
-    """Every identifier the traffic used or was given: none may appear in a label."""
-
-    values: set[str] = field(default_factory=set)
-
-    def add(self, *values: object) -> None:
-        for value in values:
-            if isinstance(value, str) and value:
-                self.values.add(value)
-
-
-async def _connect(client: JsClient, edge: EdgeProcess, ids: TrafficIds) -> None:
-    await client.connect(edge.url, transports=["websocket"])
-    ids.add(client.sid)
-
-
-async def _join(
-    client: JsClient, meeting_id: str, user_id: str, ids: TrafficIds, **extra: Any
-) -> dict[str, Any]:
-    payload = {"meetingId": meeting_id, "userId": user_id, "userName": f"User {user_id}", **extra}
-    ack: dict[str, Any] = await client.emit_with_ack("join-meeting", payload)
-    ids.add(meeting_id, user_id, ack.get("participantId"))
-    return ack
-
-
-async def drive_traffic(js: JsClientPool, edges: Sequence[EdgeProcess], tag: str, ids: TrafficIds) -> None:
-    """One round of what users do, spread over `edges`: three joins into one room, a media
-    update, a chat message, a WebRTC offer, a wrong password, an unknown meeting, a bad
-    payload, a leave and a disconnect. The first joiner stays in the room (so the edges
-    keep their WatchRoom streams open). Every id used goes into `ids`; `tag` makes this
-    round's user ids unique."""
-    first, second = edges[0], edges[-1]
-    alice, bob, carol, dave = (js.client(f"{name}-{tag}") for name in ("alice", "bob", "carol", "dave"))
-    await _connect(alice, first, ids)
-    await _connect(bob, second, ids)
-    await _connect(carol, first, ids)
-    await _connect(dave, second, ids)
-
-    alice_ack = await _join(alice, OPEN_MEETING, f"ops-alice-{tag}", ids)
-    assert alice_ack["success"] is True, alice_ack
-    bob_ack = await _join(bob, OPEN_MEETING, f"ops-bob-{tag}", ids, video=False)
-    assert bob_ack["success"] is True, bob_ack
-    carol_ack = await _join(carol, OPEN_MEETING, f"ops-carol-{tag}", ids)
-    assert carol_ack["success"] is True, carol_ack
-    alice_pid, bob_pid = alice_ack["participantId"], bob_ack["participantId"]
-    await alice.wait_for_event(
-        "participant-joined", lambda d: d["participantId"] == carol_ack["participantId"]
-    )
-
-    mark = bob.mark()
-    assert (await alice.emit_with_ack("update-media", {"audio": False, "screen": True}))["success"] is True
-    await bob.wait_for_event("participant-updated", lambda d: d["participantId"] == alice_pid, start=mark)
-
-    chat = await bob.emit_with_ack("chat-message", {"text": f"hello from {tag}"})
-    assert chat["success"] is True, chat
-    message = await alice.wait_for_event("chat-message", lambda d: d["participantId"] == bob_pid)
-    ids.add(message.data.get("messageId"))
-
-    offer = await alice.emit_with_ack("webrtc-offer", {"targetParticipantId": bob_pid, "sdp": OFFER_SDP})
-    assert offer["success"] is True, offer
-    await bob.wait_for_event("webrtc-offer", lambda d: d["fromParticipantId"] == alice_pid)
-
-    wrong = await _join(dave, LOCKED_MEETING, f"ops-dave-{tag}", ids, meeting_password="not-the-password")
-    assert wrong["error"]["code"] == "INVALID_PASSWORD", wrong
-    unknown = await _join(dave, f"ops-no-such-meeting-{tag}", f"ops-dave-{tag}", ids)
-    assert unknown["error"]["code"] == "MEETING_NOT_FOUND", unknown
-    invalid = await dave.emit_with_ack("join-meeting", {"meetingId": OPEN_MEETING})
-    assert invalid["error"]["code"] == "INVALID_PAYLOAD", invalid
-
-    mark = alice.mark()
-    left = await carol.emit_with_ack("leave-meeting", {"meetingId": OPEN_MEETING})
-    assert left["success"] is True, left
-    await bob.disconnect()
-    await alice.wait_for_events(
-        "participant-left", 2, lambda d: d.get("reason") in ("left", "disconnected"), start=mark
-    )
-    await carol.disconnect()
-    await dave.disconnect()

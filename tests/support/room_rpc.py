@@ -58,7 +58,8 @@ def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinReques
 
 
 def reason_of(error: grpc.aio.AioRpcError) -> str:
-    """The google.rpc.ErrorInfo reason carried in the status details."""
+    """The google.rpc.ErrorInfo reason in a refusal's status details, read off the wire
+    here (not with the code under test); the status must agree with the call's code."""
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
@@ -71,7 +72,7 @@ def reason_of(error: grpc.aio.AioRpcError) -> str:
     raise AssertionError(f"no ErrorInfo in {error!r}")
 
 
-async def refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
+async def rpc_refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
     """Awaits `call`, which must fail with `code` and ErrorInfo `reason`."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call

@@ -18,23 +18,13 @@ from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
 from room_service.store.memory import MemoryStore
-from tests.faults.helpers import wait_until
 from tests.support.room_rpc import join_request, room_service_app
+from tests.support.timing import FakeClock, wait_until
 
 RETENTION = 60.0
 CYCLES = 40
 CHATS = 100
 TEXT = "x" * 1000  # a busy chat: ~100 KB of text per meeting
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _end_cycle(manager: RoomManager, meeting_id: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from meeting_common.grpc_metrics import (
     ServerMetrics,
     split_method,
 )
+from tests.support.timing import wait_until
 
 SERVICE = "meeting.v1.RoomService"
 ECHO = "test.v1.Echo"  # a bytes-only service for the client- and bidi-streaming shapes
@@ -104,13 +105,6 @@ async def rig() -> AsyncIterator[_Rig]:
         await server.stop(None)
 
 
-async def _eventually(check: Callable[[], bool]) -> None:
-    """Waits for a metric recorded after the caller already saw the RPC end."""
-    async with asyncio.timeout(5):
-        while not check():  # noqa: ASYNC110 (metrics have no event to wait on)
-            await asyncio.sleep(0.01)
-
-
 def _labels(kind: str, method: str, service: str = SERVICE) -> dict[str, str]:
     return {"grpc_type": kind, "grpc_service": service, "grpc_method": method}
 
@@ -176,8 +170,18 @@ async def test_cancelled_server_stream_is_handled_as_canceled(rig: _Rig) -> None
 
     labels = _labels("server_stream", "WatchRoom")
     canceled = {**labels, "grpc_code": "Canceled"}
-    await _eventually(lambda: rig.server("grpc_server_handled_total", **canceled) == 1)
-    await _eventually(lambda: rig.client("grpc_client_handled_total", **canceled) == 1)
+    await wait_until(
+        lambda: rig.server("grpc_server_handled_total", **canceled) == 1,
+        within=5,
+        interval=0.01,
+        what="metric recorded",
+    )
+    await wait_until(
+        lambda: rig.client("grpc_client_handled_total", **canceled) == 1,
+        within=5,
+        interval=0.01,
+        what="metric recorded",
+    )
     assert rig.server("grpc_server_msg_sent_total", **labels) == 1
     assert rig.client("grpc_client_msg_received_total", **labels) == 1
     assert rig.server("grpc_server_handled_total", **labels, grpc_code="OK") == 0
@@ -193,7 +197,12 @@ async def test_deadline_is_handled_as_deadline_exceeded(rig: _Rig) -> None:
 
     exceeded = {**_labels("unary", "GetMeeting"), "grpc_code": "DeadlineExceeded"}
     assert rig.client("grpc_client_handled_total", **exceeded) == 1
-    await _eventually(lambda: rig.server("grpc_server_handled_total", **exceeded) == 1)
+    await wait_until(
+        lambda: rig.server("grpc_server_handled_total", **exceeded) == 1,
+        within=5,
+        interval=0.01,
+        what="metric recorded",
+    )
     assert rig.server("grpc_server_handled_total", **{**exceeded, "grpc_code": "Canceled"}) == 0
 
 

@@ -419,7 +419,7 @@ def _count_spec(user: str, socket: str) -> JoinSpec:
     return JoinSpec("count-room", user, user.upper(), MediaState(), "edge-a", socket)
 
 
-# -- issue 11: the contract points a second store must port --------------------------------
+# -- the contract points a second store must port ------------------------------------------
 
 
 async def test_rejoin_returns_the_idempotent_outcome_and_changes_nothing() -> None:

@@ -24,7 +24,7 @@ from meeting_common.logs import JsonFormatter, TextFormatter
 GOOD_JOIN: dict[str, Any] = {"meetingId": "test-meeting-123", "userId": "user-1-id", "userName": "User One"}
 
 
-def refused(model: type[Any], args: tuple[Any, ...], *, optional: bool = False) -> EdgeError:
+def parse_refused(model: type[Any], args: tuple[Any, ...], *, optional: bool = False) -> EdgeError:
     with pytest.raises(EdgeError) as caught:
         parse(model, args, optional=optional)
     assert caught.value.code is ErrorCode.INVALID_PAYLOAD
@@ -55,7 +55,7 @@ def test_names_are_trimmed() -> None:
 @pytest.mark.parametrize("missing", ["meetingId", "userId", "userName"])
 def test_join_without_a_required_field_is_refused_naming_it(missing: str) -> None:
     payload = {k: v for k, v in GOOD_JOIN.items() if k != missing}
-    assert missing in refused(JoinMeeting, (payload,)).message
+    assert missing in parse_refused(JoinMeeting, (payload,)).message
 
 
 @pytest.mark.parametrize(
@@ -83,12 +83,12 @@ def test_join_without_a_required_field_is_refused_naming_it(missing: str) -> Non
     ],
 )
 def test_join_with_a_wrong_type_or_size_is_refused(field: str, value: Any) -> None:
-    refused(JoinMeeting, ({**GOOD_JOIN, field: value},))
+    parse_refused(JoinMeeting, ({**GOOD_JOIN, field: value},))
 
 
 def test_huge_strings_are_refused_without_echoing_them() -> None:
     huge = "A" * 1_000_000
-    error = refused(JoinMeeting, ({**GOOD_JOIN, "userName": huge},))
+    error = parse_refused(JoinMeeting, ({**GOOD_JOIN, "userName": huge},))
     assert len(error.message) < 200
 
 
@@ -105,18 +105,18 @@ def test_huge_strings_are_refused_without_echoing_them() -> None:
     ],
 )
 def test_anything_but_a_single_object_is_refused(args: tuple[Any, ...]) -> None:
-    error = refused(JoinMeeting, args)
+    error = parse_refused(JoinMeeting, args)
     assert error.message == "Payload must be a single JSON object"
 
 
 def test_optional_payloads_may_be_absent_but_not_of_another_shape() -> None:
     assert parse(LeaveMeeting, (), optional=True).meetingId is None
     assert parse(LeaveMeeting, ({"meetingId": "m"},), optional=True).meetingId == "m"
-    refused(LeaveMeeting, ("m",), optional=True)
-    refused(LeaveMeeting, ({"meetingId": ""},), optional=True)
+    parse_refused(LeaveMeeting, ("m",), optional=True)
+    parse_refused(LeaveMeeting, ({"meetingId": ""},), optional=True)
 
 
-# -- control and format characters (issue 11) -------------------------------------------
+# -- control and format characters ----------------------------------------------------
 
 FORBIDDEN_IN_NAMES = {
     "NUL": "\x00",
@@ -133,7 +133,7 @@ FORBIDDEN_IN_NAMES = {
 @pytest.mark.parametrize("field", ["meetingId", "userId", "userName"])
 @pytest.mark.parametrize("text", FORBIDDEN_IN_NAMES.values(), ids=FORBIDDEN_IN_NAMES.keys())
 def test_ids_and_names_refuse_control_and_format_characters(field: str, text: str) -> None:
-    error = refused(JoinMeeting, ({**GOOD_JOIN, field: f"x{text}y"},))
+    error = parse_refused(JoinMeeting, ({**GOOD_JOIN, field: f"x{text}y"},))
     # Whitespace controls in ids already fail the ids' no-whitespace pattern.
     assert error.message.startswith(f"Invalid {field}: ")
     assert text not in error.message
@@ -142,13 +142,13 @@ def test_ids_and_names_refuse_control_and_format_characters(field: str, text: st
 def test_names_keep_the_joiners_that_scripts_and_emoji_need() -> None:
     for name in ("\U0001f468\u200d\U0001f469\u200d\U0001f467", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645"):
         assert parse(JoinMeeting, ({**GOOD_JOIN, "userName": name},)).userName == name
-    refused(JoinMeeting, ({**GOOD_JOIN, "userId": "a\u200db"},))  # not in ids
+    parse_refused(JoinMeeting, ({**GOOD_JOIN, "userId": "a\u200db"},))  # not in ids
 
 
 def test_chat_allows_newline_and_tab_but_no_other_control_or_bidi_override() -> None:
     assert parse(ChatMessage, ({"text": "line one\n\tline two \U0001f44b\u200d"},)).text.startswith("line")
     for text in ("\x00", "\x1b[2J", "\r", "\x9b", "\u202e", "\u2067", "\u2029"):
-        error = refused(ChatMessage, ({"text": f"hi {text} there"},))
+        error = parse_refused(ChatMessage, ({"text": f"hi {text} there"},))
         assert "control characters other than newline and tab" in error.message
 
 

@@ -15,20 +15,11 @@ from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
 from room_service.store.memory import MemoryStore
+from tests.support.timing import FakeClock
 
 OPEN = "open-meeting"
 LOCKED = "locked-meeting"
 CREATOR = "user-1-id"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def meeting(meeting_id: str, status: MeetingStatus = MeetingStatus.LIVE) -> Meeting:

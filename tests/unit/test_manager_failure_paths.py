@@ -1,4 +1,4 @@
-"""RoomManager's failure paths without processes: a reaped edge cannot resurrect its
+"""RoomManager's failure paths, in this process: a reaped edge cannot resurrect its
 participants, a stalled service reaps nobody at once, shutdown ends every stream, and a
 fresh service holds resync snapshots until the edges could re-announce."""
 
@@ -16,29 +16,22 @@ from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import RestoreRecord, StoreOptions
 from room_service.store.memory import MemoryStore
+from tests.support.timing import FakeClock, wait_until
 
 ROOM = "room"
-
-
-class Clock:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _spec(user: str, edge: str) -> JoinSpec:
     return JoinSpec(ROOM, user, f"Name {user}", MediaState(), edge, f"sock-{user}")
 
 
-async def _manager(clock: Clock | None = None, grace: float = 0.0) -> RoomManager:
+async def _manager(
+    clock: FakeClock | None = None, grace: float = 0.0, registry: CollectorRegistry | None = None
+) -> RoomManager:
     manager = RoomManager(
         MemoryStore(StoreOptions(replay_buffer=2)),
         ManagerOptions(edge_lease_seconds=5.0, restore_grace_seconds=grace),
-        RoomMetrics(CollectorRegistry()),
+        RoomMetrics(registry or CollectorRegistry()),
         clock=clock or time.monotonic,
     )
     meeting = Meeting(
@@ -49,7 +42,7 @@ async def _manager(clock: Clock | None = None, grace: float = 0.0) -> RoomManage
 
 
 async def test_a_reaped_edge_cannot_restore_its_participants() -> None:
-    clock = Clock()
+    clock = FakeClock()
     manager = await _manager(clock)
     kept = (await manager.join(_spec("a", "edge-a"), "")).participant
     lost = (await manager.join(_spec("b", "edge-b"), "")).participant
@@ -66,7 +59,7 @@ async def test_a_reaped_edge_cannot_restore_its_participants() -> None:
 
 
 async def test_after_a_stall_every_edge_gets_a_full_lease_before_reaping() -> None:
-    clock = Clock()
+    clock = FakeClock()
     manager = await _manager(clock)
     await manager.join(_spec("a", "edge-a"), "")
     await manager.join(_spec("b", "edge-b"), "")
@@ -82,8 +75,13 @@ async def test_after_a_stall_every_edge_gets_a_full_lease_before_reaping() -> No
     assert [p.edge_id for p in remaining.participants] == ["edge-a"]
 
 
+def _open_watches(registry: CollectorRegistry) -> float:
+    return registry.get_sample_value("room_service_watch_streams_open") or 0.0
+
+
 async def test_close_streams_ends_open_watches() -> None:
-    manager = await _manager()
+    registry = CollectorRegistry()
+    manager = await _manager(registry=registry)
     await manager.join(_spec("a", "edge-a"), "")
     snapshot = await manager.list_participants(ROOM)
     items: list[object] = []
@@ -93,7 +91,7 @@ async def test_close_streams_ends_open_watches() -> None:
             items.append(item)
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: _open_watches(registry) == 1, within=5, interval=0.01, what="watch open")
     assert not task.done()
     manager.close_streams()
     await asyncio.wait_for(task, 1.0)
@@ -101,11 +99,12 @@ async def test_close_streams_ends_open_watches() -> None:
 
 
 async def test_a_fresh_service_holds_resync_snapshots_for_the_grace() -> None:
-    manager = await _manager(grace=0.3)
+    registry = CollectorRegistry()
+    manager = await _manager(grace=0.3, registry=registry)
     started = time.monotonic()
     stream = manager.watch(ROOM, Position(7, "epoch-before-the-restart"))
     pending = asyncio.ensure_future(anext(stream))
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: _open_watches(registry) == 1, within=5, interval=0.01, what="watch open")
     # An edge re-announces during the grace; the held snapshot includes it.
     restored = await manager.join(_spec("a", "edge-a"), "")
     first = await asyncio.wait_for(pending, 2.0)
