@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,6 +39,7 @@ from edge_gateway.payloads import (
     nesting_depth,
     parse,
 )
+from edge_gateway.recovery import SessionRecovery
 from edge_gateway.sessions import Session
 from meeting.v1 import room_service_pb2 as pb
 from meeting_common.codes import ErrorCode
@@ -49,26 +49,6 @@ log = logging.getLogger("edge_gateway")
 
 Handler = Callable[[str, tuple[Any, ...]], Awaitable[dict[str, Any]]]
 WebRtcConfig = Callable[[str, float | None], dict[str, Any]]
-
-# Disconnect reasons where the client said no goodbye: its session is held for recovery.
-_PING_TIMEOUT = socketio.AsyncServer.reason.PING_TIMEOUT
-_UNANNOUNCED = frozenset(
-    {
-        socketio.AsyncServer.reason.TRANSPORT_CLOSE,
-        socketio.AsyncServer.reason.TRANSPORT_ERROR,
-        _PING_TIMEOUT,
-    }
-)
-
-
-def recovery_claim(auth: Any) -> tuple[str, pb.StreamPosition | None] | None:
-    """The `{pid, offset}` the official client merges into its auth when it reconnects."""
-    if not isinstance(auth, dict):
-        return None
-    pid = auth.get("pid")
-    if not isinstance(pid, str) or not 16 <= len(pid) <= 64:
-        return None
-    return pid, wire.position_of(auth.get("offset"))
 
 
 class EventHandlers:
@@ -94,13 +74,7 @@ class EventHandlers:
         self._webrtc_config = webrtc_config
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
-        # Connection-state recovery ids (the CONNECT answer's `pid`) by socket, and back.
-        self._pids: dict[str, str] = {}
-        self._sid_of_pid: dict[str, str] = {}
-        # Sockets closed here because their client reconnected: held, never left.
-        self._superseded: set[str] = set()
-        # How long a client was already silent when its ping timed out.
-        self._silent_after_ping_timeout = silent_after_ping_timeout
+        self.recovery = SessionRecovery(hub, self.limits, silent_after_ping_timeout, self._joined_payload)
         self.draining = False
         self.deadlines = TokenDeadlines(
             warn_before=token_warning_seconds,
@@ -148,18 +122,14 @@ class EventHandlers:
             log.info("connection refused", extra={"sid": sid, "code": exc.code.value, "reason": exc.message})
             # The client's connect_error gets `message` and `data: {code, message}`.
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.payload()) from None
-        admission = Admission(sid=sid, pid=secrets.token_urlsafe(24))
-        claim = recovery_claim(auth)
-        if claim is not None:
-            admission = await self._recover(sid, eio_sid, claim, identity, admission)
+        admission = await self.recovery.admit(sid, eio_sid, auth, identity, self._locks.get)
         sid = admission.sid
         if identity is not None:
             self._identities[sid] = identity
             if identity.expires_at is not None:
                 self.deadlines.track(sid, identity.expires_at)
         self._locks[sid] = asyncio.Lock()
-        self._pids[sid] = admission.pid
-        self._sid_of_pid[admission.pid] = sid
+        self.recovery.bind(admission)
         self.hub.metrics.sockets.inc()
         log.info(f"✅ Socket connected: {sid}", extra={"sid": sid, "recovered": admission.then is not None})
         return admission
@@ -170,11 +140,7 @@ class EventHandlers:
         self.limits.release(sid)
         self._identities.pop(sid, None)
         self.deadlines.forget(sid)
-        pid = self._pids.pop(sid, None)
-        if pid is not None and self._sid_of_pid.get(pid) == sid:
-            del self._sid_of_pid[pid]
-        superseded = sid in self._superseded
-        self._superseded.discard(sid)
+        superseded = self.recovery.forget(sid)
         lock = self._locks.get(sid)
         if lock is None:
             return
@@ -187,79 +153,14 @@ class EventHandlers:
                     "participant_id": session.participant_id,
                     "reason": reason,
                 }
-                if not (superseded or reason in _UNANNOUNCED) or not await self._hold(session, reason):
+                if await self.recovery.held(session, reason, superseded):
+                    log.info("socket lost its transport; session held for recovery", extra=extra)
+                else:
                     name = session.participant.user_name
                     log.info(f"👋 User {name} disconnected from meeting {session.meeting_id}", extra=extra)
                     await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
-                else:
-                    log.info("socket lost its transport; session held for recovery", extra=extra)
         self._locks.pop(sid, None)
         self.hub.metrics.sockets.dec()
-
-    async def _hold(self, session: Session, reason: str) -> bool:
-        """Asks the room service to hold the session; False when it must leave instead."""
-        silent = self._silent_after_ping_timeout if reason == _PING_TIMEOUT else 0.0
-        try:
-            return await self.hub.client.hold(session.meeting_id, session.participant_id, silent)
-        except EdgeError:
-            return False
-
-    async def _recover(
-        self,
-        sid: str,
-        eio_sid: str,
-        claim: tuple[str, pb.StreamPosition | None],
-        identity: Identity | None,
-        fresh: Admission,
-    ) -> Admission:
-        """A client presenting `{pid, offset}`: its held session, under its old sid, with
-        the events it missed sent after the CONNECT answer; `fresh` when it cannot be
-        recovered (the client then sees `socket.recovered === false`)."""
-        pid, after = claim
-        old_sid = self._sid_of_pid.get(pid)
-        if old_sid is not None and old_sid in self._locks:
-            # Its old connection is still open here (a long-poll the server has not seen
-            # fail yet): that socket goes, and its session is held, not left.
-            self._superseded.add(old_sid)
-            await self.hub.sio.disconnect(old_sid)
-        user_id = identity.user_id if identity is not None else ""
-        try:
-            reply = await self.hub.client.recover(pid, after, user_id, fresh.pid)
-        except EdgeError as exc:
-            log.info("session not recovered", extra={"sid": sid, "code": exc.code.value})
-            return fresh
-        server = self.hub.sio
-        if not server.sid_free(reply.socket_id) or not self.limits.admit(reply.socket_id, eio_sid):
-            log.warning("recovered session's sid is taken here; it leaves", extra={"sid": reply.socket_id})
-            await self.hub.client.leave(
-                reply.meeting.id, reply.participant.participant_id, pb.LEAVE_REASON_DISCONNECTED
-            )
-            return fresh
-        self.limits.release(sid)
-        session = Session(
-            sid=reply.socket_id,
-            meeting_id=reply.meeting.id,
-            participant=reply.participant,
-            position=(reply.position.sequence, reply.position.epoch),
-            roster={p.participant_id: p for p in reply.participants},
-        )
-
-        async def resume() -> None:
-            lock = self._locks.get(session.sid)
-            if lock is None:
-                # Gone again before its CONNECT answer was out: held once more (or left).
-                if not await self._hold(session, ""):
-                    await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
-                return
-            async with lock:
-                if reply.resynced:
-                    # The log no longer reaches back: not recovered, and told so.
-                    joined = (self._joined_payload(reply, session.sid), wire.offset(session.position))
-                    await self.hub.emit(events.MEETING_JOINED, joined, to=session.sid)
-                await self.hub.attach(session, () if reply.resynced else reply.missed)
-
-        pid_now = fresh.pid if reply.resynced else pid
-        return Admission(sid=session.sid, pid=pid_now, then=resume)
 
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         """Any other event: refused, nothing changes."""
@@ -356,7 +257,7 @@ class EventHandlers:
             request.meeting_password or "",
             media,
             sid,
-            self._pids.get(sid, ""),
+            self.recovery.pid_of(sid),
         )
         position = (reply.position.sequence, reply.position.epoch)
         payload = self._joined_payload(reply, sid)
