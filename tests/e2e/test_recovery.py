@@ -299,3 +299,30 @@ async def test_a_log_that_no_longer_reaches_back_gives_a_fresh_meeting_joined_no
         await alice.wait_for_event("chat-message", lambda d: d["text"] == "after", start=start, timeout=10)
         assert texts(alice, start) == ["after"]
         await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
+
+
+async def test_a_recovered_host_keeps_its_media_state_and_can_still_kick(
+    room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool
+) -> None:
+    host, bob = js.client("host"), js.client("bob")
+    await host.connect(f"http://{proxy.address}", transports=["websocket"], reconnection=True)
+    await bob.connect(edge.url, transports=["websocket"])
+    await join(host, "user-1-id", "Host")
+    bob_joined = await join(bob, "user-3-id", "Bob")
+    assert (await host.emit_with_ack("update-media", {"video": False}, timeout=10))["success"]
+    start = host.mark()
+
+    await cut(proxy, host, start)
+    back = await reconnected(host, start)
+    assert back["recovered"] is True
+
+    roster = await bob.emit_with_ack(
+        "join-meeting", {"meetingId": MEETING, "userId": "user-3-id", "userName": "Bob"}
+    )
+    (seen,) = [p for p in roster["participants"] if p["userId"] == "user-1-id"]
+    assert seen["video"] is False and seen["audio"] is True and seen["permissions"]["isHost"] is True
+    reply = await host.emit_with_ack(
+        "kick-participant", {"participantId": bob_joined["participantId"]}, timeout=10
+    )
+    assert reply["success"], reply
+    await bob.wait_for_event("kicked", timeout=10)

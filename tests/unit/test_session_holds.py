@@ -33,15 +33,17 @@ async def test_a_held_session_is_recovered_once_with_the_events_it_missed_in_ord
     store = await new_store()
     alice, position = await joined(store, "alice", "pid-a")
     bob, _ = await joined(store, "bob", "pid-b")
+    await store.update_media(MEETING, alice, {"audio": False, "screen": True}, alice)
+    before = await store.get_participant(MEETING, alice)
     assert await store.hold(MEETING, alice, "edge-a", until=10.0)
     first = await store.append_chat(MEETING, bob, "one")
     second = await store.append_chat(MEETING, bob, "two")
 
     recovered = await store.recover(claim("pid-a", position))
 
-    assert recovered.participant.participant_id == alice
-    assert recovered.participant.edge_id == "edge-b"
-    assert recovered.participant.permissions == (await store.get_participant(MEETING, alice)).permissions
+    # Media state, permissions, host status, name, join time: all as before; only the edge moved.
+    assert recovered.participant == dataclasses.replace(before, edge_id="edge-b")
+    assert await store.get_participant(MEETING, alice) == recovered.participant
     assert [e.position for e in recovered.missed][-2:] == [first.position, second.position]
     assert [e.position.sequence for e in recovered.missed] == list(
         range(position.sequence + 1, second.position.sequence + 1)
