@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/e2e/js/node_modules/.installed
+BENCH_STAMP := bench/node_modules/.installed
 PROTO_OUT := protos
 
 .PHONY: run test proto lint bench fuzz clean install
@@ -17,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 $(NODE_STAMP): tests/e2e/js/package.json tests/e2e/js/package-lock.json
 	cd tests/e2e/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+$(BENCH_STAMP): bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BENCH_STAMP)
 
 # promtool (Debian's prometheus package) for the alert-rule and metrics-format tests.
 SYSTEM_STAMP := $(VENV)/.system-tools
@@ -51,13 +56,14 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-## bench: timing benchmarks (not part of make test); prints figures.
-bench: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest -m bench -s -p no:cacheprovider tests/bench
+## bench: this stack against a one-process Node socket.io reference (not part of make test);
+## fresh servers per run, alternating; prints medians and ratios. BENCH_RUNS=1 for a quick look.
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/compare.py
 
 ## fuzz: the long property-based fuzzing runs (make test runs a bounded budget).
 fuzz: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -m slow_fuzz -p no:cacheprovider tests/security
 
 clean:
-	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/e2e/js/node_modules bench/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -47,7 +47,7 @@ class EdgeApp:
             ping_interval=settings.ping_interval_seconds,
             ping_timeout=settings.ping_timeout_seconds,
             max_http_buffer_size=settings.max_payload_bytes,
-            max_queued_packets=settings.max_queued_packets,
+            max_buffered_bytes=settings.max_buffered_bytes,
             on_drop=self.metrics.slow_sockets_dropped.inc,
         )
         self.grpc_metrics = ClientMetrics(self.registry)

@@ -70,9 +70,9 @@ class Settings(LimitSettings, TierSettings):
         description="Engine.IO ping timeout (a silent client is dropped after interval + timeout + 0.5 s "
         "at most)",
     )
-    max_queued_packets: Count = Field(
-        2048,
-        description="packets a socket may have waiting to be written; a socket that stops reading is "
+    max_buffered_bytes: Count = Field(
+        1 << 20,
+        description="bytes a socket may have waiting to be written; a socket that stops reading is "
         "dropped beyond",
     )
     max_payload_bytes: Count = Field(65536, description="largest Socket.IO message accepted")

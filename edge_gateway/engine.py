@@ -1,17 +1,37 @@
-"""The edge's engine.io server: bounded outgoing queues and prompt dead-peer detection.
+"""The edge's Engine.IO/Socket.IO write path: every extension of python-engineio and
+python-socketio internals lives in this module.
 
-Bounded queues: a socket that stops reading is dropped, not buffered forever.
-python-engineio gives every socket an unbounded queue of packets waiting to be written.
-A client that stops reading (a frozen tab, a stalled network) would make it grow with
-every room broadcast. Here each queue refuses to grow past a limit: the packet that
-would cross it is discarded and the socket is closed (its session then leaves with
-reason `disconnected`, like any other disconnect). Putting never waits, so one stuck
-socket never slows a broadcast to the others.
+One write per recipient. A room event is serialised once (orjson), made an Engine.IO
+message once and framed once; the same bytes are written to each recipient's WebSocket
+transport, synchronously, in the emitting coroutine: no task, queue hop or re-encoding per
+recipient. Direct emits, acknowledgements, pings and broadcasts all take that same
+synchronous path, so a socket receives its packets exactly in the order they were emitted.
+Long-polling sockets (and a WebSocket socket before its transport is attached) keep
+engine.io's queue, drained by upstream's poll.
 
-Dead peers: python-engineio checks each socket's ping deadline once per `ping_timeout`
-(spread over all sockets), so a vanished client could linger for interval + 2 x timeout.
-Here every socket is checked every half second: it is dropped within about
-interval + timeout + 0.5 s of its last answer.
+Backpressure in bytes. A socket's outgoing bytes (the transport's write buffer, or its
+queue while polling) may not pass `max_buffered_bytes`; the write that crosses it drops the
+socket (its session then leaves with reason `disconnected`) and aborts its connection.
+Nothing ever waits on a slow socket, so the others keep their latency.
+
+Dead peers. Each Engine.IO PING sent puts the socket on a deadline list (deadlines only
+grow, so it is a FIFO); twice a second the sweep looks at the expired entries only and
+drops a socket whose answer is overdue, so one is gone within interval + timeout + 0.5 s
+of its last answer. The cost per tick is the number of expired pings, not of sockets.
+
+Upstream members relied on (python-engineio 4.15.1, python-socketio 5.18.1, pinned in
+pyproject.toml; tests/integration/test_write_path.py covers the behaviour built on them):
+- engineio.AsyncServer: `create_queue`, `_async["websocket"]` (the transport driver),
+  `_service_task` and `service_task_event`, `_trigger_event` ("connect"/"disconnect"),
+  `sockets`, `ping_timeout`, `max_http_buffer_size`, `reason`, `logger`.
+- engineio AsyncSocket: `queue`, `receive`, `close`, `check_ping_timeout`, `last_ping`,
+  `connected`, `upgraded`, `upgrading`, `closing`, `closed`, `sid`; the driver is built
+  with the bound `_websocket_handler`, whose `__self__` is the socket.
+- engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`) and exceptions
+  `UnknownPacketError`, `SocketIsClosedError`; aiohttp driver class `WebSocket`.
+- socketio.AsyncServer: `_engineio_server_class`, the `client_manager`, `serializer` and
+  `json` options, `packet_class`; socketio.AsyncManager: `emit`, `get_participants`,
+  `rooms`, `server`; socketio `packet.Packet.data_is_binary` (a classmethod).
 """
 
 from __future__ import annotations
@@ -21,149 +41,388 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import engineio
+import orjson
 import socketio
-from aiohttp import web
+from aiohttp import WSMsgType, web
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
+from socketio import packet as sio_packet
 
 from edge_gateway.connect import RecoveringConnect
+from edge_gateway.frames import OrjsonCodec, engineio_frame
 
 log = logging.getLogger("edge_gateway.engine")
 
 _SWEEP_SECONDS = 0.5
+_CLOSE_SECONDS = 5.0  # a closing handshake that takes longer is cut (the peer is gone)
+_DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 
-OverflowHandler = Callable[["BoundedQueue"], None]
+
+def _size(pkt: Any) -> int:
+    """Bytes a queued packet will take (binary data is counted raw: the poll encodes it)."""
+    return len(pkt.data) if pkt.binary else len(pkt.encode())
 
 
-class BoundedQueue(asyncio.Queue[Any]):
-    """An engine.io socket queue that calls `on_overflow` once instead of growing past `limit`."""
+class Outbox(asyncio.Queue[Any]):
+    """One socket's outgoing path: straight to its WebSocket transport once attached,
+    before that (handshake, long-polling) engine.io's queue, counted in bytes."""
 
-    def __init__(self, limit: int, on_overflow: OverflowHandler) -> None:
-        super().__init__()  # unbounded underneath: the limit is enforced without waiting
-        self._limit = limit
+    def __init__(
+        self, limit_bytes: int, on_overflow: Callable[[Outbox], None], on_ping: Callable[[Outbox], None]
+    ) -> None:
+        super().__init__()  # unbounded underneath: the byte limit is enforced without waiting
+        self._limit = limit_bytes
         self._on_overflow = on_overflow
+        self._on_ping = on_ping
+        self.sock: Any = None  # the engine.io socket, bound by the server's connect hook
+        self.queued_bytes = 0
         self.overflowed = False
+        self._transport: asyncio.WriteTransport | None = None
+        self._ws: web.WebSocketResponse | None = None
+        self._ended = False
+        self._closer: asyncio.Future[None] | None = None
+
+    @property
+    def transport(self) -> asyncio.WriteTransport | None:
+        """The WebSocket connection's transport once attached (None while polling)."""
+        return self._transport
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the peer (or queued, while polling)."""
+        return self._transport.get_write_buffer_size() if self._transport else self.queued_bytes
 
     async def put(self, item: Any) -> None:
         """Never waits (see put_nowait)."""
         self.put_nowait(item)
 
     def put_nowait(self, item: Any) -> None:
-        """Queues the packet, or drops it and reports the overflow once.
-
-        `None` is engine.io's own wake-up sentinel for the writer and always gets in.
-        """
-        if item is not None and (self.overflowed or self.qsize() >= self._limit):
-            if not self.overflowed:
-                self.overflowed = True
-                self._on_overflow(self)
+        """Every packet engine.io sends to this socket, and its writer's wake-up sentinel."""
+        if item is None:  # the sentinel: flush and hang up
+            if self._ws is not None:
+                self._hang_up()
+            elif not self._ended:
+                super().put_nowait(None)
             return
+        if item.packet_type == eio_packet.PING:
+            self._on_ping(self)
+        if self._transport is not None:
+            self._write(engineio_frame(item))
+            if item.packet_type == eio_packet.CLOSE:
+                self._hang_up()
+        elif not self._ended:
+            self._enqueue(item)
+
+    def send_frame(self, frame: bytes, pkt: Any) -> None:
+        """A broadcast: its ready frame on a WebSocket, else its packet through the queue."""
+        if self._transport is not None:
+            self._write(frame)
+        elif not self._ended:
+            self._enqueue(pkt)
+
+    def get_nowait(self) -> Any:
+        """Takes a queued packet (upstream's poll drains through here)."""
+        item = super().get_nowait()
+        if item is not None:
+            self.queued_bytes -= _size(item)
+        return item
+
+    def attach(self, ws: web.WebSocketResponse, transport: asyncio.WriteTransport) -> None:
+        """From now on every packet is written to this WebSocket; first what was queued, in order."""
+        hang_up = False
+        while not self.empty():
+            item = self.get_nowait()
+            self.task_done()
+            if item is None:
+                hang_up = True
+            elif not self.overflowed and not transport.is_closing():
+                transport.write(engineio_frame(item))
+        self._transport, self._ws = transport, ws
+        if hang_up:
+            self._hang_up()
+
+    def detach(self) -> None:
+        """The WebSocket ended: nothing more is written or queued."""
+        self._transport = None
+        self._ended = True
+
+    def abort(self) -> None:
+        """Cuts the connection at once (a writer blocked on the peer's window is freed)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _write(self, frame: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        if self.overflowed:
+            return
+        if transport.is_closing():
+            # The connection is gone and the reading loop has not noticed yet. uvloop
+            # raises on such a write, and one dead recipient must never break an emit
+            # (a relay losing a broadcast for every socket of the room).
+            self.detach()
+            return
+        transport.write(frame)
+        if transport.get_write_buffer_size() > self._limit:
+            self._overflow()
+
+    def _enqueue(self, item: Any) -> None:
+        if self.overflowed:
+            return
+        size = _size(item)
+        if self.queued_bytes + size > self._limit:
+            self._overflow()
+            return
+        self.queued_bytes += size
         super().put_nowait(item)
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._on_overflow(self)
+
+    def _hang_up(self) -> None:
+        if self._closer is None and self._ws is not None:
+            self._closer = asyncio.ensure_future(self._close_ws(self._ws))
+
+    async def _close_ws(self, ws: web.WebSocketResponse) -> None:
+        # aiohttp's close wakes the reading loop (it gets CLOSING) and waits for the peer's
+        # CLOSE; a peer that never answers gets its connection cut instead.
+        try:
+            await asyncio.wait_for(ws.close(), _CLOSE_SECONDS)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self.abort()
+
+
+async def _serve_websocket(sock: Any, ws: web.WebSocketResponse, transport: Any, server: Any) -> None:
+    """Engine.IO over one WebSocket: the upgrade handshake, then reading until it ends."""
+    outbox: Outbox = sock.queue
+    if sock.connected:  # upgrading from long-polling: the probe exchange first
+        sock.upgrading = True
+        try:
+            probe = await ws.receive()
+            if probe.type is not WSMsgType.TEXT or probe.data != "2probe":
+                return
+            await ws.send_str("3probe")
+            outbox.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the client's open poll
+            upgrade = await ws.receive()
+            if upgrade.type is not WSMsgType.TEXT or upgrade.data != "5":
+                return
+            sock.upgraded = True
+        finally:
+            sock.upgrading = False
+    else:
+        sock.connected = True
+        sock.upgraded = True
+    outbox.attach(ws, transport)
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg.type not in _DATA or len(msg.data) > server.max_http_buffer_size:
+                break
+            try:
+                pkt = eio_packet.Packet(encoded_packet=msg.data)
+            except (ValueError, TypeError, IndexError):
+                log.info("malformed Engine.IO frame; closing the socket", extra={"eio_sid": sock.sid})
+                break
+            try:
+                await sock.receive(pkt)
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                break
+            except Exception:  # as upstream: log it, keep the connection
+                server.logger.exception("Unknown receive error")
+    finally:
+        outbox.detach()
+        await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        if not ws.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), _CLOSE_SECONDS)
 
 
 class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
-    """engine.io's aiohttp websocket, remembering its request so that an overflowing
-    socket's TCP connection can be aborted (its writer may be blocked on a peer that
-    never reads), and without per-message deflate: room events are small, and
-    compressing every broadcast once per socket costs more CPU than the bytes saved."""
+    """engine.io's aiohttp WebSocket driver, serving the socket with `_serve_websocket`, and
+    without per-message deflate (compressing every broadcast per socket costs more CPU
+    than the bytes it saves on small room events)."""
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
         request = environ["aiohttp.request"]
-        owner = getattr(self.handler, "__self__", None)
-        if owner is not None:
-            owner.edge_request = request
         self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(request)
         self.environ = environ
-        await self.handler(self)
+        await _serve_websocket(self.handler.__self__, self._sock, request.transport, self.server)
         return self._sock
 
 
-class BoundedEngineServer(engineio.AsyncServer):  # type: ignore[misc]
-    """engine.io server whose sockets have bounded outgoing queues."""
+class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """engine.io server with Outbox sockets and a deadline-driven dead-peer sweep."""
 
     _async: dict[str, Any]  # the async driver table, set by the base constructor
 
     def __init__(
-        self, *args: Any, max_queued_packets: int, on_drop: Callable[[], None], **kwargs: Any
+        self, *args: Any, max_buffered_bytes: int, on_drop: Callable[[], None], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._max_queued = max_queued_packets
+        self.max_buffered_bytes = max_buffered_bytes
         self._on_drop = on_drop
-        self._closing: set[asyncio.Future[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
+        self._deadlines: deque[tuple[float, Outbox]] = deque()
         drivers = dict(self._async)
         drivers["websocket"] = _EdgeWebSocket
         self._async = drivers
 
+    def create_queue(self, *args: Any, **kwargs: Any) -> Outbox:
+        """Every socket's queue (engine.io creates no other queues on the server)."""
+        return Outbox(self.max_buffered_bytes, self._overflowed, self._pinged)
+
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "connect":
+            sock = self.sockets.get(args[0])
+            if sock is not None:
+                sock.queue.sock = sock
+        elif event == "disconnect":
+            sock = self.sockets.get(args[0])
+            if sock is not None:  # closing now: reaped from `sockets` by the sweep after
+                self._deadlines.append((time.monotonic() + self.ping_timeout, sock.queue))
+        return await super()._trigger_event(event, *args, **kwargs)
+
+    def _pinged(self, outbox: Outbox) -> None:
+        # Deadlines are appended in time order (constant timeout), so the deque stays sorted.
+        # The margin makes the wall-clock check below true when the entry comes due.
+        self._deadlines.append((time.monotonic() + self.ping_timeout + 0.05, outbox))
+
     async def _service_task(self) -> None:
-        """Replaces engine.io's sweep: every socket's ping deadline checked twice a second."""
+        """Replaces engine.io's sweep (which visits every socket once per ping_timeout)."""
         self.service_task_event = self.create_event()
         while not self.service_task_event.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.service_task_event.wait(), timeout=_SWEEP_SECONDS)
                 break
-            now = time.time()
-            for sock in list(self.sockets.values()):
-                if sock.closed:
-                    self.sockets.pop(sock.sid, None)
-                elif not sock.closing and sock.last_ping and now - sock.last_ping > self.ping_timeout:
-                    # Closing runs the disconnect handler (a room service call): one task
-                    # each, so that many dead sockets do not queue behind one another.
-                    self._spawn(sock.check_ping_timeout())
+            try:
+                self.sweep(time.monotonic())
+            except Exception:  # as upstream's loop: one failure must not end dead-peer detection
+                log.exception("dead-peer sweep failed; sweeping on")
+
+    def sweep(self, now: float) -> None:
+        """Drops the sockets whose PING answer is overdue; forgets closed ones."""
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, outbox = self._deadlines.popleft()
+            sock = outbox.sock
+            if sock is None:
+                continue
+            if sock.closed:
+                if self.sockets.get(sock.sid) is sock:
+                    del self.sockets[sock.sid]
+            elif not sock.closing and sock.last_ping and time.time() - sock.last_ping > self.ping_timeout:
+                # Closing runs the disconnect handler (a room service call): one task each,
+                # so that many dead sockets do not queue behind one another.
+                self._spawn(sock.check_ping_timeout())
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(work)
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-    def create_queue(self, *args: Any, **kwargs: Any) -> BoundedQueue:
-        """Every socket's queue (engine.io creates no other queues on the server)."""
-        return BoundedQueue(self._max_queued, self._overflowed)
-
-    def _overflowed(self, queue: BoundedQueue) -> None:
-        sock = next((s for s in list(self.sockets.values()) if s.queue is queue), None)
-        if sock is None:
-            return
+    def _overflowed(self, outbox: Outbox) -> None:
+        sock = outbox.sock
         log.warning(
             "socket is not reading; dropping it",
-            extra={"eio_sid": sock.sid, "queued": queue.qsize(), "limit": self._max_queued},
+            extra={
+                "eio_sid": getattr(sock, "sid", None),
+                "buffered_bytes": outbox.buffered_bytes,
+                "limit_bytes": self.max_buffered_bytes,
+            },
         )
         self._on_drop()
-        # Closed outside the emit that overflowed: the disconnect handler calls the
-        # room service, and the broadcast to the other sockets must not wait for it.
-        self._spawn(self._drop(sock))
+        outbox.abort()  # frees its buffer now; the peer sees the connection cut
+        if sock is not None:
+            # Closed outside the emit that overflowed: the disconnect handler calls the
+            # room service, and the broadcast to the other sockets must not wait for it.
+            self._spawn(sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT))
 
     async def drop_socket(self, sid: str) -> None:
         """Closes one socket at once, whatever its peer is doing (no-op if it is gone)."""
         sock = self.sockets.get(sid)
         if sock is not None:
-            await self._drop(sock)
+            sock.queue.abort()  # a writer blocked on the peer's full window is freed
+            with contextlib.suppress(Exception):
+                await sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
 
-    async def _drop(self, sock: Any) -> None:
-        request = getattr(sock, "edge_request", None)
-        with contextlib.suppress(Exception):
-            await sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
-        transport = getattr(request, "transport", None)
-        if transport is not None:
-            transport.abort()  # frees the writer blocked on the peer's full window
+
+class EdgePacket(sio_packet.Packet):  # type: ignore[misc]
+    """A Socket.IO packet whose check for binary data is one attempt at serialising it in C
+    (orjson refuses bytes) rather than upstream's Python walk over every value: a
+    `meeting-joined` lists every participant, and is checked for its event and its ack."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        """True when `data` holds bytes anywhere (upstream's walk decides when orjson refuses)."""
+        try:
+            orjson.dumps(data)
+        except TypeError:
+            return bool(sio_packet.Packet.data_is_binary(data))
+        return False
+
+
+class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
+    """Socket.IO emits without a task per recipient: encoded and framed once, written in place."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Like upstream's emit; the frame is built once for every recipient."""
+        room = to or room
+        if callback is not None or namespace not in self.rooms:
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        if isinstance(encoded, list):  # binary attachments: several packets, upstream's path
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid)
+            return
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = engineio_frame(pkt)
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        sockets = self.server.eio.sockets
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            sock = sockets.get(eio_sid)
+            if sock is not None and not sock.closed:
+                sock.queue.send_frame(frame, pkt)
 
 
 class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore[misc]
-    """The Socket.IO server of the edge, on a BoundedEngineServer; its CONNECT answer
-    carries a recovery pid (edge_gateway.connect)."""
+    """The Socket.IO server of the edge: EdgeManager over an EdgeEngineServer, orjson codec;
+    its CONNECT answer carries a recovery pid (edge_gateway.connect)."""
 
     def __init__(
-        self, *args: Any, max_queued_packets: int, on_drop: Callable[[], None], **kwargs: Any
+        self, *args: Any, max_buffered_bytes: int, on_drop: Callable[[], None], **kwargs: Any
     ) -> None:
         # Read by _engineio_server_class, which the base constructor calls.
-        self._max_queued = max_queued_packets
+        self._max_buffered_bytes = max_buffered_bytes
         self._on_drop = on_drop
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            *args, client_manager=EdgeManager(), serializer=EdgePacket, json=OrjsonCodec, **kwargs
+        )
 
     def _engineio_server_class(self) -> Any:
         return functools.partial(
-            BoundedEngineServer, max_queued_packets=self._max_queued, on_drop=self._on_drop
+            EdgeEngineServer, max_buffered_bytes=self._max_buffered_bytes, on_drop=self._on_drop
         )

@@ -273,7 +273,7 @@ class EventHandlers:
             meeting_id=request.meetingId,
             participant=reply.participant,
             position=position,
-            roster={p.participant_id: p for p in reply.participants},
+            roster=reply.participants,
         )
         await self.hub.attach(session)
         count = len(reply.participants)

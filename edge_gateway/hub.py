@@ -13,13 +13,13 @@ from typing import Any
 import grpc
 import socketio
 
-from edge_gateway import wire
+from edge_gateway import events, wire
 from edge_gateway.errors import EdgeError
 from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay, views_from
 from edge_gateway.rpc import RoomClient
-from edge_gateway.sessions import Session, SessionRegistry
+from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb
 
 log = logging.getLogger("edge_gateway")
@@ -64,6 +64,14 @@ class Hub:
         await self.sio.emit(event, data, to=to, room=room, skip_sid=skip_sid)
         self.metrics.emitted(event)
 
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Puts a socket in a Socket.IO room (for its relay)."""
+        await self.sio.enter_room(sid, room)
+
+    def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
+        """Opens a room's event stream (for its relay)."""
+        return self.client.watch_room(meeting_id, position)
+
     # -- sessions ---------------------------------------------------------------------
 
     async def attach(self, session: Session, missed: Sequence[pb.RoomEvent] = ()) -> None:
@@ -76,7 +84,7 @@ class Hub:
                 self,
                 session.meeting_id,
                 session.position,
-                views_from(session.roster.values(), session.participant),
+                views_from(session.roster, session.participant),
             )
             self.relays[session.meeting_id] = relay
             relay.start()
@@ -94,7 +102,7 @@ class Hub:
                 del self.relays[session.meeting_id]
                 await relay.close()
         with contextlib.suppress(KeyError, ValueError):
-            await self.sio.leave_room(sid, f"meeting:{session.meeting_id}")
+            await self.sio.leave_room(sid, room_name(session.meeting_id))
         return session
 
     async def drop_session(self, sid: str) -> None:
@@ -109,13 +117,13 @@ class Hub:
         await self.detach(session.sid)
         if reason == pb.LEAVE_REASON_KICKED:
             await self.emit(
-                "kicked",
+                events.KICKED,
                 {"meetingId": session.meeting_id, "participantId": participant_id, "reason": "kicked"},
                 to=session.sid,
             )
         else:
             await self.emit(
-                "participant-left", wire.participant_left(session.participant, reason), to=session.sid
+                events.PARTICIPANT_LEFT, wire.participant_left(session.participant, reason), to=session.sid
             )
 
     async def leave(self, session: Session, reason: pb.LeaveReason.ValueType) -> None:

@@ -55,7 +55,7 @@ class EdgeMetrics:
         )
         self.slow_sockets_dropped = Counter(
             "edge_gateway_slow_sockets_dropped",
-            "Sockets closed because their outgoing queue went over --max-queued-packets.",
+            "Sockets closed because their outgoing buffer went over --max-buffered-bytes.",
             registry=registry,
         )
         self.malformed_frames = Counter(

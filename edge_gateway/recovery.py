@@ -119,7 +119,7 @@ class SessionRecovery:
             meeting_id=reply.meeting.id,
             participant=reply.participant,
             position=(reply.position.sequence, reply.position.epoch),
-            roster={p.participant_id: p for p in reply.participants},
+            roster=reply.participants,
         )
         taken = not self._hub.sio.sid_free(session.sid)
         if taken or not self._limits.engine_open(eio_sid) or not self._limits.admit(session.sid, eio_sid):

@@ -6,8 +6,8 @@ Delivery rules (DESIGN.md) and how they hold here:
   after S, in order, each once. Events the stream passed before the socket registered
   are replayed to it from a small ring, or, if the ring no longer reaches, the socket is
   brought up to date by a diff of its roster against the relay's view.
-- A broadcast is one `sio.emit(room=...)`: python-socketio encodes the packet once for
-  every socket in the room.
+- A broadcast is one emit to the room: engine.py encodes and frames it once and writes
+  it to every socket of the room in place, in emit order with that socket's direct emits.
 - The relay keeps the room's participant view. An event about a participant already in
   (or already out of) the view is not re-broadcast, and a snapshot (after a gap, an epoch
   change or a room service restart) is turned into the joined/left/updated events that
@@ -21,16 +21,14 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 
-from edge_gateway import wire
-from edge_gateway.sessions import Session
+from edge_gateway import events, wire
+from edge_gateway.metrics import EdgeMetrics
+from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb
-
-if TYPE_CHECKING:
-    from edge_gateway.hub import Hub
 
 log = logging.getLogger("edge_gateway.relay")
 
@@ -38,9 +36,47 @@ _RING = 256
 _MAX_BACKOFF = 2.0
 
 
-def room_name(meeting_id: str) -> str:
-    """The Socket.IO room of a meeting's in-step local sockets."""
-    return f"meeting:{meeting_id}"
+class RelayHost(Protocol):
+    """The part of the edge a relay works through (the Hub provides it); a relay never
+    reaches further into the edge than this."""
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        """The edge's sessions (read only, to address a participant's local socket)."""
+        ...
+
+    @property
+    def metrics(self) -> EdgeMetrics:
+        """Stream count and relay lag."""
+        ...
+
+    def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
+        """Opens the room's event stream after `position` (a grpc.aio stream call)."""
+        ...
+
+    async def emit(
+        self,
+        event: str,
+        data: dict[str, Any] | tuple[Any, ...],
+        *,
+        to: str | None = None,
+        room: str | None = None,
+        skip_sid: str | None = None,
+    ) -> None:
+        """Emits to one socket or a Socket.IO room (a tuple: several arguments)."""
+        ...
+
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Puts a socket in a Socket.IO room: it receives the room's broadcasts from now on."""
+        ...
+
+    async def local_participant_left(self, participant_id: str, reason: pb.LeaveReason.ValueType) -> None:
+        """A participant left; its socket, if here, is told and detached."""
+        ...
+
+    async def drop_session(self, sid: str) -> None:
+        """The room closed under the socket: forget it locally."""
+        ...
 
 
 class _ResyncError(Exception):
@@ -51,7 +87,7 @@ class RoomRelay:
     """Relays one room's stream to this edge's sockets in that room."""
 
     def __init__(
-        self, hub: Hub, meeting_id: str, position: tuple[int, str], view: dict[str, pb.Participant]
+        self, hub: RelayHost, meeting_id: str, position: tuple[int, str], view: dict[str, pb.Participant]
     ) -> None:
         self._hub = hub
         self.meeting_id = meeting_id
@@ -168,23 +204,23 @@ class RoomRelay:
     async def _activate(self, session: Session, *, diff: bool) -> None:
         if diff:
             await self._send_diff(session)
-        session.roster = {}
+        session.roster = ()
         self.members[session.sid] = session
-        await self._hub.sio.enter_room(session.sid, self.room)
+        await self._hub.enter_room(session.sid, self.room)
 
     async def _send_diff(self, session: Session) -> None:
         """Tells one socket what changed between its roster and the relay's view (each
         with the relay's position as offset: the socket stands there afterwards)."""
-        known = session.roster
+        known = {p.participant_id: p for p in session.roster}
         current = {pid: p for pid, p in self.view.items() if pid != session.participant_id}
         for pid in known.keys() - current.keys():
             left = wire.participant_left(known[pid], pb.LEAVE_REASON_DISCONNECTED)
-            await self._emit("participant-left", left, session.sid)
+            await self._emit(events.PARTICIPANT_LEFT, left, session.sid)
         for pid, p in current.items():
             if pid not in known:
-                await self._emit("participant-joined", wire.participant(p), session.sid)
+                await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), session.sid)
             elif known[pid].media != p.media:
-                await self._emit("participant-updated", wire.participant_updated(p, ""), session.sid)
+                await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), session.sid)
 
     # -- the stream -------------------------------------------------------------------
 
@@ -193,7 +229,7 @@ class RoomRelay:
         while not self.closed:
             seq, epoch = self.position
             try:
-                self._call = self._hub.client.watch_room(
+                self._call = self._hub.watch_room(
                     self.meeting_id, pb.StreamPosition(sequence=seq, epoch=epoch)
                 )
                 self._hub.metrics.room_streams.inc()
@@ -218,7 +254,7 @@ class RoomRelay:
                     log.warning("room's meeting is gone", extra={"meeting_id": self.meeting_id})
                     ended = {"meetingId": self.meeting_id, "endedBy": None}
                     for sid in list(self.members) + list(self.pending):
-                        await self._hub.emit("meeting-ended", ended, to=sid)
+                        await self._hub.emit(events.MEETING_ENDED, ended, to=sid)
                     await self._meeting_gone()
                     return
                 log.info(
@@ -258,7 +294,7 @@ class RoomRelay:
                     return
                 self.view[p.participant_id] = p
             await self._emit(
-                "participant-joined", wire.participant(p), only, skip=p.participant_id, offset=at
+                events.PARTICIPANT_JOINED, wire.participant(p), only, skip=p.participant_id, offset=at
             )
         elif kind == "participant_left":
             p, reason = event.participant_left.participant, event.participant_left.reason
@@ -266,7 +302,7 @@ class RoomRelay:
                 if self.view.pop(p.participant_id, None) is None:
                     return
                 await self._hub.local_participant_left(p.participant_id, reason)
-            await self._emit("participant-left", wire.participant_left(p, reason), only, offset=at)
+            await self._emit(events.PARTICIPANT_LEFT, wire.participant_left(p, reason), only, offset=at)
         elif kind == "participant_updated":
             p = event.participant_updated.participant
             if broadcast:
@@ -278,12 +314,12 @@ class RoomRelay:
             update = wire.participant_updated(p, changed_by)
             # Only the participant's own change is not echoed; a moderator's mute must reach it.
             own = p.participant_id if changed_by == p.participant_id else ""
-            await self._emit("participant-updated", update, only, skip=own, offset=at)
+            await self._emit(events.PARTICIPANT_UPDATED, update, only, skip=own, offset=at)
         elif kind == "chat_message":
-            await self._emit("chat-message", wire.chat(event.chat_message), only, offset=at)
+            await self._emit(events.CHAT_MESSAGE, wire.chat(event.chat_message), only, offset=at)
         elif kind == "meeting_ended":
             ended = {"meetingId": self.meeting_id, "endedBy": event.meeting_ended.ended_by or None}
-            await self._emit("meeting-ended", ended, only, offset=at)
+            await self._emit(events.MEETING_ENDED, ended, only, offset=at)
             if broadcast:
                 await self._meeting_gone()
 
@@ -308,9 +344,9 @@ class RoomRelay:
             # The meeting ended while the stream was away: that, not a participant-left for
             # everyone, is what each local socket (in step or not yet) must hear.
             ended = {"meetingId": self.meeting_id, "endedBy": None}
-            await self._emit("meeting-ended", ended, None)
+            await self._emit(events.MEETING_ENDED, ended, None)
             for sid in list(self.pending):
-                await self._hub.emit("meeting-ended", ended, to=sid)
+                await self._hub.emit(events.MEETING_ENDED, ended, to=sid)
             await self._meeting_gone()
             return
         new_view = {p.participant_id: p for p in snapshot.participants}
@@ -332,14 +368,16 @@ class RoomRelay:
         for pid in old_view.keys() - new_view.keys():
             await self._hub.local_participant_left(pid, pb.LEAVE_REASON_DISCONNECTED)
             await self._emit(
-                "participant-left", wire.participant_left(old_view[pid], pb.LEAVE_REASON_DISCONNECTED), None
+                events.PARTICIPANT_LEFT,
+                wire.participant_left(old_view[pid], pb.LEAVE_REASON_DISCONNECTED),
+                None,
             )
         for pid, p in new_view.items():
             old = old_view.get(pid)
             if old is None:
-                await self._emit("participant-joined", wire.participant(p), None, skip=pid)
+                await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), None, skip=pid)
             elif old.media != p.media:
-                await self._emit("participant-updated", wire.participant_updated(p, ""), None, skip=pid)
+                await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), None, skip=pid)
         await self._activate_ready()
 
     async def _meeting_gone(self) -> None:

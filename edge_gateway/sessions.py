@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from meeting.v1 import room_service_pb2 as pb
+
+
+def room_name(meeting_id: str) -> str:
+    """The Socket.IO room of a meeting's in-step local sockets (the one definition)."""
+    return f"meeting:{meeting_id}"
 
 
 @dataclass(slots=True)
@@ -19,8 +25,9 @@ class Session:
     """The socket's participant, as the room service stored it."""
     position: tuple[int, str]
     """(sequence, epoch) of its join: it is owed only events after this."""
-    roster: dict[str, pb.Participant] = field(default_factory=dict)
-    """What its `meeting-joined` listed, kept until it is in step with the room stream."""
+    roster: Sequence[pb.Participant] = ()
+    """What its `meeting-joined` listed, kept until it is in step with the room stream
+    (as the reply carried it: indexed only if a diff is ever needed)."""
 
     @property
     def participant_id(self) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from meeting.v1 import room_service_pb2 as pb
 
@@ -22,7 +25,13 @@ _REASON: dict[pb.LeaveReason.ValueType, str] = {
 
 def iso(ts: Any) -> str:
     """RFC 3339 UTC text of a protobuf Timestamp."""
-    return str(ts.ToJsonString())
+    return _iso(ts.seconds, ts.nanos)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _iso(seconds: int, nanos: int) -> str:
+    # Cached: every join lists every participant, each with the same joined_at as before.
+    return str(Timestamp(seconds=seconds, nanos=nanos).ToJsonString())
 
 
 def meeting(m: pb.Meeting) -> dict[str, Any]:
@@ -48,8 +57,24 @@ def permissions(p: pb.Permissions) -> dict[str, bool]:
     }
 
 
+_PARTICIPANTS: dict[bytes, dict[str, Any]] = {}
+_PARTICIPANTS_MAX = 1 << 12
+
+
 def participant(p: pb.Participant) -> dict[str, Any]:
-    """A participant as in `participants[]` and `participant-joined`."""
+    """A participant as in `participants[]` and `participant-joined`. Read only: the same
+    dict is handed out for the same participant state (every join lists every participant
+    of the room, so building them anew made a storm of N joins cost N²/2 of them)."""
+    key = p.SerializeToString()
+    found = _PARTICIPANTS.get(key)
+    if found is None:
+        if len(_PARTICIPANTS) >= _PARTICIPANTS_MAX:
+            del _PARTICIPANTS[next(iter(_PARTICIPANTS))]  # bounded: the oldest entry goes
+        found = _PARTICIPANTS[key] = _participant(p)
+    return found
+
+
+def _participant(p: pb.Participant) -> dict[str, Any]:
     return {
         "participantId": p.participant_id,
         "userId": p.user_id,

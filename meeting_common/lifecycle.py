@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+import uvloop
+
 from meeting_common.logs import configure_logging
 from meeting_common.settings import SettingsError
 
@@ -62,5 +64,7 @@ def main(load_settings: Callable[[], S], make_service: Callable[[S], Service]) -
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_until_signalled(lambda: make_service(settings)))
+    # uvloop: the edge's writes and reads, and both tiers' gRPC, cost less on libuv's loop.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_until_signalled(lambda: make_service(settings)))
     return 0

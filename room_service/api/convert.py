@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -101,8 +102,11 @@ def meeting_from_pb(message: pb.Meeting) -> Meeting:
     )
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def participant_to_pb(p: Participant) -> pb.Participant:
-    """A participant message."""
+    """A participant message. Cached (Participant is frozen; every caller copies the
+    message into its reply): a join lists every participant of the room, so without it
+    a storm of N joins converts N²/2 of them. Never mutate the result."""
     return pb.Participant(
         participant_id=p.participant_id,
         user_id=p.user_id,

@@ -1,5 +1,5 @@
 """A socket that stops reading does not slow the room for the others; its outgoing
-queue stays bounded (--max-queued-packets) and it is dropped once over the limit, long
+bytes stay bounded (--max-buffered-bytes) and it is dropped once over the limit, long
 before any ping timeout would notice it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tests.support.processes import msg_is, start_edge, start_room_service
 from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.timing import report
 
-QUEUE_LIMIT = 64
+BUFFER_LIMIT = 256 * 1024
 TEXT_LENGTH = 4000
 MAX_MESSAGES = 4000
 BATCH = 25
@@ -26,8 +26,8 @@ async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPoo
         room_service.grpc_address,
         "--max-text-length",
         "4000",
-        "--max-queued-packets",
-        str(QUEUE_LIMIT),
+        "--max-buffered-bytes",
+        str(BUFFER_LIMIT),
         # Pings far away: only the queue bound can catch the stuck socket in this test.
         "--ping-interval-seconds",
         "30",
@@ -80,6 +80,6 @@ async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPoo
 
 
 def _noise() -> str:
-    """Incompressible text (websocket frames are deflated; repeated text would shrink to
+    """Incompressible text (should frames ever be deflated, repeated text would shrink to
     nothing and never fill a buffer)."""
     return base64.b64encode(os.urandom(TEXT_LENGTH * 3 // 4)).decode("ascii")

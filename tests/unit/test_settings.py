@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from edge_gateway import config as edge_config
+from edge_gateway.engine import _SWEEP_SECONDS as SWEEP_SECONDS
 from edge_gateway.limits import EdgeLimits
 from meeting_common.settings import Option, SettingsError, parse_address, parse_bool
 from room_service import config as room_config
+from room_service.app import _REAPER_INTERVAL_SECONDS as REAPER_TICK_SECONDS
 from tests.support.processes import REPO_ROOT
 
 TIERS = [
@@ -41,6 +43,19 @@ def test_edge_defaults_match_the_design() -> None:
     assert settings.http_address == ("127.0.0.1", 8080)
     assert settings.room_service_address == "127.0.0.1:50051"
     assert settings.cors_allowed_origins == "*"
+
+
+def test_default_time_budgets_keep_the_designs_promises() -> None:
+    """DESIGN.md's budgets at the defaults, from the settings that make them up: a silent
+    client is reported left within 10 s (ping interval + ping timeout + one sweep), and a
+    crashed edge within 2 s (the grace after its connection closes + one reaper tick). The
+    fault tests measure and report the real times; this pins the arithmetic."""
+    edge = edge_config.load_settings([], {})
+    room = room_config.load_settings([], {})
+    silent_loss = edge.ping_interval_seconds + edge.ping_timeout_seconds + SWEEP_SECONDS
+    assert silent_loss <= 10.0
+    crashed_edge = room.edge_disconnect_grace_seconds + REAPER_TICK_SECONDS
+    assert crashed_edge <= 2.0
 
 
 def test_environment_overrides_defaults_and_flags_override_environment() -> None:

@@ -1,0 +1,220 @@
+"""`make bench`: this project against a one-process Node socket.io@4 reference, side by side.
+
+For every run and scenario a fresh reference (`node bench/reference.js`) and a fresh
+stack (`python -m tools.run_local`, as `make run` starts it) are started, one after the
+other, and driven by the same load generator on the official client (`bench/loadgen.js`).
+Prints each figure's median over the runs and its ratio to the reference. Timing only:
+nothing here decides pass or fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+MEETING = "test-meeting-123"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row group of the table: a load generator scenario and the figures it yields."""
+
+    name: str
+    loadgen: str
+    clients: int
+    figures: tuple[tuple[str, str], ...]  # (key in the generator's result, label)
+
+
+SCENARIOS = (
+    Scenario("fanout", "fanout", 100, (("deliveries_per_s", "fan-out 100x10 deliveries/s"),)),
+    Scenario("storm300", "storm", 300, (("converged_ms", "storm 300: converged ms"),)),
+    Scenario(
+        "join200",
+        "join",
+        200,
+        (("p50_ms", "join at 50/s: p50 ms"), ("p99_ms", "join at 50/s: p99 ms")),
+    ),
+    Scenario("storm1000", "storm", 1000, (("converged_ms", "storm 1000: converged ms"),)),
+    Scenario(
+        "idle1000",
+        "idle",
+        1000,
+        (("kb_per_socket", "idle 1000 joined: KB/socket"), ("cpu_pct", "idle 1000: CPU %")),
+    ),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} not ready within {timeout:.0f} s")
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def rss_bytes(pids: list[int]) -> int:
+    return sum(int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE for p in pids)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+@contextlib.contextmanager
+def reference() -> Iterator[tuple[str, list[int]]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["node", str(BENCH / "reference.js"), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "listening <port>"
+        yield f"http://127.0.0.1:{port}", [proc.pid]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def stack(clients: int, root: Path) -> Iterator[tuple[str, list[int]]]:
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    env = dict(
+        os.environ,
+        ROOM_SERVICE_GRPC_ADDRESS=f"127.0.0.1:{grpc}",
+        ROOM_SERVICE_METRICS_ADDRESS=f"127.0.0.1:{metrics}",
+        EDGE_GATEWAY_HTTP_ADDRESS=f"127.0.0.1:{http}",
+        # The caps a load test from one address meets first, raised by their settings.
+        EDGE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS=str(clients + 10),
+        ROOM_SERVICE_MAX_PARTICIPANTS=str(clients + 10),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.run_local"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ready = f"http://127.0.0.1:{http}/readyz"
+        wait_until(lambda: urllib.request.urlopen(ready, timeout=1).status == 200, "the stack")
+        yield f"http://127.0.0.1:{http}", children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def drive(url: str, pids: list[int], scenario: Scenario, settle: float) -> dict[str, float]:
+    """Runs one scenario against one server; for `idle`, measures memory and CPU too."""
+    cmd = ["node", str(BENCH / "loadgen.js"), url, scenario.loadgen, str(scenario.clients), MEETING]
+    if scenario.loadgen != "idle":
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        if "error" in result:
+            print(f"{scenario.name} against {url} failed: {result['error']}", file=sys.stderr)
+            return {}
+        return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
+    time.sleep(1.0)
+    before = rss_bytes(pids)
+    gen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert gen.stdout is not None
+        line = gen.stdout.readline()
+        if "joined" not in line:
+            print(f"idle against {url} failed: {line.strip()}", file=sys.stderr)
+            return {}
+        time.sleep(settle)  # the servers return to idle
+        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        time.sleep(5.0)
+        cpu = (cpu_seconds(pids) - cpu0) / (time.monotonic() - t0) * 100
+        per_socket = (rss_bytes(pids) - before) / scenario.clients / 1024
+    finally:
+        assert gen.stdin is not None
+        gen.stdin.close()
+        gen.wait(timeout=60)
+    return {"kb_per_socket": per_socket, "cpu_pct": cpu}
+
+
+def _median(values: list[float]) -> float:
+    """Median of the runs that produced a figure (nan when none did)."""
+    done = [v for v in values if not math.isnan(v)]
+    return statistics.median(done) if done else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "3")))
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""), help="comma-separated scenarios")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds idle before measuring")
+    parser.add_argument(
+        "--stack-root", type=Path, default=ROOT, help="checkout to run the stack from (before/after figures)"
+    )
+    args = parser.parse_args()
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
+    results: dict[tuple[str, str], list[float]] = {}
+    for run in range(args.runs):
+        for scenario in chosen:
+            for side in ("node", "ours"):
+                server = reference() if side == "node" else stack(scenario.clients, args.stack_root)
+                with server as (url, pids):
+                    figures = drive(url, pids, scenario, args.settle)
+                print(f"run {run + 1} {scenario.name} {side}: {json.dumps(figures)}", file=sys.stderr)
+                for key, *_ in scenario.figures:
+                    # A failed run (a client dropped, a deadline passed) counts as no figure.
+                    results.setdefault((side, f"{scenario.name}.{key}"), []).append(
+                        figures.get(key, float("nan"))
+                    )
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}; medians of {args.runs} alternating runs\n"
+    )
+    print("| scenario | Node, one process | this project | ratio |")
+    print("| --- | --- | --- | --- |")
+    for scenario in chosen:
+        for key, label in scenario.figures:
+            node = _median(results[("node", f"{scenario.name}.{key}")])
+            ours = _median(results[("ours", f"{scenario.name}.{key}")])
+            ratio = ours / node if node else float("nan")
+            print(f"| {label} | {node:,.1f} | {ours:,.1f} | {ratio:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The edge's write path (edge_gateway/engine.py) on a real aiohttp server over loopback:
+per-socket order, byte-bounded backpressure, long-polling beside WebSocket, the sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvloop
+import websockets
+from aiohttp import web
+
+from edge_gateway.engine import EdgeSocketServer
+from meeting_common.net import bound_port
+from tests.support.jsclient import JsClientPool
+
+ROOM = "room"
+
+
+@pytest.fixture(scope="module")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The edge runs on uvloop (meeting_common.lifecycle), and so do these tests: its
+    transports differ from asyncio's where it matters (a write to a closed one raises)."""
+    return uvloop.EventLoopPolicy()
+
+
+@dataclass
+class Served:
+    sio: EdgeSocketServer
+    url: str
+    drops: list[int] = field(default_factory=list)
+    left: dict[str, str] = field(default_factory=dict)  # sid -> disconnect reason
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_left(self, sid: str, timeout: float) -> str:
+        """The reason `sid` disconnected with, once it has."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: sid in self.left)
+        return self.left[sid]
+
+
+@contextlib.asynccontextmanager
+async def serve(max_buffered_bytes: int = 1 << 20, **options: Any) -> AsyncIterator[Served]:
+    """An EdgeSocketServer whose sockets join ROOM on connect."""
+    drops: list[int] = []
+    sio = EdgeSocketServer(
+        async_mode="aiohttp",
+        max_buffered_bytes=max_buffered_bytes,
+        on_drop=lambda: drops.append(1),
+        **options,
+    )
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    served = Served(sio, f"http://127.0.0.1:{bound_port(site)}", drops)
+
+    @sio.on("connect")
+    async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await sio.enter_room(sid, ROOM)
+
+    @sio.on("disconnect")
+    async def on_disconnect(sid: str, reason: Any = None) -> None:
+        served.left[sid] = str(reason)
+        async with served.changed:
+            served.changed.notify_all()
+
+    try:
+        yield served
+    finally:
+        if sio.eio.sockets:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sio.eio.disconnect(), 3)  # every socket told to close
+        await sio.shutdown()
+        await runner.cleanup()
+
+
+class RawSocket:
+    """Socket.IO over a plain WebSocket, frames kept exactly as they arrived."""
+
+    def __init__(self, ws: Any, eio_sid: str, sid: str) -> None:
+        self.ws, self.eio_sid, self.sid = ws, eio_sid, sid
+
+    @classmethod
+    async def open(cls, url: str, *, rcvbuf: int | None = None) -> RawSocket:
+        sock = None
+        if rcvbuf is not None:  # a small window, so that a paused reader backs up quickly
+            host, port = url.removeprefix("http://").split(":")
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.connect((host, int(port)))
+            sock.setblocking(False)
+        ws = await websockets.connect(
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+            max_size=None,
+            sock=sock,
+        )
+        opened = str(await asyncio.wait_for(ws.recv(), 5))
+        assert opened.startswith("0{"), opened
+        await ws.send("40")
+        connected = str(await asyncio.wait_for(ws.recv(), 5))
+        assert connected.startswith("40"), connected
+        return cls(ws, json.loads(opened[1:])["sid"], json.loads(connected[2:])["sid"])
+
+    async def frames_until(self, last: str, limit: int = 100_000) -> list[str]:
+        """Every frame up to and including `last` (server pings answered, not returned)."""
+        frames: list[str] = []
+        async with asyncio.timeout(30):
+            while len(frames) < limit:
+                frame = str(await self.ws.recv())
+                if frame == "2":
+                    await self.ws.send("3")
+                    continue
+                frames.append(frame)
+                if frame == last:
+                    return frames
+        raise AssertionError(f"no {last!r} in {len(frames)} frames")
+
+
+def numbers(frames: list[str], event: str) -> list[int]:
+    """The `n` of every `event` frame, in arrival order."""
+    out = []
+    for frame in frames:
+        if frame.startswith("42["):
+            name, *data = json.loads(frame[2:])
+            if name == event:
+                out.append(data[0]["n"])
+    return out
+
+
+async def test_direct_emits_broadcasts_and_the_ack_reach_a_socket_in_emit_order(js: JsClientPool) -> None:
+    async with serve() as served:
+        sio = served.sio
+
+        @sio.on("burst")
+        async def burst(sid: str, count: int) -> int:
+            # Alternating a direct emit and a room broadcast: one numbered sequence.
+            for n in range(count):
+                if n % 2:
+                    await sio.emit("n", {"n": n}, to=sid)
+                else:
+                    await sio.emit("n", {"n": n}, room=ROOM)
+            return count  # the acknowledgement, sent after every emit above
+
+        raw = await RawSocket.open(served.url)
+        other = js.client("other")
+        await other.connect(served.url, transports=["websocket"])
+        await raw.ws.send('421["burst",300]')
+        frames = await raw.frames_until("431[300]")
+        assert numbers(frames, "n") == list(range(300))
+        assert frames[-1] == "431[300]" and len(frames) == 301
+        # The room's other socket got the broadcasts only, in order.
+        got = await other.wait_for_events("n", 150, timeout=15)
+        assert [e.data["n"] for e in got] == list(range(0, 300, 2))
+        await raw.ws.close()
+
+
+async def test_a_socket_that_stops_reading_is_dropped_at_its_byte_bound_while_others_get_everything() -> None:
+    limit = 64 * 1024
+    async with serve(max_buffered_bytes=limit) as served:
+        sio = served.sio
+        stuck = await RawSocket.open(served.url, rcvbuf=4096)
+        healthy = await RawSocket.open(served.url)
+        stuck.ws.transport.pause_reading()  # the peer stops reading its socket
+        outbox = sio.eio.sockets[stuck.eio_sid].queue
+        text = "x" * 4000
+        received: list[str] = []
+
+        async def read() -> None:
+            received.extend(await healthy.frames_until('42["end"]'))
+
+        reader = asyncio.create_task(read())
+        sent, worst = 0, 0
+        while not outbox.overflowed and sent < 20_000:
+            await sio.emit("chunk", {"n": sent, "text": text}, room=ROOM)
+            sent += 1
+            worst = max(worst, outbox.buffered_bytes)
+            if sent % 20 == 0:
+                await asyncio.sleep(0)  # the healthy reader runs meanwhile
+        assert outbox.overflowed, "the stuck socket was never dropped"
+        print(f"stuck socket dropped after {sent} broadcasts of {len(text)} bytes")
+        # Bounded: never more than the limit (plus the one frame that crossed it) held.
+        assert worst <= limit + len(text) + 100
+        for n in range(sent, sent + 50):  # the room carries on after the drop
+            await sio.emit("chunk", {"n": n, "text": text}, room=ROOM)
+        await sio.emit("end", None, room=ROOM)
+        await asyncio.wait_for(reader, 30)
+        assert numbers(received, "chunk") == list(range(sent + 50))
+        assert await served.wait_left(stuck.sid, 10) == "server disconnect"
+        assert healthy.sid not in served.left
+        assert served.drops == [1]
+        await healthy.ws.close()
+
+
+async def test_polling_upgrading_and_websocket_sockets_share_a_room_in_order(js: JsClientPool) -> None:
+    async with serve() as served:
+        polling, upgrading, ws = js.client("polling"), js.client("upgrading"), js.client("ws")
+        await polling.connect(served.url, transports=["polling"])
+        await upgrading.connect(served.url, transports=["polling", "websocket"])
+        await ws.connect(served.url, transports=["websocket"])
+        count = 400
+        for n in range(count):
+            # Non-ASCII text through the orjson codec and both transports.
+            await served.sio.emit("seq", {"n": n, "who": "Zoë 会议"}, room=ROOM)
+            if n % 10 == 0:
+                await asyncio.sleep(0.005)  # spread out, so the upgrade happens mid-stream
+        for client in (polling, upgrading, ws):
+            got = await client.wait_for_events("seq", count, timeout=30)
+            assert [e.data["n"] for e in got] == list(range(count)), client.name
+            assert {e.data["who"] for e in got} == {"Zoë 会议"}
+        transports = {s.sid: s.upgraded for s in served.sio.eio.sockets.values()}
+        assert sorted(transports.values()) == [False, True, True]  # one stayed on polling
+
+
+async def test_a_silent_peer_is_dropped_even_after_the_sweep_failed_once() -> None:
+    async with serve(ping_interval=0.2, ping_timeout=0.4) as served:
+        eio = served.sio.eio
+        real_sweep = eio.sweep
+        failures: list[float] = []
+
+        def flaky(now: float) -> None:
+            if not failures:
+                failures.append(now)
+                raise RuntimeError("injected sweep failure")
+            real_sweep(now)
+
+        eio.sweep = flaky
+        silent = await RawSocket.open(served.url)  # never answers a PING
+        assert await served.wait_left(silent.sid, 15) == "ping timeout"
+        assert failures, "the injected failure never ran"
+        with contextlib.suppress(Exception):
+            await silent.ws.close()
+
+
+async def test_binary_payloads_still_reach_websocket_and_polling_sockets(js: JsClientPool) -> None:
+    async with serve() as served:
+        polling, ws = js.client("polling"), js.client("ws")
+        await polling.connect(served.url, transports=["polling"])
+        await ws.connect(served.url, transports=["websocket"])
+        await served.sio.emit("blob", {"n": 1, "bytes": b"\x00\x01\xff"}, room=ROOM)
+        await served.sio.emit("blob", {"n": 2, "text": "after"}, room=ROOM)
+        for client in (polling, ws):
+            got = await client.wait_for_events("blob", 2, timeout=10)
+            assert got[0].data == {"n": 1, "bytes": b"\x00\x01\xff"}, client.name
+            assert got[1].data == {"n": 2, "text": "after"}, client.name
+
+
+async def test_a_broadcast_passes_over_a_socket_whose_connection_just_died() -> None:
+    async with serve() as served:
+        gone = await RawSocket.open(served.url)
+        healthy = await RawSocket.open(served.url)
+        transport = served.sio.eio.sockets[gone.eio_sid].queue.transport
+        assert transport is not None
+        # The connection dies (closed by the loop's next step) and a broadcast goes out
+        # before the socket's reading loop has noticed: its outbox holds a dead transport.
+        transport.abort()
+        await asyncio.sleep(0)
+        await served.sio.emit("after", {"n": 1}, room=ROOM)
+        frames = await healthy.frames_until('42["after",{"n":1}]')
+        assert numbers(frames, "after") == [1]
+        assert await served.wait_left(gone.sid, 10) == "transport close"
+        assert healthy.sid not in served.left
+        await healthy.ws.close()
