@@ -23,7 +23,9 @@ $(BENCH_STAMP): bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $(BENCH_STAMP)
 
-# promtool (Debian's prometheus package) for the alert-rule and metrics-format tests.
+# promtool (Debian's prometheus package) for the alert-rule and metrics-format tests;
+# redis-server (Debian's redis-server package) for the Redis store tests, which start
+# their own servers on free loopback ports.
 SYSTEM_STAMP := $(VENV)/.system-tools
 
 $(SYSTEM_STAMP): $(STAMP)
@@ -31,6 +33,10 @@ $(SYSTEM_STAMP): $(STAMP)
 		echo "installing Debian's prometheus package (promtool, prometheus)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v promtool >/dev/null
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing Debian's redis-server package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@command -v redis-server >/dev/null
 	touch $(SYSTEM_STAMP)
 
 install: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)

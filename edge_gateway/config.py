@@ -56,7 +56,12 @@ class Settings(LimitSettings, TierSettings):
         Address("127.0.0.1", 8080),
         description="HTTP listen address for Socket.IO, /metrics, /healthz, /readyz",
     )
-    room_service_address: str = Field("127.0.0.1:50051", description="gRPC address of the room service")
+    room_service_address: str = Field(
+        "127.0.0.1:50051",
+        description="gRPC target of the room service replicas: host:port, a list "
+        "(ipv4:10.0.0.1:50051,10.0.0.2:50051) or DNS (dns:///room-service-headless:50051); "
+        "calls are balanced round-robin",
+    )
     rpc_timeout_seconds: Seconds = Field(5, description="deadline of each unary RPC")
     heartbeat_interval_seconds: Seconds = Field(
         2, description="how often the edge renews its lease with the room service"

@@ -1,9 +1,12 @@
-"""Typed RoomService client: one channel, a deadline on every unary call, retries only
-for calls that are safe to repeat, and errors turned into EdgeError."""
+"""Typed RoomService client: one channel to every room-service replica (any gRPC target:
+host:port, a list `ipv4:A:P,B:P`, or `dns:///name:port`), calls balanced round-robin, a
+deadline on every unary call, retries only for calls that are safe to repeat, and errors
+turned into EdgeError."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -15,6 +18,16 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 
 T = TypeVar("T")
+
+_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["RoomService"].full_name},
+    }
+)
+
+# Longest pause between two attempts of a retried call.
+_MAX_RETRY_PAUSE = 0.8
 
 # Statuses after which a repeat of an idempotent call may succeed.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -44,6 +57,13 @@ class RoomClient:
             # Reconnect within about a second of a room service restart, so that the
             # edge re-announces its sockets inside the service's restore grace.
             ("grpc.max_reconnect_backoff_ms", 1_000),
+            # Spread calls and streams over every address the target resolves to. A replica
+            # leaves the rotation as soon as its connection breaks, or as soon as its
+            # RoomService health turns NOT_SERVING (it is stopping, or its store is away):
+            # gRPC watches each replica's health itself (client-side health checking).
+            ("grpc.service_config", _SERVICE_CONFIG),
+            # Re-resolve DNS targets often enough to see replicas come and go.
+            ("grpc.dns_min_time_between_resolutions_ms", 2_000),
         ]
         # TLS (and the edge's client certificate for mutual TLS) when credentials are given.
         if credentials is None:
@@ -74,7 +94,7 @@ class RoomClient:
             except grpc.aio.AioRpcError as exc:
                 if attempt < retries and exc.code() in retry_on:
                     attempt += 1
-                    await asyncio.sleep(0.1 * 2**attempt)
+                    await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
                     continue
                 raise from_rpc_error(exc) from None
 
@@ -100,10 +120,13 @@ class RoomClient:
             recovery_id=recovery_id,
         )
         # Retried only when the call never got through (UNAVAILABLE): after a deadline the
-        # user has waited long enough, and a second deadline would double the wait.
+        # user has waited long enough, and a second deadline would double the wait. Three
+        # retries (0.2 + 0.4 + 0.8 s) outlast the channel's reconnect backoff (1 s), so a
+        # join during a rolling restart finds the replica that just came back; with no
+        # replica serving each attempt fails at once.
         reply = await self._call(
             lambda: self._stub.Join(request, timeout=self._timeout),
-            retries=1,
+            retries=3,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )
         if self.on_instance is not None:
@@ -190,7 +213,13 @@ class RoomClient:
     async def heartbeat(self) -> pb.HeartbeatResponse:
         """Renews this edge's lease."""
         request = pb.HeartbeatRequest(edge_id=self.edge_id)
-        return await self._call(lambda: self._stub.Heartbeat(request, timeout=self._timeout))
+        # Idempotent: retried once when it reached no replica (one just died), so a
+        # replica's death does not flip this edge to not-ready.
+        return await self._call(
+            lambda: self._stub.Heartbeat(request, timeout=self._timeout),
+            retries=1,
+            retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
+        )
 
     async def restore(self, sessions: Sequence[pb.SessionRecord]) -> pb.RestoreSessionsResponse:
         """Re-announces this edge's sockets. Idempotent: known participants are skipped."""

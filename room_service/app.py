@@ -20,17 +20,20 @@ from meeting_common.net import bound_port
 from meeting_common.tls import server_credentials
 from room_service.api.auth import BearerTokenInterceptor
 from room_service.api.servicer import RoomServicer
-from room_service.config import Settings
+from room_service.config import Settings, redacted_url
+from room_service.domain.errors import DomainError
 from room_service.meetings_file import load_meetings
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
-from room_service.store.factory import create_store
+from room_service.store.factory import create_store, store_clock
 
 log = logging.getLogger("room_service")
 # The reaper's tick: a crashed edge is gone within its disconnect grace plus this.
 _REAPER_INTERVAL_SECONDS = 0.25
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
+_DRAIN_SECONDS = 0.5
+_STORE_MISSES_BEFORE_UNREADY = 3
 
 
 class RoomServiceApp:
@@ -40,16 +43,19 @@ class RoomServiceApp:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = RoomMetrics(self.registry)
-        self.store = store = create_store(
-            "memory",
+        self.store = create_store(
+            settings.store,
             StoreOptions(
                 replay_buffer=settings.replay_buffer,
                 default_capacity=settings.max_participants,
                 multiple_sessions=settings.multiple_sessions,
             ),
+            redis_url=settings.redis_url.get_secret_value(),
+            redis_timeout=settings.redis_timeout_seconds,
+            observe=self.metrics.observe_store,
         )
         self.manager = RoomManager(
-            store,
+            self.store,
             ManagerOptions(
                 edge_lease_seconds=settings.edge_lease_seconds,
                 restore_grace_seconds=settings.restore_grace_seconds,
@@ -61,6 +67,7 @@ class RoomServiceApp:
                 recovery_window_seconds=settings.recovery_window_seconds,
             ),
             self.metrics,
+            clock=store_clock(settings.store),
         )
         self.health = health_aio.HealthServicer()
         self.grpc_metrics = ServerMetrics(self.registry)
@@ -85,11 +92,18 @@ class RoomServiceApp:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         """Registers the meetings file, then serves gRPC and metrics."""
-        for seed in load_meetings(self.settings.meetings_file):
-            await self.manager.upsert_meeting(seed.meeting, seed.password)
+        # A Redis store must answer before anything is registered; until it does the
+        # process waits (and says why) rather than exiting in a restart loop.
+        while not await self.store.ready():
+            log.warning("room store not reachable yet; waiting", extra={"store": self.settings.store})
+            await asyncio.sleep(1.0)
+        await self.manager.check_store_continuity()
+        await self._register_meetings()
+        self.manager.on_store_reset = self._register_meetings
         pb_grpc.add_RoomServiceServicer_to_server(RoomServicer(self.manager), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -109,6 +123,7 @@ class RoomServiceApp:
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = await self._start_metrics()
         self._tasks.append(asyncio.create_task(self.manager.run_reaper(_REAPER_INTERVAL_SECONDS)))
+        self._tasks.append(asyncio.create_task(self._watch_store(1.0)))
         log.info(
             "room service ready",
             extra={
@@ -117,15 +132,51 @@ class RoomServiceApp:
                 "mutual_tls": bool(self.settings.tls_client_ca_file),
                 "internal_token_required": bool(self.settings.internal_token.get_secret_value()),
                 "metrics_address": f"{self.settings.metrics_address[0]}:{self.metrics_port}",
+                "store": self.settings.store,
+                **(
+                    {"redis": redacted_url(self.settings.redis_url.get_secret_value())}
+                    if self.settings.store == "redis"
+                    else {}
+                ),
             },
         )
         if not (self.settings.internal_token.get_secret_value() or self.settings.tls_client_ca_file):
             log.warning("authentication is off: any caller may use the gRPC API (development only)")
 
+    async def _watch_store(self, interval: float) -> None:
+        """Readiness follows the store: the RoomService's gRPC health (the readiness probe's
+        service) is NOT_SERVING while the store does not answer. The overall health ""
+        (the liveness probe's) stays SERVING: restarting pods cannot bring Redis back."""
+        serving = True
+        failures = 0
+        while True:
+            answered = await self.store.ready()
+            self.metrics.store_up.set(1 if answered else 0)
+            # One late answer is not an outage (a busy machine can starve this loop past
+            # the timeout): not ready after a few misses in a row, ready again at once.
+            failures = 0 if answered else failures + 1
+            up = answered or failures < _STORE_MISSES_BEFORE_UNREADY
+            if up != serving and not self._stopping:
+                serving = up
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if up
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                await self.health.set(SERVICE_NAME, status)
+                log.warning("room store reachable" if up else "room store unreachable; not ready")
+            await asyncio.sleep(interval)
+
+    async def _register_meetings(self) -> None:
+        """Registers the meetings file (again, after a Redis that lost its data)."""
+        for seed in load_meetings(self.settings.meetings_file):
+            await self.manager.upsert_meeting(seed.meeting, seed.password)
+
     async def _start_metrics(self) -> int:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host, port = self.settings.metrics_address
@@ -133,15 +184,33 @@ class RoomServiceApp:
         await site.start()
         return bound_port(site)
 
+    async def _readyz(self, _: web.Request) -> web.Response:
+        """Ready while the store answers and the service is not shutting down."""
+        store_up = await self.store.ready()
+        self.metrics.store_up.set(1 if store_up else 0)
+        ready = store_up and not self._stopping
+        body = {"ready": ready, "store": "up" if store_up else "down"}
+        return web.json_response(body, status=200 if ready else 503)
+
     async def _metrics_handler(self, _: web.Request) -> web.Response:
-        await self.manager.refresh_gauges()
+        store_up = await self.store.ready()
+        self.metrics.store_up.set(1 if store_up else 0)
+        if store_up:
+            with contextlib.suppress(DomainError):  # the store went away meanwhile
+                await self.manager.refresh_gauges()
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stop(self) -> None:
         """Graceful: NOT_SERVING first, then let calls and streams finish within the grace."""
         log.info("room service stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
         await self.health.enter_graceful_shutdown()
+        # Edges watch this health and stop sending new calls here once they see it; calls
+        # already on their way still land before the server starts refusing them.
+        await asyncio.sleep(min(_DRAIN_SECONDS, self.settings.shutdown_grace_seconds / 2))
         # Streams never finish on their own: end them now (edges resume elsewhere or
         # after the restart from their last position) so that only unary calls use
         # the grace period.
@@ -153,6 +222,7 @@ class RoomServiceApp:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.store.close()
         self._stopped.set()
         log.info("room service stopped")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -22,6 +22,10 @@ from meeting_common.settings import (
     options,
 )
 from meeting_common.tls import TlsConfigError, server_credentials
+from room_service.store.redis_url import redacted as redacted_url
+from room_service.store.redis_url import url_problem as redis_url_problem
+
+__all__ = ["OPTIONS", "Settings", "load_settings", "redacted_url"]
 
 DEMO_MEETINGS_FILE = Path(__file__).with_name("demo_meetings.json")
 
@@ -89,16 +93,38 @@ class Settings(TierSettings):
         description="allow a non-loopback --grpc-address with neither --internal-token nor "
         "--tls-client-ca-file (refused otherwise: fail closed)",
     )
+    # -- store: in this process, or shared by any number of replicas in Redis ------------
+    store: Literal["memory", "redis"] = Field(
+        "memory",
+        description="where rooms live: memory (this process only) or redis (shared by any replicas)",
+    )
+    redis_url: SecretStr = Field(
+        SecretStr(""),
+        description="Redis for --store redis (required then): redis:// or rediss:// (TLS), "
+        "redis+sentinel://SENTINEL:26379,.../PRIMARY/DB or redis+cluster://ANY-NODE:6379/0; user and "
+        "password in the URL, e.g. redis://:PASSWORD@redis:6379/0; prefer the variable",
+    )
+    redis_timeout_seconds: Seconds = Field(
+        1, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"
+    )
 
     def problems(self) -> list[str]:
         """The TLS files must load as the server will load them; callers must be
-        authenticated beyond loopback unless allow_insecure says otherwise."""
+        authenticated beyond loopback unless allow_insecure says otherwise; the Redis store
+        needs a URL."""
+        found: list[str] = []
         try:
             server_credentials(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
         except TlsConfigError as exc:
-            return [f"TLS: {exc}"]
-        if self.internal_token.get_secret_value() or self.tls_client_ca_file or self.allow_insecure:
-            return []
+            found.append(f"TLS: {exc}")
+        if self.store == "redis":
+            url = self.redis_url.get_secret_value()
+            if not url:
+                found.append("redis_url: required with --store redis (set ROOM_SERVICE_REDIS_URL)")
+            elif (problem := redis_url_problem(url)) is not None:
+                found.append(f"redis_url: {problem}")
+        if found or self.internal_token.get_secret_value() or self.tls_client_ca_file or self.allow_insecure:
+            return found
         problem = insecure_listen_problem(
             "grpc_address",
             self.grpc_address.host,

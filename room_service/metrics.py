@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from meeting_common.codes import ErrorCode
 from room_service.domain.models import EVENT_KINDS, LeaveReason
+from room_service.store.redis_base import OPERATIONS as STORE_OPERATIONS
 
 # The `type` values of room_service_events_published_total (one per RoomEvent payload).
 EVENT_TYPES = EVENT_KINDS
@@ -50,6 +51,24 @@ class RoomMetrics:
         self.signals = Counter(
             "room_service_signals_routed", "WebRTC signals routed to an edge.", registry=registry
         )
+        self.store_seconds = Histogram(
+            "room_service_store_operation_seconds",
+            "Time each shared-store (Redis) operation took, by operation.",
+            ["operation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "room_service_store_errors",
+            "Shared-store (Redis) operations that failed, by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self.store_up = Gauge(
+            "room_service_store_up",
+            "1 while the room store answers (always 1 for the in-memory store).",
+            registry=registry,
+        )
         self.recoveries = Counter(
             "room_service_session_recoveries",
             "Socket.IO connection-state recoveries: held sessions by outcome (held, recovered, "
@@ -76,3 +95,12 @@ class RoomMetrics:
             self.leaves.labels(reason=reason.value)
         for event_type in EVENT_TYPES:
             self.events.labels(type=event_type)
+        for operation in STORE_OPERATIONS:
+            self.store_seconds.labels(operation=operation)
+            self.store_errors.labels(operation=operation)
+
+    def observe_store(self, operation: str, seconds: float, ok: bool) -> None:
+        """Records one store operation (called by the Redis store after each)."""
+        self.store_seconds.labels(operation=operation).observe(seconds)
+        if not ok:
+            self.store_errors.labels(operation=operation).inc()

@@ -3,7 +3,7 @@ JavaScript client, and a gRPC stub on the running room service."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.redis_server import SessionRedis
 
 # Short heartbeats so that tests of silent loss and leases finish in seconds.
 FAST_EDGE_ARGS = (
@@ -56,3 +57,10 @@ async def stub(room_service: RoomServiceProcess) -> AsyncIterator[pb_grpc.RoomSe
     """A RoomService stub on the running room service."""
     async with grpc.aio.insecure_channel(room_service.grpc_address) as channel:
         yield pb_grpc.RoomServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def session_redis() -> Iterator[SessionRedis]:
+    """A redis-server on a free loopback port for the whole session (tests flush it)."""
+    with SessionRedis() as server:
+        yield server

@@ -1,21 +1,22 @@
-"""The store contract every implementation (in-memory now, Redis later) must honour.
+"""The store contract, split by role, that every implementation (memory, Redis) honours.
 
 Atomicity: each mutating method validates, changes state and appends its event as one
-indivisible step; no other operation observes a state between them.
+indivisible step; no other operation (in this process or, for a shared store, in any
+replica) observes a state between them.
 
 Sequencing: each room has a log. Every event gets the room's next sequence number:
 strictly increasing by one, no gaps, within an *epoch*. A room's log starts afresh (new
 epoch, sequence restarting at 1) when the room is created, i.e. on the first join after
-it was empty or never existed. A snapshot at position P reflects exactly the events
-with sequence <= P of that epoch.
+it was empty or never existed, and also when a shared store lost its data. A snapshot at
+position P reflects exactly the events with sequence <= P of that epoch.
 
 Replay: `read_after` returns the events after a position while the bounded buffer still
 holds them; otherwise (too old, or another epoch) it returns a snapshot, and the caller
 continues from the snapshot's position.
 
-Time: deadlines (`expires_at`, `drop_at`) and `now` are on the caller's monotonic clock
-(the RoomManager's); a store shared by several processes turns them into TTLs
-(`deadline - now` at the call) rather than comparing clocks.
+Time: deadlines (`expires_at`, `drop_at`) and `now` are on the caller's clock. A store
+shared by several processes needs a clock they share (the wall clock, see
+`factory.store_clock`); a process-local store uses a monotonic one.
 
 Held sessions (connection-state recovery): a participant joined with a recovery id can
 be *held* when its socket's transport closed without a goodbye. A held participant stays
@@ -35,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
@@ -63,6 +65,10 @@ class StoreOptions:
     """Allow several sessions per user in a room (else a new one replaces the older)."""
     signal_queue: int = 256
     """Undelivered signals kept per edge; the oldest are dropped beyond."""
+    reaped_edges_kept: int = 4096
+    """Reaped edges remembered (so a late re-announcement cannot resurrect anyone)."""
+    reaped_edge_seconds: float = 3600.0
+    """How long a reaped edge is remembered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +81,15 @@ class RestoreRecord:
     """As the edge knew it; its permissions are ignored (derived from the meeting)."""
 
 
-class RoomStore(Protocol):
-    """Authoritative meetings, rooms, participants and room logs. See module docstring."""
+class StoreUnavailableError(DomainError):
+    """The store cannot be reached (or did not answer in time); the caller may retry."""
+
+    def __init__(self, message: str = "Room store unavailable") -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, message)
+
+
+class MeetingDirectory(Protocol):
+    """Meetings, and how long an ended meeting's room is kept."""
 
     async def upsert_meeting(self, meeting: Meeting) -> Meeting:
         """Creates or replaces a meeting (keeping `created_at` of an existing one)."""
@@ -101,6 +114,10 @@ class RoomStore(Protocol):
         """Forgets the rooms (and logs) of ended meetings whose `drop_at` passed; their
         watchers wake and get the ended snapshot. Returns how many; costs O(dropped)."""
         ...
+
+
+class RoomLog(Protocol):
+    """Rooms: their participants and their sequenced, bounded logs."""
 
     async def join(self, spec: JoinSpec) -> JoinOutcome:
         """Adds a participant (checks joinable, capacity; replaces older sessions)."""
@@ -142,13 +159,23 @@ class RoomStore(Protocol):
         """Rooms with at least one participant."""
         ...
 
+    async def participant_count(self, meeting_id: str) -> int:
+        """Participants in a room now (0 for a closed or unknown room)."""
+        ...
+
     async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
         """Up to `limit` events after `after`, or a snapshot when they cannot be replayed."""
         ...
 
     async def wait_beyond(self, meeting_id: str, position: Position) -> None:
-        """Returns once the room's log moved past `position` (or changed epoch)."""
+        """Returns once the room's log moved past `position` (or changed epoch).
+
+        May also return early (a shared store bounds each wait); callers re-read."""
         ...
+
+
+class EdgeLeases(Protocol):
+    """Which edges are alive, reaping the dead ones exactly once, and re-announcements."""
 
     async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
         """Sets an edge's lease deadline; returns whether the edge was known.
@@ -158,44 +185,42 @@ class RoomStore(Protocol):
         when the edge reconnects, without inventing edges."""
         ...
 
-    async def instance_id(self) -> str:
-        """Names this store's state: the same for as long as the state lives (every
-        replica on one Redis answers the same), a new one once it was lost (an
-        in-memory restart; a Redis that lost its data). Edges re-announce their
-        sockets when it changes."""
-        ...
-
     async def expired_edges(self, now: float) -> list[str]:
-        """Edges whose lease ran out by `now`."""
+        """Edges whose lease ran out by `now` (and edges whose reaping is unfinished)."""
         ...
 
-    async def drop_edge(self, edge_id: str, hold_until: float | None = None) -> list[RoomEvent]:
-        """Forgets an edge and removes its participants (reason DISCONNECTED); with
-        `hold_until`, participants with a recovery id are held until then instead (the
-        others recover them through another edge).
+    async def drop_edge(
+        self, edge_id: str, now: float, hold_until: float | None = None
+    ) -> list[RoomEvent] | None:
+        """Reaps an edge whose lease ran out by `now`: forgets its lease, remembers it as
+        reaped, removes its participants (reason DISCONNECTED), discards its undelivered
+        signals (a waiting `next_signal` keeps waiting: an edge reaped while its
+        connection survived gets the signals for the sockets it holds again). With
+        `hold_until`, participants with a recovery id are held until then instead (their
+        clients may resume them through another edge).
 
-        Its undelivered signals are discarded, but a `next_signal` waiter of that edge
-        keeps waiting on the same mailbox: an edge reaped while its connection survived
-        (a freeze) gets the signals for the sockets it holds again."""
+        None when the lease was renewed meanwhile or another caller reaped it first: each
+        expiry is reaped once, whichever process notices it first."""
         ...
 
     async def edge_count(self) -> int:
         """Edges holding a lease."""
         ...
 
-    async def participant_count(self, meeting_id: str) -> int:
-        """Participants in a room now (0 for a closed or unknown room)."""
-        ...
-
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
         """Re-adds participants an edge still holds; returns the ids it could not restore.
 
-        Refused (returned): a record whose meeting is gone or ended, or that fails
+        Refused (returned): every record of an edge that was reaped (its participants were
+        reported gone); a record whose meeting is gone or ended, or that fails
         `rules.may_restore` (it names another edge, or the service holds that participant
         on another edge or socket). A participant already held as claimed is skipped.
         Permissions never come from the record: each restored participant gets
         `rules.permissions_for(meeting, user_id)`, and `edge_id` is the caller's."""
         ...
+
+
+class SessionHolds(Protocol):
+    """Held sessions for Socket.IO connection-state recovery (see the module docstring)."""
 
     async def hold(self, meeting_id: str, participant_id: str, edge_id: str, until: float) -> bool:
         """Holds a participant of `edge_id` that has a recovery id until `until`; False
@@ -224,6 +249,10 @@ class RoomStore(Protocol):
         DISCONNECTED) and returns their events. Costs O(expired)."""
         ...
 
+
+class SignalRouter(Protocol):
+    """WebRTC signals queued per edge, whichever process the edge listens on."""
+
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
         """Queues a signal for an edge (bounded; the oldest go first). A signal for an
         edge that has neither a lease nor a waiter is dropped: nobody could read it."""
@@ -232,4 +261,24 @@ class RoomStore(Protocol):
     async def next_signal(self, edge_id: str) -> Signal:
         """Waits for the next signal queued for an edge. Waiting keeps the edge's
         mailbox; once an unknown edge has no waiter left, nothing of it remains."""
+        ...
+
+
+class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SessionHolds, SignalRouter, Protocol):
+    """Authoritative meetings, rooms, participants, leases and signals. See the module
+    docstring for atomicity and sequencing."""
+
+    async def instance_id(self) -> str:
+        """Names this store's state: the same for as long as the state lives (every
+        replica on one Redis answers the same), a new one once it was lost (an
+        in-memory restart; a Redis that lost its data). Edges re-announce their
+        sockets when it changes."""
+        ...
+
+    async def ready(self) -> bool:
+        """Whether the store answers now."""
+        ...
+
+    async def close(self) -> None:
+        """Releases connections and background tasks."""
         ...

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import heapq
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +89,9 @@ class MemoryStore:
     def __init__(self, options: StoreOptions | None = None) -> None:
         self._options = options or StoreOptions()
         self._instance = uuid.uuid4().hex
+        # Reaped edges and when: a late RestoreSessions must not resurrect participants
+        # everyone was already told had left. Bounded by count and age.
+        self._reaped: OrderedDict[str, float] = OrderedDict()
         self._meetings: dict[str, Meeting] = {}
         self._rooms: dict[str, _Room] = {}
         self._edges: dict[str, float] = {}
@@ -302,8 +305,14 @@ class MemoryStore:
     async def expired_edges(self, now: float) -> list[str]:
         return [edge for edge, deadline in self._edges.items() if deadline <= now]
 
-    async def drop_edge(self, edge_id: str, hold_until: float | None = None) -> list[RoomEvent]:
-        self._edges.pop(edge_id, None)
+    async def drop_edge(
+        self, edge_id: str, now: float, hold_until: float | None = None
+    ) -> list[RoomEvent] | None:
+        deadline = self._edges.get(edge_id)
+        if deadline is None or deadline > now:
+            return None  # renewed meanwhile, or already reaped
+        del self._edges[edge_id]
+        self._remember_reaped(edge_id, now)
         self._mailboxes.discard(edge_id)
         events: list[RoomEvent] = []
         for meeting_id, participant_id in sorted(self._edge_participants.pop(edge_id, set())):
@@ -329,6 +338,8 @@ class MemoryStore:
         return len(room.participants) if room is not None else 0
 
     async def restore(self, edge_id: str, records: Sequence[RestoreRecord]) -> list[str]:
+        if edge_id in self._reaped:
+            return [r.participant.participant_id for r in records]
         rejected: list[str] = []
         for record in records:
             claimed = record.participant
@@ -431,6 +442,22 @@ class MemoryStore:
 
     async def next_signal(self, edge_id: str) -> Signal:
         return await self._mailboxes.take(edge_id)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    def _remember_reaped(self, edge_id: str, now: float) -> None:
+        self._reaped[edge_id] = now
+        self._reaped.move_to_end(edge_id)
+        while self._reaped:
+            oldest, when = next(iter(self._reaped.items()))
+            kept = len(self._reaped) <= self._options.reaped_edges_kept
+            if kept and now - when < self._options.reaped_edge_seconds:
+                break
+            del self._reaped[oldest]
 
     def footprint(self) -> Footprint:
         """Counts of what the store holds (not part of the RoomStore contract)."""

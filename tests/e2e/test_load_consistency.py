@@ -1,7 +1,9 @@
 """Consistency under load across two edges: a join storm of 300 clients into one
 meeting, mixed with leaves, drops, rejoins and media updates, ends with every client's
 rebuilt roster equal to the truth (ListParticipants), no duplicate ever held, and the
-room service's count equal to the number of sockets in the meeting."""
+room service's count equal to the number of sockets in the meeting. It runs against one
+in-memory room service, and against two replicas on one Redis with each edge pointed at
+a different replica (every event crosses replicas through Redis)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.replicas import replicas_on_redis
 from tests.support.room import MEETING, join, room_snapshot
 from tests.support.roster import replay
 
@@ -28,10 +31,23 @@ LATECOMERS = 20  # connect and join during the churn
 EDGE_ARGS = ("--max-connections-per-address", "2000")
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[tuple[RoomServiceProcess, EdgeProcess, EdgeProcess]]:
+@pytest.fixture(params=["memory", "redis-replicas"])
+async def cluster(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[RoomServiceProcess, EdgeProcess, EdgeProcess]]:
+    if request.param == "redis-replicas":
+        async with replicas_on_redis(2, "--max-participants", "1000") as replicas:
+            edges: list[EdgeProcess] = []
+            try:
+                edges.append(await start_edge(replicas.addresses[0], *EDGE_ARGS, name="edge-a"))
+                edges.append(await start_edge(replicas.addresses[1], *EDGE_ARGS, name="edge-b"))
+                yield replicas.procs[0], edges[0], edges[1]
+            finally:
+                for edge in edges:
+                    await edge.terminate()
+        return
     rs = await start_room_service("--max-participants", "1000")
-    edges: list[EdgeProcess] = []
+    edges = []
     try:
         edges.append(await start_edge(rs.grpc_address, *EDGE_ARGS, name="edge-a"))
         edges.append(await start_edge(rs.grpc_address, *EDGE_ARGS, name="edge-b"))

@@ -16,6 +16,7 @@ ALERTS = {
     "JoinLatencyP99High",
     "RelayLagHigh",
     "ParticipantsReapedAfterEdgeLoss",
+    "RoomStoreFailing",
 }
 
 

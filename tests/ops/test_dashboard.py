@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import DASHBOARD_FILE, KNOWN_METRICS, metric_names
 
-ROWS = ["Traffic", "Latency", "Errors", "Rooms", "Edge tier", "Room service", "gRPC"]
+ROWS = ["Traffic", "Latency", "Errors", "Rooms", "Edge tier", "Room service", "Room store", "gRPC"]
 
 
 @pytest.fixture(scope="module")

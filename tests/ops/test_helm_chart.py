@@ -58,7 +58,10 @@ EVERYTHING_ON: dict[str, Any] = {
 # The least a release must give: where the internal token comes from (the chart refuses
 # to render without it).
 REQUIRED: dict[str, Any] = {"secret": {"existingSecret": "meet-secrets"}}
-VARIANTS = {"defaults": REQUIRED, "everything-on": EVERYTHING_ON}
+EXAMPLES = {
+    path.stem: yaml.safe_load(path.read_text()) for path in sorted((CHART / "examples").glob("*.yaml"))
+}
+VARIANTS = {"defaults": REQUIRED, "everything-on": EVERYTHING_ON, **EXAMPLES}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -183,9 +186,10 @@ def test_ports_probes_and_addresses_agree(name: str) -> None:
     assert parse_address(edge_env["EDGE_GATEWAY_HTTP_ADDRESS"]) == ("0.0.0.0", http_port)
     assert ports == {"grpc": grpc_port, "metrics": metrics_port, "http": http_port}
 
-    # Probes: native gRPC health on the gRPC port; the edge's HTTP endpoints.
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert room[probe]["grpc"] == {"port": grpc_port}  # service "" = overall health
+    # Probes: native gRPC health on the gRPC port (liveness: the overall service ""; readiness:
+    # the RoomService, not serving while its store does not answer); the edge's HTTP endpoints.
+    assert room["livenessProbe"]["grpc"] == {"port": grpc_port}
+    assert room["readinessProbe"]["grpc"] == {"port": grpc_port, "service": "meeting.v1.RoomService"}
     assert edge["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": http_port}
     assert edge["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": http_port}
 
@@ -217,7 +221,7 @@ def test_option_defaults_match_chart_defaults() -> None:
 @pytest.mark.parametrize(
     ("tier", "options", "reserved"),
     [
-        ("roomService", ROOM_OPTIONS, {"grpc_address", "metrics_address"}),
+        ("roomService", ROOM_OPTIONS, {"grpc_address", "metrics_address", "store"}),
         (
             "edge",
             EDGE_OPTIONS,
@@ -257,6 +261,8 @@ def test_numbers_render_as_the_programs_expect() -> None:
         {"edge": {"settings": {"http_address": "0.0.0.0:1"}}},
         {"edge": {"settngs": {}}},
         {"roomService": {"replicas": 2}},
+        {"roomService": {"store": "redis", "settings": {"store": "redis"}}},
+        {"roomService": {"store": "sqlite"}},
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
@@ -355,60 +361,39 @@ def test_dockerfile_builds_one_non_root_image_for_both_tiers() -> None:
     assert {".git", ".venv", "tests"} <= set(ignored)
 
 
-# -- fail closed (issue 11, item 13) ------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_redis_examples_run_replicas_that_roll_one_at_a_time(name: str) -> None:
+    """Each Redis example: several replicas, the Redis store, the URL from the Secret, a
+    PodDisruptionBudget, and a rolling update that never has fewer pods than replicas."""
+    values = EXAMPLES[name]
+    docs = render(values)
+    room = container(docs, "room-service")
+    room_env = env(room)
+    assert room_env["ROOM_SERVICE_STORE"] == "redis"
+    ref = room_env["ROOM_SERVICE_REDIS_URL"]["secretKeyRef"]
+    assert ref["key"] == "redis-url"
+    assert ref["name"] == values["secret"].get("existingSecret", "meet-meeting-rooms")
+    (deployment,) = [d for d in by_kind(docs, "Deployment") if "room-service" in d["metadata"]["name"]]
+    replicas = deployment["spec"]["replicas"]
+    assert replicas == values["roomService"]["replicas"] > 1
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pdbs = [p for p in by_kind(docs, "PodDisruptionBudget") if "room-service" in p["metadata"]["name"]]
+    (pdb,) = pdbs
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    # Edges dial the headless Service by DNS: every replica's address, balanced round-robin.
+    edge_env = env(container(docs, "edge-gateway"))
+    host, _ = parse_address(edge_env["EDGE_GATEWAY_ROOM_SERVICE_ADDRESS"])
+    (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == host]
+    assert service["spec"]["clusterIP"] == "None"
 
 
-@pytest.mark.parametrize(
-    ("values", "reason"),
-    [
-        pytest.param({"secret": {}}, "the internal token is required", id="no-secret"),
-        pytest.param(
-            {"secret": {"create": True, "values": {"jwt-secret": "s"}}},
-            "secret.values.internal-token is required",
-            id="created-without-the-token",
-        ),
-        pytest.param({"edge": {"authMode": "none"}}, "set edge.allowInsecure: true", id="edge-auth-off"),
-    ],
-)
-def test_the_chart_refuses_to_render_insecure_releases(values: dict[str, Any], reason: str) -> None:
-    with pytest.raises(helm.HelmError) as refused:
-        render(values)
-    assert reason in str(refused.value)
-
-
-def test_an_explicitly_insecure_edge_says_so_to_the_program() -> None:
-    edge_env = env(container(render(EVERYTHING_ON), "edge-gateway"))
-    assert edge_env["EDGE_GATEWAY_AUTH_MODE"] == "none"
-    assert edge_env["EDGE_GATEWAY_ALLOW_INSECURE"] == "true"
-    assert "EDGE_GATEWAY_ALLOW_INSECURE" not in env(container(render(), "edge-gateway"))
-
-
-def test_trusted_proxies_reach_the_edge() -> None:
-    (option,) = [o for o in EDGE_OPTIONS if o.name == "trusted_proxies"]
-    rendered = env(container(render(), "edge-gateway"))["EDGE_GATEWAY_TRUSTED_PROXIES"]
-    assert len(option.parse(rendered)) == 4
-    narrowed = render({"edge": {"trustedProxies": ["10.42.0.0/16"]}})
-    assert env(container(narrowed, "edge-gateway"))["EDGE_GATEWAY_TRUSTED_PROXIES"] == "10.42.0.0/16"
-
-
-def test_only_the_edges_and_listed_clients_reach_the_grpc_port() -> None:
-    docs = render()
-    (policy,) = by_kind(docs, "NetworkPolicy")
-    deployments = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
-    room = next(d for name, d in deployments.items() if "room-service" in name)
-    edge = next(d for name, d in deployments.items() if d is not room)
-    spec = policy["spec"]
-    assert spec["podSelector"]["matchLabels"] == room["spec"]["selector"]["matchLabels"]
-    assert spec["policyTypes"] == ["Ingress"]
-    grpc_rule, metrics_rule = spec["ingress"]
-    assert grpc_rule["ports"] == [{"port": 50051, "protocol": "TCP"}]
-    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": edge["spec"]["selector"]["matchLabels"]}}]
-    assert metrics_rule == {"ports": [{"port": 9101, "protocol": "TCP"}]}
-    admin = {"podSelector": {"matchLabels": {"app": "meeting-admin"}}}
-    scraper = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
-    values = {"roomService": {"networkPolicy": {"grpcClients": [admin], "metricsFrom": [scraper]}}}
-    (policy,) = by_kind(render(values), "NetworkPolicy")
-    grpc_rule, metrics_rule = policy["spec"]["ingress"]
-    assert grpc_rule["from"][1:] == [admin]
-    assert metrics_rule["from"] == [scraper]
-    assert by_kind(render({"roomService": {"networkPolicy": {"enabled": False}}}), "NetworkPolicy") == []
+def test_the_memory_store_keeps_one_replica_and_no_room_service_budget() -> None:
+    docs = render(REQUIRED)
+    assert env(container(docs, "room-service"))["ROOM_SERVICE_STORE"] == "memory"
+    assert all("room-service" not in p["metadata"]["name"] for p in by_kind(docs, "PodDisruptionBudget"))
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema({"roomService": {"store": "redis", "replicas": 5}})

@@ -1,4 +1,5 @@
-"""A real Prometheus scrapes a running system (one room service, two edges) while the
+"""A real Prometheus scrapes a running system (one room service on the Redis store, two
+edges) while the
 official JavaScript client drives traffic; then every dashboard query must draw something
 and every alert expression must evaluate, through Prometheus' own HTTP API."""
 
@@ -7,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess
+from tests.support.processes import EdgeProcess, RoomServiceProcess, start_room_service
 from tests.support.prometheus import (
     EDGE_JOB,
     ROOM_SERVICE_JOB,
@@ -24,6 +28,7 @@ from tests.support.prometheus import (
     panel_queries,
     require_tool,
 )
+from tests.support.redis_server import start_redis
 from tests.support.traffic import TrafficIds, drive_traffic
 
 # What the Prometheus Operator adds to every target of a ServiceMonitor; the dashboard's
@@ -41,6 +46,7 @@ QUIET_ON_A_HEALTHY_SYSTEM = {
     "EdgeCannotReachRoomService",
     "JoinErrorRatioHigh",
     "ParticipantsReapedAfterEdgeLoss",
+    "RoomStoreFailing",
 }
 
 DEADLINE_SECONDS = 30.0
@@ -68,7 +74,23 @@ SHOWS_THE_TRAFFIC: dict[str, tuple[str | None, set[str]]] = {
     "Room events published": ("type", {"participant_joined", "participant_left", "chat_message"}),
     "WebRTC signals routed": (None, {""}),
     "RPCs by method": ("grpc_method", {"Join", "Leave", "SendChat", "WatchRoom"}),
+    "Replicas reaching the store": (None, {""}),
+    "Store operation p99 by operation": ("operation", {"join", "leave", "append_chat"}),
 }
+
+
+@pytest.fixture
+async def room_service() -> AsyncIterator[RoomServiceProcess]:
+    """The room service on the Redis store (a redis-server of its own), so that the store
+    panels have something to draw; the edges of the shared fixtures dial it."""
+    redis = await start_redis()
+    try:
+        async with await start_room_service(
+            "--store", "redis", "--edge-lease-seconds", "3", env={"ROOM_SERVICE_REDIS_URL": redis.url}
+        ) as proc:
+            yield proc
+    finally:
+        await redis.terminate()
 
 
 def _missing_traffic(title: str, result: list[dict[str, Any]]) -> set[str]:

@@ -188,6 +188,35 @@ def test_non_finite_and_negative_durations_are_refused() -> None:
     assert load_settings(["--restore-grace-seconds", "0"], environ={}).restore_grace_seconds == 0
 
 
+def test_the_store_is_memory_by_default_and_redis_needs_a_url_that_is_never_echoed() -> None:
+    assert room_config.load_settings([], {}).store == "memory"
+    with pytest.raises(SettingsError) as missing:
+        room_config.load_settings(["--store", "redis"], {})
+    assert "ROOM_SERVICE_REDIS_URL" in str(missing.value)
+    url = "rediss://app:hunter2-pass@redis.example:6380/2"
+    settings = room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": url})
+    assert (settings.store, settings.redis_url.get_secret_value()) == ("redis", url)
+    assert "hunter2-pass" not in repr(settings)
+    assert room_config.redacted_url(url) == "rediss://redis.example:6380/2"
+    # Only the Redis store reads the URL.
+    assert room_config.load_settings([], {"ROOM_SERVICE_REDIS_URL": "not a url"}).store == "memory"
+    for bad in ("http://:hunter2-pass@x:1/0", "redis://:hunter2-pass@x:port/0", "redis://:hunter2-pass@/0"):
+        with pytest.raises(SettingsError) as refused:
+            room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": bad})
+        assert "hunter2-pass" not in str(refused.value)
+    with pytest.raises(SettingsError):
+        room_config.load_settings(["--store", "sqlite"], {})
+    sentinel = "redis+sentinel://:hunter2-pass@s1:26379,s2:26379/main/3"
+    assert (
+        room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": sentinel}).store == "redis"
+    )
+    assert room_config.redacted_url(sentinel) == "redis+sentinel://s1:26379,s2:26379/main/3"
+    for bad in ("redis+sentinel://:hunter2-pass@s1:26379/", "redis+sentinel://:hunter2-pass@s1/main"):
+        with pytest.raises(SettingsError) as refused:
+            room_config.load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": bad})
+        assert "hunter2-pass" not in str(refused.value)
+
+
 SECRET_MARK = "s3cret-value-never-shown"
 
 

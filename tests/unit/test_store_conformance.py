@@ -1,4 +1,5 @@
-"""MemoryStore: the atomic, sequenced room log and its membership rules."""
+"""The store contract, one suite for every store: the same tests run against the memory
+store and the Redis store (a real redis-server this session starts on a free port)."""
 
 from __future__ import annotations
 
@@ -24,44 +25,12 @@ from room_service.domain.models import (
     SignalType,
     Snapshot,
 )
-from room_service.store.base import RestoreRecord, StoreOptions
+from room_service.store.base import RestoreRecord, RoomStore
 from room_service.store.memory import MemoryStore
-
-MEETING = "m-1"
-
-
-def meeting(meeting_id: str = MEETING, **changes: object) -> Meeting:
-    fields: dict[str, object] = {
-        "id": meeting_id,
-        "meeting_name": "Team",
-        "status": MeetingStatus.LIVE,
-        "creator_id": "creator",
-        "created_at": datetime.now(UTC),
-    }
-    fields.update(changes)
-    return Meeting(**fields)  # type: ignore[arg-type]
+from tests.support.stores import MEETING, StoreFactory, meeting, spec
 
 
-def spec(
-    user: str, *, socket: str | None = None, edge: str = "edge-a", meeting_id: str = MEETING
-) -> JoinSpec:
-    return JoinSpec(
-        meeting_id=meeting_id,
-        user_id=user,
-        user_name=f"Name {user}",
-        media=MediaState(),
-        edge_id=edge,
-        socket_id=socket or f"sock-{user}",
-    )
-
-
-async def new_store(**options: object) -> MemoryStore:
-    store = MemoryStore(StoreOptions(**options))  # type: ignore[arg-type]
-    await store.upsert_meeting(meeting())
-    return store
-
-
-async def all_events(store: MemoryStore, after: Position) -> list[RoomEvent]:
+async def all_events(store: RoomStore, after: Position) -> list[RoomEvent]:
     batch = await store.read_after(MEETING, after, 10_000)
     assert isinstance(batch, list)
     return batch
@@ -70,7 +39,7 @@ async def all_events(store: MemoryStore, after: Position) -> list[RoomEvent]:
 # -- sequencing ---------------------------------------------------------------------------
 
 
-async def test_sequences_are_strictly_increasing_without_gaps() -> None:
+async def test_sequences_are_strictly_increasing_without_gaps(new_store: StoreFactory) -> None:
     store = await new_store()
     first = await store.join(spec("u1"))
     epoch = first.position.epoch
@@ -89,7 +58,7 @@ async def test_sequences_are_strictly_increasing_without_gaps() -> None:
     assert (await store.snapshot(MEETING)).position == Position(5, epoch)
 
 
-async def test_a_change_that_changes_nothing_appends_nothing() -> None:
+async def test_a_change_that_changes_nothing_appends_nothing(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     participant, event = await store.update_media(
@@ -100,7 +69,7 @@ async def test_a_change_that_changes_nothing_appends_nothing() -> None:
     assert (await store.snapshot(MEETING)).position == joined.position
 
 
-async def test_rooms_have_independent_sequences() -> None:
+async def test_rooms_have_independent_sequences(new_store: StoreFactory) -> None:
     store = await new_store()
     await store.upsert_meeting(meeting("m-2"))
     a1 = await store.join(spec("u1"))
@@ -110,7 +79,7 @@ async def test_rooms_have_independent_sequences() -> None:
     assert a1.position.epoch != b1.position.epoch
 
 
-async def test_snapshot_reflects_exactly_the_events_up_to_its_position() -> None:
+async def test_snapshot_reflects_exactly_the_events_up_to_its_position(new_store: StoreFactory) -> None:
     store = await new_store()
     j1 = await store.join(spec("u1"))
     j2 = await store.join(spec("u2"))
@@ -127,7 +96,7 @@ async def test_snapshot_reflects_exactly_the_events_up_to_its_position() -> None
     assert list(members) == [j2.participant.participant_id]
 
 
-async def test_a_room_reopened_after_emptying_starts_a_new_epoch() -> None:
+async def test_a_room_reopened_after_emptying_starts_a_new_epoch(new_store: StoreFactory) -> None:
     store = await new_store()
     first = await store.join(spec("u1"))
     await store.leave(MEETING, first.participant.participant_id, LeaveReason.LEFT)
@@ -139,7 +108,7 @@ async def test_a_room_reopened_after_emptying_starts_a_new_epoch() -> None:
     assert again.position.epoch not in ("", first.position.epoch)
 
 
-async def test_concurrent_joins_each_get_their_own_sequence() -> None:
+async def test_concurrent_joins_each_get_their_own_sequence(new_store: StoreFactory) -> None:
     store = await new_store()
     outcomes = await asyncio.gather(*(store.join(spec(f"u{i}")) for i in range(20)))
     assert sorted(o.position.sequence for o in outcomes) == list(range(1, 21))
@@ -153,7 +122,9 @@ async def test_concurrent_joins_each_get_their_own_sequence() -> None:
 # -- replay -------------------------------------------------------------------------------
 
 
-async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit() -> None:
+async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store(replay_buffer=8)
     joined = await store.join(spec("u1"))
     for i in range(4):
@@ -165,7 +136,9 @@ async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit
     assert await store.read_after(MEETING, Position(5, epoch), 10) == []
 
 
-async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches() -> None:
+async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store(replay_buffer=4)
     joined = await store.join(spec("u1"))
     for i in range(9):
@@ -182,7 +155,7 @@ async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_rea
     assert [p.participant_id for p in too_old.participants] == [joined.participant.participant_id]
 
 
-async def test_read_after_with_an_unknown_epoch_returns_a_snapshot() -> None:
+async def test_read_after_with_an_unknown_epoch_returns_a_snapshot(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     snapshot = await store.read_after(MEETING, Position(1, "not-this-epoch"), 100)
@@ -193,7 +166,9 @@ async def test_read_after_with_an_unknown_epoch_returns_a_snapshot() -> None:
     assert isinstance(fresh, Snapshot)
 
 
-async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale_position() -> None:
+async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale_position(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     await store.leave(MEETING, joined.participant.participant_id, LeaveReason.LEFT)
@@ -203,7 +178,7 @@ async def test_read_after_on_a_closed_room_returns_an_empty_snapshot_for_a_stale
     assert await store.read_after(MEETING, Position(0, ""), 100) == []
 
 
-async def test_wait_beyond_wakes_on_the_next_append() -> None:
+async def test_wait_beyond_wakes_on_the_next_append(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     waiter = asyncio.create_task(store.wait_beyond(MEETING, joined.position))
@@ -213,7 +188,7 @@ async def test_wait_beyond_wakes_on_the_next_append() -> None:
     await asyncio.wait_for(waiter, 1.0)
 
 
-async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens() -> None:
+async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens(new_store: StoreFactory) -> None:
     store = await new_store()
     waiter = asyncio.create_task(store.wait_beyond(MEETING, Position(0, "")))
     await asyncio.sleep(0)
@@ -225,7 +200,7 @@ async def test_wait_beyond_on_a_never_opened_room_wakes_when_it_opens() -> None:
 # -- membership ---------------------------------------------------------------------------
 
 
-async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent() -> None:
+async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent(new_store: StoreFactory) -> None:
     store = await new_store()
     other = await store.join(spec("u0"))
     first = await store.join(spec("u1", socket="s1"))
@@ -238,7 +213,7 @@ async def test_a_second_join_from_the_same_edge_and_socket_is_idempotent() -> No
     assert len(snapshot.participants) == 2
 
 
-async def test_the_same_socket_id_on_another_edge_is_a_different_session() -> None:
+async def test_the_same_socket_id_on_another_edge_is_a_different_session(new_store: StoreFactory) -> None:
     store = await new_store(multiple_sessions=True)
     a = await store.join(spec("u1", socket="s1", edge="edge-a"))
     b = await store.join(spec("u2", socket="s1", edge="edge-b"))
@@ -246,7 +221,7 @@ async def test_the_same_socket_id_on_another_edge_is_a_different_session() -> No
     assert a.participant.participant_id != b.participant.participant_id
 
 
-async def test_the_same_user_from_another_socket_replaces_the_older_session() -> None:
+async def test_the_same_user_from_another_socket_replaces_the_older_session(new_store: StoreFactory) -> None:
     store = await new_store()
     bystander = await store.join(spec("u0"))
     old = await store.join(spec("u1", socket="s-old"))
@@ -267,7 +242,7 @@ async def test_the_same_user_from_another_socket_replaces_the_older_session() ->
     assert ids == {bystander.participant.participant_id, new.participant.participant_id}
 
 
-async def test_multiple_sessions_setting_keeps_every_session_of_a_user() -> None:
+async def test_multiple_sessions_setting_keeps_every_session_of_a_user(new_store: StoreFactory) -> None:
     store = await new_store(multiple_sessions=True)
     first = await store.join(spec("u1", socket="s1"))
     second = await store.join(spec("u1", socket="s2"))
@@ -276,9 +251,10 @@ async def test_multiple_sessions_setting_keeps_every_session_of_a_user() -> None
     assert len((await store.snapshot(MEETING)).participants) == 2
 
 
-async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fits() -> None:
-    store = MemoryStore(StoreOptions(default_capacity=2))
-    await store.upsert_meeting(meeting())
+async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fits(
+    new_store: StoreFactory,
+) -> None:
+    store = await new_store(default_capacity=2)
     await store.join(spec("u1"))
     await store.join(spec("u2"))
     before = await store.snapshot(MEETING)
@@ -291,8 +267,8 @@ async def test_capacity_refuses_the_joiner_beyond_it_but_a_replacement_still_fit
     assert len((await store.snapshot(MEETING)).participants) == 2
 
 
-async def test_a_meetings_own_capacity_overrides_the_default() -> None:
-    store = MemoryStore(StoreOptions(default_capacity=100))
+async def test_a_meetings_own_capacity_overrides_the_default(new_store: StoreFactory) -> None:
+    store = await new_store(default_capacity=100)
     await store.upsert_meeting(meeting(max_participants=1))
     await store.join(spec("u1"))
     with pytest.raises(DomainError) as refused:
@@ -300,7 +276,7 @@ async def test_a_meetings_own_capacity_overrides_the_default() -> None:
     assert refused.value.code is ErrorCode.ROOM_FULL
 
 
-async def test_join_refuses_unknown_and_ended_meetings() -> None:
+async def test_join_refuses_unknown_and_ended_meetings(new_store: StoreFactory) -> None:
     store = await new_store()
     with pytest.raises(DomainError) as unknown:
         await store.join(spec("u1", meeting_id="nope"))
@@ -311,7 +287,7 @@ async def test_join_refuses_unknown_and_ended_meetings() -> None:
     assert ended.value.code is ErrorCode.MEETING_NOT_ACTIVE
 
 
-async def test_leave_of_an_unknown_participant_is_not_in_meeting() -> None:
+async def test_leave_of_an_unknown_participant_is_not_in_meeting(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     with pytest.raises(DomainError) as refused:
@@ -320,7 +296,7 @@ async def test_leave_of_an_unknown_participant_is_not_in_meeting() -> None:
     assert (await store.snapshot(MEETING)).position == joined.position
 
 
-async def test_end_meeting_empties_the_room_and_appends_meeting_ended() -> None:
+async def test_end_meeting_empties_the_room_and_appends_meeting_ended(new_store: StoreFactory) -> None:
     store = await new_store()
     joined = await store.join(spec("u1"))
     ended, event = await store.end_meeting(MEETING, "", drop_at=1e9)
@@ -334,7 +310,7 @@ async def test_end_meeting_empties_the_room_and_appends_meeting_ended() -> None:
 # -- edges --------------------------------------------------------------------------------
 
 
-async def test_edge_lease_touch_expire_and_drop() -> None:
+async def test_edge_lease_touch_expire_and_drop(new_store: StoreFactory) -> None:
     store = await new_store()
     assert await store.touch_edge("edge-a", 10.0) is False
     assert await store.touch_edge("edge-a", 20.0) is True
@@ -345,7 +321,9 @@ async def test_edge_lease_touch_expire_and_drop() -> None:
     a2 = await store.join(spec("u3", edge="edge-a"))
     assert await store.expired_edges(19.0) == []
     assert await store.expired_edges(25.0) == ["edge-a"]
-    events = await store.drop_edge("edge-a")
+    assert await store.drop_edge("edge-a", 19.0) is None  # not expired yet: nothing happens
+    events = await store.drop_edge("edge-a", 25.0)
+    assert events is not None
     gone = set()
     for event in events:
         assert isinstance(event.payload, ParticipantLeft)
@@ -359,23 +337,25 @@ async def test_edge_lease_touch_expire_and_drop() -> None:
     assert await store.touch_edge("edge-a", 40.0) is False  # forgotten: it must re-announce
 
 
-async def test_dropping_an_edge_does_not_touch_participants_that_already_left() -> None:
+async def test_dropping_an_edge_does_not_touch_participants_that_already_left(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store()
     await store.touch_edge("edge-a", 10.0)
     keep = await store.join(spec("u0", edge="edge-b"))
     joined = await store.join(spec("u1", edge="edge-a"))
     await store.leave(MEETING, joined.participant.participant_id, LeaveReason.LEFT)
-    assert await store.drop_edge("edge-a") == []
+    assert await store.drop_edge("edge-a", 10.0) == []
     assert [p.participant_id for p in (await store.snapshot(MEETING)).participants] == [
         keep.participant.participant_id
     ]
 
 
-async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() -> None:
+async def test_restore_re_adds_participants_once_and_rejects_ended_meetings(new_store: StoreFactory) -> None:
     store = await new_store()
     original = await store.join(spec("u1", edge="edge-z"))
     await store.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
-    fresh = MemoryStore()
+    fresh = await new_store(separate=True)
     await fresh.upsert_meeting(meeting())
     await fresh.upsert_meeting(meeting("ended", status=MeetingStatus.ENDED))
     records = [
@@ -393,11 +373,12 @@ async def test_restore_re_adds_participants_once_and_rejects_ended_meetings() ->
     assert await fresh.restore("edge-z", records[:1]) == []
     assert await fresh.snapshot(MEETING) == snapshot
     # And the restored participant belongs to the edge's lease.
-    assert len(await fresh.drop_edge("edge-z")) == 1
+    await fresh.touch_edge("edge-z", 50.0)
+    assert len(await fresh.drop_edge("edge-z", 50.0) or []) == 1
 
 
-async def test_participant_count_follows_joins_and_leaves() -> None:
-    store = MemoryStore(StoreOptions())
+async def test_participant_count_follows_joins_and_leaves(new_store: StoreFactory) -> None:
+    store = await new_store()
     await store.upsert_meeting(_count_meeting())
     assert await store.participant_count("count-room") == 0
     first = await store.join(_count_spec("u1", "s1"))
@@ -422,7 +403,7 @@ def _count_spec(user: str, socket: str) -> JoinSpec:
 # -- the contract points a second store must port ------------------------------------------
 
 
-async def test_rejoin_returns_the_idempotent_outcome_and_changes_nothing() -> None:
+async def test_rejoin_returns_the_idempotent_outcome_and_changes_nothing(new_store: StoreFactory) -> None:
     store = await new_store()
     assert await store.rejoin(spec("u1")) is None
     joined = await store.join(spec("u1"))
@@ -432,7 +413,7 @@ async def test_rejoin_returns_the_idempotent_outcome_and_changes_nothing() -> No
     assert (await store.snapshot(MEETING)).position == joined.position
 
 
-async def test_touch_edge_without_create_never_invents_an_edge() -> None:
+async def test_touch_edge_without_create_never_invents_an_edge(new_store: StoreFactory) -> None:
     store = await new_store()
     assert await store.touch_edge("made-up", 10.0, create=False) is False
     assert await store.edge_count() == 0 and await store.expired_edges(100.0) == []
@@ -441,15 +422,16 @@ async def test_touch_edge_without_create_never_invents_an_edge() -> None:
     assert await store.expired_edges(3.0) == ["edge-a"]
 
 
-async def test_instance_id_lives_as_long_as_the_state() -> None:
+async def test_instance_id_lives_as_long_as_the_state(new_store: StoreFactory) -> None:
     store = await new_store()
     first = await store.instance_id()
     await store.join(spec("u1"))
     assert await store.instance_id() == first and first
-    assert await MemoryStore().instance_id() != first  # a store that starts empty is another
+    empty = await new_store(separate=True)
+    assert await empty.instance_id() != first  # a store that starts empty is another
 
 
-async def test_an_ended_room_and_its_log_are_dropped_at_their_deadline() -> None:
+async def test_an_ended_room_and_its_log_are_dropped_at_their_deadline(new_store: StoreFactory) -> None:
     store = await new_store()
     await store.join(spec("u1"))
     _, ended = await store.end_meeting(MEETING, "", drop_at=50.0)
@@ -459,10 +441,14 @@ async def test_an_ended_room_and_its_log_are_dropped_at_their_deadline() -> None
     assert await store.drop_ended_rooms(50.0) == 1
     after = await store.read_after(MEETING, ended.position, 10)
     assert isinstance(after, Snapshot) and after.ended and after.participants == ()
-    assert store.footprint().rooms == 0 and (await store.get_meeting(MEETING)).status is MeetingStatus.ENDED
+    assert (await store.snapshot(MEETING)).position == Position(0, "")  # the room is gone
+    assert (await store.get_meeting(MEETING)).status is MeetingStatus.ENDED
+    assert await store.list_rooms() == []
 
 
-async def test_restore_takes_only_the_callers_sessions_and_permissions_from_the_meeting() -> None:
+async def test_restore_takes_only_the_callers_sessions_and_permissions_from_the_meeting(
+    new_store: StoreFactory,
+) -> None:
     store = await new_store()
     held = await store.join(spec("creator", edge="edge-h"))
     fresh = await store.join(spec("guest", edge="edge-g"))
@@ -482,12 +468,12 @@ async def test_restore_takes_only_the_callers_sessions_and_permissions_from_the_
     assert (await store.get_participant(MEETING, held.participant.participant_id)).edge_id == "edge-h"
 
 
-async def test_a_waiting_signal_reader_keeps_its_mailbox_across_a_reap() -> None:
+async def test_a_waiting_signal_reader_keeps_its_mailbox_across_a_reap(new_store: StoreFactory) -> None:
     store = await new_store()
     await store.touch_edge("edge-a", 10.0)
     reader = asyncio.create_task(store.next_signal("edge-a"))
     await asyncio.sleep(0)
-    await store.drop_edge("edge-a")  # reaped while its stream still reads
+    assert await store.drop_edge("edge-a", 10.0) is not None  # reaped while its stream still reads
     joined = await store.join(spec("u1"))  # its socket joins again
     await store.touch_edge("edge-a", 20.0)
     signal = Signal(SignalType.OFFER, MEETING, "someone", joined.participant.participant_id, "{}")
@@ -500,4 +486,121 @@ async def test_a_waiting_signal_reader_keeps_its_mailbox_across_a_reap() -> None
     with pytest.raises(asyncio.CancelledError):
         await ghost
     await store.publish_signal("made-up", signal)  # nobody could read it: not kept
-    assert store.footprint().mailboxes == 1  # edge-a's, which holds a lease
+    late = asyncio.create_task(store.next_signal("made-up"))
+    done, _ = await asyncio.wait({late}, timeout=0.3)
+    assert not done, "a signal for an edge nobody could read was kept"
+    late.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    if isinstance(store, MemoryStore):
+        assert store.footprint().mailboxes == 1  # edge-a's, which holds a lease
+
+
+# -- several replicas on one store ----------------------------------------------------------
+
+
+async def test_an_expired_edge_is_reaped_exactly_once_whichever_replica_notices(
+    new_store: StoreFactory,
+) -> None:
+    first = await new_store()
+    second = await new_store.replica()
+    await first.touch_edge("edge-a", 10.0)
+    joined = [await first.join(spec(f"u{i}", edge="edge-a")) for i in range(3)]
+    assert await second.expired_edges(11.0) == ["edge-a"]
+    results = await asyncio.gather(first.drop_edge("edge-a", 11.0), second.drop_edge("edge-a", 11.0))
+    reaped = [r for r in results if r]
+    assert len(reaped) == 1, results  # one replica reaped it, the other found nothing to do
+    gone = [e.payload.participant.participant_id for e in reaped[0] if isinstance(e.payload, ParticipantLeft)]
+    assert sorted(gone) == sorted(j.participant.participant_id for j in joined)
+    assert await first.expired_edges(12.0) == []
+    assert (await second.snapshot(MEETING)).participants == ()
+
+
+async def test_a_lease_renewed_before_the_reaper_acts_is_not_reaped(new_store: StoreFactory) -> None:
+    store = await new_store()
+    await store.touch_edge("edge-a", 10.0)
+    joined = await store.join(spec("u1", edge="edge-a"))
+    assert await store.expired_edges(11.0) == ["edge-a"]
+    assert await store.touch_edge("edge-a", 20.0) is True  # a heartbeat got in first
+    assert await store.drop_edge("edge-a", 11.0) is None
+    assert [p.participant_id for p in (await store.snapshot(MEETING)).participants] == [
+        joined.participant.participant_id
+    ]
+
+
+async def test_a_reaped_edge_cannot_restore_what_everyone_was_told_had_left(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    await store.touch_edge("edge-a", 10.0)
+    joined = await store.join(spec("u1", edge="edge-a"))
+    assert await store.drop_edge("edge-a", 10.0)
+    # The edge comes back (through another replica) and re-announces its socket.
+    assert await other.touch_edge("edge-a", 30.0) is False
+    rejected = await other.restore("edge-a", [RestoreRecord(MEETING, joined.participant)])
+    assert rejected == [joined.participant.participant_id]
+    assert (await store.snapshot(MEETING)).participants == ()
+    # Its new joins are welcome.
+    assert not (await other.join(spec("u1", edge="edge-a", socket="new"))).already_joined
+
+
+async def test_a_change_through_one_replica_wakes_a_watcher_on_another(new_store: StoreFactory) -> None:
+    writer = await new_store()
+    reader = await new_store.replica()
+    first = await writer.join(spec("u1"))
+    waiter = asyncio.create_task(reader.wait_beyond(MEETING, first.position))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    second = await writer.join(spec("u2"))
+    await asyncio.wait_for(waiter, 5.0)
+    batch = await reader.read_after(MEETING, first.position, 10)
+    assert isinstance(batch, list)
+    assert [e.position for e in batch] == [second.position]
+
+
+async def test_concurrent_joins_through_two_replicas_get_one_sequence_each(new_store: StoreFactory) -> None:
+    a = await new_store()
+    b = await new_store.replica()
+    outcomes = await asyncio.gather(*(((a, b)[i % 2]).join(spec(f"u{i}")) for i in range(30)))
+    assert sorted(o.position.sequence for o in outcomes) == list(range(1, 31))
+    assert len({o.position.epoch for o in outcomes}) == 1
+    events = await all_events(b, Position(0, outcomes[0].position.epoch))
+    assert [e.position.sequence for e in events] == list(range(1, 31))
+
+
+async def test_signals_sent_through_one_replica_reach_the_edge_listening_on_another(
+    new_store: StoreFactory,
+) -> None:
+    sender = await new_store(signal_queue=3)
+    listener = await new_store.replica(signal_queue=3)
+    await sender.touch_edge("edge-b", 1e12)  # a signal is kept only for an edge someone could read
+    for i in range(5):
+        await sender.publish_signal("edge-b", _signal(f"offer-{i}"))
+    # The queue keeps the newest three: a stale offer is worth less than a fresh one.
+    received = [await asyncio.wait_for(listener.next_signal("edge-b"), 5.0) for _ in range(3)]
+    assert [s.payload_json for s in received] == ['"offer-2"', '"offer-3"', '"offer-4"']
+    assert received[0] == _signal("offer-2")
+    waiting = asyncio.create_task(listener.next_signal("edge-b"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await sender.publish_signal("edge-b", _signal("late"))
+    assert (await asyncio.wait_for(waiting, 5.0)).payload_json == '"late"'
+
+
+async def test_every_replica_names_the_same_instance(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    first = await store.instance_id()
+    await store.join(spec("u1"))
+    assert await other.instance_id() == first
+    assert await store.ready()
+
+
+def _signal(payload: str) -> Signal:
+    return Signal(
+        type=SignalType.OFFER,
+        meeting_id=MEETING,
+        from_participant_id="participant-a",
+        target_participant_id="participant-b",
+        payload_json=f'"{payload}"',
+        target_socket_id="sock-b",
+    )

@@ -1,0 +1,320 @@
+"""The Redis store's meeting directory and rooms: each change one Lua script."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from room_service.domain import errors, rules
+from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.models import (
+    ChatMessage,
+    JoinOutcome,
+    JoinSpec,
+    LeaveReason,
+    Meeting,
+    MeetingStatus,
+    Participant,
+    ParticipantLeft,
+    Position,
+    RoomEvent,
+    RoomSummary,
+    Snapshot,
+)
+from room_service.store import redis_scripts as lua
+from room_service.store.redis_base import (
+    DIRECTORY,
+    ENDED,
+    RedisPart,
+    edge_rooms_key,
+    room_keys,
+    room_tag,
+    run_script,
+)
+from room_service.store.redis_codec import (
+    chat_json,
+    event_from,
+    meeting_from,
+    meeting_json,
+    participant_from,
+    participant_json,
+)
+from room_service.store.redis_notify import RoomNotifier
+
+# A wait for a room's next change returns after this long even without news; the
+# watcher re-reads. It bounds the cost of a notification lost while Redis was away.
+_WAIT_SECONDS = 10.0
+# Media updates are compare-and-set; concurrent changes to one participant retry.
+_UPDATE_ATTEMPTS = 8
+
+
+def _refusal(status: str) -> DomainError:
+    if status == ErrorCode.NOT_IN_MEETING:
+        return errors.not_in_meeting()
+    if status == ErrorCode.MEETING_NOT_FOUND:
+        return errors.meeting_not_found()
+    if status == ErrorCode.MEETING_NOT_ACTIVE:
+        return DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+    if status == ErrorCode.ROOM_FULL:
+        return DomainError(ErrorCode.ROOM_FULL, "Meeting is full")
+    raise RuntimeError(f"unexpected store reply {status!r}")
+
+
+class RedisRooms(RedisPart):
+    """MeetingDirectory and RoomLog on Redis."""
+
+    def _init_rooms(self, notifier: RoomNotifier) -> None:
+        self._notifier = notifier
+        self._change = {
+            name: self._script(source)
+            for name, source in (
+                ("join", lua.JOIN),
+                ("leave", lua.LEAVE),
+                ("update_media", lua.UPDATE),
+                ("append_chat", lua.CHAT),
+                ("end_meeting", lua.END),
+                ("drop_edge", lua.DROP_EDGE),
+                ("restore", lua.RESTORE),
+                ("rejoin", lua.REJOIN),
+                ("drop_ended_rooms", lua.DROP_ENDED),
+            )
+        }
+        self._read_after = self._script(lua.READ_AFTER)
+        self._snapshot = self._script(lua.SNAPSHOT)
+
+    async def _change_room(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
+        """Runs one change script on a room; its reply, the status decoded."""
+        full = [self._now(), self._options.replay_buffer, *args]
+        reply: list[Any] = await self._op(
+            op, lambda: run_script(self._change[op], room_keys(meeting_id), full)
+        )
+        return reply
+
+    def _events(self, meeting_id: str, reply: list[Any]) -> list[RoomEvent]:
+        return [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+
+    # -- meetings ---------------------------------------------------------------------
+
+    async def upsert_meeting(self, meeting: Meeting) -> Meeting:
+        tag = room_tag(meeting.id)
+
+        async def upsert() -> Any:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(f"{tag}:created", meeting.created_at.isoformat(), nx=True)
+                pipe.set(f"{tag}:meeting", meeting_json(meeting))
+                pipe.get(f"{tag}:created")
+                replies = await pipe.execute()
+            await self._redis.sadd(DIRECTORY, meeting.id)
+            return replies[2]
+
+        created = await self._op("upsert_meeting", upsert)
+        return dataclasses.replace(meeting, created_at=datetime.fromisoformat(created))
+
+    async def get_meeting(self, meeting_id: str) -> Meeting:
+        tag = room_tag(meeting_id)
+        raw, created = await self._op(
+            "get_meeting", lambda: self._redis.mget(f"{tag}:meeting", f"{tag}:created")
+        )
+        if raw is None:
+            raise errors.meeting_not_found()
+        return meeting_from(raw, created or datetime.now(UTC).isoformat())
+
+    async def end_meeting(
+        self, meeting_id: str, ended_by: str, drop_at: float
+    ) -> tuple[Meeting, RoomEvent | None]:
+        meeting = dataclasses.replace(await self.get_meeting(meeting_id), status=MeetingStatus.ENDED)
+        when = repr(drop_at)
+        reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
+        if reply[0] != "OK":
+            raise _refusal(reply[0])
+        events = self._events(meeting_id, reply)
+        if events:
+            await self._op("end_meeting", lambda: self._redis.zadd(ENDED, {meeting_id: drop_at}))
+        return meeting, events[0] if events else None
+
+    async def drop_ended_rooms(self, now: float) -> int:
+        due: Any = await self._op(
+            "drop_ended_rooms", lambda: self._redis.zrangebyscore(ENDED, "-inf", now, withscores=True)
+        )
+        dropped = 0
+        for meeting_id, drop_at in due:
+            reply = await self._change_room("drop_ended_rooms", meeting_id, [repr(float(drop_at))])
+            dropped += reply[0] == "OK"
+            await self._forget_ended(meeting_id)
+        return dropped
+
+    # -- participants -----------------------------------------------------------------
+
+    async def join(self, spec: JoinSpec) -> JoinOutcome:
+        meeting = await self.get_meeting(spec.meeting_id)
+        if not meeting.joinable:
+            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        participant = Participant(
+            participant_id=rules.new_participant_id(),
+            user_id=spec.user_id,
+            user_name=spec.user_name,
+            media=spec.media,
+            permissions=rules.permissions_for(meeting, spec.user_id),
+            joined_at=datetime.now(UTC),
+            edge_id=spec.edge_id,
+            socket_id=spec.socket_id,
+        )
+        # Before the join, so that reaping this edge always finds the room.
+        await self._op("index_edge", lambda: self._redis.sadd(edge_rooms_key(spec.edge_id), spec.meeting_id))
+        reply = await self._change_room(
+            "join",
+            spec.meeting_id,
+            [
+                rules.new_epoch(),
+                participant.participant_id,
+                participant_json(participant),
+                spec.user_id,
+                spec.edge_id,
+                spec.socket_id,
+                "1" if self._options.multiple_sessions else "0",
+                rules.room_capacity(meeting, self._options.default_capacity),
+            ],
+        )
+        status = reply[0]
+        if status == "ALREADY":
+            others = tuple(participant_from(raw) for raw in reply[4])
+            position = Position(int(reply[5]), reply[1])
+            return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
+        if status != "OK":
+            raise _refusal(status)
+        events = self._events(spec.meeting_id, reply)
+        replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
+        others = tuple(participant_from(raw) for raw in reply[3])
+        return JoinOutcome(meeting, participant, others, events[-1].position, replaced=replaced)
+
+    async def _forget_ended(self, meeting_id: str) -> None:
+        await self._op("drop_ended_rooms", lambda: self._redis.zrem(ENDED, meeting_id))
+
+    async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:
+        meeting = await self.get_meeting(spec.meeting_id)
+        reply = await self._change_room("rejoin", spec.meeting_id, [spec.edge_id, spec.socket_id])
+        if reply[0] != "ALREADY":
+            return None
+        others = tuple(participant_from(raw) for raw in reply[4])
+        position = Position(int(reply[5]), reply[1])
+        return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
+
+    async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
+        reply = await self._change_room("leave", meeting_id, [participant_id, reason.value])
+        if reply[0] != "OK":
+            raise _refusal(reply[0])
+        return self._events(meeting_id, reply)[0]
+
+    async def update_media(
+        self,
+        meeting_id: str,
+        participant_id: str,
+        changes: dict[str, bool],
+        changed_by: str,
+    ) -> tuple[Participant, RoomEvent | None]:
+        for _ in range(_UPDATE_ATTEMPTS):
+            raw = await self._participant_json(meeting_id, participant_id)
+            participant = participant_from(raw)
+            media = dataclasses.replace(participant.media, **changes)
+            if media == participant.media:
+                return participant, None
+            updated = dataclasses.replace(participant, media=media)
+            reply = await self._change_room(
+                "update_media", meeting_id, [participant_id, raw, participant_json(updated), changed_by]
+            )
+            if reply[0] == "OK":
+                return updated, self._events(meeting_id, reply)[0]
+            if reply[0] != "CONFLICT":
+                raise _refusal(reply[0])
+        raise DomainError(ErrorCode.UNAVAILABLE, "Participant changed concurrently, try again")
+
+    async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
+        sender = await self.get_participant(meeting_id, participant_id)
+        message = ChatMessage(
+            message_id=rules.new_message_id(),
+            participant_id=participant_id,
+            user_name=sender.user_name,
+            text=text,
+            sent_at=datetime.now(UTC),
+        )
+        reply = await self._change_room("append_chat", meeting_id, [participant_id, chat_json(message)])
+        if reply[0] != "OK":
+            raise _refusal(reply[0])
+        return self._events(meeting_id, reply)[0]
+
+    async def _participant_json(self, meeting_id: str, participant_id: str) -> str:
+        people = room_keys(meeting_id)[2]
+        raw: Any = await self._op("get_participant", lambda: self._redis.hget(people, participant_id))
+        if raw is None:
+            raise errors.not_in_meeting()
+        return str(raw)
+
+    async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
+        return participant_from(await self._participant_json(meeting_id, participant_id))
+
+    async def snapshot(self, meeting_id: str) -> Snapshot:
+        state, members, people, _, meeting_key = room_keys(meeting_id)
+        keys = [state, members, people, meeting_key, f"{room_tag(meeting_id)}:created"]
+        raw, created, epoch, head, found = await self._op(
+            "snapshot", lambda: run_script(self._snapshot, keys, [])
+        )
+        if raw is None:
+            raise errors.meeting_not_found()
+        ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).status is MeetingStatus.ENDED
+        if not epoch:
+            return Snapshot(meeting_id, (), Position(0, ""), ended)
+        participants = tuple(participant_from(p) for p in found)
+        return Snapshot(meeting_id, participants, Position(int(head), epoch), ended)
+
+    async def list_rooms(self) -> list[RoomSummary]:
+        # O(meetings), for listings and scrapes only; no hot path reads it.
+        found: Any = await self._op("list_rooms", lambda: self._redis.smembers(DIRECTORY))
+        meeting_ids = sorted(str(m) for m in found)
+
+        async def heads() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for meeting_id in meeting_ids:
+                    state, members = room_keys(meeting_id)[:2]
+                    pipe.hmget(state, "epoch", "head")
+                    pipe.zcard(members)
+                return list(await pipe.execute())
+
+        replies = await self._op("list_rooms", heads)
+        rooms: list[RoomSummary] = []
+        for i, meeting_id in enumerate(meeting_ids):
+            (epoch, head), count = replies[2 * i], int(replies[2 * i + 1])
+            if count and epoch:
+                meeting = await self.get_meeting(meeting_id)
+                rooms.append(RoomSummary(meeting, count, Position(int(head), epoch)))
+        return rooms
+
+    async def participant_count(self, meeting_id: str) -> int:
+        members = room_keys(meeting_id)[1]
+        count: Any = await self._op("participant_count", lambda: self._redis.zcard(members))
+        return int(count)
+
+    # -- the log ----------------------------------------------------------------------
+
+    async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
+        state, _, _, log, _ = room_keys(meeting_id)
+        reply = await self._op(
+            "read_after",
+            lambda: run_script(self._read_after, [state, log], [after.sequence, after.epoch, limit]),
+        )
+        if reply[0] == "CLOSED" and after.epoch == "" and after.sequence == 0:
+            return []
+        if reply[0] != "OK":
+            return await self.snapshot(meeting_id)
+        return self._events(meeting_id, reply)
+
+    async def wait_beyond(self, meeting_id: str, position: Position) -> None:
+        state = room_keys(meeting_id)[0]
+
+        async def moved() -> bool:
+            epoch, head = await self._op("wait_beyond", lambda: self._redis.hmget(state, "epoch", "head"))
+            if epoch is None:
+                return position.epoch != ""  # closed: only a watcher of nothing waits for it to open
+            return bool(epoch != position.epoch or int(head or 0) > position.sequence)
+
+        await self._notifier.wait(state, moved, _WAIT_SECONDS)

@@ -1,0 +1,175 @@
+"""What only the Redis store has to show: one hash tag per room, a bounded log, a Redis
+that lost its data, a Redis that is away and comes back, and a password in the URL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from room_service.config import load_settings, redacted_url
+from room_service.domain.errors import ErrorCode
+from room_service.domain.models import Position, Snapshot
+from room_service.store.base import StoreOptions, StoreUnavailableError
+from room_service.store.redis import RedisStore, connect
+from tests.support.processes import start_room_service
+from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
+from tests.support.room import room_stub, truth
+from tests.support.stores import MEETING, meeting, spec
+from tests.support.timing import wait_until
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RedisServer]:
+    """A redis-server of this test's own (it is killed and restarted)."""
+    proc = await start_redis(password="s3cret-pass")
+    try:
+        yield proc
+    finally:
+        await proc.terminate()
+
+
+async def _store(url: str, **options: object) -> RedisStore:
+    store = RedisStore(connect(url, 0.5), StoreOptions(**options))  # type: ignore[arg-type]
+    await store.upsert_meeting(meeting())
+    return store
+
+
+async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded(
+    session_redis: SessionRedis,
+) -> None:
+    raw = aioredis.Redis.from_url(session_redis.url, decode_responses=True)
+    await raw.flushall()
+    store = await _store(session_redis.url, replay_buffer=5)
+    try:
+        joined = await store.join(spec("u1"))
+        for i in range(20):
+            await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+        room_keys = [k for k in await raw.keys("*") if MEETING in k and not k.startswith("{edge:")]
+        assert room_keys, "the room's keys were not found"
+        assert all(k.startswith(f"{{room:{MEETING}}}:") for k in room_keys), room_keys
+        assert await raw.xlen(f"{{room:{MEETING}}}:log") == 5
+        # The bound is the replay buffer: older positions get a snapshot, newer ones replay.
+        assert isinstance(await store.read_after(MEETING, Position(15, joined.position.epoch), 100), Snapshot)
+        replay = await store.read_after(MEETING, Position(16, joined.position.epoch), 100)
+        assert isinstance(replay, list)
+        assert [e.position.sequence for e in replay] == [17, 18, 19, 20, 21]
+    finally:
+        await store.close()
+        await raw.flushall()
+        await raw.aclose()
+
+
+async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epochs(
+    server: RedisServer,
+) -> None:
+    store = await _store(server.url)
+    try:
+        before = await store.instance_id()
+        joined = await store.join(spec("u1"))
+        await server.restart_empty()
+        # Redis is back, empty: the first operations may meet a closed connection once.
+        await wait_until(store.ready, within=15.0, what="Redis answers again")
+        assert await store.instance_id() != before
+        await store.upsert_meeting(meeting())
+        stale = await store.read_after(MEETING, joined.position, 100)
+        assert isinstance(stale, Snapshot) and stale.participants == ()
+        again = await store.join(spec("u1"))
+        assert again.position.sequence == 1
+        assert again.position.epoch != joined.position.epoch
+        assert await store.touch_edge("edge-a", 1e12) is False  # the edge must re-announce
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itself(
+    server: RedisServer,
+) -> None:
+    store = await _store(server.url)
+    try:
+        await store.join(spec("u1"))
+        server.freeze()  # frozen: connections stay open, nothing answers
+        with pytest.raises(StoreUnavailableError) as refused:
+            await asyncio.wait_for(store.join(spec("u2")), 10.0)
+        assert refused.value.code is ErrorCode.UNAVAILABLE
+        assert not await asyncio.wait_for(store.ready(), 10.0)
+        server.thaw()
+        await wait_until(store.ready, within=15.0, what="Redis answers again")
+        outcome = await store.join(spec("u2"))
+        assert outcome.position.sequence == 2
+    finally:
+        server.thaw()
+        await store.close()
+
+
+async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServer) -> None:
+    wrong = RedisStore(connect(server.url.replace("s3cret-pass", "nope"), 0.5), StoreOptions())
+    try:
+        assert not await wrong.ready()
+    finally:
+        await wrong.close()
+    store = await _store(server.url)
+    await store.close()
+    settings = load_settings(["--store", "redis"], {"ROOM_SERVICE_REDIS_URL": server.url})
+    assert settings.redis_url.get_secret_value() == server.url
+    assert "s3cret-pass" not in repr(settings)
+    assert "s3cret-pass" not in redacted_url(settings.redis_url.get_secret_value())
+    assert redacted_url(settings.redis_url.get_secret_value()) == f"redis://127.0.0.1:{server.port}/0"
+    # A real room service at DEBUG level: it works with the password and never prints it.
+    async with await start_room_service(
+        "--store", "redis", "--log-level", "DEBUG", env={"ROOM_SERVICE_REDIS_URL": server.url}
+    ) as proc:
+        assert proc.ready is not None
+        assert proc.ready["redis"] == f"redis://127.0.0.1:{server.port}/0"
+        async with room_stub(proc.grpc_address) as stub:
+            assert await truth(stub) == set()
+    assert all("s3cret-pass" not in line.text for line in proc.lines)
+
+
+async def test_through_sentinel_the_store_follows_a_failover_to_the_new_primary(tmp_path: Path) -> None:
+    primary = await start_redis(password="s3cret-pass")
+    replica = await start_redis(password="s3cret-pass", replica_of=primary.port)
+    sentinel = SentinelServer(tmp_path, primary.port, password="s3cret-pass")
+    try:
+        await sentinel.start()
+        url = f"redis+sentinel://:s3cret-pass@127.0.0.1:{sentinel.port}/main/0"
+        store = await _store(url)
+        try:
+            first = await store.join(spec("u1"))
+            incarnation = await store.instance_id()
+            # Let the replica catch up, then lose the primary for good.
+            raw = aioredis.Redis(port=replica.port, password="s3cret-pass", decode_responses=True)
+            await wait_until(lambda: _has_room(raw), within=15, what="the replica has the room")
+            await primary.kill()
+            await wait_until(
+                lambda: _joins(store), within=60, interval=0.5, what="joins work again after the failover"
+            )
+            await raw.aclose()
+            assert await store.instance_id() == incarnation  # the data survived: no new epoch
+            snapshot = await store.snapshot(MEETING)
+            assert snapshot.position.epoch == first.position.epoch
+            assert first.participant.participant_id in {p.participant_id for p in snapshot.participants}
+        finally:
+            await store.close()
+    finally:
+        await sentinel.terminate()
+        await replica.terminate()
+        await primary.terminate()
+
+
+async def _has_room(raw: aioredis.Redis) -> bool:
+    return bool(await raw.exists(f"{{room:{MEETING}}}:state"))
+
+
+_attempts = iter(range(10_000))
+
+
+async def _joins(store: RedisStore) -> bool:
+    try:
+        await store.join(spec(f"after-{next(_attempts)}"))
+    except StoreUnavailableError:
+        return False
+    return True

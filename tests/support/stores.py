@@ -1,0 +1,99 @@
+"""Stores for the conformance suite: the same tests against every RoomStore.
+
+`StoreFactory` makes stores with given options, each starting empty with the meeting
+MEETING registered; `replica()` gives a second store on the same data, the way a second
+room-service replica sees it (for the memory store: the same object). Kinds: "memory",
+"redis" (one server) and "redis-cluster" (three primaries).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus
+from room_service.store.base import RoomStore, StoreOptions
+from room_service.store.memory import MemoryStore
+from room_service.store.redis import RedisStore, connect
+
+MEETING = "m-1"
+
+
+def meeting(meeting_id: str = MEETING, **changes: object) -> Meeting:
+    """A live meeting."""
+    fields: dict[str, object] = {
+        "id": meeting_id,
+        "meeting_name": "Team",
+        "status": MeetingStatus.LIVE,
+        "creator_id": "creator",
+        "created_at": datetime.now(UTC),
+    }
+    fields.update(changes)
+    return Meeting(**fields)  # type: ignore[arg-type]
+
+
+def spec(
+    user: str, *, socket: str | None = None, edge: str = "edge-a", meeting_id: str = MEETING
+) -> JoinSpec:
+    """A join of `user` through `edge`."""
+    return JoinSpec(
+        meeting_id=meeting_id,
+        user_id=user,
+        user_name=f"Name {user}",
+        media=MediaState(),
+        edge_id=edge,
+        socket_id=socket or f"sock-{user}",
+    )
+
+
+class StoreFactory:
+    """Makes stores of one kind ("memory" or "redis") and closes them afterwards."""
+
+    def __init__(self, kind: str, redis_url: str = "") -> None:
+        # A Cluster has one database: a `separate` store there starts from a flush.
+        self.kind = kind
+        self._redis_url = redis_url
+        self._stores: list[RoomStore] = []
+        self._last: dict[int, RoomStore] = {}
+
+    async def __call__(self, *, separate: bool = False, **options: object) -> RoomStore:
+        """A store with `options` and MEETING registered; `separate`: on other, empty data."""
+        db = 1 if separate else 0
+        if separate and self.kind == "redis-cluster":
+            await self.flush()
+            db = 0
+        store = self._make(db, StoreOptions(**options))  # type: ignore[arg-type]
+        self._last[db] = store
+        await store.upsert_meeting(meeting())
+        return store
+
+    async def replica(self, **options: object) -> RoomStore:
+        """Another process's view of the data of the last store made."""
+        if self.kind == "memory":
+            return self._last[0]
+        return self._make(0, StoreOptions(**options))  # type: ignore[arg-type]
+
+    def _make(self, db: int, options: StoreOptions) -> RoomStore:
+        store: RoomStore
+        if self.kind == "memory":
+            store = MemoryStore(options)
+        else:
+            store = RedisStore(connect(self._url(db), 2.0), options)
+        self._stores.append(store)
+        return store
+
+    def _url(self, db: int) -> str:
+        return self._redis_url.rsplit("/", 1)[0] + f"/{db}"
+
+    async def flush(self) -> None:
+        """Empties the Redis databases the stores use (every primary of a Cluster)."""
+        if self.kind != "memory":
+            client = connect(self._url(0), 2.0)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+
+    async def close(self) -> None:
+        """Closes every store made."""
+        for store in self._stores:
+            await store.close()
