@@ -29,6 +29,11 @@ _SERVICE_CONFIG = json.dumps(
 # Longest pause between two attempts of a retried call.
 _MAX_RETRY_PAUSE = 0.8
 
+# How long a heartbeat waits for some replica to be connected when none is at that moment:
+# longer than the channel's reconnect backoff (at most 1 s, plus up to 20 % jitter), so a
+# replica that just came back is found before the edge declares the service unreachable.
+_RECONNECT_WAIT = 2.0
+
 # Statuses after which a repeat of an idempotent call may succeed.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -184,9 +189,15 @@ class RoomClient:
         """Renews this edge's lease."""
         request = pb.HeartbeatRequest(edge_id=self.edge_id)
         # Idempotent: retried once when it reached no replica (one just died), so a
-        # replica's death does not flip this edge to not-ready.
+        # replica's death does not flip this edge to not-ready. wait_for_ready: in a
+        # rolling restart the replica still up may stop while the channel is in its
+        # reconnect backoff towards the one that just came back; failing fast then would
+        # mark the service unreachable (and refuse every join at once) although a
+        # replica is serving. The wait is bounded well under the RPC deadline.
         return await self._call(
-            lambda: self._stub.Heartbeat(request, timeout=self._timeout),
+            lambda: self._stub.Heartbeat(
+                request, timeout=min(self._timeout, _RECONNECT_WAIT), wait_for_ready=True
+            ),
             retries=1,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )

@@ -233,6 +233,54 @@ async def test_restarting_both_replicas_in_turn_under_joins_and_leaves_keeps_eve
         assert view.violations == [], (client.name, [str(v) for v in view.violations])
 
 
+async def test_the_last_replica_stopping_while_the_edge_reconnects_to_the_restarted_one_refuses_no_join(
+    cluster: tuple[Replicas, EdgeProcess, EdgeProcess], js: JsClientPool
+) -> None:
+    # The handover of a rolling restart: replica 0 is back (ready), the edges' channels
+    # are still in their reconnect backoff towards it, and replica 1 stops. A replica is
+    # serving all along, so the edges must not declare the service unreachable (which
+    # refuses every join at once and fails /readyz) and no join may be refused.
+    replicas, edge_a, edge_b = cluster
+    # Several sockets in turn, each well under the per-socket event rate limit.
+    churners = [js.client(f"churner{i}") for i in range(8)]
+    for i, client in enumerate(churners):
+        await connect_and_join(client, (edge_a, edge_b)[i % 2].url, f"churner{i}")
+    await replicas.restart(0)
+    marks = {e.name: e.mark() for e in (edge_a, edge_b)}
+    stop = asyncio.Event()
+    refusals: list[object] = []
+    cycles = 0
+
+    async def churn() -> None:
+        nonlocal cycles
+        for client in itertools.cycle(churners):
+            if stop.is_set():
+                return
+            left = await client.emit_with_ack("leave-meeting", {}, timeout=30)
+            assert left["success"], left
+            payload = {"meetingId": MEETING, "userId": client.name, "userName": "N"}
+            reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
+            if not reply["success"]:
+                refusals.append(reply["error"])
+                return
+            cycles += 1
+
+    async def churned() -> bool:
+        assert refusals == [], f"joins refused in the handover: {refusals}"
+        return cycles > 20
+
+    task = asyncio.create_task(churn())
+    try:
+        await replicas.restart(1)
+        await wait_until(churned, within=30, what="churn after the handover")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert refusals == [], refusals
+    for edge in (edge_a, edge_b):
+        assert edge.logs_matching(msg_is("room service unreachable"), start=marks[edge.name]) == []
+
+
 async def test_a_redis_restarted_empty_gets_every_roster_back_from_the_edges(
     cluster: tuple[Replicas, EdgeProcess, EdgeProcess], js: JsClientPool
 ) -> None:
