@@ -70,10 +70,10 @@ class ManagerCore:
         # waiting out its grace period.
         self._closing = asyncio.Event()
         self._passwords = PasswordGate(
+            store,
             options.password_attempts_per_minute,
             options.password_checks_per_edge,
             metrics.password_checks,
-            clock,
         )
 
     @property

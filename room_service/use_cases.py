@@ -89,7 +89,9 @@ class UseCases(ManagerCore):
             again = await self._store.rejoin(spec)
             if again is not None:
                 return again
-            await self._passwords.check(meeting.password_hash, password, spec.edge_id, spec.socket_id)
+            await self._passwords.check(
+                spec.meeting_id, meeting.password_hash, password, spec.edge_id, spec.socket_id
+            )
         await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
         outcome = await self._store.join(spec)
         if outcome.already_joined:

@@ -220,7 +220,21 @@ class SignalRouter(Protocol):
         ...
 
 
-class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, Protocol):
+class PasswordAttempts(Protocol):
+    """Wrong-password counts per socket, shared by every replica (so N replicas do not
+    give a guesser N times the attempts)."""
+
+    async def take_password_attempt(self, meeting_id: str, key: str, limit: int, window: float) -> bool:
+        """Counts one attempt of `key` at `meeting_id`'s password; False (not counted)
+        when `limit` attempts were already counted in the last `window` seconds."""
+        ...
+
+    async def return_password_attempt(self, meeting_id: str, key: str) -> None:
+        """Takes back one counted attempt of `key` (it turned out to be the right password)."""
+        ...
+
+
+class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, PasswordAttempts, Protocol):
     """Authoritative meetings, rooms, participants, leases and signals. See the module
     docstring for atomicity and sequencing."""
 

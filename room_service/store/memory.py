@@ -32,6 +32,7 @@ from room_service.domain.models import (
     Signal,
     Snapshot,
 )
+from room_service.domain.throttle import FailureThrottle
 from room_service.store.base import RestoreRecord, StoreOptions
 from room_service.store.mailboxes import Mailboxes
 
@@ -98,6 +99,8 @@ class MemoryStore:
         self._ended: deque[tuple[float, _Room]] = deque()
         # Watchers of a room that is not open wait here for its next opening.
         self._openers: dict[str, asyncio.Event] = {}
+        # Wrong-password attempts per (meeting, socket key); bounded inside each throttle.
+        self._attempts: dict[tuple[int, float], FailureThrottle] = {}
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -285,6 +288,20 @@ class MemoryStore:
         if known or create:
             self._edges[edge_id] = expires_at
         return known
+
+    async def take_password_attempt(self, meeting_id: str, key: str, limit: int, window: float) -> bool:
+        throttle = self._attempts.get((limit, window))
+        if throttle is None:
+            throttle = self._attempts[(limit, window)] = FailureThrottle(limit, window)
+        scoped = f"{meeting_id}\x00{key}"  # ids never hold control characters
+        if throttle.blocked(scoped):
+            return False
+        throttle.fail(scoped)
+        return True
+
+    async def return_password_attempt(self, meeting_id: str, key: str) -> None:
+        for throttle in self._attempts.values():
+            throttle.forgive(f"{meeting_id}\x00{key}")
 
     async def instance_id(self) -> str:
         return self._instance

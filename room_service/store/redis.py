@@ -4,7 +4,8 @@ carries the room's hash tag, so each room change is one single-slot script.
 
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
 `redis_edges` (leases, reaping, re-announcements, signals), `redis_notify` (waking
-watchers on any replica), `redis_scripts` (the Lua), `redis_codec` (the JSON).
+watchers on any replica), `redis_attempts` (wrong-password counts), `redis_scripts`
+(the Lua), `redis_codec` (the JSON).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from room_service.store.base import StoreOptions
+from room_service.store.redis_attempts import RedisPasswordAttempts
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_notify import RoomNotifier
@@ -70,7 +72,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisEdges):
+class RedisStore(RedisEdges, RedisPasswordAttempts):
     """The RoomStore on Redis."""
 
     def __init__(
@@ -84,6 +86,7 @@ class RedisStore(RedisEdges):
         self._notifier = RoomNotifier(redis)
         self._init_rooms(self._notifier)
         self._init_edges()
+        self._init_attempts()
 
     async def instance_id(self) -> str:
         async def current() -> str:

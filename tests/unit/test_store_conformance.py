@@ -28,6 +28,7 @@ from room_service.domain.models import (
 from room_service.store.base import RestoreRecord, RoomStore
 from room_service.store.memory import MemoryStore
 from tests.support.stores import MEETING, StoreFactory, meeting, spec
+from tests.support.timing import wait_until
 
 
 async def all_events(store: RoomStore, after: Position) -> list[RoomEvent]:
@@ -603,4 +604,30 @@ def _signal(payload: str) -> Signal:
         target_participant_id="participant-b",
         payload_json=f'"{payload}"',
         target_socket_id="sock-b",
+    )
+
+
+async def test_password_attempts_are_counted_per_socket_and_meeting_up_to_the_limit(
+    new_store: StoreFactory,
+) -> None:
+    store = await new_store()
+    taken = [await store.take_password_attempt(MEETING, "edge-a\x00s1", 3, 60.0) for _ in range(4)]
+    assert taken == [True, True, True, False]
+    # Another socket, or the same socket at another meeting, has its own count.
+    assert await store.take_password_attempt(MEETING, "edge-a\x00s2", 3, 60.0) is True
+    assert await store.take_password_attempt("other-meeting", "edge-a\x00s1", 3, 60.0) is True
+    # A right password gives its attempt back.
+    await store.return_password_attempt(MEETING, "edge-a\x00s1")
+    assert await store.take_password_attempt(MEETING, "edge-a\x00s1", 3, 60.0) is True
+    assert await store.take_password_attempt(MEETING, "edge-a\x00s1", 3, 60.0) is False
+
+
+async def test_password_attempts_are_forgotten_after_the_window(new_store: StoreFactory) -> None:
+    store = await new_store()
+    assert await store.take_password_attempt(MEETING, "edge-a\x00s1", 1, 0.2)
+    assert not await store.take_password_attempt(MEETING, "edge-a\x00s1", 1, 0.2)
+    await wait_until(
+        lambda: store.take_password_attempt(MEETING, "edge-a\x00s1", 1, 0.2),
+        within=10,
+        what="the attempt window passed",
     )
