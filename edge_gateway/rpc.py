@@ -16,6 +16,7 @@ from edge_gateway.errors import EdgeError, from_rpc_error
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
+from meeting_common.rpc_status import error_code_from
 
 T = TypeVar("T")
 
@@ -97,7 +98,10 @@ class RoomClient:
             try:
                 return await make()
             except grpc.aio.AioRpcError as exc:
-                if attempt < retries and exc.code() in retry_on:
+                # Only a call that got no answer is retried: a refusal the room service
+                # itself gave (it carries an ErrorInfo; e.g. its store is down) would
+                # only be given again, after the user waited once more.
+                if attempt < retries and exc.code() in retry_on and error_code_from(exc) is None:
                     attempt += 1
                     await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
                     continue

@@ -29,6 +29,7 @@ from room_service.domain.models import (
 )
 from room_service.domain.passwords import hash_password
 from room_service.manager_core import ManagerCore
+from room_service.store.base import StoreUnavailableError
 
 log = logging.getLogger("room_service")
 
@@ -81,6 +82,8 @@ class UseCases(ManagerCore):
         return outcome
 
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
+        if not self.store_answering:
+            raise StoreUnavailableError("Meeting service is unavailable, please retry")
         meeting = await self._store.get_meeting(spec.meeting_id)
         rules.require_joinable(meeting)
         if meeting.password_hash is not None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+import grpc
 import pytest
 
 from meeting.v1 import room_service_pb2 as pb
@@ -20,6 +21,7 @@ from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, msg_is, start_edge
 from tests.support.replicas import Replicas, replicas_on_redis
 from tests.support.room import MEETING, join, room_stub, truth
+from tests.support.room_rpc import join_request, rpc_refused
 from tests.support.roster import replay
 from tests.support.timing import report, wait_until
 
@@ -332,6 +334,15 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
                 within=20,
                 what="replica /readyz 503",
             )
+        # A replica that knows its store is down refuses a join at once (UNAVAILABLE, with
+        # its reason), well before the store's 1 s command timeout and the call's deadline.
+        async with room_stub(replicas.addresses[0]) as stub:
+            asked = time.monotonic()
+            refused = await rpc_refused(
+                stub.Join(join_request("u3"), timeout=0.8), grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"
+            )
+            report("Redis known down: replica refused a join after", time.monotonic() - asked)
+            assert "unavailable" in (refused.details() or "").lower()
     finally:
         replicas.redis.thaw()
     back = time.monotonic()
