@@ -58,6 +58,7 @@ class RoomServiceApp:
             self.store,
             ManagerOptions(
                 edge_lease_seconds=settings.edge_lease_seconds,
+                ban_kicked_users=settings.ban_kicked_users,
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
                 password_attempts_per_minute=settings.password_attempts_per_minute,

@@ -40,6 +40,8 @@ class ManagerOptions:
     """Password hashes one edge may have running at once; more wait their turn."""
     edge_disconnect_grace_seconds: float = 1.0
     """After an edge's connection closed, how long before its participants are removed."""
+    ban_kicked_users: bool = False
+    """A kicked user's joins to that meeting are refused (FORBIDDEN) until it ends."""
     ended_room_retention_seconds: float = 300.0
     """How long an ended meeting's room and replay log are kept for late watchers."""
 

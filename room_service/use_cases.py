@@ -62,6 +62,8 @@ class UseCases(ManagerCore):
         meeting, event = await self._store.end_meeting(meeting_id, requested_by, drop_at)
         if event is not None:
             await self._published(event)
+        if self._options.ban_kicked_users:
+            await self._store.clear_bans(meeting_id)
         log.info("🏁 Meeting ended", extra={"meeting_id": meeting_id, "ended_by": requested_by or "service"})
         position = event.position if event is not None else Position(0, "")
         return meeting, position
@@ -86,6 +88,8 @@ class UseCases(ManagerCore):
             raise StoreUnavailableError("Meeting service is unavailable, please retry")
         meeting = await self._store.get_meeting(spec.meeting_id)
         rules.require_joinable(meeting)
+        if self._options.ban_kicked_users and await self._store.is_banned(spec.meeting_id, spec.user_id):
+            raise errors.forbidden("You were removed from this meeting by the host and cannot rejoin it")
         if meeting.password_hash is not None:
             # A socket already in the room proved the password when it joined: its
             # repeat join costs no hash.
@@ -131,6 +135,10 @@ class UseCases(ManagerCore):
             rules.require_may_kick(
                 await self._store.get_participant(meeting_id, requested_by), participant_id
             )
+        if self._options.ban_kicked_users:
+            # Banned before it leaves, so that no rejoin slips in between.
+            kicked = await self._store.get_participant(meeting_id, participant_id)
+            await self._store.ban_user(meeting_id, kicked.user_id)
         return await self.leave(meeting_id, participant_id, LeaveReason.KICKED)
 
     async def update_media(

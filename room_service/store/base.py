@@ -234,7 +234,23 @@ class PasswordAttempts(Protocol):
         ...
 
 
-class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, PasswordAttempts, Protocol):
+class MeetingBans(Protocol):
+    """Users kept out of a meeting (kicked with the ban setting on), for the meeting's life."""
+
+    async def ban_user(self, meeting_id: str, user_id: str) -> None:
+        """Keeps `user_id` out of `meeting_id` until its bans are cleared."""
+        ...
+
+    async def is_banned(self, meeting_id: str, user_id: str) -> bool:
+        """Whether `user_id` is kept out of `meeting_id`."""
+        ...
+
+    async def clear_bans(self, meeting_id: str) -> None:
+        """Forgets every ban of `meeting_id` (it ended)."""
+        ...
+
+
+class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, PasswordAttempts, MeetingBans, Protocol):
     """Authoritative meetings, rooms, participants, leases and signals. See the module
     docstring for atomicity and sequencing."""
 

@@ -101,6 +101,8 @@ class MemoryStore:
         self._openers: dict[str, asyncio.Event] = {}
         # Wrong-password attempts per (meeting, socket key); bounded inside each throttle.
         self._attempts: dict[tuple[int, float], FailureThrottle] = {}
+        # Banned user ids per meeting (only written with the ban setting on).
+        self._bans: dict[str, set[str]] = {}
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -288,6 +290,15 @@ class MemoryStore:
         if known or create:
             self._edges[edge_id] = expires_at
         return known
+
+    async def ban_user(self, meeting_id: str, user_id: str) -> None:
+        self._bans.setdefault(meeting_id, set()).add(user_id)
+
+    async def is_banned(self, meeting_id: str, user_id: str) -> bool:
+        return user_id in self._bans.get(meeting_id, ())
+
+    async def clear_bans(self, meeting_id: str) -> None:
+        self._bans.pop(meeting_id, None)
 
     async def take_password_attempt(self, meeting_id: str, key: str, limit: int, window: float) -> bool:
         throttle = self._attempts.get((limit, window))

@@ -4,7 +4,7 @@ carries the room's hash tag, so each room change is one single-slot script.
 
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
 `redis_edges` (leases, reaping, re-announcements, signals), `redis_notify` (waking
-watchers on any replica), `redis_attempts` (wrong-password counts), `redis_scripts`
+watchers on any replica), `redis_attempts` (wrong-password counts), `redis_bans`, `redis_scripts`
 (the Lua), `redis_codec` (the JSON).
 """
 
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from room_service.store.base import StoreOptions
 from room_service.store.redis_attempts import RedisPasswordAttempts
+from room_service.store.redis_bans import RedisMeetingBans
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_notify import RoomNotifier
@@ -72,7 +73,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisEdges, RedisPasswordAttempts):
+class RedisStore(RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
     """The RoomStore on Redis."""
 
     def __init__(

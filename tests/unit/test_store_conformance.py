@@ -631,3 +631,21 @@ async def test_password_attempts_are_forgotten_after_the_window(new_store: Store
         within=10,
         what="the attempt window passed",
     )
+
+
+async def test_a_ban_keeps_one_user_out_of_one_meeting_until_cleared(new_store: StoreFactory) -> None:
+    store = await new_store()
+    assert await store.is_banned(MEETING, "u1") is False
+    await store.ban_user(MEETING, "u1")
+    assert await store.is_banned(MEETING, "u1") is True
+    assert await store.is_banned(MEETING, "u2") is False
+    assert await store.is_banned("other-meeting", "u1") is False
+    await store.clear_bans(MEETING)
+    assert await store.is_banned(MEETING, "u1") is False
+
+
+async def test_a_ban_is_seen_by_another_replica(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    await store.ban_user(MEETING, "u1")
+    assert await other.is_banned(MEETING, "u1") is True
