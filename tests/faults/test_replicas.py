@@ -19,6 +19,7 @@ from meeting.v1 import room_service_pb2 as pb
 from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, msg_is, start_edge
+from tests.support.prometheus import http_get_text, parse_exposition
 from tests.support.replicas import Replicas, replicas_on_redis
 from tests.support.room import MEETING, join, room_stub, truth
 from tests.support.room_rpc import join_request, rpc_refused
@@ -327,6 +328,13 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
         )
         report("Redis unreachable: join refused after", time.monotonic() - asked)
         assert reply["success"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
+        # The edge did not repeat a refusal the room service gave (each repeat would have
+        # made the user wait for the store's timeout again): one refused join in all.
+        refusals = 0.0
+        for proc in replicas.procs:
+            exposition = parse_exposition(await http_get_text(f"http://{proc.metrics_address}/metrics"))
+            refusals += exposition.value("room_service_joins_total", result="UNAVAILABLE") or 0.0
+        assert refusals == 1, refusals
         await wait_until(lambda: _status(edge_a.url, 503), within=20, what="edge /readyz 503")
         for proc in replicas.procs:
             await wait_until(
