@@ -152,11 +152,11 @@ class RoomServiceApp:
         while True:
             answered = await self.store.ready()
             self.metrics.store_up.set(1 if answered else 0)
-            self.manager.store_answering = answered
             # One late answer is not an outage (a busy machine can starve this loop past
             # the timeout): not ready after a few misses in a row, ready again at once.
             failures = 0 if answered else failures + 1
             up = answered or failures < _STORE_MISSES_BEFORE_UNREADY
+            self.manager.store_answering = up  # joins are refused at once while down
             if up != serving and not self._stopping:
                 serving = up
                 status = (
@@ -189,7 +189,8 @@ class RoomServiceApp:
         """Ready while the store answers and the service is not shutting down."""
         store_up = await self.store.ready()
         self.metrics.store_up.set(1 if store_up else 0)
-        self.manager.store_answering = store_up  # what a probe saw, joins see too
+        if store_up:
+            self.manager.store_answering = True  # back: joins need not wait for the watcher
         ready = store_up and not self._stopping
         body = {"ready": ready, "store": "up" if store_up else "down"}
         return web.json_response(body, status=200 if ready else 503)

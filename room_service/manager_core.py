@@ -71,9 +71,9 @@ class ManagerCore:
         # Set on shutdown: every open stream ends so the server can stop without
         # waiting out its grace period.
         self._closing = asyncio.Event()
-        # False while the store's readiness pings go unanswered (set by the app's store
-        # watcher): joins are then refused at once instead of each waiting out the
-        # store's command timeout.
+        # False while the store is known down (the app's readiness pings went unanswered
+        # a few times in a row): joins are then refused at once instead of each waiting
+        # out the store's command timeout.
         self.store_answering = True
         self._passwords = PasswordGate(
             store,

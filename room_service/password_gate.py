@@ -2,9 +2,9 @@
 
 Guessers are throttled per socket, never per meeting: counting wrong passwords per
 meeting let anyone lock the host out by guessing. The counts live in the store, so every
-replica sees the same ones (joins are balanced over replicas). A socket's attempt is counted before
-the hash runs (so concurrent joins from one socket cannot slip past the limit) and
-forgiven when the password was right. Each edge runs at most `checks_per_edge` hashes at
+replica sees the same ones (joins are balanced over replicas). A socket's attempt is
+counted before the hash runs (so concurrent joins from one socket cannot slip past the
+limit) and forgiven when the password was right. Each edge runs at most `checks_per_edge` hashes at
 once; the rest wait their turn, so one edge (or one caller inventing socket ids) cannot
 take the CPU from the others, and nobody is refused for another's guessing.
 """
