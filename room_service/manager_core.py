@@ -44,6 +44,9 @@ class ManagerOptions:
     """A kicked user's joins to that meeting are refused (FORBIDDEN) until it ends."""
     ended_room_retention_seconds: float = 300.0
     """How long an ended meeting's room and replay log are kept for late watchers."""
+    recovery_window_seconds: float = 5.0
+    """A session whose transport closed without a goodbye is held this long after its
+    client was last heard (0: never held)."""
 
 
 class ManagerCore:

@@ -10,6 +10,8 @@ from room_service.store.redis_base import OPERATIONS as STORE_OPERATIONS
 
 # The `type` values of room_service_events_published_total (one per RoomEvent payload).
 EVENT_TYPES = EVENT_KINDS
+# The `outcome` values of room_service_session_recoveries_total.
+RECOVERY_OUTCOMES = ("held", "recovered", "resynced", "refused", "expired")
 
 
 class RoomMetrics:
@@ -67,6 +69,13 @@ class RoomMetrics:
             "1 while the room store answers (always 1 for the in-memory store).",
             registry=registry,
         )
+        self.recoveries = Counter(
+            "room_service_session_recoveries",
+            "Socket.IO connection-state recoveries: held sessions by outcome (held, recovered, "
+            "resynced: recovered without the missed events, refused, expired).",
+            ["outcome"],
+            registry=registry,
+        )
         self.password_checks = Counter(
             "room_service_password_checks",
             "Meeting password hashes computed (scrypt), by result (ok or wrong).",
@@ -80,6 +89,8 @@ class RoomMetrics:
             self.joins.labels(result=result)
         for result in ("ok", "wrong"):
             self.password_checks.labels(result=result)
+        for outcome in RECOVERY_OUTCOMES:
+            self.recoveries.labels(outcome=outcome)
         for reason in LeaveReason:
             self.leaves.labels(reason=reason.value)
         for event_type in EVENT_TYPES:

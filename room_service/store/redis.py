@@ -30,6 +30,7 @@ from room_service.store.redis_attempts import RedisPasswordAttempts
 from room_service.store.redis_bans import RedisMeetingBans
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
+from room_service.store.redis_holds import RedisHoldsUnsupported
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_url import cluster_node_url, sentinel_target
 
@@ -73,7 +74,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
+class RedisStore(RedisHoldsUnsupported, RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
     """The RoomStore on Redis."""
 
     def __init__(
