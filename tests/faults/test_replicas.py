@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, msg_is, start_edge
@@ -344,7 +346,11 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
             )
         # A replica that knows its store is down refuses a join at once (UNAVAILABLE, with
         # its reason), well before the store's 1 s command timeout and the call's deadline.
-        async with room_stub(replicas.addresses[0]) as stub:
+        async with grpc.aio.insecure_channel(replicas.addresses[0]) as channel:
+            # Known down: its RoomService health, set with the joins' flag, says so.
+            health = health_pb2_grpc.HealthStub(channel)
+            await wait_until(lambda: _not_serving(health), within=20, what="replica NOT_SERVING")
+            stub = pb_grpc.RoomServiceStub(channel)
             asked = time.monotonic()
             refused = await rpc_refused(
                 stub.Join(join_request("u3"), timeout=0.8), grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"
@@ -376,6 +382,12 @@ async def _more(value: object, than: int) -> bool:
 
 async def _is(awaitable: object, expected: object) -> bool:
     return bool(await awaitable == expected)  # type: ignore[misc]
+
+
+async def _not_serving(health: health_pb2_grpc.HealthStub) -> bool:
+    service = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
+    reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return bool(reply.status == health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
 async def _status(url: str, status: int) -> bool:
