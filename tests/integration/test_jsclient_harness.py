@@ -1,5 +1,9 @@
 """The test harness itself: the socket.io-client driver (against a tiny python-socketio
-server started here) and ManagedProcess (against a fake ``python -c`` service)."""
+server started here) and ManagedProcess (against a fake ``python -c`` service).
+
+Over 300 lines on purpose: most of it is the echo server every driver test talks to and
+one test per driver feature (transports, acks, binary, drops, process control) that the
+other suites rely on without testing it."""
 
 from __future__ import annotations
 

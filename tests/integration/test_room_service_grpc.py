@@ -1,6 +1,9 @@
 """The RoomService over real gRPC: a RoomServiceApp on 127.0.0.1:0 in this process and a
 real client channel. Covers the RPCs of the meeting protocol, WatchRoom ordering and
-resumption, the error statuses with their ErrorInfo reason, health and reflection."""
+resumption, the error statuses with their ErrorInfo reason, health and reflection.
+
+Over 300 lines on purpose: it is the RoomService API's one conformance file, a test or two
+per RPC over one served app and the `Watch` stream helper defined here."""
 
 from __future__ import annotations
 
