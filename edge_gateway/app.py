@@ -79,6 +79,9 @@ class EdgeApp:
             # A token the edge would still accept (within the clock-skew leeway) is not yet
             # expired for a connected socket either; the grace for a refresh comes after.
             token_grace_seconds=settings.jwt_leeway_seconds + settings.token_expiry_grace_seconds,
+            # A ping timeout means the client was silent for this long already: its
+            # recovery window (counted from its last sign of life) is mostly spent.
+            silent_after_ping_timeout=settings.ping_interval_seconds + settings.ping_timeout_seconds,
         )
         self.handlers.register(self.sio)
         self.web = web.Application()

@@ -54,6 +54,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 from socketio import packet as sio_packet
 
+from edge_gateway.connect import RecoveringConnect
 from edge_gateway.frames import OrjsonCodec, engineio_frame
 
 log = logging.getLogger("edge_gateway.engine")
@@ -407,8 +408,9 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
                 sock.queue.send_frame(frame, pkt)
 
 
-class EdgeSocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """The Socket.IO server of the edge: EdgeManager over an EdgeEngineServer, orjson codec."""
+class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore[misc]
+    """The Socket.IO server of the edge: EdgeManager over an EdgeEngineServer, orjson codec;
+    its CONNECT answer carries a recovery pid (edge_gateway.connect)."""
 
     def __init__(
         self, *args: Any, max_buffered_bytes: int, on_drop: Callable[[], None], **kwargs: Any

@@ -20,6 +20,7 @@ import socketio
 
 from edge_gateway import events, wire
 from edge_gateway.auth import Authenticator, Identity, NoAuth
+from edge_gateway.connect import Admission
 from edge_gateway.errors import EdgeError
 from edge_gateway.expiry import TokenDeadlines, iso_time
 from edge_gateway.hub import Hub
@@ -38,6 +39,7 @@ from edge_gateway.payloads import (
     nesting_depth,
     parse,
 )
+from edge_gateway.recovery import SessionRecovery
 from edge_gateway.sessions import Session
 from meeting.v1 import room_service_pb2 as pb
 from meeting_common.codes import ErrorCode
@@ -62,6 +64,7 @@ class EventHandlers:
         limits: EdgeLimits | None = None,
         token_warning_seconds: float = 60.0,
         token_grace_seconds: float = 10.0,
+        silent_after_ping_timeout: float = 8.0,
     ) -> None:
         self.hub = hub
         self.authenticator: Authenticator = authenticator or NoAuth()
@@ -71,6 +74,7 @@ class EventHandlers:
         self._webrtc_config = webrtc_config
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
+        self.recovery = SessionRecovery(hub, self.limits, silent_after_ping_timeout, self._joined_payload)
         self.draining = False
         self.deadlines = TokenDeadlines(
             warn_before=token_warning_seconds,
@@ -100,7 +104,7 @@ class EventHandlers:
 
     # -- connection lifecycle ---------------------------------------------------------
 
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> Admission | bool:
         """Authenticates and admits the socket; a refusal reaches the client as connect_error."""
         if self.draining:
             return False
@@ -118,35 +122,43 @@ class EventHandlers:
             log.info("connection refused", extra={"sid": sid, "code": exc.code.value, "reason": exc.message})
             # The client's connect_error gets `message` and `data: {code, message}`.
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.payload()) from None
+        admission = await self.recovery.admit(sid, eio_sid, auth, identity, self._locks.get)
+        sid = admission.sid
         if identity is not None:
             self._identities[sid] = identity
             if identity.expires_at is not None:
                 self.deadlines.track(sid, identity.expires_at)
         self._locks[sid] = asyncio.Lock()
+        self.recovery.bind(admission)
         self.hub.metrics.sockets.inc()
-        log.info(f"✅ Socket connected: {sid}", extra={"sid": sid})
-        return True
+        log.info(f"✅ Socket connected: {sid}", extra={"sid": sid, "recovered": admission.then is not None})
+        return admission
 
-    async def on_disconnect(self, sid: str, *_: Any) -> None:
-        """Leaves the socket's meeting with reason `disconnected`."""
+    async def on_disconnect(self, sid: str, reason: str = "", *_: Any) -> None:
+        """Leaves the socket's meeting with reason `disconnected`; a transport that closed
+        without a goodbye only holds it for recovery (the room service decides for how long)."""
         self.limits.release(sid)
         self._identities.pop(sid, None)
         self.deadlines.forget(sid)
+        superseded = self.recovery.forget(sid)
         lock = self._locks.get(sid)
         if lock is None:
             return
         async with lock:
             session = await self.hub.detach(sid)
             if session is not None:
-                log.info(
-                    f"👋 User {session.participant.user_name} disconnected from meeting {session.meeting_id}",
-                    extra={
-                        "sid": sid,
-                        "meeting_id": session.meeting_id,
-                        "participant_id": session.participant_id,
-                    },
-                )
-                await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+                extra = {
+                    "sid": sid,
+                    "meeting_id": session.meeting_id,
+                    "participant_id": session.participant_id,
+                    "reason": reason,
+                }
+                if await self.recovery.held(session, reason, superseded):
+                    log.info("socket lost its transport; session held for recovery", extra=extra)
+                else:
+                    name = session.participant.user_name
+                    log.info(f"👋 User {name} disconnected from meeting {session.meeting_id}", extra=extra)
+                    await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
         self._locks.pop(sid, None)
         self.hub.metrics.sockets.dec()
 
@@ -198,6 +210,19 @@ class EventHandlers:
             raise EdgeError(ErrorCode.FORBIDDEN, "userId does not match the authenticated user")
         return identity.user_name or request.userName
 
+    def _joined_payload(self, reply: pb.JoinResponse | pb.RecoverSessionResponse, sid: str) -> dict[str, Any]:
+        """`meeting-joined` (and the join's ack): the meeting, the socket's participant and
+        everyone else as of the reply's position."""
+        return {
+            "success": True,
+            "meeting": wire.meeting(reply.meeting),
+            "participantId": reply.participant.participant_id,
+            "participant": wire.participant(reply.participant),
+            "participants": [wire.participant(p) for p in reply.participants],
+            "permissions": wire.permissions(reply.participant.permissions),
+            "webrtcConfig": self._webrtc_config(reply.participant.user_id, self.deadlines.expires_at(sid)),
+        }
+
     def _session(self, sid: str, meeting_id: str | None = None) -> Session:
         session = self.hub.sessions.by_sid(sid)
         if session is None or (meeting_id is not None and session.meeting_id != meeting_id):
@@ -226,28 +251,28 @@ class EventHandlers:
         if request.audio is not None or request.video is not None:
             media = pb.MediaState(audio=request.audio is not False, video=request.video is not False)
         reply = await self.hub.client.join(
-            request.meetingId, request.userId, user_name, request.meeting_password or "", media, sid
+            request.meetingId,
+            request.userId,
+            user_name,
+            request.meeting_password or "",
+            media,
+            sid,
+            self.recovery.pid_of(sid),
         )
-        payload = {
-            "success": True,
-            "meeting": wire.meeting(reply.meeting),
-            "participantId": reply.participant.participant_id,
-            "participant": wire.participant(reply.participant),
-            "participants": [wire.participant(p) for p in reply.participants],
-            "permissions": wire.permissions(reply.participant.permissions),
-            "webrtcConfig": self._webrtc_config(request.userId, self.deadlines.expires_at(sid)),
-        }
+        position = (reply.position.sequence, reply.position.epoch)
+        payload = self._joined_payload(reply, sid)
         if current is not None:
             # Same meeting again. The fresh roster is as of the log head, which the room
             # stream may not have relayed yet: out of the room until re-registered at the
             # head, or events already in the roster would reach the socket a second time.
             await self.hub.detach(sid)
-        await self.hub.emit(events.MEETING_JOINED, payload, to=sid)
+        # Its own join's position is where the socket's room view starts: the recovery offset.
+        await self.hub.emit(events.MEETING_JOINED, (payload, wire.offset(position)), to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,
             participant=reply.participant,
-            position=(reply.position.sequence, reply.position.epoch),
+            position=position,
             roster=reply.participants,
         )
         await self.hub.attach(session)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -53,7 +54,7 @@ class Hub:
     async def emit(
         self,
         event: str,
-        data: dict[str, Any],
+        data: dict[str, Any] | tuple[Any, ...],
         *,
         to: str | None = None,
         room: str | None = None,
@@ -73,8 +74,9 @@ class Hub:
 
     # -- sessions ---------------------------------------------------------------------
 
-    async def attach(self, session: Session) -> None:
-        """Registers a socket that just got `meeting-joined` and puts it in step."""
+    async def attach(self, session: Session, missed: Sequence[pb.RoomEvent] = ()) -> None:
+        """Registers a socket that just got `meeting-joined` (or was recovered, owed the
+        `missed` events first) and puts it in step."""
         self.sessions.add(session)
         relay = self.relays.get(session.meeting_id)
         if relay is None or relay.closed:
@@ -86,7 +88,7 @@ class Hub:
             )
             self.relays[session.meeting_id] = relay
             relay.start()
-        await relay.register(session)
+        await relay.register(session, missed)
 
     async def detach(self, sid: str) -> Session | None:
         """Takes a socket out of its meeting locally (no RPC) and returns its session."""

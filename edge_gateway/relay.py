@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -57,13 +57,13 @@ class RelayHost(Protocol):
     async def emit(
         self,
         event: str,
-        data: dict[str, Any],
+        data: dict[str, Any] | tuple[Any, ...],
         *,
         to: str | None = None,
         room: str | None = None,
         skip_sid: str | None = None,
     ) -> None:
-        """Emits to one socket or a Socket.IO room."""
+        """Emits to one socket or a Socket.IO room (a tuple: several arguments)."""
         ...
 
     async def enter_room(self, sid: str, room: str) -> None:
@@ -129,9 +129,13 @@ class RoomRelay:
         """No local socket uses this relay any more."""
         return not self.members and not self.pending
 
-    async def register(self, session: Session) -> None:
-        """Brings a socket that just got `meeting-joined` into step with the stream."""
+    async def register(self, session: Session, missed: Sequence[pb.RoomEvent] = ()) -> None:
+        """Brings a socket that just got `meeting-joined` into step with the stream; a
+        recovered socket first gets the events it `missed` (from the room log, up to its
+        session's position), each once, in order, before anything newer."""
         async with self._step:
+            for event in missed:
+                await self._deliver(event, only=session.sid)
             await self._register(session)
 
     async def _register(self, session: Session) -> None:
@@ -205,22 +209,18 @@ class RoomRelay:
         await self._hub.enter_room(session.sid, self.room)
 
     async def _send_diff(self, session: Session) -> None:
-        """Tells one socket what changed between its roster and the relay's view."""
+        """Tells one socket what changed between its roster and the relay's view (each
+        with the relay's position as offset: the socket stands there afterwards)."""
         known = {p.participant_id: p for p in session.roster}
         current = {pid: p for pid, p in self.view.items() if pid != session.participant_id}
         for pid in known.keys() - current.keys():
-            await self._hub.emit(
-                events.PARTICIPANT_LEFT,
-                wire.participant_left(known[pid], pb.LEAVE_REASON_DISCONNECTED),
-                to=session.sid,
-            )
+            left = wire.participant_left(known[pid], pb.LEAVE_REASON_DISCONNECTED)
+            await self._emit(events.PARTICIPANT_LEFT, left, session.sid)
         for pid, p in current.items():
             if pid not in known:
-                await self._hub.emit(events.PARTICIPANT_JOINED, wire.participant(p), to=session.sid)
+                await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), session.sid)
             elif known[pid].media != p.media:
-                await self._hub.emit(
-                    events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), to=session.sid
-                )
+                await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), session.sid)
 
     # -- the stream -------------------------------------------------------------------
 
@@ -282,23 +282,27 @@ class RoomRelay:
             await self._activate_ready()
 
     async def _deliver(self, event: pb.RoomEvent, only: str | None) -> None:
-        """Applies an event to the view (when broadcasting) and emits it."""
+        """Applies an event to the view (when broadcasting) and emits it, with its position
+        as the recovery offset."""
         kind = event.WhichOneof("payload")
         broadcast = only is None
+        at = wire.offset((event.sequence, event.epoch))
         if kind == "participant_joined":
             p = event.participant_joined.participant
             if broadcast:
                 if p.participant_id in self.view:
                     return
                 self.view[p.participant_id] = p
-            await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), only, skip=p.participant_id)
+            await self._emit(
+                events.PARTICIPANT_JOINED, wire.participant(p), only, skip=p.participant_id, offset=at
+            )
         elif kind == "participant_left":
             p, reason = event.participant_left.participant, event.participant_left.reason
             if broadcast:
                 if self.view.pop(p.participant_id, None) is None:
                     return
                 await self._hub.local_participant_left(p.participant_id, reason)
-            await self._emit(events.PARTICIPANT_LEFT, wire.participant_left(p, reason), only)
+            await self._emit(events.PARTICIPANT_LEFT, wire.participant_left(p, reason), only, offset=at)
         elif kind == "participant_updated":
             p = event.participant_updated.participant
             if broadcast:
@@ -310,23 +314,29 @@ class RoomRelay:
             update = wire.participant_updated(p, changed_by)
             # Only the participant's own change is not echoed; a moderator's mute must reach it.
             own = p.participant_id if changed_by == p.participant_id else ""
-            await self._emit(events.PARTICIPANT_UPDATED, update, only, skip=own)
+            await self._emit(events.PARTICIPANT_UPDATED, update, only, skip=own, offset=at)
         elif kind == "chat_message":
-            await self._emit(events.CHAT_MESSAGE, wire.chat(event.chat_message), only)
+            await self._emit(events.CHAT_MESSAGE, wire.chat(event.chat_message), only, offset=at)
         elif kind == "meeting_ended":
             ended = {"meetingId": self.meeting_id, "endedBy": event.meeting_ended.ended_by or None}
-            await self._emit(events.MEETING_ENDED, ended, only)
+            await self._emit(events.MEETING_ENDED, ended, only, offset=at)
             if broadcast:
                 await self._meeting_gone()
 
-    async def _emit(self, name: str, data: dict[str, Any], only: str | None, skip: str = "") -> None:
+    async def _emit(
+        self, name: str, data: dict[str, Any], only: str | None, skip: str = "", *, offset: str = ""
+    ) -> None:
+        # The room position goes last (the client's recovery offset): one value for every
+        # recipient, so a broadcast is still encoded once. Events made up from a snapshot
+        # or a diff carry the relay's position, where the socket then stands.
+        args = (data, offset or wire.offset(self.position))
         if only is not None:
             session = self._hub.sessions.by_sid(only)
             if session is None or session.participant_id != skip:
-                await self._hub.emit(name, data, to=only)
+                await self._hub.emit(name, args, to=only)
             return
         local = self._hub.sessions.by_participant(skip) if skip else None
-        await self._hub.emit(name, data, room=self.room, skip_sid=local.sid if local else None)
+        await self._hub.emit(name, args, room=self.room, skip_sid=local.sid if local else None)
 
     async def _reset(self, snapshot: pb.RoomSnapshot) -> None:
         """Brings every in-step socket to the snapshot's truth, then continues after it."""

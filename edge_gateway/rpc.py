@@ -106,6 +106,7 @@ class RoomClient:
         password: str,
         media: pb.MediaState | None,
         socket_id: str,
+        recovery_id: str = "",
     ) -> pb.JoinResponse:
         """Join. Safe to retry: the same edge and socket make it idempotent."""
         request = pb.JoinRequest(
@@ -116,6 +117,7 @@ class RoomClient:
             media=media,
             edge_id=self.edge_id,
             socket_id=socket_id,
+            recovery_id=recovery_id,
         )
         # Retried only when the call never got through (UNAVAILABLE): after a deadline the
         # user has waited long enough, and a second deadline would double the wait. Three
@@ -141,6 +143,34 @@ class RoomClient:
                 return True
             raise
         return True
+
+    async def hold(self, meeting_id: str, participant_id: str, silent_seconds: float) -> bool:
+        """HoldSession: True when the participant is held for recovery (else it left)."""
+        request = pb.HoldSessionRequest(
+            meeting_id=meeting_id,
+            participant_id=participant_id,
+            edge_id=self.edge_id,
+            silent_seconds=silent_seconds,
+        )
+        reply = await self._call(lambda: self._stub.HoldSession(request, timeout=self._timeout), retries=2)
+        return reply.held
+
+    async def recover(
+        self, recovery_id: str, after: pb.StreamPosition | None, user_id: str, fresh_recovery_id: str
+    ) -> pb.RecoverSessionResponse:
+        """RecoverSession on this edge. Not retried after a deadline: it may have succeeded."""
+        request = pb.RecoverSessionRequest(
+            recovery_id=recovery_id,
+            after=after,
+            edge_id=self.edge_id,
+            user_id=user_id,
+            fresh_recovery_id=fresh_recovery_id,
+        )
+        return await self._call(
+            lambda: self._stub.RecoverSession(request, timeout=self._timeout),
+            retries=1,
+            retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
+        )
 
     async def update_media(
         self, meeting_id: str, participant_id: str, changes: dict[str, bool]

@@ -119,3 +119,20 @@ def chat(m: pb.ChatMessage) -> dict[str, Any]:
         "text": m.text,
         "sentAt": iso(m.sent_at),
     }
+
+
+def offset(position: tuple[int, str]) -> str:
+    """A room position as the Socket.IO recovery offset: the last argument of every relayed
+    room event, the same for every recipient (opaque to clients; parsed back below)."""
+    sequence, epoch = position
+    return f"{epoch}:{sequence}"
+
+
+def position_of(text: object) -> pb.StreamPosition | None:
+    """The position an offset names; None for anything that is not one of ours."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    epoch, sep, sequence = text.rpartition(":")
+    if not sep or not epoch or not sequence.isdigit() or len(sequence) > 19:
+        return None
+    return pb.StreamPosition(sequence=int(sequence), epoch=epoch)

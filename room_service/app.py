@@ -64,6 +64,7 @@ class RoomServiceApp:
                 password_checks_per_edge=settings.password_checks_per_edge,
                 edge_disconnect_grace_seconds=settings.edge_disconnect_grace_seconds,
                 ended_room_retention_seconds=settings.ended_room_retention_seconds,
+                recovery_window_seconds=settings.recovery_window_seconds,
             ),
             self.metrics,
             clock=store_clock(settings.store),

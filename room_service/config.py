@@ -80,6 +80,11 @@ class Settings(TierSettings):
         description="when an edge's connection closes (its process died), its participants go "
         "after this long unless it reconnects",
     )
+    recovery_window_seconds: Pause = Field(
+        5,
+        description="a socket whose transport closed without a goodbye is held this long after the "
+        "client was last heard, for Socket.IO connection-state recovery; 0 turns recovery off",
+    )
     ended_room_retention_seconds: Pause = Field(
         300, description="how long an ended meeting's room and replay log are kept for late watchers"
     )

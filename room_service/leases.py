@@ -52,8 +52,12 @@ class EdgeLeases(ManagerCore):
         now = self._clock()
         if now < self._reap_not_before:
             return 0
+        window = self._options.recovery_window_seconds
         for edge_id in await self._store.expired_edges(now):
-            events = await self._store.drop_edge(edge_id, now)
+            # Its sockets' clients may reconnect through another edge: held for the window.
+            events = await self._store.drop_edge(
+                edge_id, now, hold_until=now + window if window > 0 else None
+            )
             if events is None:
                 continue  # renewed meanwhile, or another replica reaped it
             for event in events:
@@ -100,9 +104,12 @@ class EdgeLeases(ManagerCore):
                 log.exception("reaping expired edges or ended rooms failed")
 
     async def housekeeping(self) -> None:
-        """One reaper tick: expired edges lose their participants, ended rooms past their
-        retention are forgotten."""
+        """One reaper tick: expired edges lose their participants, held sessions past their
+        recovery window leave, ended rooms past their retention are forgotten."""
         await self.reap_expired_edges()
+        for event in await self._store.expire_holds(self._clock()):
+            self._metrics.recoveries.labels(outcome="expired").inc()
+            await self._published(event)
         dropped = await self._store.drop_ended_rooms(self._clock())
         if dropped:
             log.info("ended rooms dropped", extra={"rooms": dropped})

@@ -42,6 +42,9 @@ class ManagerOptions:
     """After an edge's connection closed, how long before its participants are removed."""
     ended_room_retention_seconds: float = 300.0
     """How long an ended meeting's room and replay log are kept for late watchers."""
+    recovery_window_seconds: float = 5.0
+    """A session whose transport closed without a goodbye is held this long after its
+    client was last heard (0: never held)."""
 
 
 class ManagerCore:

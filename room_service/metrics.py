@@ -11,6 +11,8 @@ from room_service.store.redis_base import OPERATIONS as STORE_OPERATIONS
 
 # The `type` values of room_service_events_published_total (one per RoomEvent payload).
 EVENT_TYPES = EVENT_KINDS
+# The `outcome` values of room_service_session_recoveries_total.
+RECOVERY_OUTCOMES = ("held", "recovered", "resynced", "refused", "expired")
 
 
 class RoomMetrics:
@@ -57,6 +59,13 @@ class RoomMetrics:
         )
         self.store_up = declare.gauge(
             "room_service_store_up", "1 while the room store answers (always 1 for the in-memory store)."
+        )
+        self.recoveries = declare.counter(
+            "room_service_session_recoveries",
+            "Socket.IO connection-state recoveries: held sessions by outcome (held, recovered, "
+            "resynced: recovered without the missed events, refused, expired).",
+            "outcome",
+            RECOVERY_OUTCOMES,
         )
         self.password_checks = declare.counter(
             "room_service_password_checks",

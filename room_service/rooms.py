@@ -1,10 +1,12 @@
-"""RoomManager: the room service's operations over a RoomStore, in three parts: the use
-cases (`use_cases`), the edge leases and reaping (`leases`) and the streams (`streams`),
-sharing their state through `manager_core`. No protobuf here: the API layer converts.
+"""RoomManager: the room service's operations over a RoomStore, in parts: the use cases
+(`use_cases`), held sessions (`holds`), the edge leases and reaping (`leases`) and the
+streams (`streams`), sharing their state through `manager_core`. No protobuf here: the
+API layer converts.
 """
 
 from __future__ import annotations
 
+from room_service.holds import SessionHolds
 from room_service.leases import EdgeLeases
 from room_service.manager_core import ManagerOptions
 from room_service.streams import RoomStreams
@@ -13,5 +15,5 @@ from room_service.use_cases import UseCases
 __all__ = ["ManagerOptions", "RoomManager"]
 
 
-class RoomManager(UseCases, RoomStreams, EdgeLeases):
+class RoomManager(UseCases, SessionHolds, RoomStreams, EdgeLeases):
     """The room service's operations; every public method may raise DomainError."""

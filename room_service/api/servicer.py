@@ -18,7 +18,7 @@ from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
-from room_service.domain.models import JoinSpec, MediaState, RoomEvent, Snapshot
+from room_service.domain.models import JoinSpec, MediaState, RecoverSpec, RoomEvent, Snapshot
 from room_service.rooms import RoomManager
 from room_service.store.base import RestoreRecord
 
@@ -120,6 +120,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             media=media if media is not None else MediaState(),
             edge_id=_require(request.edge_id, "edge_id"),
             socket_id=_require(request.socket_id, "socket_id"),
+            recovery_id=_optional(request.recovery_id, "recovery_id"),
         )
         outcome = await self._manager.join(spec, request.password)
         return pb.JoinResponse(
@@ -141,6 +142,40 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         return pb.LeaveResponse(
             participant=convert.event_to_pb(event).participant_left.participant,
             position=convert.position_to_pb(event.position),
+        )
+
+    @unary
+    async def HoldSession(self, request: pb.HoldSessionRequest, context: Any) -> pb.HoldSessionResponse:
+        held = await self._manager.hold(
+            _require(request.meeting_id, "meeting_id"),
+            _require(request.participant_id, "participant_id"),
+            _require(request.edge_id, "edge_id"),
+            request.silent_seconds,
+        )
+        return pb.HoldSessionResponse(held=held)
+
+    @unary
+    async def RecoverSession(
+        self, request: pb.RecoverSessionRequest, context: Any
+    ) -> pb.RecoverSessionResponse:
+        after = convert.position_from_pb(request.after) if request.HasField("after") else None
+        recovered = await self._manager.recover(
+            RecoverSpec(
+                recovery_id=_require(request.recovery_id, "recovery_id"),
+                after=after,
+                edge_id=_require(request.edge_id, "edge_id"),
+                user_id=_optional(request.user_id, "user_id"),
+                fresh_recovery_id=_optional(request.fresh_recovery_id, "fresh_recovery_id"),
+            )
+        )
+        return pb.RecoverSessionResponse(
+            meeting=convert.meeting_to_pb(recovered.meeting),
+            participant=convert.participant_to_pb(recovered.participant),
+            missed=[convert.event_to_pb(e) for e in recovered.missed],
+            position=convert.position_to_pb(recovered.position),
+            resynced=recovered.resynced,
+            participants=[convert.participant_to_pb(p) for p in recovered.others],
+            socket_id=recovered.participant.socket_id,
         )
 
     @unary

@@ -278,6 +278,8 @@ class JoinSpec:
     """Edge of the socket."""
     socket_id: str
     """Socket on that edge."""
+    recovery_id: str = ""
+    """The socket's connection-state recovery id (Socket.IO `pid`); empty: not recoverable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,3 +298,37 @@ class JoinOutcome:
     """The same socket was already in; nothing changed."""
     replaced: tuple[Participant, ...] = field(default=())
     """Older sessions of the same user that this join removed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverSpec:
+    """A reconnecting client's claim on a held session."""
+
+    recovery_id: str
+    """The `pid` it presents."""
+    after: Position | None
+    """The last room position it received (None: it received none)."""
+    edge_id: str
+    """The edge it reconnected through."""
+    user_id: str
+    """Its verified subject; empty without token authentication."""
+    fresh_recovery_id: str
+    """The id the session continues under when the log no longer reaches `after`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A session taken over by a reconnected client."""
+
+    meeting: Meeting
+    """Its meeting."""
+    participant: Participant
+    """The participant, unchanged except for its edge."""
+    missed: tuple[RoomEvent, ...]
+    """Events after the client's position, in order (empty when `resynced`)."""
+    position: Position
+    """The room's head: the last of `missed`, or where a resynced session stands."""
+    resynced: bool = False
+    """The log no longer reached back: bound to the fresh id, nothing in `missed`."""
+    others: tuple[Participant, ...] = ()
+    """Everyone else in the room as of `position`."""

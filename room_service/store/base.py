@@ -18,6 +18,13 @@ Time: deadlines (`expires_at`, `drop_at`) and `now` are on the caller's clock. A
 shared by several processes needs a clock they share (the wall clock, see
 `factory.store_clock`); a process-local store uses a monotonic one.
 
+Held sessions (connection-state recovery): a participant joined with a recovery id can
+be *held* when its socket's transport closed without a goodbye. A held participant stays
+in the room (nobody is told anything) until a reconnecting client presenting the id
+recovers it, once, or its deadline passes and `expire_holds` removes it (reason
+DISCONNECTED). Any other removal (leave, kick, replacement, end, reaping without a hold)
+forgets the id: it can never recover anything again.
+
 Bounded memory: nothing a caller can name stays behind on its own. An edge's lease and
 signal mailbox live while it holds a lease or a WatchEdge reader; an ended room and its
 log live until their `drop_at`.
@@ -37,6 +44,8 @@ from room_service.domain.models import (
     Meeting,
     Participant,
     Position,
+    Recovered,
+    RecoverSpec,
     RoomEvent,
     RoomSummary,
     Signal,
@@ -180,11 +189,15 @@ class EdgeLeases(Protocol):
         """Edges whose lease ran out by `now` (and edges whose reaping is unfinished)."""
         ...
 
-    async def drop_edge(self, edge_id: str, now: float) -> list[RoomEvent] | None:
+    async def drop_edge(
+        self, edge_id: str, now: float, hold_until: float | None = None
+    ) -> list[RoomEvent] | None:
         """Reaps an edge whose lease ran out by `now`: forgets its lease, remembers it as
         reaped, removes its participants (reason DISCONNECTED), discards its undelivered
         signals (a waiting `next_signal` keeps waiting: an edge reaped while its
-        connection survived gets the signals for the sockets it holds again).
+        connection survived gets the signals for the sockets it holds again). With
+        `hold_until`, participants with a recovery id are held until then instead (their
+        clients may resume them through another edge).
 
         None when the lease was renewed meanwhile or another caller reaped it first: each
         expiry is reaped once, whichever process notices it first."""
@@ -206,6 +219,37 @@ class EdgeLeases(Protocol):
         ...
 
 
+class SessionHolds(Protocol):
+    """Held sessions for Socket.IO connection-state recovery (see the module docstring)."""
+
+    async def hold(self, meeting_id: str, participant_id: str, edge_id: str, until: float) -> bool:
+        """Holds a participant of `edge_id` that has a recovery id until `until`; False
+        (nothing changes) when it is not in the room, has no recovery id, or is on
+        another edge (recovered there meanwhile)."""
+        ...
+
+    async def recover(self, spec: RecoverSpec) -> Recovered:
+        """Binds a held participant to `spec.edge_id`, atomically, at most once per hold.
+
+        NOT_IN_MEETING when the id names no held session (unknown, already recovered,
+        left, kicked, replaced, ended, expired); FORBIDDEN when `spec.user_id` is set and
+        differs from the participant's (nothing changes then). When the room log still
+        holds every event after `spec.after`, they are returned; otherwise the session
+        is bound to `spec.fresh_recovery_id` and the room as it is now is returned."""
+        ...
+
+    async def recovery_pending(self, recovery_id: str) -> bool:
+        """True while the id names a participant still bound to a socket (not held): its
+        edge may not have noticed the loss yet (a dead edge until it is reaped, a
+        long-poll until its ping timeout), so a claim may succeed a moment later."""
+        ...
+
+    async def expire_holds(self, now: float) -> list[RoomEvent]:
+        """Removes the held participants whose deadline passed by `now` (reason
+        DISCONNECTED) and returns their events. Costs O(expired)."""
+        ...
+
+
 class SignalRouter(Protocol):
     """WebRTC signals queued per edge, whichever process the edge listens on."""
 
@@ -220,7 +264,7 @@ class SignalRouter(Protocol):
         ...
 
 
-class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SignalRouter, Protocol):
+class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SessionHolds, SignalRouter, Protocol):
     """Authoritative meetings, rooms, participants, leases and signals. See the module
     docstring for atomicity and sequencing."""
 

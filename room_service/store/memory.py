@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from room_service.domain.models import (
     ParticipantLeft,
     ParticipantUpdated,
     Position,
+    Recovered,
+    RecoverSpec,
     RoomEvent,
     RoomSummary,
     Signal,
@@ -98,6 +101,12 @@ class MemoryStore:
         self._ended: deque[tuple[float, _Room]] = deque()
         # Watchers of a room that is not open wait here for its next opening.
         self._openers: dict[str, asyncio.Event] = {}
+        # Connection-state recovery: id -> (meeting, participant) and back; held
+        # participants' deadlines, and a heap of them (stale entries skipped on pop).
+        self._recovery: dict[str, tuple[str, str]] = {}
+        self._recovery_of: dict[tuple[str, str], str] = {}
+        self._holds: dict[tuple[str, str], float] = {}
+        self._hold_heap: list[tuple[float, str, str]] = []
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -178,6 +187,10 @@ class MemoryStore:
         others = tuple(room.participants.values())
         room.participants[participant.participant_id] = participant
         self._index(participant, spec.meeting_id)
+        if spec.recovery_id and spec.recovery_id not in self._recovery:
+            key = (spec.meeting_id, participant.participant_id)
+            self._recovery[spec.recovery_id] = key
+            self._recovery_of[key] = spec.recovery_id
         event = self._append(room, ParticipantJoined(participant))
         return JoinOutcome(meeting, participant, others, event.position, replaced=tuple(replaced))
 
@@ -292,7 +305,9 @@ class MemoryStore:
     async def expired_edges(self, now: float) -> list[str]:
         return [edge for edge, deadline in self._edges.items() if deadline <= now]
 
-    async def drop_edge(self, edge_id: str, now: float) -> list[RoomEvent] | None:
+    async def drop_edge(
+        self, edge_id: str, now: float, hold_until: float | None = None
+    ) -> list[RoomEvent] | None:
         deadline = self._edges.get(edge_id)
         if deadline is None or deadline > now:
             return None  # renewed meanwhile, or already reaped
@@ -304,7 +319,12 @@ class MemoryStore:
             room = self._rooms.get(meeting_id)
             if room is None or participant_id not in room.participants:
                 continue
+            key = (meeting_id, participant_id)
+            if hold_until is not None and key in self._recovery_of:
+                self._hold(key, hold_until)  # recoverable through another edge
+                continue
             participant = room.participants.pop(participant_id)
+            self._forget_recovery(key)
             events.append(self._append(room, ParticipantLeft(participant, LeaveReason.DISCONNECTED)))
             if not room.participants:
                 self._close(room)
@@ -340,6 +360,82 @@ class MemoryStore:
             self._index(participant, record.meeting_id)
             self._append(room, ParticipantJoined(participant))
         return rejected
+
+    # -- held sessions ----------------------------------------------------------------
+
+    async def hold(self, meeting_id: str, participant_id: str, edge_id: str, until: float) -> bool:
+        room = self._rooms.get(meeting_id)
+        participant = room.participants.get(participant_id) if room is not None else None
+        key = (meeting_id, participant_id)
+        if participant is None or participant.edge_id != edge_id or key not in self._recovery_of:
+            return False
+        self._unindex_edge(participant, meeting_id)
+        self._hold(key, until)
+        return True
+
+    async def recover(self, spec: RecoverSpec) -> Recovered:
+        key = self._recovery.get(spec.recovery_id)
+        if key is None or key not in self._holds:
+            raise errors.not_in_meeting("Session cannot be recovered")
+        meeting_id, participant_id = key
+        room, participant = self._find(meeting_id, participant_id)
+        if spec.user_id and spec.user_id != participant.user_id:
+            raise errors.forbidden("Session belongs to another user")
+        del self._holds[key]
+        participant = dataclasses.replace(participant, edge_id=spec.edge_id)
+        room.participants[participant_id] = participant
+        self._index(participant, meeting_id)
+        meeting = self._meeting(meeting_id)
+        others = tuple(p for p in room.participants.values() if p.participant_id != participant_id)
+        missed = self._events_after(room, spec.after)
+        if missed is not None:
+            return Recovered(meeting, participant, tuple(missed), room.position, others=others)
+        # The log no longer reaches back: the session goes on under a fresh id.
+        self._forget_recovery(key)
+        if spec.fresh_recovery_id:
+            self._recovery[spec.fresh_recovery_id] = key
+            self._recovery_of[key] = spec.fresh_recovery_id
+        return Recovered(meeting, participant, (), room.position, resynced=True, others=others)
+
+    async def recovery_pending(self, recovery_id: str) -> bool:
+        key = self._recovery.get(recovery_id)
+        return key is not None and key not in self._holds
+
+    async def expire_holds(self, now: float) -> list[RoomEvent]:
+        events: list[RoomEvent] = []
+        while self._hold_heap and self._hold_heap[0][0] <= now:
+            deadline, meeting_id, participant_id = heapq.heappop(self._hold_heap)
+            key = (meeting_id, participant_id)
+            if self._holds.get(key) != deadline:
+                continue  # recovered, removed, or held again with another deadline
+            room = self._rooms.get(meeting_id)
+            participant = room.participants.pop(participant_id, None) if room is not None else None
+            self._forget_recovery(key)
+            if room is None or participant is None:
+                continue
+            events.append(self._append(room, ParticipantLeft(participant, LeaveReason.DISCONNECTED)))
+            if not room.participants:
+                self._close(room)
+        return events
+
+    def _hold(self, key: tuple[str, str], until: float) -> None:
+        self._holds[key] = until
+        heapq.heappush(self._hold_heap, (until, *key))
+
+    def _events_after(self, room: _Room, after: Position | None) -> list[RoomEvent] | None:
+        """Every event after `after` still in the room's log; None when it does not reach."""
+        if after is None or after.epoch != room.epoch or after.sequence > room.head:
+            return None
+        oldest = room.log[0].position.sequence if room.log else room.head + 1
+        if after.sequence + 1 < oldest:
+            return None
+        return [e for e in room.log if e.position.sequence > after.sequence]
+
+    def _forget_recovery(self, key: tuple[str, str]) -> None:
+        self._holds.pop(key, None)
+        recovery_id = self._recovery_of.pop(key, None)
+        if recovery_id is not None:
+            self._recovery.pop(recovery_id, None)
 
     async def publish_signal(self, edge_id: str, signal: Signal) -> None:
         self._mailboxes.post(edge_id, signal)
@@ -422,6 +518,11 @@ class MemoryStore:
         self._edge_participants.setdefault(participant.edge_id, set()).add(key)
 
     def _unindex(self, participant: Participant, meeting_id: str) -> None:
+        """The participant left the room: its edge forgets it, and its recovery id dies."""
+        self._unindex_edge(participant, meeting_id)
+        self._forget_recovery((meeting_id, participant.participant_id))
+
+    def _unindex_edge(self, participant: Participant, meeting_id: str) -> None:
         keys = self._edge_participants.get(participant.edge_id)
         if keys is not None:
             keys.discard((meeting_id, participant.participant_id))

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from room_service.store.base import StoreOptions
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
+from room_service.store.redis_holds import RedisHoldsUnsupported
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_url import cluster_node_url, sentinel_target
 
@@ -70,7 +71,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisEdges):
+class RedisStore(RedisHoldsUnsupported, RedisEdges):
     """The RoomStore on Redis."""
 
     def __init__(

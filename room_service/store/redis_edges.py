@@ -92,7 +92,10 @@ class RedisEdges(RedisRooms):
 
         return await self._op("expired_edges", expired)
 
-    async def drop_edge(self, edge_id: str, now: float) -> list[RoomEvent] | None:
+    async def drop_edge(
+        self, edge_id: str, now: float, hold_until: float | None = None
+    ) -> list[RoomEvent] | None:
+        # `hold_until` is ignored: the Redis store holds no sessions yet (redis_holds).
         args = [edge_id, now, self._options.reaped_edges_kept, self._options.reaped_edge_seconds]
         claimed = await self._op(
             "drop_edge", lambda: run_script(self._claim, [LEASES, REAPING, REAPED], args)

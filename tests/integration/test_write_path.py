@@ -269,3 +269,37 @@ async def test_a_broadcast_passes_over_a_socket_whose_connection_just_died() -> 
         assert await served.wait_left(gone.sid, 10) == "transport close"
         assert healthy.sid not in served.left
         await healthy.ws.close()
+
+
+async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_recipient(
+    js: JsClientPool,
+) -> None:
+    async with serve() as served:
+        sio = served.sio
+        encoded: list[str] = []
+        real_packet = sio.packet_class
+
+        class Counted(real_packet):  # type: ignore[misc, valid-type]
+            def encode(self) -> Any:
+                result = super().encode()
+                encoded.append(str(result))
+                return result
+
+        clients = [js.client(f"c{i}") for i in range(3)]
+        for client in clients:
+            await client.connect(served.url, transports=["websocket"])
+        raws = [await RawSocket.open(served.url) for _ in range(2)]
+        sio.packet_class = Counted
+        try:
+            # A room event: its payload, then the room position every recipient shares.
+            await sio.emit("chat-message", ({"text": "hello"}, "epoch-1:7"), room=ROOM)
+        finally:
+            sio.packet_class = real_packet
+        assert len(encoded) == 1, encoded  # one encode for five sockets
+        for client in clients:
+            event = await client.wait_for_event("chat-message", timeout=10)
+            assert event.args == [{"text": "hello"}, "epoch-1:7"]
+        for raw in raws:
+            frames = await raw.frames_until('42["chat-message",{"text":"hello"},"epoch-1:7"]')
+            assert frames[-1] == '42["chat-message",{"text":"hello"},"epoch-1:7"]'
+            await raw.ws.close()

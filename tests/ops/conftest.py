@@ -29,6 +29,7 @@ KNOWN_METRICS: frozenset[str] = frozenset(
         "room_service_watch_streams_open",
         "room_service_edges_connected",
         "room_service_participants_reaped_total",
+        "room_service_session_recoveries_total",
         "room_service_signals_routed_total",
         "room_service_store_up",
         "room_service_store_errors_total",

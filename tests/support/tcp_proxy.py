@@ -1,6 +1,8 @@
 """A loopback TCP proxy a test can cut: put it between an edge and the room service to
 break gRPC connections for real (``sever``), refuse new ones (``block``) or make them
-go silent without closing (``freeze``, a stalled network).
+go silent without closing (``freeze``, a stalled network); between the official client
+and an edge it cuts a browser's TCP connection, and ``retarget`` plays the load balancer
+that sends the reconnecting client to another edge.
 
 Usage::
 
@@ -97,6 +99,11 @@ class TcpProxy:
 
     def unblock(self) -> None:
         self._blocked = False
+
+    def retarget(self, target: str) -> None:
+        """New connections go to ``target`` from now on (a load balancer sending a client
+        that reconnects to another backend); open ones are left alone."""
+        self.target = split_address(target)
 
     def freeze(self) -> None:
         """Stops forwarding in both directions without closing anything (silent cut)."""

@@ -842,6 +842,7 @@ class JoinRequest(_message.Message):
     MEDIA_FIELD_NUMBER: _builtins.int
     EDGE_ID_FIELD_NUMBER: _builtins.int
     SOCKET_ID_FIELD_NUMBER: _builtins.int
+    RECOVERY_ID_FIELD_NUMBER: _builtins.int
     meeting_id: _builtins.str
     """The meeting to join."""
     user_id: _builtins.str
@@ -854,6 +855,11 @@ class JoinRequest(_message.Message):
     """The edge gateway holding the socket."""
     socket_id: _builtins.str
     """The socket id on that edge; a second Join with the same edge and socket is idempotent."""
+    recovery_id: _builtins.str
+    """The connection-state recovery id the edge gave the socket (Socket.IO `pid`): an
+    unguessable secret that later recovers this participant (RecoverSession). Empty:
+    the session cannot be recovered. Never sent to anyone else.
+    """
     @_builtins.property
     def media(self) -> Global___MediaState:
         """Initial media state; unset means audio and video on, no screen."""
@@ -868,10 +874,11 @@ class JoinRequest(_message.Message):
         media: Global___MediaState | None = ...,
         edge_id: _builtins.str = ...,
         socket_id: _builtins.str = ...,
+        recovery_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_media", b"_media", "media", b"media"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_media", b"_media", "edge_id", b"edge_id", "media", b"media", "meeting_id", b"meeting_id", "password", b"password", "socket_id", b"socket_id", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_media", b"_media", "edge_id", b"edge_id", "media", b"media", "meeting_id", b"meeting_id", "password", b"password", "recovery_id", b"recovery_id", "socket_id", b"socket_id", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__media: _TypeAlias = _typing.Literal["media"]  # noqa: Y015
     _WhichOneofArgType__media: _TypeAlias = _typing.Literal["_media", b"_media"]  # noqa: Y015
@@ -990,6 +997,174 @@ class LeaveResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeaveResponse: _TypeAlias = LeaveResponse  # noqa: Y015
+
+@_typing.final
+class HoldSessionRequest(_message.Message):
+    """Request of RoomService.HoldSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEETING_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
+    EDGE_ID_FIELD_NUMBER: _builtins.int
+    SILENT_SECONDS_FIELD_NUMBER: _builtins.int
+    meeting_id: _builtins.str
+    """The meeting."""
+    participant_id: _builtins.str
+    """The participant whose socket's transport closed without a goodbye."""
+    edge_id: _builtins.str
+    """The edge that held the socket: a participant recovered elsewhere meanwhile is not held."""
+    silent_seconds: _builtins.float
+    """How long the client had already been silent when its transport was declared closed
+    (e.g. a ping timeout); the window counts from its last sign of life.
+    """
+    def __init__(
+        self,
+        *,
+        meeting_id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
+        edge_id: _builtins.str = ...,
+        silent_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edge_id", b"edge_id", "meeting_id", b"meeting_id", "participant_id", b"participant_id", "silent_seconds", b"silent_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldSessionRequest: _TypeAlias = HoldSessionRequest  # noqa: Y015
+
+@_typing.final
+class HoldSessionResponse(_message.Message):
+    """Response of RoomService.HoldSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HELD_FIELD_NUMBER: _builtins.int
+    held: _builtins.bool
+    """True when the participant is now held for recovery; false when it had no recovery id,
+    its window was already spent, or it belongs to another edge (nothing changed then,
+    except that a participant with a spent window left with reason DISCONNECTED).
+    """
+    def __init__(
+        self,
+        *,
+        held: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held", b"held"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldSessionResponse: _TypeAlias = HoldSessionResponse  # noqa: Y015
+
+@_typing.final
+class RecoverSessionRequest(_message.Message):
+    """Request of RoomService.RecoverSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERY_ID_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    EDGE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    FRESH_RECOVERY_ID_FIELD_NUMBER: _builtins.int
+    recovery_id: _builtins.str
+    """The `pid` the client presents."""
+    edge_id: _builtins.str
+    """The edge the client reconnected through."""
+    user_id: _builtins.str
+    """The verified user id (subject) of the reconnecting client's token; empty without
+    token authentication. A session is recovered only by the same subject.
+    """
+    fresh_recovery_id: _builtins.str
+    """When the room log no longer reaches back to `after`, the session continues (same
+    participant, nobody told anything) but is not recovered: it is bound to this new id
+    and the response carries the room as it is now instead of `missed`.
+    """
+    @_builtins.property
+    def after(self) -> Global___StreamPosition:
+        """The last room position the client received (the Socket.IO `offset`)."""
+
+    def __init__(
+        self,
+        *,
+        recovery_id: _builtins.str = ...,
+        after: Global___StreamPosition | None = ...,
+        edge_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        fresh_recovery_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "edge_id", b"edge_id", "fresh_recovery_id", b"fresh_recovery_id", "recovery_id", b"recovery_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecoverSessionRequest: _TypeAlias = RecoverSessionRequest  # noqa: Y015
+
+@_typing.final
+class RecoverSessionResponse(_message.Message):
+    """Response of RoomService.RecoverSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEETING_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    MISSED_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    RESYNCED_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    SOCKET_ID_FIELD_NUMBER: _builtins.int
+    resynced: _builtins.bool
+    """True when the log no longer reached back: the session is bound to
+    `fresh_recovery_id` and `missed` is empty.
+    """
+    socket_id: _builtins.str
+    """The original socket id of the session: the recovered socket takes it again."""
+    @_builtins.property
+    def meeting(self) -> Global___Meeting:
+        """The meeting, without its password."""
+
+    @_builtins.property
+    def participant(self) -> Global___Participant:
+        """The participant, unchanged except for its edge."""
+
+    @_builtins.property
+    def missed(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomEvent]:
+        """The room events after `after` that the client missed, in order (its own included:
+        the edge filters them as it would have when relaying).
+        """
+
+    @_builtins.property
+    def position(self) -> Global___StreamPosition:
+        """The room's log head: the last of `missed` (or where a resynced session stands);
+        the socket is owed only events after it.
+        """
+
+    @_builtins.property
+    def participants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Participant]:
+        """Everyone else in the room as of `position`."""
+
+    def __init__(
+        self,
+        *,
+        meeting: Global___Meeting | None = ...,
+        participant: Global___Participant | None = ...,
+        missed: _abc.Iterable[Global___RoomEvent] | None = ...,
+        position: Global___StreamPosition | None = ...,
+        resynced: _builtins.bool = ...,
+        participants: _abc.Iterable[Global___Participant] | None = ...,
+        socket_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meeting", b"meeting", "participant", b"participant", "position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meeting", b"meeting", "missed", b"missed", "participant", b"participant", "participants", b"participants", "position", b"position", "resynced", b"resynced", "socket_id", b"socket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecoverSessionResponse: _TypeAlias = RecoverSessionResponse  # noqa: Y015
 
 @_typing.final
 class UpdateMediaStateRequest(_message.Message):

@@ -63,6 +63,16 @@ class RoomServiceStub:
                 request_serializer=meeting_dot_v1_dot_room__service__pb2.LeaveRequest.SerializeToString,
                 response_deserializer=meeting_dot_v1_dot_room__service__pb2.LeaveResponse.FromString,
                 _registered_method=True)
+        self.HoldSession = channel.unary_unary(
+                '/meeting.v1.RoomService/HoldSession',
+                request_serializer=meeting_dot_v1_dot_room__service__pb2.HoldSessionRequest.SerializeToString,
+                response_deserializer=meeting_dot_v1_dot_room__service__pb2.HoldSessionResponse.FromString,
+                _registered_method=True)
+        self.RecoverSession = channel.unary_unary(
+                '/meeting.v1.RoomService/RecoverSession',
+                request_serializer=meeting_dot_v1_dot_room__service__pb2.RecoverSessionRequest.SerializeToString,
+                response_deserializer=meeting_dot_v1_dot_room__service__pb2.RecoverSessionResponse.FromString,
+                _registered_method=True)
         self.UpdateMediaState = channel.unary_unary(
                 '/meeting.v1.RoomService/UpdateMediaState',
                 request_serializer=meeting_dot_v1_dot_room__service__pb2.UpdateMediaStateRequest.SerializeToString,
@@ -154,6 +164,24 @@ class RoomServiceServicer:
 
     def Leave(self, request, context):
         """Removes a participant at its own request. NOT_FOUND (NOT_IN_MEETING).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HoldSession(self, request, context):
+        """A socket's transport closed without a goodbye: its participant is held for the
+        recovery window (nobody is told); when the window passes unrecovered it leaves
+        with reason DISCONNECTED. INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecoverSession(self, request, context):
+        """Resumes a held (or still bound) session on the caller's edge, at most once per
+        connection. NOT_FOUND (NOT_IN_MEETING: unknown, expired, left, kicked, replaced,
+        ended), PERMISSION_DENIED (another subject), INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -262,6 +290,16 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.Leave,
                     request_deserializer=meeting_dot_v1_dot_room__service__pb2.LeaveRequest.FromString,
                     response_serializer=meeting_dot_v1_dot_room__service__pb2.LeaveResponse.SerializeToString,
+            ),
+            'HoldSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldSession,
+                    request_deserializer=meeting_dot_v1_dot_room__service__pb2.HoldSessionRequest.FromString,
+                    response_serializer=meeting_dot_v1_dot_room__service__pb2.HoldSessionResponse.SerializeToString,
+            ),
+            'RecoverSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecoverSession,
+                    request_deserializer=meeting_dot_v1_dot_room__service__pb2.RecoverSessionRequest.FromString,
+                    response_serializer=meeting_dot_v1_dot_room__service__pb2.RecoverSessionResponse.SerializeToString,
             ),
             'UpdateMediaState': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateMediaState,
@@ -453,6 +491,60 @@ class RoomService:
             '/meeting.v1.RoomService/Leave',
             meeting_dot_v1_dot_room__service__pb2.LeaveRequest.SerializeToString,
             meeting_dot_v1_dot_room__service__pb2.LeaveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meeting.v1.RoomService/HoldSession',
+            meeting_dot_v1_dot_room__service__pb2.HoldSessionRequest.SerializeToString,
+            meeting_dot_v1_dot_room__service__pb2.HoldSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecoverSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meeting.v1.RoomService/RecoverSession',
+            meeting_dot_v1_dot_room__service__pb2.RecoverSessionRequest.SerializeToString,
+            meeting_dot_v1_dot_room__service__pb2.RecoverSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

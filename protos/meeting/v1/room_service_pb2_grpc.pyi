@@ -52,6 +52,16 @@ class RoomServiceStub:
     """
     Leave: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.LeaveRequest, _room_service_pb2.LeaveResponse]
     """Removes a participant at its own request. NOT_FOUND (NOT_IN_MEETING)."""
+    HoldSession: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.HoldSessionRequest, _room_service_pb2.HoldSessionResponse]
+    """A socket's transport closed without a goodbye: its participant is held for the
+    recovery window (nobody is told); when the window passes unrecovered it leaves
+    with reason DISCONNECTED. INVALID_ARGUMENT.
+    """
+    RecoverSession: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.RecoverSessionRequest, _room_service_pb2.RecoverSessionResponse]
+    """Resumes a held (or still bound) session on the caller's edge, at most once per
+    connection. NOT_FOUND (NOT_IN_MEETING: unknown, expired, left, kicked, replaced,
+    ended), PERMISSION_DENIED (another subject), INVALID_ARGUMENT.
+    """
     UpdateMediaState: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.UpdateMediaStateRequest, _room_service_pb2.UpdateMediaStateResponse]
     """Changes a participant's media state. NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT."""
     RemoveParticipant: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.RemoveParticipantRequest, _room_service_pb2.RemoveParticipantResponse]
@@ -105,6 +115,16 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """
     Leave: _aio.UnaryUnaryMultiCallable[_room_service_pb2.LeaveRequest, _room_service_pb2.LeaveResponse]  # type: ignore[assignment]
     """Removes a participant at its own request. NOT_FOUND (NOT_IN_MEETING)."""
+    HoldSession: _aio.UnaryUnaryMultiCallable[_room_service_pb2.HoldSessionRequest, _room_service_pb2.HoldSessionResponse]  # type: ignore[assignment]
+    """A socket's transport closed without a goodbye: its participant is held for the
+    recovery window (nobody is told); when the window passes unrecovered it leaves
+    with reason DISCONNECTED. INVALID_ARGUMENT.
+    """
+    RecoverSession: _aio.UnaryUnaryMultiCallable[_room_service_pb2.RecoverSessionRequest, _room_service_pb2.RecoverSessionResponse]  # type: ignore[assignment]
+    """Resumes a held (or still bound) session on the caller's edge, at most once per
+    connection. NOT_FOUND (NOT_IN_MEETING: unknown, expired, left, kicked, replaced,
+    ended), PERMISSION_DENIED (another subject), INVALID_ARGUMENT.
+    """
     UpdateMediaState: _aio.UnaryUnaryMultiCallable[_room_service_pb2.UpdateMediaStateRequest, _room_service_pb2.UpdateMediaStateResponse]  # type: ignore[assignment]
     """Changes a participant's media state. NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT."""
     RemoveParticipant: _aio.UnaryUnaryMultiCallable[_room_service_pb2.RemoveParticipantRequest, _room_service_pb2.RemoveParticipantResponse]  # type: ignore[assignment]
@@ -185,6 +205,28 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.LeaveResponse, _abc.Awaitable[_room_service_pb2.LeaveResponse]]:
         """Removes a participant at its own request. NOT_FOUND (NOT_IN_MEETING)."""
+
+    @_abc_1.abstractmethod
+    def HoldSession(
+        self,
+        request: _room_service_pb2.HoldSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.HoldSessionResponse, _abc.Awaitable[_room_service_pb2.HoldSessionResponse]]:
+        """A socket's transport closed without a goodbye: its participant is held for the
+        recovery window (nobody is told); when the window passes unrecovered it leaves
+        with reason DISCONNECTED. INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def RecoverSession(
+        self,
+        request: _room_service_pb2.RecoverSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.RecoverSessionResponse, _abc.Awaitable[_room_service_pb2.RecoverSessionResponse]]:
+        """Resumes a held (or still bound) session on the caller's edge, at most once per
+        connection. NOT_FOUND (NOT_IN_MEETING: unknown, expired, left, kicked, replaced,
+        ended), PERMISSION_DENIED (another subject), INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def UpdateMediaState(

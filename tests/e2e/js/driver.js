@@ -19,14 +19,16 @@
  *       Socket.IO packet such as '2["event",{}]' or any garbage);
  *       level "transport": the exact frame on the WebSocket (websocket transport only).
  *       binary:true means data is base64 and is sent as bytes.
- *   {cmd:"status", client}   {cmd:"list"}   {cmd:"forget", client}   {cmd:"ping"}
+ *   {cmd:"status", client}   -> {connected, active, id, recovered, pid, offset, transport, dropped}
+ *   {cmd:"list"}   {cmd:"forget", client}   {cmd:"ping"}
  *   {cmd:"shutdown"}          disconnect everything and exit
  *
  * stdout: one JSON record per line:
  *   {type:"ready", pid, node, socketIoClient}
  *   {type:"reply", cmdId, ok:true, result} | {type:"reply", cmdId, ok:false, error:{code, message}}
  *   {type:"event", client, event, data, args, ts, hr}   for every event from the server
- *       (socket.onAny) and for "connect" {id, transport}, "disconnect" {reason, description},
+ *       (socket.onAny; `args` keeps every argument, e.g. a recovery offset passed last) and
+ *       for "connect" {id, transport, recovered}, "disconnect" {reason, description},
  *       "connect_error" {message, data}, plus "$open" {transport} when the engine.io
  *       connection opens, "$upgrade" {transport} when it upgrades, and
  *       "$reconnect_attempt"/"$reconnect" {attempt}.
@@ -142,7 +144,10 @@ function transportName(socket) {
 function attach(entry) {
   const { socket, name } = entry;
   socket.on("connect", () => {
-    emitRecord(name, "connect", [{ id: socket.id, transport: transportName(socket) }]);
+    // recovered: the client kept its session (connection-state recovery, v4.6+).
+    emitRecord(name, "connect", [
+      { id: socket.id, transport: transportName(socket), recovered: Boolean(socket.recovered) },
+    ]);
   });
   // The engine.io connection opens (and may upgrade) before the Socket.IO "connect".
   socket.io.on("open", () => {
@@ -228,6 +233,11 @@ function status(entry) {
     connected: s.connected,
     active: s.active,
     id: s.id || null,
+    recovered: Boolean(s.recovered),
+    // The recovery id from the CONNECT answer and the last offset received (private
+    // members of socket.io-client 4.6+, read here only so tests can replay a claim).
+    pid: s._pid || null,
+    offset: s._lastOffset || null,
     transport: transportName(s),
     dropped: entry.dropped,
   };

@@ -1,0 +1,149 @@
+"""Connection-state recovery at the edge: a recovery id (`pid`) per socket, a session held
+when its transport closes without a goodbye, and a held session resumed for a client that
+reconnects with `{pid, offset}`, here or through any other edge (the binding lives in the
+room service)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+from edge_gateway import events, wire
+from edge_gateway.auth import Identity
+from edge_gateway.connect import Admission
+from edge_gateway.errors import EdgeError
+from edge_gateway.hub import Hub
+from edge_gateway.limits import EdgeLimits
+from edge_gateway.sessions import Session
+from meeting.v1 import room_service_pb2 as pb
+
+log = logging.getLogger("edge_gateway.recovery")
+
+# Disconnect reasons where the client said no goodbye: its session is held for recovery.
+_PING_TIMEOUT = socketio.AsyncServer.reason.PING_TIMEOUT
+_UNANNOUNCED = frozenset(
+    {socketio.AsyncServer.reason.TRANSPORT_CLOSE, socketio.AsyncServer.reason.TRANSPORT_ERROR, _PING_TIMEOUT}
+)
+
+JoinedPayload = Callable[[pb.RecoverSessionResponse, str], dict[str, Any]]
+LockOf = Callable[[str], asyncio.Lock | None]
+
+
+def recovery_claim(auth: Any) -> tuple[str, pb.StreamPosition | None] | None:
+    """The `{pid, offset}` the official client merges into its auth when it reconnects."""
+    if not isinstance(auth, dict):
+        return None
+    pid = auth.get("pid")
+    if not isinstance(pid, str) or not 16 <= len(pid) <= 64:
+        return None
+    return pid, wire.position_of(auth.get("offset"))
+
+
+class SessionRecovery:
+    """The edge's side of recovery; the room service holds and binds sessions."""
+
+    def __init__(
+        self, hub: Hub, limits: EdgeLimits, silent_after_ping_timeout: float, joined_payload: JoinedPayload
+    ) -> None:
+        self._hub = hub
+        self._limits = limits
+        # How long a client was already silent when its ping timed out.
+        self._silent_after_ping_timeout = silent_after_ping_timeout
+        self._joined_payload = joined_payload
+        # Recovery ids (the CONNECT answer's `pid`) by socket, and back.
+        self._pids: dict[str, str] = {}
+        self._sid_of_pid: dict[str, str] = {}
+        # Sockets closed here because their client reconnected: held, never left.
+        self._superseded: set[str] = set()
+
+    def pid_of(self, sid: str) -> str:
+        """The socket's recovery id (bound to its participant when it joins)."""
+        return self._pids.get(sid, "")
+
+    def bind(self, admission: Admission) -> None:
+        """The socket is connected under `admission`'s sid and pid."""
+        self._pids[admission.sid] = admission.pid
+        self._sid_of_pid[admission.pid] = admission.sid
+
+    def forget(self, sid: str) -> bool:
+        """The socket disconnected; True when it was closed for its own reconnection."""
+        pid = self._pids.pop(sid, None)
+        if pid is not None and self._sid_of_pid.get(pid) == sid:
+            del self._sid_of_pid[pid]
+        superseded = sid in self._superseded
+        self._superseded.discard(sid)
+        return superseded
+
+    async def held(self, session: Session, reason: str, superseded: bool) -> bool:
+        """Holds the session of a socket that disconnected without a goodbye; False when it
+        must leave (a goodbye, no recovery id, the window already spent, the room service
+        unreachable)."""
+        if not (superseded or reason in _UNANNOUNCED):
+            return False
+        silent = self._silent_after_ping_timeout if reason == _PING_TIMEOUT else 0.0
+        try:
+            return await self._hub.client.hold(session.meeting_id, session.participant_id, silent)
+        except EdgeError:
+            return False
+
+    async def admit(
+        self, sid: str, eio_sid: str, auth: Any, identity: Identity | None, lock_of: LockOf
+    ) -> Admission:
+        """A fresh pid for a new socket; for a client presenting `{pid, offset}`, its held
+        session under its old sid, with the events it missed sent after the CONNECT
+        answer (the client then sees `socket.recovered === true`)."""
+        fresh = Admission(sid=sid, pid=secrets.token_urlsafe(24))
+        claim = recovery_claim(auth)
+        if claim is None:
+            return fresh
+        pid, after = claim
+        old_sid = self._sid_of_pid.get(pid)
+        if old_sid is not None and lock_of(old_sid) is not None:
+            # Its old connection is still open here (a long-poll the server has not seen
+            # fail yet): that socket goes, and its session is held, not left.
+            self._superseded.add(old_sid)
+            await self._hub.sio.disconnect(old_sid)
+        user_id = identity.user_id if identity is not None else ""
+        try:
+            reply = await self._hub.client.recover(pid, after, user_id, fresh.pid)
+        except EdgeError as exc:
+            log.info("session not recovered", extra={"sid": sid, "code": exc.code.value})
+            return fresh
+        session = Session(
+            sid=reply.socket_id,
+            meeting_id=reply.meeting.id,
+            participant=reply.participant,
+            position=(reply.position.sequence, reply.position.epoch),
+            roster=reply.participants,
+        )
+        taken = not self._hub.sio.sid_free(session.sid)
+        if taken or not self._limits.engine_open(eio_sid) or not self._limits.admit(session.sid, eio_sid):
+            # Its sid is in use here, or the new connection closed meanwhile.
+            log.warning("recovered session cannot be resumed; held again", extra={"sid": session.sid})
+            await self._hold_again(session)
+            return fresh
+        self._limits.release(sid)
+
+        async def resume() -> None:
+            lock = lock_of(session.sid)
+            if lock is None:
+                await self._hold_again(session)  # gone again before its CONNECT answer was out
+                return
+            async with lock:
+                if reply.resynced:
+                    # The log no longer reaches back: not recovered, and told so.
+                    joined = (self._joined_payload(reply, session.sid), wire.offset(session.position))
+                    await self._hub.emit(events.MEETING_JOINED, joined, to=session.sid)
+                await self._hub.attach(session, () if reply.resynced else reply.missed)
+
+        return Admission(sid=session.sid, pid=fresh.pid if reply.resynced else pid, then=resume)
+
+    async def _hold_again(self, session: Session) -> None:
+        """A recovered session that found no socket here: held once more, or it leaves."""
+        if not await self.held(session, socketio.AsyncServer.reason.TRANSPORT_CLOSE, False):
+            await self._hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
