@@ -110,11 +110,41 @@ def reference() -> Iterator[tuple[str, list[int]]]:
         proc.wait(timeout=15)
 
 
+def _answers(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
 @contextlib.contextmanager
-def stack(clients: int, root: Path) -> Iterator[tuple[str, list[int]]]:
+def redis_store() -> Iterator[dict[str, str]]:
+    """A throwaway redis-server on a free port (no persistence): the stack's store settings."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _answers(port), "redis-server")
+        yield {"ROOM_SERVICE_STORE": "redis", "ROOM_SERVICE_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def stack(clients: int, root: Path, store: str = "memory") -> Iterator[tuple[str, list[int]]]:
+    with contextlib.ExitStack() as scope:
+        store_env = scope.enter_context(redis_store()) if store == "redis" else {}
+        yield scope.enter_context(_stack(clients, root, store_env))
+
+
+@contextlib.contextmanager
+def _stack(clients: int, root: Path, store_env: dict[str, str]) -> Iterator[tuple[str, list[int]]]:
     http, grpc, metrics = free_port(), free_port(), free_port()
     env = dict(
         os.environ,
+        **store_env,
         ROOM_SERVICE_GRPC_ADDRESS=f"127.0.0.1:{grpc}",
         ROOM_SERVICE_METRICS_ADDRESS=f"127.0.0.1:{metrics}",
         EDGE_GATEWAY_HTTP_ADDRESS=f"127.0.0.1:{http}",
@@ -186,13 +216,22 @@ def main() -> int:
     parser.add_argument(
         "--stack-root", type=Path, default=ROOT, help="checkout to run the stack from (before/after figures)"
     )
+    parser.add_argument(
+        "--store",
+        choices=("memory", "redis", "both"),
+        default=os.environ.get("BENCH_STORE", "memory"),
+        help="the room service's store for our stack (redis: a redis-server of its own on a free port)",
+    )
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
+    stores = ("memory", "redis") if args.store == "both" else (args.store,)
+    sides = ("node", *(f"ours-{store}" for store in stores))
     results: dict[tuple[str, str], list[float]] = {}
     for run in range(args.runs):
         for scenario in chosen:
-            for side in ("node", "ours"):
-                server = reference() if side == "node" else stack(scenario.clients, args.stack_root)
+            for side in sides:
+                store = side.removeprefix("ours-")
+                server = reference() if side == "node" else stack(scenario.clients, args.stack_root, store)
                 with server as (url, pids):
                     figures = drive(url, pids, scenario, args.settle)
                 print(f"run {run + 1} {scenario.name} {side}: {json.dumps(figures)}", file=sys.stderr)
@@ -205,14 +244,18 @@ def main() -> int:
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}; medians of {args.runs} alternating runs\n"
     )
-    print("| scenario | Node, one process | this project | ratio |")
-    print("| --- | --- | --- | --- |")
+    heads = "".join(f" this project ({store}) | ratio |" for store in stores)
+    print(f"| scenario | Node, one process |{heads}")
+    print("| --- | --- |" + " --- | --- |" * len(stores))
     for scenario in chosen:
         for key, label in scenario.figures:
             node = _median(results[("node", f"{scenario.name}.{key}")])
-            ours = _median(results[("ours", f"{scenario.name}.{key}")])
-            ratio = ours / node if node else float("nan")
-            print(f"| {label} | {node:,.1f} | {ours:,.1f} | {ratio:.2f}× |")
+            row = f"| {label} | {node:,.1f} |"
+            for store in stores:
+                ours = _median(results[(f"ours-{store}", f"{scenario.name}.{key}")])
+                ratio = ours / node if node else float("nan")
+                row += f" {ours:,.1f} | {ratio:.2f}× |"
+            print(row)
     return 0
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from edge_gateway.events import CLIENT_EVENTS, KNOWN_EVENTS, SERVER_EVENTS
 from meeting_common.codes import ErrorCode
+from meeting_common.metrics import Registrar
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -23,60 +24,45 @@ class EdgeMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.sockets = Gauge(
-            "edge_gateway_sockets_connected", "Connected Socket.IO clients.", registry=registry
-        )
-        self.received = Counter(
+        declare = Registrar(registry)
+        self.sockets = declare.gauge("edge_gateway_sockets_connected", "Connected Socket.IO clients.")
+        self.received = declare.counter(
             "edge_gateway_events_received",
             "Socket.IO events received, by name.",
-            ["event"],
-            registry=registry,
+            "event",
+            (*CLIENT_EVENTS, "other"),
         )
-        self.sent = Counter(
-            "edge_gateway_events_emitted", "Socket.IO events emitted, by name.", ["event"], registry=registry
+        self.sent = declare.counter(
+            "edge_gateway_events_emitted", "Socket.IO events emitted, by name.", "event", SERVER_EVENTS
         )
-        self.errors = Counter(
-            "edge_gateway_errors", "Errors sent to clients, by code.", ["code"], registry=registry
+        self.errors = declare.counter(
+            "edge_gateway_errors",
+            "Errors sent to clients, by code.",
+            "code",
+            (code.value for code in ErrorCode),
         )
-        self.join_duration = Histogram(
+        self.join_duration = declare.histogram(
             "edge_gateway_join_duration_seconds",
             "join-meeting received to meeting-joined sent.",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            _LATENCY_BUCKETS,
         )
-        self.relay_lag = Histogram(
+        self.relay_lag = declare.histogram(
             "edge_gateway_relay_lag_seconds",
             "Room event created in the room service to emitted to sockets.",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            _LATENCY_BUCKETS,
         )
-        self.room_streams = Gauge(
-            "edge_gateway_room_streams_open", "Open WatchRoom streams.", registry=registry
-        )
-        self.slow_sockets_dropped = Counter(
+        self.room_streams = declare.gauge("edge_gateway_room_streams_open", "Open WatchRoom streams.")
+        self.slow_sockets_dropped = declare.counter(
             "edge_gateway_slow_sockets_dropped",
             "Sockets closed because their outgoing buffer went over --max-buffered-bytes.",
-            registry=registry,
         )
-        self.malformed_frames = Counter(
+        self.malformed_frames = declare.counter(
             "edge_gateway_malformed_frames",
             "Client frames that could not be decoded (a socket is dropped after a few).",
-            registry=registry,
         )
-        self.room_service_up = Gauge(
-            "edge_gateway_room_service_up",
-            "1 when the room service answers the edge's heartbeats.",
-            registry=registry,
+        self.room_service_up = declare.gauge(
+            "edge_gateway_room_service_up", "1 when the room service answers the edge's heartbeats."
         )
-        # Every known series exists from the start, at zero: a counter series born at its
-        # first increment hides that increment from rate() and increase(), so the first
-        # events and errors after a start would never reach the dashboard or the alerts.
-        for event in (*CLIENT_EVENTS, "other"):
-            self.received.labels(event=event)
-        for event in SERVER_EVENTS:
-            self.sent.labels(event=event)
-        for code in ErrorCode:
-            self.errors.labels(code=code.value)
 
     def emitted(self, event: str) -> None:
         """Counts one emitted event."""

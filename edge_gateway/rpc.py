@@ -16,6 +16,7 @@ from edge_gateway.errors import EdgeError, from_rpc_error
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
+from meeting_common.rpc_status import error_code_from
 
 T = TypeVar("T")
 
@@ -28,6 +29,11 @@ _SERVICE_CONFIG = json.dumps(
 
 # Longest pause between two attempts of a retried call.
 _MAX_RETRY_PAUSE = 0.8
+
+# How long a heartbeat waits for some replica to be connected when none is at that moment:
+# longer than the channel's reconnect backoff (at most 1 s, plus up to 20 % jitter), so a
+# replica that just came back is found before the edge declares the service unreachable.
+_RECONNECT_WAIT = 2.0
 
 # Statuses after which a repeat of an idempotent call may succeed.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -92,7 +98,10 @@ class RoomClient:
             try:
                 return await make()
             except grpc.aio.AioRpcError as exc:
-                if attempt < retries and exc.code() in retry_on:
+                # Only a call that got no answer is retried: a refusal the room service
+                # itself gave (it carries an ErrorInfo; e.g. its store is down) would
+                # only be given again, after the user waited once more.
+                if attempt < retries and exc.code() in retry_on and error_code_from(exc) is None:
                     attempt += 1
                     await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
                     continue
@@ -214,9 +223,15 @@ class RoomClient:
         """Renews this edge's lease."""
         request = pb.HeartbeatRequest(edge_id=self.edge_id)
         # Idempotent: retried once when it reached no replica (one just died), so a
-        # replica's death does not flip this edge to not-ready.
+        # replica's death does not flip this edge to not-ready. wait_for_ready: in a
+        # rolling restart the replica still up may stop while the channel is in its
+        # reconnect backoff towards the one that just came back; failing fast then would
+        # mark the service unreachable (and refuse every join at once) although a
+        # replica is serving. The wait is bounded well under the RPC deadline.
         return await self._call(
-            lambda: self._stub.Heartbeat(request, timeout=self._timeout),
+            lambda: self._stub.Heartbeat(
+                request, timeout=min(self._timeout, _RECONNECT_WAIT), wait_for_ready=True
+            ),
             retries=1,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )

@@ -58,6 +58,7 @@ class RoomServiceApp:
             self.store,
             ManagerOptions(
                 edge_lease_seconds=settings.edge_lease_seconds,
+                ban_kicked_users=settings.ban_kicked_users,
                 restore_grace_seconds=settings.restore_grace_seconds,
                 max_chat_length=settings.max_chat_length,
                 password_attempts_per_minute=settings.password_attempts_per_minute,
@@ -156,6 +157,7 @@ class RoomServiceApp:
             # the timeout): not ready after a few misses in a row, ready again at once.
             failures = 0 if answered else failures + 1
             up = answered or failures < _STORE_MISSES_BEFORE_UNREADY
+            self.manager.store_answering = up  # joins are refused at once while down
             if up != serving and not self._stopping:
                 serving = up
                 status = (
@@ -188,6 +190,8 @@ class RoomServiceApp:
         """Ready while the store answers and the service is not shutting down."""
         store_up = await self.store.ready()
         self.metrics.store_up.set(1 if store_up else 0)
+        if store_up:
+            self.manager.store_answering = True  # back: joins need not wait for the watcher
         ready = store_up and not self._stopping
         body = {"ready": ready, "store": "up" if store_up else "down"}
         return web.json_response(body, status=200 if ready else 503)

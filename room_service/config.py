@@ -54,6 +54,9 @@ class Settings(TierSettings):
     multiple_sessions: Flag = Field(
         False, description="let one user hold several sessions in a room instead of replacing the older"
     )
+    ban_kicked_users: Flag = Field(
+        False, description="keep a user the host kicked out of that meeting for the rest of its life"
+    )
     max_participants: Count = Field(500, description="default room capacity when a meeting sets none")
     max_chat_length: Count = Field(2000, description="longest chat message, in characters")
     # -- security: TLS, internal callers, password throttling ---------------------------

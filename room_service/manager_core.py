@@ -40,6 +40,8 @@ class ManagerOptions:
     """Password hashes one edge may have running at once; more wait their turn."""
     edge_disconnect_grace_seconds: float = 1.0
     """After an edge's connection closed, how long before its participants are removed."""
+    ban_kicked_users: bool = False
+    """A kicked user's joins to that meeting are refused (FORBIDDEN) until it ends."""
     ended_room_retention_seconds: float = 300.0
     """How long an ended meeting's room and replay log are kept for late watchers."""
     recovery_window_seconds: float = 5.0
@@ -72,11 +74,15 @@ class ManagerCore:
         # Set on shutdown: every open stream ends so the server can stop without
         # waiting out its grace period.
         self._closing = asyncio.Event()
+        # False while the store is known down (the app's readiness pings went unanswered
+        # a few times in a row): joins are then refused at once instead of each waiting
+        # out the store's command timeout.
+        self.store_answering = True
         self._passwords = PasswordGate(
+            store,
             options.password_attempts_per_minute,
             options.password_checks_per_edge,
             metrics.password_checks,
-            clock,
         )
 
     @property

@@ -1,9 +1,10 @@
 """Who may spend a password check (a deliberately slow scrypt) on a meeting, and when.
 
 Guessers are throttled per socket, never per meeting: counting wrong passwords per
-meeting let anyone lock the host out by guessing. A socket's attempt is counted before
-the hash runs (so concurrent joins from one socket cannot slip past the limit) and
-forgiven when the password was right. Each edge runs at most `checks_per_edge` hashes at
+meeting let anyone lock the host out by guessing. The counts live in the store, so every
+replica sees the same ones (joins are balanced over replicas). A socket's attempt is
+counted before the hash runs (so concurrent joins from one socket cannot slip past the
+limit) and forgiven when the password was right. Each edge runs at most `checks_per_edge` hashes at
 once; the rest wait their turn, so one edge (or one caller inventing socket ids) cannot
 take the CPU from the others, and nobody is refused for another's guessing.
 """
@@ -11,14 +12,12 @@ take the CPU from the others, and nobody is refused for another's guessing.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 from prometheus_client import Counter
 
 from room_service.domain import errors
 from room_service.domain.passwords import verify_password
-from room_service.domain.throttle import FailureThrottle
+from room_service.store.base import PasswordAttempts
 
 _WINDOW_SECONDS = 60.0
 
@@ -28,31 +27,33 @@ class PasswordGate:
 
     def __init__(
         self,
+        attempts: PasswordAttempts,
         attempts_per_minute: int,
         checks_per_edge: int,
         checks: Counter,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._attempts = FailureThrottle(attempts_per_minute, _WINDOW_SECONDS, clock)
+        self._attempts = attempts
+        self._limit = attempts_per_minute
         self._checks_per_edge = checks_per_edge
         self._checks = checks
         # One semaphore per edge with a hash running or waiting; dropped when idle, so
         # made-up edge ids leave nothing behind.
         self._edges: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
 
-    async def check(self, password_hash: str, password: str, edge_id: str, socket_id: str) -> None:
+    async def check(
+        self, meeting_id: str, password_hash: str, password: str, edge_id: str, socket_id: str
+    ) -> None:
         """Returns when `password` matches; INVALID_PASSWORD or RATE_LIMITED otherwise."""
         if not password:
             raise errors.invalid_password()  # a prompt for the password, not a guess
         key = f"{edge_id}\x00{socket_id}"  # ids never hold control characters
-        if self._attempts.blocked(key):
+        if not await self._attempts.take_password_attempt(meeting_id, key, self._limit, _WINDOW_SECONDS):
             raise errors.rate_limited("Too many wrong passwords, try again later")
-        self._attempts.fail(key)
         ok = await self._hash_on(edge_id, password, password_hash)
         self._checks.labels(result="ok" if ok else "wrong").inc()
         if not ok:
             raise errors.invalid_password()
-        self._attempts.forgive(key)
+        await self._attempts.return_password_attempt(meeting_id, key)
 
     async def _hash_on(self, edge_id: str, password: str, password_hash: str) -> bool:
         entry = self._edges.get(edge_id)

@@ -29,6 +29,7 @@ from room_service.domain.models import (
 )
 from room_service.domain.passwords import hash_password
 from room_service.manager_core import ManagerCore
+from room_service.store.base import StoreUnavailableError
 
 log = logging.getLogger("room_service")
 
@@ -61,6 +62,8 @@ class UseCases(ManagerCore):
         meeting, event = await self._store.end_meeting(meeting_id, requested_by, drop_at)
         if event is not None:
             await self._published(event)
+        if self._options.ban_kicked_users:
+            await self._store.clear_bans(meeting_id)
         log.info("🏁 Meeting ended", extra={"meeting_id": meeting_id, "ended_by": requested_by or "service"})
         position = event.position if event is not None else Position(0, "")
         return meeting, position
@@ -81,15 +84,21 @@ class UseCases(ManagerCore):
         return outcome
 
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
+        if not self.store_answering:
+            raise StoreUnavailableError("Meeting service is unavailable, please retry")
         meeting = await self._store.get_meeting(spec.meeting_id)
         rules.require_joinable(meeting)
+        if self._options.ban_kicked_users and await self._store.is_banned(spec.meeting_id, spec.user_id):
+            raise errors.forbidden("You were removed from this meeting by the host and cannot rejoin it")
         if meeting.password_hash is not None:
             # A socket already in the room proved the password when it joined: its
             # repeat join costs no hash.
             again = await self._store.rejoin(spec)
             if again is not None:
                 return again
-            await self._passwords.check(meeting.password_hash, password, spec.edge_id, spec.socket_id)
+            await self._passwords.check(
+                spec.meeting_id, meeting.password_hash, password, spec.edge_id, spec.socket_id
+            )
         await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
         outcome = await self._store.join(spec)
         if outcome.already_joined:
@@ -126,6 +135,10 @@ class UseCases(ManagerCore):
             rules.require_may_kick(
                 await self._store.get_participant(meeting_id, requested_by), participant_id
             )
+        if self._options.ban_kicked_users:
+            # Banned before it leaves, so that no rejoin slips in between.
+            kicked = await self._store.get_participant(meeting_id, participant_id)
+            await self._store.ban_user(meeting_id, kicked.user_id)
         return await self.leave(meeting_id, participant_id, LeaveReason.KICKED)
 
     async def update_media(

@@ -264,7 +264,39 @@ class SignalRouter(Protocol):
         ...
 
 
-class RoomStore(MeetingDirectory, RoomLog, EdgeLeases, SessionHolds, SignalRouter, Protocol):
+class PasswordAttempts(Protocol):
+    """Wrong-password counts per socket, shared by every replica (so N replicas do not
+    give a guesser N times the attempts)."""
+
+    async def take_password_attempt(self, meeting_id: str, key: str, limit: int, window: float) -> bool:
+        """Counts one attempt of `key` at `meeting_id`'s password; False (not counted)
+        when `limit` attempts were already counted in the last `window` seconds."""
+        ...
+
+    async def return_password_attempt(self, meeting_id: str, key: str) -> None:
+        """Takes back one counted attempt of `key` (it turned out to be the right password)."""
+        ...
+
+
+class MeetingBans(Protocol):
+    """Users kept out of a meeting (kicked with the ban setting on), for the meeting's life."""
+
+    async def ban_user(self, meeting_id: str, user_id: str) -> None:
+        """Keeps `user_id` out of `meeting_id` until its bans are cleared."""
+        ...
+
+    async def is_banned(self, meeting_id: str, user_id: str) -> bool:
+        """Whether `user_id` is kept out of `meeting_id`."""
+        ...
+
+    async def clear_bans(self, meeting_id: str) -> None:
+        """Forgets every ban of `meeting_id` (it ended)."""
+        ...
+
+
+class RoomStore(
+    MeetingDirectory, RoomLog, EdgeLeases, SessionHolds, SignalRouter, PasswordAttempts, MeetingBans, Protocol
+):
     """Authoritative meetings, rooms, participants, leases and signals. See the module
     docstring for atomicity and sequencing."""
 

@@ -35,6 +35,7 @@ from room_service.domain.models import (
     Signal,
     Snapshot,
 )
+from room_service.domain.throttle import FailureThrottle
 from room_service.store.base import RestoreRecord, StoreOptions
 from room_service.store.mailboxes import Mailboxes
 
@@ -107,6 +108,10 @@ class MemoryStore:
         self._recovery_of: dict[tuple[str, str], str] = {}
         self._holds: dict[tuple[str, str], float] = {}
         self._hold_heap: list[tuple[float, str, str]] = []
+        # Wrong-password attempts per (meeting, socket key); bounded inside each throttle.
+        self._attempts: dict[tuple[int, float], FailureThrottle] = {}
+        # Banned user ids per meeting (only written with the ban setting on).
+        self._bans: dict[str, set[str]] = {}
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -298,6 +303,29 @@ class MemoryStore:
         if known or create:
             self._edges[edge_id] = expires_at
         return known
+
+    async def ban_user(self, meeting_id: str, user_id: str) -> None:
+        self._bans.setdefault(meeting_id, set()).add(user_id)
+
+    async def is_banned(self, meeting_id: str, user_id: str) -> bool:
+        return user_id in self._bans.get(meeting_id, ())
+
+    async def clear_bans(self, meeting_id: str) -> None:
+        self._bans.pop(meeting_id, None)
+
+    async def take_password_attempt(self, meeting_id: str, key: str, limit: int, window: float) -> bool:
+        throttle = self._attempts.get((limit, window))
+        if throttle is None:
+            throttle = self._attempts[(limit, window)] = FailureThrottle(limit, window)
+        scoped = f"{meeting_id}\x00{key}"  # ids never hold control characters
+        if throttle.blocked(scoped):
+            return False
+        throttle.fail(scoped)
+        return True
+
+    async def return_password_attempt(self, meeting_id: str, key: str) -> None:
+        for throttle in self._attempts.values():
+            throttle.forgive(f"{meeting_id}\x00{key}")
 
     async def instance_id(self) -> str:
         return self._instance

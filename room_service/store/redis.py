@@ -4,7 +4,8 @@ carries the room's hash tag, so each room change is one single-slot script.
 
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
 `redis_edges` (leases, reaping, re-announcements, signals), `redis_notify` (waking
-watchers on any replica), `redis_scripts` (the Lua), `redis_codec` (the JSON).
+watchers on any replica), `redis_attempts` (wrong-password counts), `redis_bans`, `redis_scripts`
+(the Lua), `redis_codec` (the JSON).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from room_service.store.base import StoreOptions
+from room_service.store.redis_attempts import RedisPasswordAttempts
+from room_service.store.redis_bans import RedisMeetingBans
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_holds import RedisHoldsUnsupported
@@ -71,7 +74,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisHoldsUnsupported, RedisEdges):
+class RedisStore(RedisHoldsUnsupported, RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
     """The RoomStore on Redis."""
 
     def __init__(
@@ -85,6 +88,7 @@ class RedisStore(RedisHoldsUnsupported, RedisEdges):
         self._notifier = RoomNotifier(redis)
         self._init_rooms(self._notifier)
         self._init_edges()
+        self._init_attempts()
 
     async def instance_id(self) -> str:
         async def current() -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess
-from tests.support.room import join, room_snapshot
+from tests.support.processes import EdgeProcess, start_edge
+from tests.support.replicas import replicas_on_redis
+from tests.support.room import join, room_snapshot, room_stub
 
 MEETING = "host-controls-meeting"
 HOST = "host-user"
@@ -165,3 +167,38 @@ async def test_not_in_a_meeting_cannot_use_host_controls(edge: EdgeProcess, js: 
     for event, payload in (("kick-participant", {"participantId": "p-1"}), ("end-meeting", {})):
         ack = await loner.emit_with_ack(event, payload)
         assert ack["error"]["code"] == "NOT_IN_MEETING", (event, ack)
+
+
+async def test_with_the_ban_setting_a_kicked_user_stays_out_through_any_edge_and_replica(
+    js: JsClientPool,
+) -> None:
+    # Two replicas on one Redis, two edges each given both: the ban is in the store.
+    async with (
+        replicas_on_redis(2, "--ban-kicked-users", "true") as replicas,
+        await start_edge(replicas.target, *FAST_EDGE_ARGS, name="edge-a") as edge_a,
+        await start_edge(replicas.target, *FAST_EDGE_ARGS, name="edge-b") as edge_b,
+        room_stub(replicas.addresses[0]) as stub,
+    ):
+        await _create_meeting(stub)
+        host, target = js.client("host"), js.client("target")
+        await join(host, HOST, MEETING, url=edge_a.url)
+        target_pid = (await join(target, "target-user", MEETING, url=edge_b.url))["participantId"]
+        ack = await host.emit_with_ack("kick-participant", {"participantId": target_pid})
+        assert ack["success"], ack
+        await target.wait_for_event("kicked")
+
+        payload = {"meetingId": MEETING, "userId": "target-user", "userName": "Target"}
+        # The same socket, and a new socket on the other edge: both refused, several
+        # times (joins are balanced over both replicas).
+        again = js.client("again")
+        await again.connect(edge_a.url, transports=["websocket"])
+        for client in (target, again, target, again):
+            reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
+            assert reply["success"] is False, reply
+            assert reply["error"]["code"] == "FORBIDDEN", reply
+            assert "removed from this meeting" in reply["error"]["message"], reply
+        # Anyone else still walks in, and the host is unaffected.
+        newcomer = js.client("newcomer")
+        await join(newcomer, "newcomer-user", MEETING, url=edge_b.url)
+        snapshot = await room_snapshot(stub, MEETING)
+        assert {p.user_id for p in snapshot.participants} == {HOST, "newcomer-user"}

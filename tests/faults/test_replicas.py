@@ -12,14 +12,19 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, msg_is, start_edge
+from tests.support.prometheus import http_get_text, parse_exposition
 from tests.support.replicas import Replicas, replicas_on_redis
 from tests.support.room import MEETING, join, room_stub, truth
+from tests.support.room_rpc import join_request, rpc_refused
 from tests.support.roster import replay
 from tests.support.timing import report, wait_until
 
@@ -233,6 +238,54 @@ async def test_restarting_both_replicas_in_turn_under_joins_and_leaves_keeps_eve
         assert view.violations == [], (client.name, [str(v) for v in view.violations])
 
 
+async def test_the_last_replica_stopping_while_the_edge_reconnects_to_the_restarted_one_refuses_no_join(
+    cluster: tuple[Replicas, EdgeProcess, EdgeProcess], js: JsClientPool
+) -> None:
+    # The handover of a rolling restart: replica 0 is back (ready), the edges' channels
+    # are still in their reconnect backoff towards it, and replica 1 stops. A replica is
+    # serving all along, so the edges must not declare the service unreachable (which
+    # refuses every join at once and fails /readyz) and no join may be refused.
+    replicas, edge_a, edge_b = cluster
+    # Several sockets in turn, each well under the per-socket event rate limit.
+    churners = [js.client(f"churner{i}") for i in range(8)]
+    for i, client in enumerate(churners):
+        await connect_and_join(client, (edge_a, edge_b)[i % 2].url, f"churner{i}")
+    await replicas.restart(0)
+    marks = {e.name: e.mark() for e in (edge_a, edge_b)}
+    stop = asyncio.Event()
+    refusals: list[object] = []
+    cycles = 0
+
+    async def churn() -> None:
+        nonlocal cycles
+        for client in itertools.cycle(churners):
+            if stop.is_set():
+                return
+            left = await client.emit_with_ack("leave-meeting", {}, timeout=30)
+            assert left["success"], left
+            payload = {"meetingId": MEETING, "userId": client.name, "userName": "N"}
+            reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
+            if not reply["success"]:
+                refusals.append(reply["error"])
+                return
+            cycles += 1
+
+    async def churned() -> bool:
+        assert refusals == [], f"joins refused in the handover: {refusals}"
+        return cycles > 20
+
+    task = asyncio.create_task(churn())
+    try:
+        await replicas.restart(1)
+        await wait_until(churned, within=30, what="churn after the handover")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert refusals == [], refusals
+    for edge in (edge_a, edge_b):
+        assert edge.logs_matching(msg_is("room service unreachable"), start=marks[edge.name]) == []
+
+
 async def test_a_redis_restarted_empty_gets_every_roster_back_from_the_edges(
     cluster: tuple[Replicas, EdgeProcess, EdgeProcess], js: JsClientPool
 ) -> None:
@@ -277,6 +330,13 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
         )
         report("Redis unreachable: join refused after", time.monotonic() - asked)
         assert reply["success"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
+        # The edge did not repeat a refusal the room service gave (each repeat would have
+        # made the user wait for the store's timeout again): one refused join in all.
+        refusals = 0.0
+        for proc in replicas.procs:
+            exposition = parse_exposition(await http_get_text(f"http://{proc.metrics_address}/metrics"))
+            refusals += exposition.value("room_service_joins_total", result="UNAVAILABLE") or 0.0
+        assert refusals == 1, refusals
         await wait_until(lambda: _status(edge_a.url, 503), within=20, what="edge /readyz 503")
         for proc in replicas.procs:
             await wait_until(
@@ -284,6 +344,19 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
                 within=20,
                 what="replica /readyz 503",
             )
+        # A replica that knows its store is down refuses a join at once (UNAVAILABLE, with
+        # its reason), well before the store's 1 s command timeout and the call's deadline.
+        async with grpc.aio.insecure_channel(replicas.addresses[0]) as channel:
+            # Known down: its RoomService health, set with the joins' flag, says so.
+            health = health_pb2_grpc.HealthStub(channel)
+            await wait_until(lambda: _not_serving(health), within=20, what="replica NOT_SERVING")
+            stub = pb_grpc.RoomServiceStub(channel)
+            asked = time.monotonic()
+            refused = await rpc_refused(
+                stub.Join(join_request("u3"), timeout=0.8), grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"
+            )
+            report("Redis known down: replica refused a join after", time.monotonic() - asked)
+            assert "unavailable" in (refused.details() or "").lower()
     finally:
         replicas.redis.thaw()
     back = time.monotonic()
@@ -309,6 +382,12 @@ async def _more(value: object, than: int) -> bool:
 
 async def _is(awaitable: object, expected: object) -> bool:
     return bool(await awaitable == expected)  # type: ignore[misc]
+
+
+async def _not_serving(health: health_pb2_grpc.HealthStub) -> bool:
+    service = pb.DESCRIPTOR.services_by_name["RoomService"].full_name
+    reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return bool(reply.status == health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
 async def _status(url: str, status: int) -> bool:

@@ -1,6 +1,11 @@
 """The edge tier in this process: a real EdgeApp in front of a real RoomServiceApp, driven
 by python-socketio clients. Bad input of every shape, health endpoints, what `meeting`
-may contain, idempotent re-join and replacement of a user's older session."""
+may contain, idempotent re-join and replacement of a user's older session.
+
+Over 300 lines on purpose: every test here drives the same in-process stack through the
+same python-socketio `Client` wrapper (both defined at the top and used nowhere else), and
+the sections (bad input, health, what the joiner gets, delivery under interleaving) are
+the edge's own contract; split, each file would carry a copy of that stack."""
 
 from __future__ import annotations
 

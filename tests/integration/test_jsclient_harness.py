@@ -1,5 +1,9 @@
 """The test harness itself: the socket.io-client driver (against a tiny python-socketio
-server started here) and ManagedProcess (against a fake ``python -c`` service)."""
+server started here) and ManagedProcess (against a fake ``python -c`` service).
+
+Over 300 lines on purpose: most of it is the echo server every driver test talks to and
+one test per driver feature (transports, acks, binary, drops, process control) that the
+other suites rely on without testing it."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from tests.support.jsclient import (
 )
 from tests.support.processes import ManagedProcess, ProcessError, msg_is
 from tests.support.timing import wait_until
+from tests.support.web import serve_on_loopback
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,12 +64,15 @@ async def echo_server() -> AsyncIterator[EchoServer]:
     )
     app = web.Application()
     sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server = EchoServer(url=f"http://{host}:{port}", sio=sio)
+    async with serve_on_loopback(app) as url:
+        server = EchoServer(url=url, sio=sio)
+        _echo_handlers(server)
+        yield server
+
+
+def _echo_handlers(server: EchoServer) -> None:
+    """Registers the echo server's handlers on `server.sio`."""
+    sio = server.sio
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         server.connects.append(sid)
@@ -102,11 +110,6 @@ async def echo_server() -> AsyncIterator[EchoServer]:
         "shout": shout,
     }.items():
         sio.on(event, handler)
-
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest_asyncio.fixture

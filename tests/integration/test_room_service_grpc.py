@@ -1,6 +1,9 @@
 """The RoomService over real gRPC: a RoomServiceApp on 127.0.0.1:0 in this process and a
 real client channel. Covers the RPCs of the meeting protocol, WatchRoom ordering and
-resumption, the error statuses with their ErrorInfo reason, health and reflection."""
+resumption, the error statuses with their ErrorInfo reason, health and reflection.
+
+Over 300 lines on purpose: it is the RoomService API's one conformance file, a test or two
+per RPC over one served app and the `Watch` stream helper defined here."""
 
 from __future__ import annotations
 
@@ -18,46 +21,30 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
-from room_service.config import load_settings
-from tests.support.room_rpc import join_request, reason_of, rpc_refused
+from tests.support.room_rpc import LOCKED, OPEN, join_request, reason_of, room_service_app, rpc_refused
 from tests.support.timing import nothing_arrives
 
 pytestmark = pytest.mark.timeout(60)
 
-OPEN = "test-meeting-123"
-LOCKED = "test-meeting-locked"
 REPLAY_BUFFER = 8
 
 
 @pytest.fixture
-async def app() -> AsyncIterator[RoomServiceApp]:
-    settings = load_settings(
-        [
-            "--grpc-address", "127.0.0.1:0",
-            "--metrics-address", "127.0.0.1:0",
-            "--replay-buffer", str(REPLAY_BUFFER),
-            "--restore-grace-seconds", "0",
-            "--shutdown-grace-seconds", "0.5",
-        ],
-        {},
-    )  # fmt: skip
-    service = RoomServiceApp(settings)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
+async def served() -> AsyncIterator[tuple[RoomServiceApp, pb_grpc.RoomServiceStub]]:
+    async with room_service_app("--replay-buffer", str(REPLAY_BUFFER)) as pair:
+        yield pair
 
 
 @pytest.fixture
-async def channel(app: RoomServiceApp) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as chan:
+def stub(served: tuple[RoomServiceApp, pb_grpc.RoomServiceStub]) -> pb_grpc.RoomServiceStub:
+    return served[1]
+
+
+@pytest.fixture
+async def channel(served: tuple[RoomServiceApp, pb_grpc.RoomServiceStub]) -> AsyncIterator[grpc.aio.Channel]:
+    """A second channel to the same service, for the health and reflection services."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{served[0].grpc_port}") as chan:
         yield chan
-
-
-@pytest.fixture
-def stub(channel: grpc.aio.Channel) -> pb_grpc.RoomServiceStub:
-    return pb_grpc.RoomServiceStub(channel)
 
 
 class Watch:

@@ -2,6 +2,9 @@
 
 Helm comes from the `helm-python-sdk` package (Helm's Go SDK as a bundled shared library, no
 helm binary and no download); schemas from `kubernetes-validate`.
+
+Over 300 lines on purpose: the chart is one artefact, and every check here reads it
+through the same value variants and render/lookup helpers defined at the top of the file.
 """
 
 from __future__ import annotations

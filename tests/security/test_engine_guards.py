@@ -19,6 +19,7 @@ from aiohttp import web
 from tests.support.jsclient import JsClientPool, JsCommandError
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge
 from tests.support.prometheus import http_get_text, parse_exposition
+from tests.support.web import serve_on_loopback
 
 from . import keys
 
@@ -87,8 +88,8 @@ class SlowJwks:
         self.fetching = asyncio.Queue[asyncio.Event]()
         self.app = web.Application()
         self.app.router.add_get("/jwks", self._serve)
-        self.runner = web.AppRunner(self.app)
         self.url = ""
+        self._serving = contextlib.AsyncExitStack()
 
     async def _serve(self, _: web.Request) -> web.Response:
         release = asyncio.Event()
@@ -97,15 +98,12 @@ class SlowJwks:
         return web.json_response(self.document)
 
     async def __aenter__(self) -> SlowJwks:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/jwks"
+        base = await self._serving.enter_async_context(serve_on_loopback(self.app))
+        self.url = f"{base}/jwks"
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self.runner.cleanup()
+        await self._serving.aclose()
 
 
 async def _polling_handshake(http: aiohttp.ClientSession, base: str) -> str:

@@ -15,6 +15,8 @@ import pytest
 
 from room_service import password_gate
 from room_service.app import RoomServiceApp
+from tests.support.replicas import replicas_on_redis
+from tests.support.room import room_stub
 from tests.support.room_rpc import (
     LOCKED,
     LOCKED_PASSWORD,
@@ -115,3 +117,23 @@ async def test_one_edge_runs_at_most_its_share_of_hashes_at_once(monkeypatch: py
         assert results == ["INVALID_PASSWORD"] * 12 + ["ok"]  # each socket guessed once: none throttled
         assert peak["edge-flood"] <= 2
         assert app.manager.password_edges_tracked == 0  # nothing kept per edge once idle
+
+
+async def test_the_guess_limit_holds_across_replicas_sharing_one_redis() -> None:
+    # Joins are balanced over replicas: the count is in the store, not in one replica.
+    async with (
+        replicas_on_redis(2, "--password-attempts-per-minute", str(ATTEMPTS)) as replicas,
+        room_stub(replicas.addresses[0]) as first,
+        room_stub(replicas.addresses[1]) as second,
+    ):
+        stubs = (first, second)
+        guesses = [
+            await outcome(
+                stubs[i % 2].Join(join_request("mallory", LOCKED, password=f"guess-{i}"), timeout=10)
+            )
+            for i in range(ATTEMPTS + 2)
+        ]
+        assert guesses == ["INVALID_PASSWORD"] * ATTEMPTS + ["RATE_LIMITED"] * 2
+        # The host, on its own socket, still walks in through either replica.
+        host = await second.Join(join_request("user-1-id", LOCKED, password=LOCKED_PASSWORD), timeout=10)
+        assert host.participant.permissions.is_host
