@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from tests.support.edge_stack import Client, Stack, start_stack, stop_stack
+from tests.support.edge_stack import Client, Connect, Stack, start_stack, stop_stack
 
 
 @pytest.fixture
@@ -31,3 +31,16 @@ async def clients() -> AsyncIterator[Callable[[str], Client]]:
     for client in made:
         with contextlib.suppress(Exception):
             await client.sio.disconnect()
+
+
+@pytest.fixture
+def connected(stack: Stack, clients: Callable[[str], Client]) -> Connect:
+    """Makes a client per name and connects each, in order, to the stack's edge."""
+
+    async def connect(*names: str) -> list[Client]:
+        made = [clients(name) for name in names]
+        for client in made:
+            await client.connect(stack.url)
+        return made
+
+    return connect

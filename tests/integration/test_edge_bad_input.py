@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.edge_stack import GOOD_JOIN, LOCKED, OPEN, Client, Stack
+from tests.support.edge_stack import GOOD_JOIN, LOCKED, OPEN, Client, Connect, Stack
 from tests.support.room import join
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,11 +42,9 @@ BAD_JOINS: list[Any] = [
 
 @pytest.mark.parametrize("payload", BAD_JOINS)
 async def test_bad_join_input_is_refused_and_changes_nothing(
-    stack: Stack, clients: Callable[[str], Client], payload: Any
+    connected: Connect, stack: Stack, payload: Any
 ) -> None:
-    watcher, sender = clients("watcher"), clients("sender")
-    await watcher.connect(stack.url)
-    await sender.connect(stack.url)
+    watcher, sender = await connected("watcher", "sender")
     await join(watcher, "watcher")
     before = await stack.participants()
     mark_w, mark_s = len(watcher.events), len(sender.events)
@@ -80,11 +78,9 @@ async def test_bad_join_input_is_refused_and_changes_nothing(
     ],
 )
 async def test_unknown_events_and_bad_leave_payloads_are_refused(
-    stack: Stack, clients: Callable[[str], Client], event: str, args: Any
+    connected: Connect, stack: Stack, event: str, args: Any
 ) -> None:
-    peer, client = clients("peer"), clients("client")
-    await peer.connect(stack.url)
-    await client.connect(stack.url)
+    peer, client = await connected("peer", "client")
     await join(peer, "peer")
     await join(client, "client")
     before = await stack.participants()
@@ -107,14 +103,10 @@ async def test_bad_input_without_an_ack_still_gets_an_error_event(
     await join(client, "client")
 
 
-async def test_chat_controls_and_deeply_nested_signals_are_refused(
-    stack: Stack, clients: Callable[[str], Client]
-) -> None:
+async def test_chat_controls_and_deeply_nested_signals_are_refused(connected: Connect) -> None:
     """Chat keeps newlines and tabs but refuses other controls and bidi overrides; a signal
     nested deeper than the bound is refused, a real one goes through."""
-    a, b = clients("a"), clients("b")
-    await a.connect(stack.url)
-    await b.connect(stack.url)
+    a, b = await connected("a", "b")
     await join(a, "user-a")
     target = (await join(b, "user-b"))["participantId"]
     mark = len(b.events)

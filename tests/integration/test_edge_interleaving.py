@@ -11,7 +11,7 @@ import pytest
 
 from edge_gateway.sessions import Session
 from room_service.domain.models import JoinSpec, MediaState
-from tests.support.edge_stack import OPEN, Client, Stack
+from tests.support.edge_stack import OPEN, Client, Connect, Stack
 from tests.support.room import join
 from tests.support.roster import replay
 from tests.support.timing import wait_until
@@ -19,17 +19,13 @@ from tests.support.timing import wait_until
 pytestmark = pytest.mark.timeout(60)
 
 
-async def test_events_during_a_late_joiners_catch_up_are_not_lost(
-    stack: Stack, clients: Callable[[str], Client]
-) -> None:
+async def test_events_during_a_late_joiners_catch_up_are_not_lost(connected: Connect, stack: Stack) -> None:
     """A socket whose join the relay has already passed is caught up from the relay's ring
     before it enters the room; an event the stream brings meanwhile must reach it too.
 
     The emits are slowed (and the other joins triggered from inside them) only to make the
     interleaving certain; correctness never depends on those sleeps."""
-    first, late = clients("first"), clients("late")
-    await first.connect(stack.url)
-    await late.connect(stack.url)
+    first, late = await connected("first", "late")
     await join(first, "user-first")
     hub = stack.edge.hub
     real_emit = hub.emit
@@ -80,13 +76,11 @@ def first_argument(data: Any) -> Any:
 
 
 async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
-    stack: Stack, clients: Callable[[str], Client]
+    connected: Connect, stack: Stack
 ) -> None:
     """The re-sent roster is as of the log head; an event the edge's stream had not
     relayed yet when the socket re-joined is in that roster and must not follow it."""
-    me, peer = clients("me"), clients("peer")
-    await me.connect(stack.url)
-    await peer.connect(stack.url)
+    me, peer = await connected("me", "peer")
     first = await join(me, "user-me")
     await join(peer, "user-peer")
     await me.wait_for_event("participant-joined")
@@ -196,7 +190,7 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
 
 
 async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
-    stack: Stack, clients: Callable[[str], Client]
+    connected: Connect, stack: Stack
 ) -> None:
     """The room stream brings a join before the Join RPC's reply reaches the handler: the
     others on this edge must still hear `participant-joined` only after the joiner got its
@@ -204,9 +198,7 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
 
     The Join reply is held until the edge's relay has taken the join event off the stream,
     which forces that interleaving every time."""
-    first, second = clients("first"), clients("second")
-    await first.connect(stack.url)
-    await second.connect(stack.url)
+    first, second = await connected("first", "second")
     await join(first, "user-1-id")
     hub = stack.edge.hub
     relay = hub.relays[OPEN]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.edge_stack import LOCKED, Client, Stack, sockets_connected
+from tests.support.edge_stack import LOCKED, Client, Connect, Stack, sockets_connected
 from tests.support.room import join
 from tests.support.timing import wait_until
 
@@ -24,12 +24,8 @@ def _keys(value: Any) -> list[str]:
     return []
 
 
-async def test_meeting_never_contains_the_password_or_its_hash(
-    stack: Stack, clients: Callable[[str], Client]
-) -> None:
-    host, guest = clients("host"), clients("guest")
-    await host.connect(stack.url)
-    await guest.connect(stack.url)
+async def test_meeting_never_contains_the_password_or_its_hash(connected: Connect) -> None:
+    host, guest = await connected("host", "guest")
     await join(host, "user-1-id", LOCKED, meeting_password="password123")
     mark = len(host.events)
     joined = await join(guest, "user-2-id", LOCKED, meeting_password="password123")
@@ -45,10 +41,8 @@ async def test_meeting_never_contains_the_password_or_its_hash(
     assert [k for k in _keys([host.events, guest.events]) if "password" in k.lower()] == ["has_password"] * 2
 
 
-async def test_meeting_joined_has_the_seeds_shape(stack: Stack, clients: Callable[[str], Client]) -> None:
-    host, guest = clients("host"), clients("guest")
-    await host.connect(stack.url)
-    await guest.connect(stack.url)
+async def test_meeting_joined_has_the_seeds_shape(connected: Connect) -> None:
+    host, guest = await connected("host", "guest")
     first = await join(host, "user-1-id", audio=True, video=False)
     second = await join(guest, "user-2-id")
     assert first["success"] is True and first["participants"] == []
@@ -71,11 +65,9 @@ async def test_meeting_joined_has_the_seeds_shape(stack: Stack, clients: Callabl
 
 
 async def test_second_join_from_the_same_socket_is_idempotent(
-    stack: Stack, clients: Callable[[str], Client]
+    connected: Connect, stack: Stack, clients: Callable[[str], Client]
 ) -> None:
-    me, peer = clients("me"), clients("peer")
-    await me.connect(stack.url)
-    await peer.connect(stack.url)
+    me, peer = await connected("me", "peer")
     first = await join(me, "user-me")
     mark_peer = len(peer.events)
     await join(peer, "user-peer")

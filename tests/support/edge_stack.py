@@ -5,7 +5,7 @@ receives and answers the same calls as the official JS client's handle (`Client`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,3 +129,7 @@ class Client:
 def sockets_connected(stack: Stack) -> float | None:
     """Sockets the edge counts as connected (its own gauge)."""
     return stack.edge.registry.get_sample_value("edge_gateway_sockets_connected")
+
+
+Connect = Callable[..., Awaitable[list[Client]]]
+"""The `connected` fixture: clients by name, each connected to the stack's edge."""
