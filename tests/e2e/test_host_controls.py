@@ -6,7 +6,7 @@ from __future__ import annotations
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.conftest import FAST_EDGE_ARGS
-from tests.support.jsclient import JsClientPool
+from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, start_edge
 from tests.support.replicas import replicas_on_redis
 from tests.support.room import join, room_snapshot, room_stub
@@ -24,9 +24,9 @@ async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETI
 
 async def _seat(
     stub: pb_grpc.RoomServiceStub, js: JsClientPool, *seats: tuple[str, str, EdgeProcess]
-) -> dict[str, str]:
+) -> tuple[list[JsClient], dict[str, str]]:
     """Creates the meeting and joins each (client name, user id, edge) in order; the first
-    has seen the last arrive. Returns the participant ids by client name."""
+    has seen the last arrive. Returns the clients, and the participant ids by client name."""
     await _create_meeting(stub)
     pids = {
         name: (await join(js.client(name), user, MEETING, url=edge.url))["participantId"]
@@ -36,13 +36,13 @@ async def _seat(
     await js.client(seats[0][0]).wait_for_event(
         "participant-joined", lambda d: d["participantId"] == pids[last]
     )
-    return pids
+    return [js.client(name) for name, _, _ in seats], pids
 
 
 async def test_host_kicks_a_participant_on_another_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    pids = await _seat(
+    (host, target, other_far, other_near), pids = await _seat(
         stub,
         js,
         ("host", HOST, edge),
@@ -50,7 +50,6 @@ async def test_host_kicks_a_participant_on_another_edge(
         ("far", "far-user", edge2),
         ("near", "near-user", edge),
     )
-    host, target, other_far, other_near = (js.client(n) for n in ("host", "target", "far", "near"))
     target_pid = pids["target"]
     await target.wait_for_event("participant-joined", lambda d: d["participantId"] == pids["near"])
 
@@ -89,10 +88,9 @@ async def test_host_kicks_a_participant_on_another_edge(
 async def test_only_the_host_may_kick(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    pids = await _seat(
+    (host, guest, victim), pids = await _seat(
         stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2), ("victim", "victim-user", edge)
     )
-    host, guest, victim = js.client("host"), js.client("guest"), js.client("victim")
     host_pid, victim_pid = pids["host"], pids["victim"]
     start = victim.mark()
 
@@ -122,10 +120,9 @@ async def test_only_the_host_may_kick(
 async def test_host_ends_the_meeting_on_every_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    pids = await _seat(
+    (host, near, far), pids = await _seat(
         stub, js, ("host", HOST, edge), ("near", "near-user", edge), ("far", "far-user", edge2)
     )
-    host, near, far = js.client("host"), js.client("near"), js.client("far")
     host_pid = pids["host"]
     marks = {c.name: c.mark() for c in (host, near, far)}
 
@@ -165,8 +162,7 @@ async def test_host_ends_the_meeting_on_every_edge(
 async def test_only_the_host_may_end(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    await _seat(stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2))
-    host, guest = js.client("host"), js.client("guest")
+    (host, guest), _ = await _seat(stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2))
 
     ack = await guest.emit_with_ack("end-meeting", {})
     assert ack["success"] is False
