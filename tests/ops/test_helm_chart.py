@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, DASHBOARD_FILE, ROOT, RULES_FILE
 
 from edge_gateway.config import OPTIONS as EDGE_OPTIONS
 from meeting_common.settings import Option, parse_address
 from room_service.config import OPTIONS as ROOM_OPTIONS
+from tests.support.dashboard import CHART, DASHBOARD_FILE, RULES_FILE
+from tests.support.processes import REPO_ROOT as ROOT
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
 kubernetes_validate = pytest.importorskip(
