@@ -15,7 +15,7 @@ from edge_gateway.app import EdgeApp
 from edge_gateway.config import load_settings as edge_settings
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings as room_settings
-from tests.support.timing import nothing_arrives
+from tests.support.timing import condition_met, nothing_arrives
 
 OPEN = "test-meeting-123"
 LOCKED = "test-meeting-locked"
@@ -112,9 +112,8 @@ class Client:
                 d for name, d in self.events[start:] if event in (None, name) and (where is None or where(d))
             ]
 
-        async with asyncio.timeout(timeout):
-            async with self.changed:
-                await self.changed.wait_for(lambda: bool(found()))
+        if not await condition_met(self.changed, lambda: bool(found()), within=timeout):
+            raise TimeoutError(f"{self.name}: no {event!r} within {timeout}s")
         return found()[0]
 
     async def expect_no_event(

@@ -23,7 +23,7 @@ from tests.support.js_wire import (
     describe,
     encode_value,
 )
-from tests.support.timing import nothing_arrives
+from tests.support.timing import condition_met, nothing_arrives
 
 
 class Driver(Protocol):
@@ -197,15 +197,11 @@ class JsClient:
             found = self._matches(name, predicate, start)
             return len(found) >= count or self.pool.dead
 
-        try:
-            async with asyncio.timeout(timeout):
-                async with self._cond:
-                    await self._cond.wait_for(ready)
-        except TimeoutError:
+        if not await condition_met(self._cond, ready, within=timeout):
             raise EventTimeoutError(
                 f"{self.name}: waited {timeout}s for {count} x {name!r} (from #{start}), "
                 f"got {len(found)}; events:\n{describe(self.events)}"
-            ) from None
+            )
         if len(found) < count:
             raise JsHarnessError(
                 f"driver died while {self.name} waited for {name!r}\n{self.pool.diagnostics()}"

@@ -110,14 +110,6 @@ class JsClientPool(Managed):
     def started(self) -> bool:
         return self.process is not None
 
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode if self.process else None
-
     def _check_install(self) -> None:
         driver = self.js_dir / "driver.js"
         module = self.js_dir / "node_modules" / "socket.io-client" / "package.json"
@@ -230,7 +222,7 @@ class JsClientPool(Managed):
         return list(self._state.orphan_replies)
 
     def diagnostics(self) -> str:
-        parts = [f"node driver pid={self.pid} returncode={self.returncode}"]
+        parts = [f"node driver: {self.process!r}"]
         if self.stderr_lines:
             parts.append("stderr:\n" + "\n".join(self.stderr_lines[-40:]))
         if self._state.logs:
