@@ -1,4 +1,5 @@
-"""Fixtures of the in-process edge stack (tests.support.edge_stack) for these tests."""
+"""Fixtures of these tests: the in-process edge stack (tests.support.edge_stack) and the
+WatchRoom streams a test opens (tests.support.room_watch)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from tests.support.edge_stack import Client, Connect, Stack, start_stack, stop_stack
+from tests.support.room_watch import Watch
 
 
 @pytest.fixture
@@ -44,3 +46,12 @@ def connected(stack: Stack, clients: Callable[[str], Client]) -> Connect:
         return made
 
     return connect
+
+
+@pytest.fixture
+async def watches() -> AsyncIterator[list[Watch]]:
+    """WatchRoom streams a test opens; closed after it."""
+    opened: list[Watch] = []
+    yield opened
+    for watch in opened:
+        await watch.close()
