@@ -75,6 +75,7 @@ class EventHandlers:
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
         self.recovery = SessionRecovery(hub, self.limits, silent_after_ping_timeout, self._joined_payload)
+        hub.on_session_moved = self.recovery.supersede
         self.draining = False
         self.deadlines = TokenDeadlines(
             warn_before=token_warning_seconds,
@@ -153,9 +154,12 @@ class EventHandlers:
                     "participant_id": session.participant_id,
                     "reason": reason,
                 }
-                released = await self.recovery.release(session, reason, self.recovery.superseded(sid))
+                superseded = self.recovery.superseded(sid)
+                released = await self.recovery.release(session, reason, superseded)
                 if released is Release.HELD:
                     log.info("socket lost its transport; session held for recovery", extra=extra)
+                elif superseded and released is Release.LET_GO:
+                    log.info("socket closed: its client resumed the session elsewhere", extra=extra)
                 else:
                     name = session.participant.user_name
                     log.info(f"👋 User {name} disconnected from meeting {session.meeting_id}", extra=extra)

@@ -81,6 +81,12 @@ class SessionRecovery:
         self._pids[admission.sid] = admission.pid
         self._sid_of_pid[admission.pid] = admission.sid
 
+    async def supersede(self, sid: str) -> None:
+        """Closes a socket whose client reconnected (here, or through another edge that
+        took its session over): its session is held or let go, never left."""
+        self._superseded.add(sid)
+        await self._hub.sio.disconnect(sid)
+
     def superseded(self, sid: str) -> bool:
         """True when the socket is being closed here because its client reconnected."""
         return sid in self._superseded
@@ -123,8 +129,7 @@ class SessionRecovery:
             # Its old connection is still open here (a long-poll the server has not seen
             # fail yet), or closing: that socket goes, and its session is held, not left,
             # before the claim (a hold landing after it would hold the recovered session).
-            self._superseded.add(old_sid)
-            await self._hub.sio.disconnect(old_sid)
+            await self.supersede(old_sid)
             async with old_lock:
                 pass
         user_id = identity.user_id if identity is not None else ""

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import LeaveReason, Recovered, RecoverSpec, RoomEvent
+from room_service.domain.models import LeaveReason, Recovered, RecoverSpec, RoomEvent, Signal, SignalType
 from room_service.manager_core import ManagerCore
 
 log = logging.getLogger("room_service")
@@ -64,8 +64,8 @@ class SessionHolds(ManagerCore):
         is reaped after its disconnect grace; a long-poll lingers until its ping
         timeout): the claim takes the session over at once. The pid is the client's
         secret and the client only presents it once it gave up its old connection, so
-        that socket is dead; its edge lets it go without a leave when it notices (its
-        HoldSession then finds the session moved)."""
+        that socket is dead; its edge is told to close it, and lets it go without a
+        leave (its HoldSession finds the session moved)."""
         try:
             recovered = await self._store.recover(dataclasses.replace(spec, take_over=True))
         except DomainError:
@@ -82,4 +82,25 @@ class SessionHolds(ManagerCore):
                 "taken_over_from": recovered.moved_from,
             },
         )
+        if recovered.moved_from and recovered.moved_from != spec.edge_id:
+            await self._tell_moved(recovered)
         return recovered
+
+    async def _tell_moved(self, recovered: Recovered) -> None:
+        """Tells the edge a session was taken from that its socket is dead (or at least no
+        longer the session's): it closes it without a leave, so one connection at a time
+        holds a session. Best effort: unheard, the edge lets the socket go at its ping
+        timeout all the same, and never as a leave."""
+        participant = recovered.participant
+        notice = Signal(
+            type=SignalType.SESSION_MOVED,
+            meeting_id=recovered.meeting.id,
+            from_participant_id=participant.participant_id,
+            target_participant_id=participant.participant_id,
+            payload_json="",
+            target_socket_id=participant.socket_id,
+        )
+        try:
+            await self._store.publish_signal(recovered.moved_from, notice)
+        except DomainError:
+            log.warning("the edge a session was taken from could not be told", exc_info=True)

@@ -51,8 +51,10 @@ _SIGNAL_TO_PB = {
     SignalType.OFFER: pb.SIGNAL_TYPE_OFFER,
     SignalType.ANSWER: pb.SIGNAL_TYPE_ANSWER,
     SignalType.ICE_CANDIDATE: pb.SIGNAL_TYPE_ICE_CANDIDATE,
+    SignalType.SESSION_MOVED: pb.SIGNAL_TYPE_SESSION_MOVED,
 }
-_SIGNAL_FROM_PB = {v: k for k, v in _SIGNAL_TO_PB.items()}
+# What SendSignal accepts: WebRTC signals only (SESSION_MOVED comes from the room service).
+_SIGNAL_FROM_PB = {v: k for k, v in _SIGNAL_TO_PB.items() if k is not SignalType.SESSION_MOVED}
 
 
 def timestamp(value: datetime) -> Timestamp:

@@ -27,11 +27,13 @@ class LeaveReason(StrEnum):
 
 
 class SignalType(StrEnum):
-    """WebRTC signal kinds; the values are the Socket.IO event names."""
+    """WebRTC signal kinds (the values are the Socket.IO event names), and the room
+    service's own notice to an edge that one of its sockets' sessions moved elsewhere."""
 
     OFFER = "webrtc-offer"
     ANSWER = "webrtc-answer"
     ICE_CANDIDATE = "webrtc-ice-candidate"
+    SESSION_MOVED = "session-moved"
 
 
 @dataclass(frozen=True, slots=True)
