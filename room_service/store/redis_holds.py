@@ -71,24 +71,22 @@ class RedisHolds(RedisRooms):
     reaps an edge's rooms holding its recoverable sessions."""
 
     def _init_holds(self) -> None:
+        # By the operation name each is measured under.
         self._holds = {
-            name: self._script(source)
-            for name, source in (
-                ("bind_recovery", lua.BIND),
-                ("hold", lua.HOLD),
-                ("recover", lua.RECOVER),
-                ("expire_holds", lua.EXPIRE),
-                ("drop_edge", lua.DROP_EDGE),
-            )
+            "bind_recovery": self._script(lua.BIND),
+            "hold": self._script(lua.HOLD),
+            "recover": self._script(lua.RECOVER),
+            "expire_holds": self._script(lua.EXPIRE),
+            "drop_edge": self._script(lua.DROP_EDGE),
         }
         self._delete_if = self._script(lua.DELETE_IF)
         self._settle = self._script(lua.SETTLE)
 
     async def _hold_script(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
-        full = [self._now(), self._options.replay_buffer, *args]
-        reply: list[Any] = await self._op(
-            op, lambda: run_script(self._holds[op], _hold_keys(meeting_id), full)
-        )
+        """Runs one of the scripts above on a room (the event time and log bound first)."""
+        script, keys = self._holds[op], _hold_keys(meeting_id)
+        timed = [self._now(), self._options.replay_buffer, *args]
+        reply: list[Any] = await self._op(op, lambda: run_script(script, keys, timed))
         return reply
 
     async def _forget_pointer(self, recovery_id: str, meeting_id: str, participant_id: str) -> None:

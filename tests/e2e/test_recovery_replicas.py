@@ -15,17 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.support import recovery
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, msg_is, start_edge
-from tests.support.recovery import (
-    TRANSPORTS,
-    assert_not_recovered,
-    chat,
-    cut,
-    present_claim,
-    reconnected,
-    texts,
-)
 from tests.support.replicas import Replicas, replicas_on_redis
 from tests.support.room import MEETING, join, left_payload, room_stub, truth
 from tests.support.roster import replay
@@ -75,7 +67,9 @@ async def stack() -> AsyncIterator[Stack]:
 async def pair(js: JsClientPool, stack: Stack, transport: str) -> tuple[JsClient, JsClient, dict[str, Any]]:
     """Alice through the proxy to edge A (reconnecting by itself), Bob on edge B; both in."""
     alice, bob = js.client("alice"), js.client("bob")
-    await alice.connect(f"http://{stack.proxy.address}", transports=TRANSPORTS[transport], reconnection=True)
+    await alice.connect(
+        f"http://{stack.proxy.address}", transports=recovery.TRANSPORTS[transport], reconnection=True
+    )
     await bob.connect(stack.edge_b.url, transports=["websocket"])
     joined = await join(alice, "user-2-id", name="Alice")
     await join(bob, "user-3-id", name="Bob")
@@ -88,22 +82,22 @@ async def test_a_cut_client_recovers_through_the_other_edge_on_redis_replicas(
     js: JsClientPool, stack: Stack, transport: str
 ) -> None:
     alice, bob, joined = await pair(js, stack, transport)
-    await chat(bob, "before")
+    await recovery.chat(bob, "before")
     await alice.wait_for_event("chat-message", lambda d: d["text"] == "before", timeout=10)
     first = await alice.status()
     start, bob_start, edge_a_start = alice.mark(), bob.mark(), stack.edge_a.mark()
 
     stack.proxy.retarget(stack.edge_b.http_address)  # the load balancer now sends Alice to B
-    await cut(stack.proxy, alice, start)
+    await recovery.cut(stack.proxy, alice, start)
     for text in ("gap-1", "gap-2", "gap-3"):
-        await chat(bob, text)
-    back = await reconnected(alice, start)
-    await chat(bob, "after")
+        await recovery.chat(bob, text)
+    back = await recovery.reconnected(alice, start)
+    await recovery.chat(bob, "after")
     await alice.wait_for_event("chat-message", lambda d: d["text"] == "after", start=start, timeout=10)
 
     assert back["recovered"] is True, alice.events[start:]
     assert back["id"] == first["id"] and (await alice.status())["pid"] == first["pid"]
-    assert texts(alice) == ["before", "gap-1", "gap-2", "gap-3", "after"]  # once each, in order
+    assert recovery.texts(alice) == ["before", "gap-1", "gap-2", "gap-3", "after"]  # once each, in order
     assert alice.events_named("meeting-joined", start=start) == []
     reply = await alice.emit_with_ack("update-media", {"audio": False}, timeout=10)
     assert reply["success"], reply
@@ -121,7 +115,7 @@ async def test_a_cut_client_recovers_through_the_other_edge_on_redis_replicas(
     assert not stack.edge_a.logs_matching(msg_is(f"👋 User Alice disconnected from meeting {MEETING}"))
     await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
     assert joined["participantId"] in await stack.truth()
-    await chat(bob, "still there?")
+    await recovery.chat(bob, "still there?")
     await alice.wait_for_event("chat-message", lambda d: d["text"] == "still there?", start=start, timeout=10)
     assert alice.payloads("error") == [] and bob.payloads("error") == []
 
@@ -151,8 +145,8 @@ async def test_a_session_replaced_while_held_is_not_recoverable_and_leaves_no_ph
     await host.wait_for_event("participant-left", left_payload(old["participantId"], "replaced"), timeout=10)
     host_start = host.mark()
 
-    again = await present_claim(js, stack.edge_b.url, claim)
-    assert_not_recovered(await again.status(), claim)
+    again = await recovery.present_claim(js, stack.edge_b.url, claim)
+    recovery.assert_not_recovered(await again.status(), claim)
     reply = await again.emit_with_ack("chat-message", {"text": "am I Bob?"}, timeout=10)
     assert reply["error"]["code"] == "NOT_IN_MEETING"
     # Nobody sees a phantom: the host's roster is the truth, and stays so past the window
