@@ -21,6 +21,7 @@ room that closed for good is bounded by the room's size.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import Any
@@ -107,10 +108,13 @@ class RedisHolds(RedisRooms):
         outcome = await super().join(spec)
         if spec.recovery_id and not outcome.already_joined:
             participant_id = outcome.participant.participant_id
-            # The pointer first: a binding is never without its way in.
-            await self._set_pointer(spec.recovery_id, spec.meeting_id, participant_id)
-            reply = await self._hold_script(
-                "bind_recovery", spec.meeting_id, [participant_id, spec.recovery_id, _SWEEP_SLACK]
+            # Both in one round trip (two slots). A binding whose pointer failed recovers
+            # nothing (a refusal, never a ghost); a pointer whose binding failed is deleted.
+            _, reply = await asyncio.gather(
+                self._set_pointer(spec.recovery_id, spec.meeting_id, participant_id),
+                self._hold_script(
+                    "bind_recovery", spec.meeting_id, [participant_id, spec.recovery_id, _SWEEP_SLACK]
+                ),
             )
             if reply[0] != "OK":  # gone already (replaced or reaped meanwhile)
                 await self._forget_pointer(spec.recovery_id, spec.meeting_id, participant_id)
