@@ -55,7 +55,11 @@ def _by_name(
 
 _STATUS_TO_PB, _STATUS_FROM_PB = _by_name(MeetingStatus, pb.MeetingStatus, "MEETING_STATUS_")
 _REASON_TO_PB, _REASON_FROM_PB = _by_name(LeaveReason, pb.LeaveReason, "LEAVE_REASON_")
-_SIGNAL_TO_PB, _SIGNAL_FROM_PB = _by_name(SignalType, pb.SignalType, "SIGNAL_TYPE_")
+_SIGNAL_TO_PB, _ANY_SIGNAL_FROM_PB = _by_name(SignalType, pb.SignalType, "SIGNAL_TYPE_")
+# What SendSignal accepts: WebRTC signals only (SESSION_MOVED comes from the room service).
+_SIGNAL_FROM_PB = {
+    wire: kind for wire, kind in _ANY_SIGNAL_FROM_PB.items() if kind is not SignalType.SESSION_MOVED
+}
 
 
 def timestamp(value: datetime) -> Timestamp:
