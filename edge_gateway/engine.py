@@ -82,6 +82,13 @@ _PING_FRAME = engineio_frame(_PING)
 _PONG_TEXT = "3"
 
 
+# What an attached Outbox's queue becomes: shared, since nothing is ever put there again
+# (a deque of length 0 takes and holds nothing; joining a queue with no task never waits).
+_NOTHING_QUEUED: deque[Any] = deque(maxlen=0)
+_ALL_DONE = asyncio.Event()
+_ALL_DONE.set()
+
+
 def _size(pkt: Any) -> int:
     """Bytes a queued packet will take (binary data is counted raw: the poll encodes it)."""
     return len(pkt.data) if pkt.binary else len(pkt.encode())
@@ -162,6 +169,9 @@ class Outbox(asyncio.Queue[Any]):
             elif not self.overflowed and not transport.is_closing():
                 transport.write(engineio_frame(item))
         self._transport, self._ws = transport, ws
+        # Nothing is queued from now on: the queue's containers go (3 KB a socket).
+        self._queue = self._getters = self._putters = _NOTHING_QUEUED
+        self._finished = _ALL_DONE
         if hang_up:
             self._hang_up()
 

@@ -21,7 +21,7 @@ log = logging.getLogger("meeting_common.heap")
 
 CHECK_SECONDS = 5.0
 """How often the free memory malloc holds is looked at."""
-TRIM_ABOVE_BYTES = 8 << 20
+TRIM_ABOVE_BYTES = 2 << 20
 """Free heap memory worth handing back (below it a trim costs more than it returns)."""
 
 

@@ -306,6 +306,27 @@ async def test_idle_sockets_are_pinged_on_time_without_a_task_each() -> None:
                 await peer.ws.close()
 
 
+async def test_a_websocket_socket_keeps_no_queue_of_its_own_once_attached(js: JsClientPool) -> None:
+    """The queue's containers go when the WebSocket is attached (they are never used
+    again); a socket still on long-polling keeps its own, and both get every emit."""
+    async with serve() as served:
+        peer = await RawSocket.open(served.url)
+        polling = js.client("polling")
+        await polling.connect(served.url, transports=["polling"])
+        outboxes = [s.queue for s in served.sio.eio.sockets.values()]
+        attached = served.sio.eio.sockets[peer.eio_sid].queue
+        (queued,) = [o for o in outboxes if o is not attached]
+        assert attached._queue.maxlen == 0 and attached._getters is attached._queue
+        assert queued._queue.maxlen is None and queued._queue is not attached._queue
+        for n in (1, 2):
+            await served.sio.emit("after", {"n": n}, room=ROOM)
+        assert numbers(await peer.frames_until('42["after",{"n":2}]'), "after") == [1, 2]
+        assert [e.data["n"] for e in await polling.wait_for_events("after", 2, timeout=10)] == [1, 2]
+        assert attached.empty() and attached.qsize() == 0
+        await attached.join()  # nothing is pending: returns at once
+        await peer.ws.close()
+
+
 async def test_a_pong_is_taken_as_it_is_read_without_waking_the_reading_loop() -> None:
     """An idle socket answering pings keeps being pinged, and its reading loop (the
     coroutine waiting in `receive`) is resumed only for what is not a PONG."""
