@@ -278,6 +278,8 @@ class _PongAside(WebSocketDataQueue):
     """A WebSocket's incoming message queue that takes Engine.IO PONGs aside as the parser
     delivers them: an idle socket's answer to a ping wakes no coroutine."""
 
+    __slots__ = ("sock",)
+
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sock = sock
@@ -309,6 +311,9 @@ class _EngineResponse(web.WebSocketResponse):
         on_data = None if self._heartbeat is None else self._on_data_received
         request.protocol.set_parser(self._parser, data_received_cb=on_data)
         request.protocol.keep_alive(False)
+        # The connection speaks WebSocket from now on: its HTTP parser (and the state of
+        # the last request it parsed) is never used again.
+        request.protocol._parser = None
 
 
 class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
