@@ -36,7 +36,8 @@ pyproject.toml; tests/integration/test_write_path.py covers the behaviour built 
   with the bound `_websocket_handler`, whose `__self__` is the socket.
 - aiohttp (3.14.5): `WebSocketResponse._post_start` (replaced) and what it uses,
   `_websocket.reader.WebSocketDataQueue.feed_data` (a cpdef method, overridden),
-  `WebSocketReader`.
+  `WebSocketReader`; `web_protocol.RequestHandler._parser` and `_messages` (released after
+  the upgrade: unused once `_parser` is None).
 - engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`) and exceptions
   `UnknownPacketError`, `SocketIsClosedError`; aiohttp driver class `WebSocket`.
 - socketio.AsyncServer: `_engineio_server_class`, the `client_manager`, `serializer` and
@@ -312,8 +313,9 @@ class _EngineResponse(web.WebSocketResponse):
         request.protocol.set_parser(self._parser, data_received_cb=on_data)
         request.protocol.keep_alive(False)
         # The connection speaks WebSocket from now on: its HTTP parser (and the state of
-        # the last request it parsed) is never used again.
+        # the last request it parsed) and its queue of parsed requests are never used again.
         request.protocol._parser = None
+        request.protocol._messages = _NOTHING_QUEUED
 
 
 class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
