@@ -16,7 +16,10 @@ def test_memory_freed_by_a_burst_is_trimmed_once() -> None:
     trimmer = HeapTrimmer(threshold=8 << 20)
     assert trimmer.available  # the images and this machine run on glibc
     assert not trimmer.trim_if_worth()  # nothing freed yet
-    burst = [bytes(_CHUNK) for _ in range((16 << 20) // _CHUNK)]
+    # Larger than what malloc already holds free (earlier tests in this process may have
+    # left some): the burst cannot be served from reused chunks alone.
+    size = trimmer.free_bytes() + (16 << 20)
+    burst = [bytes(_CHUNK) for _ in range(size // _CHUNK)]
     kept = burst[::16]  # live chunks between the freed ones: malloc cannot shrink its top
     del burst
     resident = _rss_bytes()
