@@ -3,7 +3,8 @@ managed service, a primary found through Sentinel, or a Cluster); every key of a
 carries the room's hash tag, so each room change is one single-slot script.
 
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
-`redis_edges` (leases, reaping, re-announcements, signals), `redis_notify` (waking
+`redis_edges` (leases, reaping, re-announcements, signals), `redis_holds` (held
+sessions for connection-state recovery), `redis_notify` (waking
 watchers on any replica), `redis_attempts` (wrong-password counts), `redis_bans`, `redis_scripts`
 (the Lua), `redis_codec` (the JSON).
 """
@@ -30,7 +31,6 @@ from room_service.store.redis_attempts import RedisPasswordAttempts
 from room_service.store.redis_bans import RedisMeetingBans
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
-from room_service.store.redis_holds import RedisHoldsUnsupported
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_url import cluster_node_url, sentinel_target
 
@@ -74,7 +74,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisHoldsUnsupported, RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
+class RedisStore(RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
     """The RoomStore on Redis."""
 
     def __init__(
@@ -87,6 +87,7 @@ class RedisStore(RedisHoldsUnsupported, RedisEdges, RedisPasswordAttempts, Redis
         super().__init__(redis, options or StoreOptions(), observe, clock)
         self._notifier = RoomNotifier(redis)
         self._init_rooms(self._notifier)
+        self._init_holds()
         self._init_edges()
         self._init_attempts()
 

@@ -74,7 +74,6 @@ class RedisRooms(RedisPart):
                 ("update_media", lua.UPDATE),
                 ("append_chat", lua.CHAT),
                 ("end_meeting", lua.END),
-                ("drop_edge", lua.DROP_EDGE),
                 ("restore", lua.RESTORE),
                 ("rejoin", lua.REJOIN),
                 ("drop_ended_rooms", lua.DROP_ENDED),

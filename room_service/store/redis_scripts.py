@@ -168,23 +168,6 @@ return finish('OK')
 """
 )
 
-# ARGV: now, maxlen, edge id. Removes the edge's participants (reason disconnected).
-DROP_EDGE = (
-    _PRELUDE
-    + """
-local edge = ARGV[3]
-if epoch == '' then return {'OK', epoch, {}} end
-for _, pair in ipairs(roster()) do
-  if cjson.decode(pair[2])['edge_id'] == edge then
-    remove(pair[1])
-    append('left', pair[2], 'disconnected', '')
-  end
-end
-close_if_empty()
-return finish('OK')
-"""
-)
-
 # ARGV: now, maxlen, new_epoch, edge id, then per record: participant id, JSON as it is
 # to be stored, the edge and socket the record claims. Re-adds the participants an edge
 # re-announces (rules.may_restore, in Lua): a record naming another edge, or a
