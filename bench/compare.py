@@ -87,6 +87,32 @@ def rss_bytes(pids: list[int]) -> int:
     return sum(int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE for p in pids)
 
 
+def tier(pid: int) -> str:
+    """Which tier a process of our stack is ("edge", "room"; "server" for the reference)."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return "edge" if b"edge_gateway" in command else "room" if b"room_service" in command else "server"
+
+
+def idle_memory(pids: list[int], before: dict[int, int], clients: int, seconds: float) -> dict[str, float]:
+    """KB per socket over the idle window: each process's RSS sampled every 0.5 s, the median
+    sample's growth since before the joins, per tier and in total (a one-off peak or trim in
+    the window moves no figure)."""
+    samples: dict[int, list[int]] = {p: [] for p in pids}
+    deadline = time.monotonic() + seconds
+    while True:
+        for p in pids:
+            samples[p].append(rss_bytes([p]))
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    grown = {p: statistics.median(samples[p]) - before[p] for p in pids}
+    figures = {"kb_per_socket": sum(grown.values()) / clients / 1024}
+    for p in pids:
+        key = f"kb_{tier(p)}"
+        figures[key] = figures.get(key, 0.0) + grown[p] / clients / 1024
+    return figures
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for p in pids:
@@ -182,7 +208,7 @@ def drive(url: str, pids: list[int], scenario: Scenario, settle: float) -> dict[
             return {}
         return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
     time.sleep(1.0)
-    before = rss_bytes(pids)
+    before = {p: rss_bytes([p]) for p in pids}
     gen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert gen.stdout is not None
@@ -192,14 +218,13 @@ def drive(url: str, pids: list[int], scenario: Scenario, settle: float) -> dict[
             return {}
         time.sleep(settle)  # the servers return to idle
         cpu0, t0 = cpu_seconds(pids), time.monotonic()
-        time.sleep(5.0)
+        memory = idle_memory(pids, before, scenario.clients, 5.0)
         cpu = (cpu_seconds(pids) - cpu0) / (time.monotonic() - t0) * 100
-        per_socket = (rss_bytes(pids) - before) / scenario.clients / 1024
     finally:
         assert gen.stdin is not None
         gen.stdin.close()
         gen.wait(timeout=60)
-    return {"kb_per_socket": per_socket, "cpu_pct": cpu}
+    return {**memory, "cpu_pct": cpu}
 
 
 def _median(values: list[float]) -> float:
@@ -235,7 +260,7 @@ def main() -> int:
                 with server as (url, pids):
                     figures = drive(url, pids, scenario, args.settle)
                 print(f"run {run + 1} {scenario.name} {side}: {json.dumps(figures)}", file=sys.stderr)
-                for key, *_ in scenario.figures:
+                for key in {key for key, _ in scenario.figures} | figures.keys():
                     # A failed run (a client dropped, a deadline passed) counts as no figure.
                     results.setdefault((side, f"{scenario.name}.{key}"), []).append(
                         figures.get(key, float("nan"))
@@ -256,6 +281,14 @@ def main() -> int:
                 ratio = ours / node if node else float("nan")
                 row += f" {ours:,.1f} | {ratio:.2f}× |"
             print(row)
+    for side in sides:
+        tiers = [
+            f"{key.rpartition('.kb_')[2]} {_median(values):,.1f}"
+            for (who, key), values in sorted(results.items())
+            if who == side and ".kb_" in key and not key.endswith(".kb_per_socket")
+        ]
+        if tiers:
+            print(f"\n{side}, idle KB/socket per process: " + ", ".join(tiers))
     return 0
 
 
