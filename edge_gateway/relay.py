@@ -210,6 +210,8 @@ class RoomRelay:
         if diff:
             await self._send_diff(session)
         session.roster = ()
+        # One copy of a participant per edge: its session shares the view's.
+        session.participant = self.view.get(session.participant_id, session.participant)
         self.members[session.sid] = session
         await self._hub.enter_room(session.sid, self.room)
 
@@ -297,7 +299,9 @@ class RoomRelay:
             if broadcast:
                 if p.participant_id in self.view:
                     return
-                self.view[p.participant_id] = p
+                # Owned: an entry taken out of the event would keep the whole event alive
+                # for as long as the participant stays (long after the ring let it go).
+                p = self.view[p.participant_id] = owned(p)
                 # A local joiner hears it is in before the others hear of it (the seed's
                 # order), even when the stream outruns the Join reply.
                 await self._hub.joiner_told(p)
@@ -314,7 +318,7 @@ class RoomRelay:
         elif kind == "participant_updated":
             p = event.participant_updated.participant
             if broadcast:
-                self.view[p.participant_id] = p
+                p = self.view[p.participant_id] = owned(p)
                 local = self._hub.sessions.by_participant(p.participant_id)
                 if local is not None:
                     local.participant = p  # re-announced as it is now after a restart

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.edge_stack import LOCKED, Client, Connect, Stack, sockets_connected
+from tests.support.edge_stack import LOCKED, OPEN, Client, Connect, Stack, sockets_connected
 from tests.support.room import join
 from tests.support.timing import wait_until
 
@@ -127,3 +127,26 @@ async def test_same_user_from_a_second_socket_replaces_the_older_one(
     await old.sio.disconnect()
     await wait_until(lambda: sockets_connected(stack) == 3, within=5, what="the edge handled the disconnect")
     assert len(await stack.participants()) == 3
+
+
+async def test_the_edge_keeps_one_copy_of_each_participant(connected: Connect, stack: Stack) -> None:
+    """A joined socket's session and its room's view share one participant message (each
+    socket of a big meeting held two)."""
+    me, peer = await connected("me", "peer")
+    await join(me, "user-me")
+    mark = len(me.events)
+    await join(peer, "user-peer")
+    await me.wait_for_event("participant-joined", start=mark)
+    hub = stack.edge.hub
+
+    def shared(client: Client) -> bool:
+        session = hub.sessions.by_sid(client.sio.get_sid())
+        relay = hub.relays.get(OPEN)
+        return (
+            session is not None
+            and relay is not None
+            and session.sid in relay.members
+            and session.participant is relay.view.get(session.participant_id)
+        )
+
+    await wait_until(lambda: shared(me) and shared(peer), within=5, what="both sockets in step")
