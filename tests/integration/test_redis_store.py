@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from room_service.config import load_settings, redacted_url
 from room_service.domain.errors import ErrorCode
-from room_service.domain.models import Position, Snapshot
+from room_service.domain.models import Position, Signal, SignalType, Snapshot
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis import RedisStore, connect
 from tests.support.processes import start_room_service
@@ -61,6 +61,22 @@ async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded
         await store.close()
         await raw.flushall()
         await raw.aclose()
+
+
+async def test_a_quiet_signal_reader_outlasts_the_command_timeout(session_redis: SessionRedis) -> None:
+    # A quiet WatchEdge stream is one blocking pop after another: each must return within
+    # the client's command timeout (0.5 s here), or every pop fails as a timeout and the
+    # edge's stream ends, again and again, as though the edge had gone.
+    store = await _store(session_redis.url)
+    try:
+        reader = asyncio.create_task(store.next_signal("edge-quiet"))
+        done, _ = await asyncio.wait({reader}, timeout=2.5)  # five command timeouts
+        assert not done, f"the reader ended: {reader.exception()!r}"
+        signal = Signal(SignalType.OFFER, MEETING, "participant-a", "participant-b", '"late"', "sock-b")
+        await store.publish_signal("edge-quiet", signal)
+        assert await asyncio.wait_for(reader, 5.0) == signal
+    finally:
+        await store.close()
 
 
 async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epochs(
