@@ -6,6 +6,9 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
@@ -91,6 +94,35 @@ class RedisRooms(RedisPart):
         )
         return reply
 
+    async def _indexed_change(self, edge_id: str, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
+        """A change script run after the room is indexed under `edge_id` (so that reaping
+        the edge always finds the room): on one server both go in one round trip, in
+        order; a Cluster may run a pipeline's commands on its nodes in any order."""
+        index = edge_rooms_key(edge_id)
+        if isinstance(self._redis, RedisCluster):
+            await self._op("index_edge", lambda: self._redis.sadd(index, meeting_id))
+            return await self._change_room(op, meeting_id, args)
+        script = self._change[op]
+        keys = room_keys(meeting_id)
+        full = [self._now(), self._options.replay_buffer, *args]
+
+        async def both() -> list[Any]:
+            for attempt in (1, 2):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.sadd(index, meeting_id)
+                    pipe.evalsha(script.sha, len(keys), *keys, *full)
+                    replies = await pipe.execute(raise_on_error=False)
+                if not isinstance(replies[1], NoScriptError) or attempt == 2:
+                    break
+                await script.registered_client.script_load(script.script)  # Redis restarted
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            result: list[Any] = replies[1]
+            return result
+
+        return await self._op(op, both)
+
     def _events(self, meeting_id: str, reply: list[Any]) -> list[RoomEvent]:
         return [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
 
@@ -146,8 +178,9 @@ class RedisRooms(RedisPart):
 
     # -- participants -----------------------------------------------------------------
 
-    async def join(self, spec: JoinSpec) -> JoinOutcome:
-        meeting = await self.get_meeting(spec.meeting_id)
+    async def join(self, spec: JoinSpec, meeting: Meeting | None = None) -> JoinOutcome:
+        if meeting is None:
+            meeting = await self.get_meeting(spec.meeting_id)
         if not meeting.joinable:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
         participant = Participant(
@@ -160,9 +193,8 @@ class RedisRooms(RedisPart):
             edge_id=spec.edge_id,
             socket_id=spec.socket_id,
         )
-        # Before the join, so that reaping this edge always finds the room.
-        await self._op("index_edge", lambda: self._redis.sadd(edge_rooms_key(spec.edge_id), spec.meeting_id))
-        reply = await self._change_room(
+        reply = await self._indexed_change(
+            spec.edge_id,
             "join",
             spec.meeting_id,
             [
