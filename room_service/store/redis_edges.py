@@ -24,7 +24,7 @@ from room_service.store.redis_base import (
     edge_signals_key,
     run_script,
 )
-from room_service.store.redis_codec import event_from, participant_json
+from room_service.store.redis_codec import participant_json
 from room_service.store.redis_rooms import RedisRooms
 
 log = logging.getLogger("room_service.store")
@@ -123,7 +123,7 @@ class RedisEdges(RedisRooms):
         for meeting_id in sorted(str(m) for m in found):
             # One script per room: each participant is removed (and reported) at most once.
             reply = await self._change_room("drop_edge", meeting_id, [edge_id])
-            events.extend(event_from(meeting_id, reply[1], entry) for entry in reply[2])
+            events.extend(self._events(reply))
 
         async def forget() -> None:
             await self._redis.delete(rooms_key, edge_signals_key(edge_id))

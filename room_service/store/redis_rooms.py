@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from room_service.domain import errors, rules
@@ -44,12 +45,15 @@ from room_service.store.redis_codec import (
     participant_json,
 )
 from room_service.store.redis_notify import RoomNotifier
+from room_service.store.redis_tails import RoomTails
 
 # A wait for a room's next change returns after this long even without news; the
 # watcher re-reads. It bounds the cost of a notification lost while Redis was away.
 _WAIT_SECONDS = 10.0
 # Media updates are compare-and-set; concurrent changes to one participant retry.
 _UPDATE_ATTEMPTS = 8
+# Changes after which the room is still open, so the head they return is the room's.
+_KEEPS_ROOM_OPEN = frozenset({"join", "update_media", "append_chat", "end_meeting"})
 
 
 def _refusal(status: str) -> DomainError:
@@ -69,6 +73,7 @@ class RedisRooms(RedisPart):
 
     def _init_rooms(self, notifier: RoomNotifier) -> None:
         self._notifier = notifier
+        self._tails = RoomTails(self._options.replay_buffer)
         self._change = {
             name: self._script(source)
             for name, source in (
@@ -86,45 +91,59 @@ class RedisRooms(RedisPart):
         self._read_after = self._script(lua.READ_AFTER)
         self._snapshot = self._script(lua.SNAPSHOT)
 
-    async def _change_room(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
-        """Runs one change script on a room; its reply, the status decoded."""
+    async def _change_room(
+        self, op: str, meeting_id: str, args: list[Any], *, index_edge: str = ""
+    ) -> list[Any]:
+        """Runs one change script on a room; its reply, the status decoded and its entries
+        as RoomEvents, which this replica's watchers of the room get at once.
+
+        `index_edge`: the room is first indexed under that edge, so that reaping the edge
+        always finds the room; on one server both go in one round trip, in order (a
+        Cluster may run a pipeline's commands on its nodes in any order)."""
+        state = room_keys(meeting_id)[0]
+        mark = self._notifier.mark(state)
+        script, keys = self._change[op], room_keys(meeting_id)
         full = [self._now(), self._options.replay_buffer, *args]
-        reply: list[Any] = await self._op(
-            op, lambda: run_script(self._change[op], room_keys(meeting_id), full)
-        )
+        reply: list[Any]
+        if index_edge and not isinstance(self._redis, RedisCluster):
+            reply = await self._op(op, lambda: self._indexed(index_edge, meeting_id, script, keys, full))
+        else:
+            if index_edge:
+                index = edge_rooms_key(index_edge)
+                await self._op("index_edge", lambda: self._redis.sadd(index, meeting_id))
+            reply = await self._op(op, lambda: run_script(script, keys, full))
+        events: list[RoomEvent] = []
+        if len(reply) > 2:
+            events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+        if op in _KEEPS_ROOM_OPEN or (op == "leave" and reply[0] == "OK" and int(reply[3]) > 0):
+            if events:
+                self._tails.learned(meeting_id, events, events[-1].position, mark)
+        elif reply[0] == "OK":
+            self._tails.forget(meeting_id)  # the room may have closed, its log with it
+        if events:
+            self._notifier.local_news(state, events[-1].position)
         return reply
 
-    async def _indexed_change(self, edge_id: str, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
-        """A change script run after the room is indexed under `edge_id` (so that reaping
-        the edge always finds the room): on one server both go in one round trip, in
-        order; a Cluster may run a pipeline's commands on its nodes in any order."""
-        index = edge_rooms_key(edge_id)
-        if isinstance(self._redis, RedisCluster):
-            await self._op("index_edge", lambda: self._redis.sadd(index, meeting_id))
-            return await self._change_room(op, meeting_id, args)
-        script = self._change[op]
-        keys = room_keys(meeting_id)
-        full = [self._now(), self._options.replay_buffer, *args]
+    async def _indexed(
+        self, edge_id: str, meeting_id: str, script: AsyncScript, keys: list[str], args: list[Any]
+    ) -> list[Any]:
+        for attempt in (1, 2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(edge_rooms_key(edge_id), meeting_id)
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+            if not isinstance(replies[1], NoScriptError) or attempt == 2:
+                break
+            await self._redis.script_load(script.script)  # Redis restarted empty
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        result: list[Any] = replies[1]
+        return result
 
-        async def both() -> list[Any]:
-            for attempt in (1, 2):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.sadd(index, meeting_id)
-                    pipe.evalsha(script.sha, len(keys), *keys, *full)
-                    replies = await pipe.execute(raise_on_error=False)
-                if not isinstance(replies[1], NoScriptError) or attempt == 2:
-                    break
-                await script.registered_client.script_load(script.script)  # Redis restarted
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            result: list[Any] = replies[1]
-            return result
-
-        return await self._op(op, both)
-
-    def _events(self, meeting_id: str, reply: list[Any]) -> list[RoomEvent]:
-        return [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+    def _events(self, reply: list[Any]) -> list[RoomEvent]:
+        events: list[RoomEvent] = reply[2]
+        return events
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -160,7 +179,7 @@ class RedisRooms(RedisPart):
         reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
         if reply[0] != "OK":
             raise _refusal(reply[0])
-        events = self._events(meeting_id, reply)
+        events = self._events(reply)
         if events:
             await self._op("end_meeting", lambda: self._redis.zadd(ENDED, {meeting_id: drop_at}))
         return meeting, events[0] if events else None
@@ -193,8 +212,7 @@ class RedisRooms(RedisPart):
             edge_id=spec.edge_id,
             socket_id=spec.socket_id,
         )
-        reply = await self._indexed_change(
-            spec.edge_id,
+        reply = await self._change_room(
             "join",
             spec.meeting_id,
             [
@@ -207,6 +225,7 @@ class RedisRooms(RedisPart):
                 "1" if self._options.multiple_sessions else "0",
                 rules.room_capacity(meeting, self._options.default_capacity),
             ],
+            index_edge=spec.edge_id,
         )
         status = reply[0]
         if status == "ALREADY":
@@ -215,7 +234,7 @@ class RedisRooms(RedisPart):
             return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
         if status != "OK":
             raise _refusal(status)
-        events = self._events(spec.meeting_id, reply)
+        events = self._events(reply)
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
         others = tuple(participant_from(raw) for raw in reply[3])
         return JoinOutcome(meeting, participant, others, events[-1].position, replaced=replaced)
@@ -236,7 +255,7 @@ class RedisRooms(RedisPart):
         reply = await self._change_room("leave", meeting_id, [participant_id, reason.value])
         if reply[0] != "OK":
             raise _refusal(reply[0])
-        return self._events(meeting_id, reply)[0]
+        return self._events(reply)[0]
 
     async def update_media(
         self,
@@ -256,7 +275,7 @@ class RedisRooms(RedisPart):
                 "update_media", meeting_id, [participant_id, raw, participant_json(updated), changed_by]
             )
             if reply[0] == "OK":
-                return updated, self._events(meeting_id, reply)[0]
+                return updated, self._events(reply)[0]
             if reply[0] != "CONFLICT":
                 raise _refusal(reply[0])
         raise DomainError(ErrorCode.UNAVAILABLE, "Participant changed concurrently, try again")
@@ -273,7 +292,7 @@ class RedisRooms(RedisPart):
         reply = await self._change_room("append_chat", meeting_id, [participant_id, chat_json(message)])
         if reply[0] != "OK":
             raise _refusal(reply[0])
-        return self._events(meeting_id, reply)[0]
+        return self._events(reply)[0]
 
     async def _participant_json(self, meeting_id: str, participant_id: str) -> str:
         people = room_keys(meeting_id)[2]
@@ -330,6 +349,13 @@ class RedisRooms(RedisPart):
 
     async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
         state, _, _, log, _ = room_keys(meeting_id)
+        known = self._tails.after(meeting_id, after, limit)
+        if known:
+            return known
+        mark = self._tails.mark_at(meeting_id, after)
+        if mark is not None and self._notifier.news_since(state, mark, after) is False:
+            return []  # `after` was the head, and nothing was heard since
+        mark = self._notifier.mark(state)
         reply = await self._op(
             "read_after",
             lambda: run_script(self._read_after, [state, log], [after.sequence, after.epoch, limit]),
@@ -338,7 +364,9 @@ class RedisRooms(RedisPart):
             return []
         if reply[0] != "OK":
             return await self.snapshot(meeting_id)
-        return self._events(meeting_id, reply)
+        events = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+        self._tails.learned(meeting_id, events, Position(int(reply[3]), reply[1]), mark)
+        return events
 
     async def wait_beyond(self, meeting_id: str, position: Position) -> None:
         state = room_keys(meeting_id)[0]
@@ -349,4 +377,5 @@ class RedisRooms(RedisPart):
                 return position.epoch != ""  # closed: only a watcher of nothing waits for it to open
             return bool(epoch != position.epoch or int(head or 0) > position.sequence)
 
-        await self._notifier.wait(state, moved, _WAIT_SECONDS)
+        mark = self._tails.mark_at(meeting_id, position)
+        await self._notifier.wait(state, moved, _WAIT_SECONDS, position, mark)

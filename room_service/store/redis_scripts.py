@@ -63,9 +63,9 @@ local function joinable(raw)
   return nil
 end
 
--- Wakes the watchers of this room on every replica (one message per change).
+-- Wakes the watchers of this room on every replica (one message per change: the head).
 local function finish(status, ...)
-  if #entries > 0 then redis.call('PUBLISH', state, entries[#entries][1]) end
+  if #entries > 0 then redis.call('PUBLISH', state, epoch .. ':' .. entries[#entries][1]) end
   return {status, epoch, entries, ...}
 end
 """
@@ -256,7 +256,7 @@ return {'OK'}
 )
 
 # ARGV: after sequence, after epoch, limit. Answers {"CLOSED"}, {"SNAPSHOT"} or
-# {"OK", epoch, entries}.
+# {"OK", epoch, entries, head}.
 READ_AFTER = """
 local state, log = KEYS[1], KEYS[2]
 local after, after_epoch, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -264,7 +264,7 @@ local epoch = redis.call('HGET', state, 'epoch')
 if not epoch then return {'CLOSED'} end
 if epoch ~= after_epoch then return {'SNAPSHOT'} end
 local head = tonumber(redis.call('HGET', state, 'head'))
-if after >= head then return {'OK', epoch, {}} end
+if after >= head then return {'OK', epoch, {}, head} end
 local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
 local oldest = head + 1
 if #first > 0 then oldest = tonumber(string.match(first[1][1], '-(%d+)$')) end
@@ -275,7 +275,7 @@ for i, item in ipairs(redis.call('XRANGE', log, '0-' .. (after + 1), '+', 'COUNT
   for j = 1, #item[2], 2 do f[item[2][j]] = item[2][j + 1] end
   out[i] = {tonumber(string.match(item[1], '-(%d+)$')), f.k, f.p, f.r, f.b, f.t}
 end
-return {'OK', epoch, out}
+return {'OK', epoch, out, head}
 """
 
 # A consistent view of one room: {meeting JSON or false, created, epoch, head, pairs}.
