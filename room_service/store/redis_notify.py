@@ -4,8 +4,10 @@ Each change script publishes one message on its room's channel: the room's new h
 `<epoch>:<sequence>`. A replica holds one pub/sub connection, subscribed only to the
 rooms it has watchers for: the work per event is one message to each replica watching
 that room, whatever the number of rooms. A waiter waits beyond a position and is woken
-only by news beyond it; the replica that made a change wakes its own waiters at once
-(`local_news`), and its own message, arriving later, is no news to them.
+only by news beyond it. The replica making a change wakes its own waiters itself once
+the change's reply is in (`wrote`), its waiters then reading the entries the reply
+brought; messages for a room it is changing meanwhile wake nobody until then (they
+might otherwise make its waiters read from Redis what the reply is bringing).
 
 A `Mark`, taken before a Redis read of a subscribed room, lets the reader trust what the
 read said later on: every change made after the read is heard since the mark (unless the
@@ -72,6 +74,8 @@ class RoomNotifier:
         self._heard: dict[str, tuple[int, str]] = {}
         # Bumped whenever the connection breaks: messages may have been lost.
         self._session = 0
+        # Changes this replica has under way, per channel.
+        self._writing: dict[str, int] = {}
         self._idle_since: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         # Set once the listener holds its connection: subscribing before that would
@@ -107,9 +111,21 @@ class RoomNotifier:
         # Messages come in the order Redis ran the changes: the last one is the newest.
         return heard != mark.heard and _beyond(last, position)
 
-    def local_news(self, channel: str, head: Position) -> None:
-        """Wakes this replica's waiters behind `head`, which this replica just wrote."""
-        self._wake(channel, head_message(head))
+    def writing(self, channel: str) -> None:
+        """This replica starts a change of `channel`'s room; `wrote` must follow."""
+        self._writing[channel] = self._writing.get(channel, 0) + 1
+
+    def wrote(self, channel: str, head: Position | None) -> None:
+        """The change ended (at `head`, None: nothing appended): wakes the waiters behind
+        it, or behind what was heard meanwhile."""
+        left = self._writing.pop(channel) - 1
+        if left:
+            self._writing[channel] = left
+        if head is not None:
+            self._wake(channel, head_message(head))
+        heard = self._heard.get(channel)
+        if heard is not None:
+            self._wake(channel, heard[1])
 
     async def wait(
         self,
@@ -201,7 +217,8 @@ class RoomNotifier:
             text = data.decode() if isinstance(data, bytes) else str(data)
             if name in self._confirmed:
                 self._heard[name] = (self._heard.get(name, (0, ""))[0] + 1, text)
-            self._wake(name, text)
+            if name not in self._writing:
+                self._wake(name, text)
 
     def _wake(self, channel: str, message: str) -> None:
         for future, position in self._waiters.get(channel, {}).items():

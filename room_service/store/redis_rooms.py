@@ -102,6 +102,23 @@ class RedisRooms(RedisPart):
         Cluster may run a pipeline's commands on its nodes in any order)."""
         state = room_keys(meeting_id)[0]
         mark = self._notifier.mark(state)
+        self._notifier.writing(state)
+        head: Position | None = None
+        try:
+            reply = await self._run_change(op, meeting_id, args, index_edge)
+            events: list[RoomEvent] = []
+            if len(reply) > 2:
+                events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+                head = events[-1].position if events else None
+            if op in _KEEPS_ROOM_OPEN or (op == "leave" and reply[0] == "OK" and int(reply[3]) > 0):
+                self._tails.learned(meeting_id, events, head, mark)
+            elif reply[0] == "OK":
+                self._tails.forget(meeting_id)  # the room may have closed, its log with it
+            return reply
+        finally:
+            self._notifier.wrote(state, head)
+
+    async def _run_change(self, op: str, meeting_id: str, args: list[Any], index_edge: str) -> list[Any]:
         script, keys = self._change[op], room_keys(meeting_id)
         full = [self._now(), self._options.replay_buffer, *args]
         reply: list[Any]
@@ -112,16 +129,6 @@ class RedisRooms(RedisPart):
                 index = edge_rooms_key(index_edge)
                 await self._op("index_edge", lambda: self._redis.sadd(index, meeting_id))
             reply = await self._op(op, lambda: run_script(script, keys, full))
-        events: list[RoomEvent] = []
-        if len(reply) > 2:
-            events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
-        if op in _KEEPS_ROOM_OPEN or (op == "leave" and reply[0] == "OK" and int(reply[3]) > 0):
-            if events:
-                self._tails.learned(meeting_id, events, events[-1].position, mark)
-        elif reply[0] == "OK":
-            self._tails.forget(meeting_id)  # the room may have closed, its log with it
-        if events:
-            self._notifier.local_news(state, events[-1].position)
         return reply
 
     async def _indexed(
