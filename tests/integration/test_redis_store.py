@@ -4,15 +4,19 @@ that lost its data, a Redis that is away and comes back, and a password in the U
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from room_service.config import load_settings, redacted_url
 from room_service.domain.errors import ErrorCode
-from room_service.domain.models import Position, Signal, SignalType, Snapshot
+from room_service.domain.models import Position, RoomEvent, Signal, SignalType, Snapshot
+from room_service.metrics import RoomMetrics
+from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis import RedisStore, connect
 from tests.support.processes import start_room_service
@@ -61,6 +65,50 @@ async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded
         await store.close()
         await raw.flushall()
         await raw.aclose()
+
+
+async def test_a_watcher_gets_each_change_once_whether_its_replica_or_another_made_it(
+    session_redis: SessionRedis,
+) -> None:
+    # A change made through the watcher's own replica reaches it twice over: the replica
+    # wakes it with the entries the script returned, and the change's pub/sub message
+    # arrives later; changes through another replica come by pub/sub and a Redis read.
+    await aioredis.Redis.from_url(session_redis.url).flushall()
+    operations: list[str] = []
+    local = RedisStore(
+        connect(session_redis.url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op)
+    )
+    remote = await _store(session_redis.url)
+    await local.upsert_meeting(meeting())
+    manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
+    first = await local.join(spec("u0"))
+    seen: list[RoomEvent] = []
+
+    async def tail() -> None:
+        async for item in manager.watch(MEETING, first.position):
+            assert isinstance(item, RoomEvent), item
+            seen.append(item)
+
+    watcher = asyncio.create_task(tail())
+    try:
+        await asyncio.gather(*(((local, remote)[i % 2]).join(spec(f"u{i}")) for i in range(1, 41)))
+        await wait_until(lambda: len(seen) >= 40, within=10.0, what="every join reached the watcher")
+        # Quiet now: a change through the watcher's replica reaches it without a read.
+        await wait_until(lambda: local._notifier.mark(f"{{room:{MEETING}}}:state") is not None, within=5.0)
+        operations.clear()
+        await local.join(spec("u41"))
+        await wait_until(lambda: len(seen) >= 41, within=10.0, what="the local join reached the watcher")
+        assert "read_after" not in operations and "wait_beyond" not in operations, operations
+        await remote.join(spec("u42"))  # anything delivered twice would come before it
+        await wait_until(lambda: len(seen) >= 42, within=10.0, what="the remote join reached the watcher")
+        assert [e.position.sequence for e in seen] == list(range(2, 44))
+        assert {e.position.epoch for e in seen} == {first.position.epoch}
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await local.close()
+        await remote.close()
 
 
 async def test_a_quiet_signal_reader_outlasts_the_command_timeout(session_redis: SessionRedis) -> None:
