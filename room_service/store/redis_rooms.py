@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,8 +42,10 @@ from room_service.store.redis_codec import (
     event_from,
     meeting_from,
     meeting_json,
-    participant_from,
     participant_json,
+)
+from room_service.store.redis_codec import (
+    participant_from as decode_participant,
 )
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_tails import RoomTails
@@ -52,6 +55,9 @@ from room_service.store.redis_tails import RoomTails
 _WAIT_SECONDS = 10.0
 # Media updates are compare-and-set; concurrent changes to one participant retry.
 _UPDATE_ATTEMPTS = 8
+# A room's participants come back as JSON with every join and snapshot; each stored JSON
+# names one immutable Participant, so its decoding is kept for the next reply.
+_participant = functools.lru_cache(maxsize=8192)(decode_participant)
 # Changes after which the room is still open, so the head they return is the room's.
 _KEEPS_ROOM_OPEN = frozenset({"join", "update_media", "append_chat", "end_meeting"})
 
@@ -236,14 +242,14 @@ class RedisRooms(RedisPart):
         )
         status = reply[0]
         if status == "ALREADY":
-            others = tuple(participant_from(raw) for raw in reply[4])
+            others = tuple(_participant(raw) for raw in reply[4])
             position = Position(int(reply[5]), reply[1])
-            return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
+            return JoinOutcome(meeting, _participant(reply[3]), others, position, already_joined=True)
         if status != "OK":
             raise _refusal(status)
         events = self._events(reply)
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
-        others = tuple(participant_from(raw) for raw in reply[3])
+        others = tuple(_participant(raw) for raw in reply[3])
         return JoinOutcome(meeting, participant, others, events[-1].position, replaced=replaced)
 
     async def _forget_ended(self, meeting_id: str) -> None:
@@ -254,9 +260,9 @@ class RedisRooms(RedisPart):
         reply = await self._change_room("rejoin", spec.meeting_id, [spec.edge_id, spec.socket_id])
         if reply[0] != "ALREADY":
             return None
-        others = tuple(participant_from(raw) for raw in reply[4])
+        others = tuple(_participant(raw) for raw in reply[4])
         position = Position(int(reply[5]), reply[1])
-        return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
+        return JoinOutcome(meeting, _participant(reply[3]), others, position, already_joined=True)
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         reply = await self._change_room("leave", meeting_id, [participant_id, reason.value])
@@ -273,7 +279,7 @@ class RedisRooms(RedisPart):
     ) -> tuple[Participant, RoomEvent | None]:
         for _ in range(_UPDATE_ATTEMPTS):
             raw = await self._participant_json(meeting_id, participant_id)
-            participant = participant_from(raw)
+            participant = _participant(raw)
             media = dataclasses.replace(participant.media, **changes)
             if media == participant.media:
                 return participant, None
@@ -309,7 +315,7 @@ class RedisRooms(RedisPart):
         return str(raw)
 
     async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
-        return participant_from(await self._participant_json(meeting_id, participant_id))
+        return _participant(await self._participant_json(meeting_id, participant_id))
 
     async def snapshot(self, meeting_id: str) -> Snapshot:
         state, members, people, _, meeting_key = room_keys(meeting_id)
@@ -322,7 +328,7 @@ class RedisRooms(RedisPart):
         ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).status is MeetingStatus.ENDED
         if not epoch:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
-        participants = tuple(participant_from(p) for p in found)
+        participants = tuple(_participant(p) for p in found)
         return Snapshot(meeting_id, participants, Position(int(head), epoch), ended)
 
     async def list_rooms(self) -> list[RoomSummary]:
