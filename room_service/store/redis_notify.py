@@ -36,6 +36,9 @@ log = logging.getLogger("room_service.store")
 # A channel without waiters this long is unsubscribed; kept meanwhile so a watcher that
 # re-waits after each event does not resubscribe every time.
 _IDLE_SECONDS = 30.0
+# A mark is trusted this long: a pub/sub connection that went silent without breaking
+# costs a watcher at most this much delay before it asks Redis again.
+_MARK_SECONDS = 10.0
 # Always subscribed, so the connection exists before any room is watched.
 _HELLO = "{meta}:hello"
 
@@ -47,6 +50,7 @@ class Mark:
     session: int
     confirmed: asyncio.Event
     heard: int
+    taken_at: float
 
 
 def head_message(position: Position) -> str:
@@ -100,12 +104,14 @@ class RoomNotifier:
         confirmed = self._confirmed.get(channel)
         if confirmed is None or not confirmed.is_set():
             return None
-        return Mark(self._session, confirmed, self._heard.get(channel, (0, ""))[0])
+        return Mark(self._session, confirmed, self._heard.get(channel, (0, ""))[0], time.monotonic())
 
     def news_since(self, channel: str, mark: Mark, position: Position) -> bool | None:
         """Whether a change beyond `position` was heard since `mark`; None when the mark
-        no longer tells (the connection broke, or the channel was dropped meanwhile)."""
+        no longer tells (the connection broke, the channel was dropped, or it is old)."""
         if mark.session != self._session or self._confirmed.get(channel) is not mark.confirmed:
+            return None
+        if time.monotonic() - mark.taken_at > _MARK_SECONDS:
             return None
         heard, last = self._heard.get(channel, (0, ""))
         # Messages come in the order Redis ran the changes: the last one is the newest.

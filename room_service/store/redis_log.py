@@ -1,0 +1,120 @@
+"""The Redis store's room log as this replica writes and waits on it: each change is one
+Lua script (on one server, with the edge index, one round trip), whose entries this
+replica's watchers get at once from the reply; and waiting for a room's next change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from room_service.domain.models import Position, RoomEvent
+from room_service.store import redis_scripts as lua
+from room_service.store.redis_base import RedisPart, edge_rooms_key, room_keys, run_script
+from room_service.store.redis_codec import event_from
+from room_service.store.redis_notify import RoomNotifier
+from room_service.store.redis_tails import RoomTails
+
+# A wait for a room's next change returns after this long even without news; the
+# watcher re-reads. It bounds the cost of a notification lost while Redis was away.
+_WAIT_SECONDS = 10.0
+# Changes after which the room is still open, so the head they return is the room's.
+_KEEPS_ROOM_OPEN = frozenset({"join", "update_media", "append_chat", "end_meeting"})
+
+
+class RedisLog(RedisPart):
+    """Room changes and waits; the store's rooms build on it."""
+
+    def _init_log(self, notifier: RoomNotifier) -> None:
+        self._notifier = notifier
+        self._tails = RoomTails(self._options.replay_buffer)
+        self._change = {
+            name: self._script(source)
+            for name, source in (
+                ("join", lua.JOIN),
+                ("leave", lua.LEAVE),
+                ("update_media", lua.UPDATE),
+                ("append_chat", lua.CHAT),
+                ("end_meeting", lua.END),
+                ("drop_edge", lua.DROP_EDGE),
+                ("restore", lua.RESTORE),
+                ("rejoin", lua.REJOIN),
+                ("drop_ended_rooms", lua.DROP_ENDED),
+            )
+        }
+
+    async def _change_room(
+        self, op: str, meeting_id: str, args: list[Any], *, index_edge: str = ""
+    ) -> list[Any]:
+        """Runs one change script on a room; its reply, the status decoded and its entries
+        as RoomEvents, which this replica's watchers of the room get at once.
+
+        `index_edge`: the room is first indexed under that edge, so that reaping the edge
+        always finds the room; on one server both go in one round trip, in order (a
+        Cluster may run a pipeline's commands on its nodes in any order)."""
+        state = room_keys(meeting_id)[0]
+        mark = self._notifier.mark(state)
+        self._notifier.writing(state)
+        head: Position | None = None
+        try:
+            reply = await self._run_change(op, meeting_id, args, index_edge)
+            events: list[RoomEvent] = []
+            if len(reply) > 2:
+                events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+                head = events[-1].position if events else None
+            if op in _KEEPS_ROOM_OPEN or (op == "leave" and reply[0] == "OK" and int(reply[3]) > 0):
+                self._tails.learned(meeting_id, events, head, mark)
+            elif reply[0] == "OK":
+                self._tails.forget(meeting_id)  # the room may have closed, its log with it
+            return reply
+        finally:
+            self._notifier.wrote(state, head)
+
+    async def _run_change(self, op: str, meeting_id: str, args: list[Any], index_edge: str) -> list[Any]:
+        script, keys = self._change[op], room_keys(meeting_id)
+        full = [self._now(), self._options.replay_buffer, *args]
+        reply: list[Any]
+        if index_edge and not isinstance(self._redis, RedisCluster):
+            reply = await self._op(op, lambda: self._indexed(index_edge, meeting_id, script, keys, full))
+        else:
+            if index_edge:
+                index = edge_rooms_key(index_edge)
+                await self._op("index_edge", lambda: self._redis.sadd(index, meeting_id))
+            reply = await self._op(op, lambda: run_script(script, keys, full))
+        return reply
+
+    async def _indexed(
+        self, edge_id: str, meeting_id: str, script: AsyncScript, keys: list[str], args: list[Any]
+    ) -> list[Any]:
+        for attempt in (1, 2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(edge_rooms_key(edge_id), meeting_id)
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+            if not isinstance(replies[1], NoScriptError) or attempt == 2:
+                break
+            await self._redis.script_load(script.script)  # Redis restarted empty
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        result: list[Any] = replies[1]
+        return result
+
+    def _events(self, reply: list[Any]) -> list[RoomEvent]:
+        events: list[RoomEvent] = reply[2]
+        return events
+
+    async def wait_beyond(self, meeting_id: str, position: Position) -> None:
+        state = room_keys(meeting_id)[0]
+
+        async def moved() -> bool:
+            epoch, head = await self._op("wait_beyond", lambda: self._redis.hmget(state, "epoch", "head"))
+            if epoch is None:
+                return position.epoch != ""  # closed: only a watcher of nothing waits for it to open
+            return bool(epoch != position.epoch or int(head or 0) > position.sequence)
+
+        mark = self._tails.mark_at(meeting_id, position)
+        await self._notifier.wait(state, moved, _WAIT_SECONDS, position, mark)
