@@ -45,9 +45,12 @@ install: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)
 run: $(STAMP)
 	$(PY) -m tools.run_local
 
-## test: the whole suite (unit, integration, end to end, fault tests).
+## test: the whole suite (unit, integration, end to end, fault tests), TEST_WORKERS
+## pytest-xdist workers (default 2, one per core of CI's machine; a test file stays on one
+## worker so its fixtures are shared; most tests wait on real processes, not the CPU).
+TEST_WORKERS ?= 2
 test: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## proto: regenerate the Python code (and type stubs) from protos/.
 proto: $(STAMP)

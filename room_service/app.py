@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 
 import grpc
@@ -56,17 +57,8 @@ class RoomServiceApp:
         )
         self.manager = RoomManager(
             self.store,
-            ManagerOptions(
-                edge_lease_seconds=settings.edge_lease_seconds,
-                ban_kicked_users=settings.ban_kicked_users,
-                restore_grace_seconds=settings.restore_grace_seconds,
-                max_chat_length=settings.max_chat_length,
-                password_attempts_per_minute=settings.password_attempts_per_minute,
-                password_checks_per_edge=settings.password_checks_per_edge,
-                edge_disconnect_grace_seconds=settings.edge_disconnect_grace_seconds,
-                ended_room_retention_seconds=settings.ended_room_retention_seconds,
-                recovery_window_seconds=settings.recovery_window_seconds,
-            ),
+            # Every manager option is the setting of the same name.
+            ManagerOptions(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(ManagerOptions)}),
             self.metrics,
             clock=store_clock(settings.store),
         )

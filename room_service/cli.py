@@ -146,23 +146,17 @@ def render_media(reply: Message) -> str:
 # -- commands -----------------------------------------------------------------------------
 
 
-def _rooms(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
-    reply: pb.ListRoomsResponse = stub.ListRooms(pb.ListRoomsRequest(), **args.call)
-    return reply
+def _call(rpc: str, request: Callable[[argparse.Namespace], Message]) -> Command:
+    """A command that sends the request built from its arguments to one RPC."""
+
+    def run(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
+        reply: Message = getattr(stub, rpc)(request(args), **args.call)
+        return reply
+
+    return run
 
 
-def _participants(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
-    request = pb.ListParticipantsRequest(meeting_id=args.meeting)
-    reply: pb.ListParticipantsResponse = stub.ListParticipants(request, **args.call)
-    return reply
-
-
-def _meeting_get(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
-    reply: pb.GetMeetingResponse = stub.GetMeeting(pb.GetMeetingRequest(meeting_id=args.meeting), **args.call)
-    return reply
-
-
-def _meeting_create(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
+def _meeting_create(args: argparse.Namespace) -> pb.UpsertMeetingRequest:
     meeting = pb.Meeting(
         id=args.id,
         meeting_name=args.name or args.id,
@@ -170,23 +164,10 @@ def _meeting_create(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> 
         status=pb.MEETING_STATUS_SCHEDULED if args.scheduled else pb.MEETING_STATUS_LIVE,
         max_participants=args.max_participants,
     )
-    request = pb.UpsertMeetingRequest(meeting=meeting, password=args.password or "")
-    reply: pb.UpsertMeetingResponse = stub.UpsertMeeting(request, **args.call)
-    return reply
+    return pb.UpsertMeetingRequest(meeting=meeting, password=args.password or "")
 
 
-def _meeting_end(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
-    reply: pb.EndMeetingResponse = stub.EndMeeting(pb.EndMeetingRequest(meeting_id=args.meeting), **args.call)
-    return reply
-
-
-def _kick(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
-    request = pb.RemoveParticipantRequest(meeting_id=args.meeting, participant_id=args.participant)
-    reply: pb.RemoveParticipantResponse = stub.RemoveParticipant(request, **args.call)
-    return reply
-
-
-def _mute(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
+def _mute(args: argparse.Namespace) -> pb.UpdateMediaStateRequest:
     # An empty requested_by is the internal caller: the participant's sockets and
     # everyone else's see a participant-updated with changedBy null.
     request = pb.UpdateMediaStateRequest(
@@ -196,11 +177,27 @@ def _mute(stub: pb_grpc.RoomServiceStub, args: argparse.Namespace) -> Message:
         request.video = False  # setting an optional field marks it present, even to false
     if args.screen:
         request.screen = False
-    reply: pb.UpdateMediaStateResponse = stub.UpdateMediaState(request, **args.call)
-    return reply
+    return request
+
+
+_rooms = _call("ListRooms", lambda args: pb.ListRoomsRequest())
+_participants = _call("ListParticipants", lambda args: pb.ListParticipantsRequest(meeting_id=args.meeting))
+_meeting_get = _call("GetMeeting", lambda args: pb.GetMeetingRequest(meeting_id=args.meeting))
+_meeting_end = _call("EndMeeting", lambda args: pb.EndMeetingRequest(meeting_id=args.meeting))
+_kick = _call(
+    "RemoveParticipant",
+    lambda args: pb.RemoveParticipantRequest(meeting_id=args.meeting, participant_id=args.participant),
+)
 
 
 # -- parsing ------------------------------------------------------------------------------
+
+
+_POSITIONAL_HELP = {
+    "meeting": "meeting id",
+    "id": "meeting id (the Socket.IO meetingId)",
+    "participant": "participant id (see `participants`)",
+}
 
 
 def _positive_int(text: str) -> int:
@@ -237,63 +234,68 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        group: Any, name: str, helptext: str, run: Command, render: Render
+        group: Any, name: str, helptext: str, run: Command, render: Render, *positionals: str
     ) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = group.add_parser(name, help=helptext, description=helptext)
         sub.add_argument("--json", **sub_json)
+        for positional in positionals:
+            sub.add_argument(positional, metavar=positional.upper(), help=_POSITIONAL_HELP[positional])
         sub.set_defaults(run=run, render=render)
         return sub
 
     command(commands, "rooms", "list the open rooms with their participant counts", _rooms, render_rooms)
-    sub = command(
+    command(
         commands,
         "participants",
         "list the participants of a meeting's room",
         _participants,
         render_participants,
+        "meeting",
     )
-    sub.add_argument("meeting", metavar="MEETING", help="meeting id")
 
     meeting = commands.add_parser("meeting", help="read, create or end a meeting", description="Meetings.")
     meeting_commands = meeting.add_subparsers(dest="meeting_command", required=True, metavar="ACTION")
-    sub = command(meeting_commands, "get", "show a meeting", _meeting_get, render_meeting)
-    sub.add_argument("meeting", metavar="MEETING", help="meeting id")
+    command(meeting_commands, "get", "show a meeting", _meeting_get, render_meeting, "meeting")
     sub = command(
         meeting_commands,
         "create",
         "create (or replace) a meeting; it is live, hence joinable, unless --scheduled",
-        _meeting_create,
+        _call("UpsertMeeting", _meeting_create),
         render_meeting,
+        "id",
     )
-    sub.add_argument("id", metavar="ID", help="meeting id (the Socket.IO meetingId)")
     sub.add_argument("--name", default="", help="display name (default: the id)")
     sub.add_argument("--creator", default="", help="user id of the creator, who is the host")
     sub.add_argument("--password", default="", help="join password (stored only as a slow hash)")
     sub.add_argument("--max-participants", type=_positive_int, default=0, help="room capacity (0: default)")
     sub.add_argument("--scheduled", action="store_true", help="register as scheduled rather than live")
-    sub = command(
+    command(
         meeting_commands,
         "end",
         "end a meeting: every socket gets meeting-ended, the room closes, later joins are refused",
         _meeting_end,
         render_meeting,
+        "meeting",
     )
-    sub.add_argument("meeting", metavar="MEETING", help="meeting id")
 
-    sub = command(
+    command(
         commands,
         "kick",
         "remove a participant (its socket gets kicked, the others participant-left)",
         _kick,
         render_removed,
+        "meeting",
+        "participant",
     )
-    sub.add_argument("meeting", metavar="MEETING", help="meeting id")
-    sub.add_argument("participant", metavar="PARTICIPANT", help="participant id (see `participants`)")
     sub = command(
-        commands, "mute", "turn a participant's microphone off, as a moderator", _mute, render_media
+        commands,
+        "mute",
+        "turn a participant's microphone off, as a moderator",
+        _call("UpdateMediaState", _mute),
+        render_media,
+        "meeting",
+        "participant",
     )
-    sub.add_argument("meeting", metavar="MEETING", help="meeting id")
-    sub.add_argument("participant", metavar="PARTICIPANT", help="participant id (see `participants`)")
     sub.add_argument("--video", action="store_true", help="turn its camera off too")
     sub.add_argument("--screen", action="store_true", help="stop its screen share too")
     return parser

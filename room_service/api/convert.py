@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -31,28 +33,29 @@ from room_service.domain.models import (
     Snapshot,
 )
 
-_STATUS_TO_PB = {
-    MeetingStatus.SCHEDULED: pb.MEETING_STATUS_SCHEDULED,
-    MeetingStatus.LIVE: pb.MEETING_STATUS_LIVE,
-    MeetingStatus.ENDED: pb.MEETING_STATUS_ENDED,
-}
-_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+_Domain = TypeVar("_Domain", bound=StrEnum)
+_Wire = TypeVar("_Wire", bound=int)
+_Wire_co = TypeVar("_Wire_co", bound=int, covariant=True)
 
-_REASON_TO_PB = {
-    LeaveReason.LEFT: pb.LEAVE_REASON_LEFT,
-    LeaveReason.DISCONNECTED: pb.LEAVE_REASON_DISCONNECTED,
-    LeaveReason.KICKED: pb.LEAVE_REASON_KICKED,
-    LeaveReason.REPLACED: pb.LEAVE_REASON_REPLACED,
-    LeaveReason.MEETING_ENDED: pb.LEAVE_REASON_MEETING_ENDED,
-}
-_REASON_FROM_PB = {v: k for k, v in _REASON_TO_PB.items()}
 
-_SIGNAL_TO_PB = {
-    SignalType.OFFER: pb.SIGNAL_TYPE_OFFER,
-    SignalType.ANSWER: pb.SIGNAL_TYPE_ANSWER,
-    SignalType.ICE_CANDIDATE: pb.SIGNAL_TYPE_ICE_CANDIDATE,
-}
-_SIGNAL_FROM_PB = {v: k for k, v in _SIGNAL_TO_PB.items()}
+class _ProtoEnum(Protocol[_Wire_co]):
+    """A generated proto enum: its values by name."""
+
+    def Value(self, name: str) -> _Wire_co: ...
+
+
+def _by_name(
+    domain: type[_Domain], wire: _ProtoEnum[_Wire], prefix: str
+) -> tuple[dict[_Domain, _Wire], dict[_Wire, _Domain]]:
+    """Both directions between a domain enum and the proto enum whose values are named
+    `prefix` + the member's name; a member without its proto value fails at import."""
+    to_pb = {member: wire.Value(prefix + member.name) for member in domain}
+    return to_pb, {v: k for k, v in to_pb.items()}
+
+
+_STATUS_TO_PB, _STATUS_FROM_PB = _by_name(MeetingStatus, pb.MeetingStatus, "MEETING_STATUS_")
+_REASON_TO_PB, _REASON_FROM_PB = _by_name(LeaveReason, pb.LeaveReason, "LEAVE_REASON_")
+_SIGNAL_TO_PB, _SIGNAL_FROM_PB = _by_name(SignalType, pb.SignalType, "SIGNAL_TYPE_")
 
 
 def timestamp(value: datetime) -> Timestamp:

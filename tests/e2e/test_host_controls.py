@@ -6,7 +6,7 @@ from __future__ import annotations
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.conftest import FAST_EDGE_ARGS
-from tests.support.jsclient import JsClientPool
+from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, start_edge
 from tests.support.replicas import replicas_on_redis
 from tests.support.room import join, room_snapshot, room_stub
@@ -22,16 +22,36 @@ async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETI
     await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=meeting), timeout=10)
 
 
+async def _seat(
+    stub: pb_grpc.RoomServiceStub, js: JsClientPool, *seats: tuple[str, str, EdgeProcess]
+) -> tuple[list[JsClient], dict[str, str]]:
+    """Creates the meeting and joins each (client name, user id, edge) in order; the first
+    has seen the last arrive. Returns the clients, and the participant ids by client name."""
+    await _create_meeting(stub)
+    pids = {
+        name: (await join(js.client(name), user, MEETING, url=edge.url))["participantId"]
+        for name, user, edge in seats
+    }
+    last = seats[-1][0]
+    await js.client(seats[0][0]).wait_for_event(
+        "participant-joined", lambda d: d["participantId"] == pids[last]
+    )
+    return [js.client(name) for name, _, _ in seats], pids
+
+
 async def test_host_kicks_a_participant_on_another_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    await _create_meeting(stub)
-    host, target, other_far, other_near = (js.client(n) for n in ("host", "target", "far", "near"))
-    await join(host, HOST, MEETING, url=edge.url)
-    target_pid = (await join(target, "target-user", MEETING, url=edge2.url))["participantId"]
-    await join(other_far, "far-user", MEETING, url=edge2.url)
-    near_pid = (await join(other_near, "near-user", MEETING, url=edge.url))["participantId"]
-    await target.wait_for_event("participant-joined", lambda d: d["participantId"] == near_pid)
+    (host, target, other_far, other_near), pids = await _seat(
+        stub,
+        js,
+        ("host", HOST, edge),
+        ("target", "target-user", edge2),
+        ("far", "far-user", edge2),
+        ("near", "near-user", edge),
+    )
+    target_pid = pids["target"]
+    await target.wait_for_event("participant-joined", lambda d: d["participantId"] == pids["near"])
 
     marks = {c.name: c.mark() for c in (host, target, other_far, other_near)}
     ack = await host.emit_with_ack("kick-participant", {"participantId": target_pid})
@@ -68,11 +88,10 @@ async def test_host_kicks_a_participant_on_another_edge(
 async def test_only_the_host_may_kick(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    await _create_meeting(stub)
-    host, guest, victim = js.client("host"), js.client("guest"), js.client("victim")
-    host_pid = (await join(host, HOST, MEETING, url=edge.url))["participantId"]
-    await join(guest, "guest-user", MEETING, url=edge2.url)
-    victim_pid = (await join(victim, "victim-user", MEETING, url=edge.url))["participantId"]
+    (host, guest, victim), pids = await _seat(
+        stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2), ("victim", "victim-user", edge)
+    )
+    host_pid, victim_pid = pids["host"], pids["victim"]
     start = victim.mark()
 
     ack = await guest.emit_with_ack("kick-participant", {"participantId": victim_pid})
@@ -101,12 +120,10 @@ async def test_only_the_host_may_kick(
 async def test_host_ends_the_meeting_on_every_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    await _create_meeting(stub)
-    host, near, far = js.client("host"), js.client("near"), js.client("far")
-    host_pid = (await join(host, HOST, MEETING, url=edge.url))["participantId"]
-    await join(near, "near-user", MEETING, url=edge.url)
-    far_pid = (await join(far, "far-user", MEETING, url=edge2.url))["participantId"]
-    await host.wait_for_event("participant-joined", lambda d: d["participantId"] == far_pid)
+    (host, near, far), pids = await _seat(
+        stub, js, ("host", HOST, edge), ("near", "near-user", edge), ("far", "far-user", edge2)
+    )
+    host_pid = pids["host"]
     marks = {c.name: c.mark() for c in (host, near, far)}
 
     ack = await host.emit_with_ack("end-meeting", {})
@@ -145,10 +162,7 @@ async def test_host_ends_the_meeting_on_every_edge(
 async def test_only_the_host_may_end(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    await _create_meeting(stub)
-    host, guest = js.client("host"), js.client("guest")
-    await join(host, HOST, MEETING, url=edge.url)
-    await join(guest, "guest-user", MEETING, url=edge2.url)
+    (host, guest), _ = await _seat(stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2))
 
     ack = await guest.emit_with_ack("end-meeting", {})
     assert ack["success"] is False

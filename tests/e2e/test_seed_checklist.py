@@ -25,11 +25,26 @@ pytestmark = pytest.mark.timeout(120)
 SEED = REPO_ROOT.parent / "shared" / "seed" / "000_43199b99ec2e3ce7.md"
 SEED_URL = "https://devapi.letscatchup-kcs.com"
 
+Pair = tuple[JsClient, JsClient, dict[str, Any], dict[str, Any]]
+
+
 # The client's default (long-polling, then upgrade to WebSocket) and WebSocket only.
-TRANSPORTS = [
-    pytest.param({}, id="polling-then-upgrade"),
-    pytest.param({"transports": ["websocket"]}, id="websocket"),
-]
+@pytest.fixture(
+    params=[
+        pytest.param({}, id="polling-then-upgrade"),
+        pytest.param({"transports": ["websocket"]}, id="websocket"),
+    ]
+)
+def options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The socket.io-client options of each transport the checklist runs on."""
+    value: dict[str, Any] = request.param
+    return value
+
+
+@pytest.fixture
+async def pair(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> Pair:
+    """The seed's two users in the meeting on one edge (see `seed_pair`)."""
+    return await seed_pair(js, edge.url, edge.url, **options)
 
 
 async def connect(js: JsClientPool, name: str, url: str, options: dict[str, Any]) -> JsClient:
@@ -54,7 +69,6 @@ def no_errors(*clients: JsClient) -> None:
 # -- the checklist ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", TRANSPORTS)
 async def test_1_single_user_join(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     user1 = await connect(js, "user1", edge.url, options)
     joined = await join(user1, "user-1-id", name="User One", ack=False)
@@ -66,9 +80,8 @@ async def test_1_single_user_join(edge: EdgeProcess, js: JsClientPool, options: 
     await user1.expect_no_event("error", within=0.3)
 
 
-@pytest.mark.parametrize("options", TRANSPORTS)
-async def test_2_second_user_joins(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
-    user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
+async def test_2_second_user_joins(pair: Pair) -> None:
+    user1, user2, first, second = pair
     assert len(second["participants"]) == 1
     assert_seed_participant(second["participants"][0], "user-1-id", "User One")
     assert second["participants"][0]["participantId"] == first["participantId"]
@@ -84,7 +97,6 @@ async def test_2_second_user_joins(edge: EdgeProcess, js: JsClientPool, options:
     no_errors(user1, user2)
 
 
-@pytest.mark.parametrize("options", TRANSPORTS)
 async def test_3_third_user_joins(edge: EdgeProcess, js: JsClientPool, options: dict[str, Any]) -> None:
     users = [await connect(js, f"user{i}", edge.url, options) for i in (1, 2, 3)]
     first = await join(users[0], "user-1-id", name="User One", ack=False)
@@ -105,14 +117,8 @@ async def test_3_third_user_joins(edge: EdgeProcess, js: JsClientPool, options: 
     no_errors(*users)
 
 
-@pytest.mark.parametrize("options", TRANSPORTS)
-async def test_4_user_leaves_and_rejoins(
-    edge: EdgeProcess,
-    js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
-    options: dict[str, Any],
-) -> None:
-    user1, user2, first, before = await seed_pair(js, edge.url, edge.url, **options)
+async def test_4_user_leaves_and_rejoins(pair: Pair, stub: pb_grpc.RoomServiceStub) -> None:
+    user1, user2, first, before = pair
     ack = await user2.emit_with_ack("leave-meeting", {"meetingId": MEETING})
     assert ack["success"] is True
     left = (await user1.wait_for_event("participant-left")).data
@@ -134,14 +140,8 @@ async def test_4_user_leaves_and_rejoins(
     no_errors(user1, user2)
 
 
-@pytest.mark.parametrize("options", TRANSPORTS)
-async def test_5_disconnect_handling(
-    edge: EdgeProcess,
-    js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
-    options: dict[str, Any],
-) -> None:
-    user1, user2, first, second = await seed_pair(js, edge.url, edge.url, **options)
+async def test_5_disconnect_handling(pair: Pair, stub: pb_grpc.RoomServiceStub) -> None:
+    user1, user2, first, second = pair
     await user2.drop("reset")  # unexpected: no disconnect packet
     # WebSocket: seen at once; a long-poll: at the ping timeout (3 s with the test edge).
     left = (await user1.wait_for_event("participant-left", timeout=15)).data

@@ -19,10 +19,12 @@ pytestmark = pytest.mark.timeout(120)
 WS = {"transports": ["websocket"]}
 
 
-async def on(js: JsClientPool, name: str, edge: EdgeProcess) -> JsClient:
-    client = js.client(name)
-    await client.connect(edge.url, **WS)
-    return client
+async def on(js: JsClientPool, **edges: EdgeProcess) -> list[JsClient]:
+    """A WebSocket client per keyword, named by it, connected in order to its edge."""
+    clients = [js.client(name) for name in edges]
+    for client, edge in zip(clients, edges.values(), strict=True):
+        await client.connect(edge.url, **WS)
+    return clients
 
 
 def room_history(client: JsClient, start: int = 0) -> list[tuple[str, Any]]:
@@ -34,9 +36,7 @@ def room_history(client: JsClient, start: int = 0) -> list[tuple[str, Any]]:
 async def test_2_and_3_joins_are_seen_across_edges(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
-    user1 = await on(js, "user1", edge)
-    user2 = await on(js, "user2", edge2)
-    user3 = await on(js, "user3", edge)
+    user1, user2, user3 = await on(js, user1=edge, user2=edge2, user3=edge)
     first = await join(user1, "user-1-id", name="User One", ack=False)
     second = await join(user2, "user-2-id", name="User Two", ack=False)
     assert [p["participantId"] for p in second["participants"]] == [first["participantId"]]
@@ -91,13 +91,12 @@ async def test_5_disconnect_is_seen_across_edges(
 async def test_an_observer_on_each_edge_sees_the_same_history(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:
-    near = await on(js, "near", edge)
-    far = await on(js, "far", edge2)
+    near, far = await on(js, near=edge, far=edge2)
     await join(near, "observer-near", name="Near", ack=False)
     await join(far, "observer-far", name="Far", ack=False)
     await near.wait_for_event("participant-joined")
     marks = {near.name: near.mark(), far.name: far.mark()}
-    actors = [await on(js, f"actor{i}", edge if i % 2 else edge2) for i in range(4)]
+    actors = await on(js, **{f"actor{i}": edge if i % 2 else edge2 for i in range(4)})
     ids = [
         (await join(a, f"actor-{i}", name=f"Actor {i}", ack=False))["participantId"]
         for i, a in enumerate(actors)
@@ -130,9 +129,7 @@ async def test_same_user_on_another_edge_replaces_the_older_session(
     js: JsClientPool,
     stub: pb_grpc.RoomServiceStub,
 ) -> None:
-    peer = await on(js, "peer", edge2)
-    old = await on(js, "old", edge)
-    new = await on(js, "new", edge2)
+    peer, old, new = await on(js, peer=edge2, old=edge, new=edge2)
     host = await join(peer, "user-peer", name="Peer", ack=False)
     first = await join(old, "user-dup", name="Dup", ack=False)
     await peer.wait_for_event("participant-joined")

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+import pytest
+from google.protobuf.message import Message
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
@@ -17,6 +19,10 @@ from tests.support.room_rpc import rpc_refused
 
 MEETING = "internal-api-meeting"
 CREATOR = "creator-user"
+
+# The status each refusal travels with, and its ErrorInfo reason.
+FORBIDDEN = (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
+NOT_IN_MEETING = (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
 
 
 async def _upsert(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING, **fields: Any) -> pb.Meeting:
@@ -31,10 +37,15 @@ async def _upsert(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING, **fi
     return reply.meeting
 
 
-async def _room(
+Room = tuple[dict[str, JsClient], dict[str, str]]
+
+
+@pytest.fixture
+async def room(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
-) -> tuple[dict[str, JsClient], dict[str, str]]:
-    """A live meeting with three sockets: two on `edge`, one on `edge2`."""
+) -> Room:
+    """A live meeting with three sockets, two on `edge` and one on `edge2`: the clients and
+    their participant ids by name."""
     await _upsert(stub)
     clients = {"alice": js.client("alice"), "bob": js.client("bob"), "carol": js.client("carol")}
     pids = {}
@@ -82,22 +93,37 @@ async def test_upsert_and_get_meeting(
     renamed = await join(c, "c-user", MEETING)
     assert renamed["success"] is True and renamed["meeting"]["meeting_name"] == "Board (renamed)"
 
-    await rpc_refused(
-        stub.GetMeeting(pb.GetMeetingRequest(meeting_id="no-such-meeting"), timeout=10),
-        grpc.StatusCode.NOT_FOUND,
-        "MEETING_NOT_FOUND",
-    )
-    await rpc_refused(
-        stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=pb.Meeting(id="")), timeout=10),
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_PAYLOAD",
-    )
+
+@pytest.mark.parametrize(
+    ("rpc", "request_", "code", "reason"),
+    [
+        ("GetMeeting", pb.GetMeetingRequest(meeting_id="no-such-meeting"), "NOT_FOUND", "MEETING_NOT_FOUND"),
+        (
+            "ListParticipants",
+            pb.ListParticipantsRequest(meeting_id="no-such-meeting"),
+            "NOT_FOUND",
+            "MEETING_NOT_FOUND",
+        ),
+        ("EndMeeting", pb.EndMeetingRequest(meeting_id="no-such-meeting"), "NOT_FOUND", "MEETING_NOT_FOUND"),
+        (
+            "UpsertMeeting",
+            pb.UpsertMeetingRequest(meeting=pb.Meeting(id="")),
+            "INVALID_ARGUMENT",
+            "INVALID_PAYLOAD",
+        ),
+    ],
+    ids=["get-unknown", "list-unknown", "end-unknown", "upsert-without-id"],
+)
+async def test_unknown_meetings_and_malformed_requests_are_refused(
+    stub: pb_grpc.RoomServiceStub, rpc: str, request_: Message, code: str, reason: str
+) -> None:
+    await rpc_refused(getattr(stub, rpc)(request_, timeout=10), grpc.StatusCode[code], reason)
 
 
 async def test_list_rooms_and_participants_follow_the_sockets(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    room: Room, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    clients, pids = await _room(edge, edge2, js, stub)
+    clients, pids = room
     rooms = {r.meeting.id: r for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert rooms[MEETING].participant_count == 3
     assert rooms[MEETING].meeting.meeting_name == "Internal"
@@ -118,17 +144,12 @@ async def test_list_rooms_and_participants_follow_the_sockets(
         await client.emit_with_ack("leave-meeting", {})
     rooms = {r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
     assert MEETING not in rooms  # an empty room is not listed
-    await rpc_refused(
-        stub.ListParticipants(pb.ListParticipantsRequest(meeting_id="no-such-meeting"), timeout=10),
-        grpc.StatusCode.NOT_FOUND,
-        "MEETING_NOT_FOUND",
-    )
 
 
 async def test_moderator_mute_reaches_every_socket_including_the_muted(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    room: Room, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    clients, pids = await _room(edge, edge2, js, stub)
+    clients, pids = room
     marks = {name: c.mark() for name, c in clients.items()}
     reply = await stub.UpdateMediaState(
         pb.UpdateMediaStateRequest(meeting_id=MEETING, participant_id=pids["bob"], audio=False), timeout=10
@@ -144,49 +165,24 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
     assert next(p for p in late["participants"] if p["participantId"] == pids["bob"])["audio"] is False
 
     # A participant may not change someone else's media through the API either.
-    await rpc_refused(
-        stub.UpdateMediaState(
-            pb.UpdateMediaStateRequest(
-                meeting_id=MEETING,
-                participant_id=pids["bob"],
-                video=False,
-                requested_by_participant_id=pids["alice"],
-            ),
-            timeout=10,
-        ),
-        grpc.StatusCode.PERMISSION_DENIED,
-        "FORBIDDEN",
+    by_alice = pb.UpdateMediaStateRequest(
+        meeting_id=MEETING, participant_id=pids["bob"], video=False, requested_by_participant_id=pids["alice"]
     )
-    await rpc_refused(
-        stub.UpdateMediaState(
-            pb.UpdateMediaStateRequest(meeting_id=MEETING, participant_id="participant-ghost", audio=False),
-            timeout=10,
-        ),
-        grpc.StatusCode.NOT_FOUND,
-        "NOT_IN_MEETING",
-    )
+    await rpc_refused(stub.UpdateMediaState(by_alice, timeout=10), *FORBIDDEN)
+    ghost = pb.UpdateMediaStateRequest(meeting_id=MEETING, participant_id="participant-ghost", audio=False)
+    await rpc_refused(stub.UpdateMediaState(ghost, timeout=10), *NOT_IN_MEETING)
 
 
-async def test_remove_participant_kicks_the_socket(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
-) -> None:
-    clients, pids = await _room(edge, edge2, js, stub)
+async def test_remove_participant_kicks_the_socket(room: Room, stub: pb_grpc.RoomServiceStub) -> None:
+    clients, pids = room
     marks = {name: c.mark() for name, c in clients.items()}
-    # on behalf of a non-host
-    await rpc_refused(
-        stub.RemoveParticipant(
-            pb.RemoveParticipantRequest(
-                meeting_id=MEETING, participant_id=pids["bob"], requested_by_participant_id=pids["alice"]
-            ),
-            timeout=10,
-        ),
-        grpc.StatusCode.PERMISSION_DENIED,
-        "FORBIDDEN",
+    kick_bob = pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"])
+    by_alice = pb.RemoveParticipantRequest(
+        meeting_id=MEETING, participant_id=pids["bob"], requested_by_participant_id=pids["alice"]
     )
+    await rpc_refused(stub.RemoveParticipant(by_alice, timeout=10), *FORBIDDEN)  # not the host
 
-    reply = await stub.RemoveParticipant(
-        pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"]), timeout=10
-    )
+    reply = await stub.RemoveParticipant(kick_bob, timeout=10)
     assert reply.participant.participant_id == pids["bob"]
     kicked = await clients["bob"].wait_for_event("kicked", start=marks["bob"])
     assert kicked.data["participantId"] == pids["bob"]
@@ -201,26 +197,15 @@ async def test_remove_participant_kicks_the_socket(
     await clients["carol"].wait_for_event("chat-message", lambda d: d["text"] == "bye bob")
     await clients["bob"].expect_no_event("chat-message", within=0.5, start=after)
 
-    await rpc_refused(
-        stub.RemoveParticipant(
-            pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"]), timeout=10
-        ),
-        grpc.StatusCode.NOT_FOUND,
-        "NOT_IN_MEETING",
-    )
+    await rpc_refused(stub.RemoveParticipant(kick_bob, timeout=10), *NOT_IN_MEETING)
 
 
 async def test_end_meeting_closes_the_room_on_every_edge(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    room: Room, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    clients, pids = await _room(edge, edge2, js, stub)
-    await rpc_refused(
-        stub.EndMeeting(
-            pb.EndMeetingRequest(meeting_id=MEETING, requested_by_participant_id=pids["bob"]), timeout=10
-        ),
-        grpc.StatusCode.PERMISSION_DENIED,
-        "FORBIDDEN",
-    )
+    clients, pids = room
+    by_bob = pb.EndMeetingRequest(meeting_id=MEETING, requested_by_participant_id=pids["bob"])
+    await rpc_refused(stub.EndMeeting(by_bob, timeout=10), *FORBIDDEN)
     marks = {name: c.mark() for name, c in clients.items()}
 
     reply = await stub.EndMeeting(pb.EndMeetingRequest(meeting_id=MEETING), timeout=10)
@@ -241,17 +226,12 @@ async def test_end_meeting_closes_the_room_on_every_edge(
     await stub.EndMeeting(pb.EndMeetingRequest(meeting_id=MEETING), timeout=10)
     await clients["alice"].expect_no_event("meeting-ended", within=0.5, start=marks["alice"] + 1)
     assert len(clients["alice"].events_named("meeting-ended", start=marks["alice"])) == 1
-    await rpc_refused(
-        stub.EndMeeting(pb.EndMeetingRequest(meeting_id="no-such-meeting"), timeout=10),
-        grpc.StatusCode.NOT_FOUND,
-        "MEETING_NOT_FOUND",
-    )
 
 
 async def test_send_chat_and_signal_on_behalf_of_a_participant(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    room: Room, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    clients, pids = await _room(edge, edge2, js, stub)
+    clients, pids = room
     marks = {name: c.mark() for name, c in clients.items()}
     reply = await stub.SendChat(
         pb.SendChatRequest(meeting_id=MEETING, participant_id=pids["alice"], text="from a bot"), timeout=10
@@ -275,8 +255,4 @@ async def test_send_chat_and_signal_on_behalf_of_a_participant(
     await clients["carol"].expect_no_event("webrtc-offer", within=0.3, start=marks["carol"])
 
     signal.target_participant_id = "participant-ghost"
-    await rpc_refused(
-        stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=10),
-        grpc.StatusCode.NOT_FOUND,
-        "NOT_IN_MEETING",
-    )
+    await rpc_refused(stub.SendSignal(pb.SendSignalRequest(signal=signal), timeout=10), *NOT_IN_MEETING)

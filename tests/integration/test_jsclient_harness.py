@@ -1,16 +1,10 @@
-"""The test harness itself: the socket.io-client driver (against a tiny python-socketio
-server started here) and ManagedProcess (against a fake ``python -c`` service).
-
-Over 300 lines on purpose: most of it is the echo server every driver test talks to and
-one test per driver feature (transports, acks, binary, drops, process control) that the
-other suites rely on without testing it."""
+"""The JavaScript client harness itself: the socket.io-client driver against a tiny
+python-socketio echo server started here, one test per driver feature (transports, acks,
+binary, drops, bad commands) that the other suites rely on without testing it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +23,12 @@ from tests.support.jsclient import (
     JsCommandError,
     JsHarnessError,
 )
-from tests.support.processes import ManagedProcess, ProcessError, msg_is
-from tests.support.timing import wait_until
+from tests.support.timing import condition_met
 from tests.support.web import serve_on_loopback
 
 pytestmark = pytest.mark.timeout(120)
+
+Welcomed = tuple[JsClient, str, list[str]]
 
 
 @dataclass
@@ -50,9 +45,8 @@ class EchoServer:
             self.changed.notify_all()
 
     async def wait_disconnect(self, sid: str, timeout: float = 5.0) -> str:
-        async with asyncio.timeout(timeout):
-            async with self.changed:
-                await self.changed.wait_for(lambda: sid in self.disconnects)
+        if not await condition_met(self.changed, lambda: sid in self.disconnects, within=timeout):
+            raise TimeoutError(f"the server saw no disconnect of {sid} within {timeout}s")
         return self.disconnects[sid]
 
 
@@ -118,7 +112,6 @@ async def pool() -> AsyncIterator[JsClientPool]:
         yield p
 
 
-@pytest.mark.asyncio
 async def test_websocket_echo_ack_and_clean_disconnect(echo_server: EchoServer, pool: JsClientPool) -> None:
     assert pool.versions["socketIoClient"].startswith("4.")
     c = pool.client("alice")
@@ -146,7 +139,6 @@ async def test_websocket_echo_ack_and_clean_disconnect(echo_server: EchoServer, 
     assert not c.connected
 
 
-@pytest.mark.asyncio
 async def test_polling_then_upgrade_and_polling_only(echo_server: EchoServer, pool: JsClientPool) -> None:
     upgrading = pool.client("upgrading")
     await upgrading.connect(echo_server.url)  # default transports: polling, then websocket
@@ -172,7 +164,6 @@ async def test_polling_then_upgrade_and_polling_only(echo_server: EchoServer, po
     assert await echo_server.wait_disconnect(sid) == "client disconnect"
 
 
-@pytest.mark.asyncio
 async def test_broadcast_reaches_many_clients_in_one_driver(
     echo_server: EchoServer, pool: JsClientPool
 ) -> None:
@@ -187,20 +178,21 @@ async def test_broadcast_reaches_many_clients_in_one_driver(
     assert len(listing) == 40 and all(entry["connected"] for entry in listing)
 
 
-async def _welcomed(pool: JsClientPool, server: EchoServer, transports: list[str]) -> tuple[JsClient, str]:
-    """A client connected to the echo server, which has greeted it; and its server-side sid."""
+@pytest.fixture(params=[["websocket"], ["polling"]], ids=["websocket", "polling"])
+async def welcomed(request: pytest.FixtureRequest, pool: JsClientPool, echo_server: EchoServer) -> Welcomed:
+    """A client connected over each transport to the echo server, which has greeted it;
+    its server-side sid; and the transports."""
+    transports: list[str] = request.param
     c = pool.client()
-    await c.connect(server.url, transports=transports)
+    await c.connect(echo_server.url, transports=transports)
     await c.wait_for_event("welcome")
-    return c, server.connects[-1]
+    return c, echo_server.connects[-1], transports
 
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
 async def test_drop_reset_makes_the_server_see_a_disconnect(
-    echo_server: EchoServer, pool: JsClientPool, transports: list[str]
+    echo_server: EchoServer, welcomed: Welcomed
 ) -> None:
-    c, sid = await _welcomed(pool, echo_server, transports)
+    c, sid, transports = welcomed
     await c.drop()  # mode "reset"
     reason = await echo_server.wait_disconnect(sid, timeout=10)
     if transports == ["websocket"]:
@@ -213,12 +205,10 @@ async def test_drop_reset_makes_the_server_see_a_disconnect(
     await c.expect_no_event("connect", start=local.index, within=0.5)
 
 
-@pytest.mark.asyncio
-@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
 async def test_drop_blackhole_is_noticed_by_ping_timeout(
-    echo_server: EchoServer, pool: JsClientPool, transports: list[str]
+    echo_server: EchoServer, pool: JsClientPool, welcomed: Welcomed
 ) -> None:
-    c, sid = await _welcomed(pool, echo_server, transports)
+    c, sid, _ = welcomed
     mark = c.mark()
     await c.drop("blackhole")
     await echo_server.sio.emit("echo", "into the void", to=sid)
@@ -227,7 +217,6 @@ async def test_drop_blackhole_is_noticed_by_ping_timeout(
     await pool.command("forget", client=c.name)
 
 
-@pytest.mark.asyncio
 async def test_raw_send_and_binary(echo_server: EchoServer, pool: JsClientPool) -> None:
     c = pool.client("raw")
     await c.connect(echo_server.url, transports=["websocket"])
@@ -249,7 +238,6 @@ async def test_raw_send_and_binary(echo_server: EchoServer, pool: JsClientPool) 
     assert info.value.code == "UNSUPPORTED"
 
 
-@pytest.mark.asyncio
 async def test_driver_survives_bad_commands(echo_server: EchoServer, pool: JsClientPool) -> None:
     await pool.send_raw_line("this is not json")
     await pool.send_raw_line("[1, 2, 3]")
@@ -275,7 +263,6 @@ async def test_driver_survives_bad_commands(echo_server: EchoServer, pool: JsCli
     assert await c.emit_with_ack("with-ack", 1) == {"success": True, "got": 1}
 
 
-@pytest.mark.asyncio
 async def test_wait_for_event_timeout_lists_received_events(
     echo_server: EchoServer, pool: JsClientPool
 ) -> None:
@@ -285,112 +272,7 @@ async def test_wait_for_event_timeout_lists_received_events(
         await c.wait_for_event("never", timeout=0.3)
 
 
-@pytest.mark.asyncio
 async def test_missing_node_modules_fails_clearly(tmp_path: Path) -> None:
     (tmp_path / "driver.js").write_text("// empty\n")
     with pytest.raises(JsHarnessError, match="npm ci"):
         await JsClientPool(js_dir=tmp_path).start()
-
-
-# ---- ManagedProcess, against a fake service ---------------------------------------
-
-FAKE_SERVICE = textwrap.dedent(
-    """
-    import json, signal, sys, time
-    def log(msg, **kw):
-        sys.stderr.write(json.dumps({"level": "info", "msg": msg, **kw}) + "\\n")
-        sys.stderr.flush()
-    def on_term(signum, frame):
-        log("shutting down", signal="SIGTERM")
-        sys.exit(0)
-    if "--ignore-term" in sys.argv:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    else:
-        signal.signal(signal.SIGTERM, on_term)
-    print("plain text on stdout", flush=True)
-    if "--die" in sys.argv:
-        log("fatal", error="boom")
-        sys.exit(3)
-    log("room service ready", grpc_address="127.0.0.1:1234", metrics_address="127.0.0.1:5678")
-    n = 0
-    while True:
-        n += 1
-        log("tick", n=n)
-        time.sleep(0.05)
-    """
-)
-
-
-def _state(proc: ManagedProcess) -> str:
-    """The process state letter from /proc (T: stopped)."""
-    stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def fake(*args: str, ready: str | None = "room service ready") -> ManagedProcess:
-    return ManagedProcess(
-        "fake", [sys.executable, "-c", FAKE_SERVICE, *args], ready_msg=ready, ready_timeout=10
-    )
-
-
-@pytest.mark.asyncio
-async def test_managed_process_lifecycle() -> None:
-    proc = fake()
-    async with proc:
-        assert proc.ready is not None and proc.ready["grpc_address"] == "127.0.0.1:1234"
-        assert proc.running and proc.returncode is None
-        tick = await proc.wait_for_log(lambda r: r.get("msg") == "tick" and r["n"] >= 3)
-        assert tick.record["n"] >= 3
-        assert any(line.stream == "stdout" and line.record.get("unparsed") for line in proc.lines)
-
-        proc.freeze()  # SIGSTOP: no more ticks
-        seen = -1
-
-        def frozen_and_drained() -> bool:
-            # Stopped (state T), and the lines it wrote before are all read: none came in
-            # since the last look.
-            nonlocal seen
-            drained, seen = len(proc.lines) == seen, len(proc.lines)
-            return _state(proc) == "T" and drained
-
-        await wait_until(frozen_and_drained, within=5, interval=0.1, what="stopped with its output read")
-        frozen = proc.mark()
-        with pytest.raises(ProcessError, match="no matching log line"):
-            await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=0.5)
-        proc.thaw()
-        await proc.wait_for_log(msg_is("tick"), start=frozen, timeout=5)
-    assert proc.returncode == 0
-    assert proc.logs_matching(msg_is("shutting down", signal="SIGTERM"))
-
-
-@pytest.mark.asyncio
-async def test_managed_process_terminate_while_stopped_and_kill_after_grace() -> None:
-    stopped = fake()
-    await stopped.start()
-    stopped.freeze()
-    assert await stopped.terminate(grace=5) == 0  # SIGCONT is sent after SIGTERM
-
-    stubborn = fake("--ignore-term")
-    await stubborn.start()
-    assert await stubborn.terminate(grace=0.5) == -9
-
-    victim = fake()
-    await victim.start()
-    assert await victim.kill() == -9
-
-
-@pytest.mark.asyncio
-async def test_managed_process_failures_carry_the_output() -> None:
-    with pytest.raises(ProcessError, match=r"(?s)exited \(returncode 3\).*boom"):
-        await fake("--die").start()
-    slow = fake(ready="never printed")
-    slow.ready_timeout = 0.5
-    with pytest.raises(ProcessError, match=r"(?s)did not become ready.*tick"):
-        await slow.start()
-    assert slow.returncode is not None
-
-
-def test_fake_service_is_json() -> None:
-    # The fake's ready line looks like the real one.
-    line = json.dumps({"msg": "room service ready", "grpc_address": "127.0.0.1:1"})
-    assert msg_is("room service ready")(json.loads(line))

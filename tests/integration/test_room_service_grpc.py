@@ -1,14 +1,9 @@
 """The RoomService over real gRPC: a RoomServiceApp on 127.0.0.1:0 in this process and a
-real client channel. Covers the RPCs of the meeting protocol, WatchRoom ordering and
-resumption, the error statuses with their ErrorInfo reason, health and reflection.
-
-Over 300 lines on purpose: it is the RoomService API's one conformance file, a test or two
-per RPC over one served app and the `Watch` stream helper defined here."""
+real client channel. Covers the RPCs of the meeting protocol, the error statuses with their
+ErrorInfo reason, health and reflection (WatchRoom has its own file, test_watch_room.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -21,8 +16,8 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from room_service.app import RoomServiceApp
-from tests.support.room_rpc import LOCKED, OPEN, join_request, reason_of, room_service_app, rpc_refused
-from tests.support.timing import nothing_arrives
+from tests.support.room_rpc import LOCKED, OPEN, join_request, room_service_app, rpc_refused
+from tests.support.room_watch import Watch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,48 +40,6 @@ async def channel(served: tuple[RoomServiceApp, pb_grpc.RoomServiceStub]) -> Asy
     """A second channel to the same service, for the health and reflection services."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served[0].grpc_port}") as chan:
         yield chan
-
-
-class Watch:
-    """A WatchRoom stream piped into a queue, so tests can wait with a timeout."""
-
-    def __init__(self, stub: pb_grpc.RoomServiceStub, meeting: str, after: pb.StreamPosition) -> None:
-        self.call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting, after=after))
-        self.items: asyncio.Queue[pb.WatchRoomResponse | grpc.aio.AioRpcError] = asyncio.Queue()
-        self._task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        try:
-            async for item in self.call:
-                await self.items.put(item)
-        except grpc.aio.AioRpcError as exc:
-            await self.items.put(exc)
-
-    async def next(self, within: float = 5.0) -> pb.WatchRoomResponse:
-        item = await asyncio.wait_for(self.items.get(), within)
-        assert isinstance(item, pb.WatchRoomResponse), item
-        return item
-
-    async def event(self, within: float = 5.0) -> pb.RoomEvent:
-        item = await self.next(within)
-        assert item.HasField("event"), item
-        return item.event
-
-    async def nothing(self, within: float = 0.3) -> None:
-        await nothing_arrives(self.items.get, within=within, what="stream item")
-
-    async def close(self) -> None:
-        self.call.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
-@pytest.fixture
-async def watches() -> AsyncIterator[list[Watch]]:
-    opened: list[Watch] = []
-    yield opened
-    for watch in opened:
-        await watch.close()
 
 
 # -- meetings -----------------------------------------------------------------------------
@@ -234,144 +187,6 @@ async def test_same_user_from_another_socket_replaces_the_older_session(
     joined = await watch.event()
     assert joined.participant_joined.participant.participant_id == new.participant.participant_id
     assert joined.sequence == new.position.sequence
-
-
-# -- WatchRoom ----------------------------------------------------------------------------
-
-
-async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_order(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    first = await stub.Join(join_request("u1"))
-    watches.append(watch := Watch(stub, OPEN, first.position))
-    await watch.nothing()
-    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
-    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=joins[1].participant.participant_id))
-    events = [await watch.event() for _ in range(5)]
-    assert [e.sequence for e in events] == list(
-        range(first.position.sequence + 1, first.position.sequence + 6)
-    )
-    assert {e.epoch for e in events} == {first.position.epoch}
-    assert [e.WhichOneof("payload") for e in events] == ["participant_joined"] * 4 + ["participant_left"]
-    assert [e.participant_joined.participant.user_id for e in events[:4]] == ["u2", "u3", "u4", "u5"]
-    assert events[4].participant_left.reason == pb.LEAVE_REASON_LEFT
-    assert all(e.meeting_id == OPEN for e in events)
-    await watch.nothing()
-
-
-async def test_watch_resumes_after_a_position_without_repeating(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    first = await stub.Join(join_request("u1"))
-    replies = [await stub.Join(join_request(f"u{i}")) for i in range(2, 5)]
-    # A watcher that saw up to u2's join resumes after it: u3 and u4, nothing before.
-    watches.append(watch := Watch(stub, OPEN, replies[0].position))
-    resumed = [await watch.event(), await watch.event()]
-    assert [e.sequence for e in resumed] == [replies[1].position.sequence, replies[2].position.sequence]
-    await watch.nothing()
-    # A watcher already at the head gets nothing until the next change.
-    watches.append(at_head := Watch(stub, OPEN, replies[2].position))
-    await at_head.nothing()
-    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=first.participant.participant_id))
-    assert (await at_head.event()).participant_left.participant.user_id == "u1"
-    assert (await watch.event()).participant_left.participant.user_id == "u1"
-
-
-async def test_watch_with_an_empty_or_unknown_epoch_starts_with_a_snapshot(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    one = await stub.Join(join_request("u1"))
-    two = await stub.Join(join_request("u2"))
-    for after in (pb.StreamPosition(), pb.StreamPosition(sequence=1, epoch="someone-elses-epoch")):
-        watches.append(watch := Watch(stub, OPEN, after))
-        first = await watch.next()
-        assert first.HasField("snapshot")
-        assert first.snapshot.position == two.position
-        ids = [p.participant_id for p in first.snapshot.participants]
-        assert ids == [one.participant.participant_id, two.participant.participant_id]
-        await watch.nothing()
-    three = await stub.Join(join_request("u3"))
-    for watch in watches:
-        event = await watch.event()
-        assert event.sequence == three.position.sequence  # events continue after the snapshot
-
-
-async def test_watch_gets_a_snapshot_when_the_buffer_no_longer_reaches(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    first = await stub.Join(join_request("u1"))
-    for i in range(REPLAY_BUFFER + 2):
-        await stub.Join(join_request(f"churn{i}"))
-    last = await stub.Join(join_request("u-last"))
-    watches.append(watch := Watch(stub, OPEN, first.position))
-    item = await watch.next()
-    assert item.HasField("snapshot")
-    assert item.snapshot.position == last.position
-    assert len(item.snapshot.participants) == REPLAY_BUFFER + 4
-    await watch.nothing()
-
-
-async def test_watch_from_a_closed_incarnation_gets_a_snapshot_of_the_new_one(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    one = await stub.Join(join_request("u1"))
-    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
-    # The room emptied and closed; its next incarnation has a new epoch, restarting at 1.
-    again = await stub.Join(join_request("u2"))
-    assert again.position.epoch != one.position.epoch
-    assert again.position.sequence == 1
-    # An edge resuming from the old incarnation is never "resumed" into the new one.
-    watches.append(watch := Watch(stub, OPEN, one.position))
-    item = await watch.next()
-    assert item.HasField("snapshot"), item
-    assert item.snapshot.position == again.position
-    assert [p.user_id for p in item.snapshot.participants] == ["u2"]
-    await watch.nothing()
-
-
-async def test_a_watcher_of_a_room_that_closes_sees_it_empty_then_reopened(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    one = await stub.Join(join_request("u1"))
-    watches.append(watch := Watch(stub, OPEN, one.position))
-    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
-    item = await watch.next()
-    # Either the stream read the leave before the room closed, or it finds the room gone
-    # and gets the (empty) truth; both leave the watcher with an empty room.
-    if item.HasField("event"):
-        assert item.event.participant_left.participant.participant_id == one.participant.participant_id
-    else:
-        assert item.snapshot.participants == []
-    again = await stub.Join(join_request("u2"))
-    item = await watch.next()
-    if item.HasField("snapshot") and not item.snapshot.participants:
-        item = await watch.next()
-    assert item.HasField("snapshot"), item
-    assert item.snapshot.position == again.position
-    assert [p.user_id for p in item.snapshot.participants] == ["u2"]
-
-
-async def test_watch_of_an_unknown_meeting_is_not_found(stub: pb_grpc.RoomServiceStub) -> None:
-    call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id="ghost"))
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for _ in call:
-            pass
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert reason_of(caught.value) == "MEETING_NOT_FOUND"
-
-
-async def test_many_watchers_see_the_same_sequence(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
-) -> None:
-    first = await stub.Join(join_request("u0"))
-    watches.extend(Watch(stub, OPEN, first.position) for _ in range(5))
-    await asyncio.gather(*(stub.Join(join_request(f"u{i}")) for i in range(1, 11)))
-    seen = []
-    for watch in watches:
-        seen.append([(e.sequence, e.participant_joined.participant.user_id) for e in
-                     [await watch.event() for _ in range(10)]])  # fmt: skip
-    assert all(s == seen[0] for s in seen)
-    assert [s for s, _ in seen[0]] == list(range(2, 12))
 
 
 # -- edges (only the RPC surface; lease behaviour is tested at the store) ------------------

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "meeting-rooms"
-RULES_FILE = CHART / "files" / "alerts.rules.yaml"
-DASHBOARD_FILE = CHART / "files" / "dashboard.json"
+from tests.support.prometheus import require_tool
+
 PROMTOOL_TESTS = Path(__file__).with_name("promtool") / "alerts_test.yaml"
 
 _GRPC_FAMILIES = ("started_total", "handled_total", "msg_received_total", "msg_sent_total")
@@ -75,11 +72,5 @@ def metric_names(expr: str) -> set[str]:
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """Path of promtool (Debian package `prometheus`); FAILS when it is not installed, so
-    a machine without it cannot pass the suite by skipping (`make install` installs it)."""
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(
-            "promtool is not installed: run `make install` (apt-get install prometheus)", pytrace=False
-        )
-    return path
+    """Path of promtool; FAILS when it is not installed (see `require_tool`)."""
+    return require_tool("promtool")

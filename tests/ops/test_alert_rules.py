@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import KNOWN_METRICS, PROMTOOL_TESTS, ROOT, RULES_FILE, metric_names
+from conftest import KNOWN_METRICS, PROMTOOL_TESTS, metric_names
+
+from tests.support.dashboard import RULES_FILE
+from tests.support.processes import REPO_ROOT as ROOT
 
 ALERTS = {
     "RoomServiceDown",

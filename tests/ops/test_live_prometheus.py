@@ -14,18 +14,20 @@ from typing import Any
 
 import pytest
 
-from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_room_service
-from tests.support.prometheus import (
+from tests.support.dashboard import (
     EDGE_JOB,
     ROOM_SERVICE_JOB,
     RULES_FILE,
-    PrometheusServer,
     alert_rules,
     fill_variables,
     has_finite_value,
     load_dashboard,
     panel_queries,
+)
+from tests.support.jsclient import JsClientPool
+from tests.support.processes import EdgeProcess, RoomServiceProcess, start_room_service
+from tests.support.prometheus import (
+    PrometheusServer,
     require_tool,
 )
 from tests.support.redis_server import start_redis

@@ -16,332 +16,49 @@ Binary values (``bytes``) are carried as ``{"$binary": base64}`` and converted b
 ``tests/e2e/js``); when it is missing, :meth:`JsClientPool.start` raises
 :class:`JsHarnessError` (tests fail, they do not skip).
 
-Longer than ~300 lines on purpose: the wire encoding, the socket handle and the pool that
-routes the driver's records into the handles share one protocol and private state.
+This module is the harness's entry point and holds the pool; the socket handle is in
+`tests.support.js_socket`, the driver's wire format and errors in `tests.support.js_wire`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import shutil
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from tests.support.js_socket import JsClient
+from tests.support.js_wire import (
+    AckTimeoutError,
+    EventTimeoutError,
+    JsCommandError,
+    JsEvent,
+    JsHarnessError,
+    decode_value,
+)
 from tests.support.processes import REPO_ROOT, LogLine, Managed, ManagedProcess, ProcessError
-from tests.support.timing import nothing_arrives
 
 JS_DIR = REPO_ROOT / "tests" / "e2e" / "js"
 DRIVER = JS_DIR / "driver.js"
 
-DropMode = Literal["reset", "blackhole"]
-RawLevel = Literal["engine", "transport"]
 
 _STREAM_LIMIT = 64 * 1024 * 1024
 
-
-class JsHarnessError(RuntimeError):
-    """The node driver is missing, failed to start or died."""
-
-
-class JsCommandError(RuntimeError):
-    """The driver answered a command with ``ok: false``."""
-
-    def __init__(self, cmd: str, code: str, message: str) -> None:
-        super().__init__(f"{cmd}: {code}: {message}")
-        self.cmd = cmd
-        self.code = code
-        self.message = message
-
-
-class AckTimeoutError(TimeoutError):
-    """The server did not call the acknowledgement callback in time."""
-
-
-class EventTimeoutError(TimeoutError):
-    """An awaited event did not arrive in time."""
-
-
-def encode_value(value: Any) -> Any:
-    """Python value -> JSON value for the driver (bytes -> {"$binary": b64})."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, Mapping):
-        return {str(k): encode_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [encode_value(v) for v in value]
-    return value
-
-
-def decode_value(value: Any) -> Any:
-    """JSON value from the driver -> Python value ({"$binary": b64} -> bytes)."""
-    if isinstance(value, dict):
-        if len(value) == 1 and isinstance(value.get("$binary"), str):
-            return base64.b64decode(value["$binary"])
-        return {k: decode_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode_value(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True)
-class JsEvent:
-    """One event a client received (or a lifecycle event: connect, disconnect, ...).
-
-    ``data`` is the first argument (``None`` without arguments), ``args`` all of them.
-    Lifecycle payloads: ``connect`` {id, transport}; ``disconnect`` {reason, description};
-    ``connect_error`` {message, data, type}; ``$open`` {transport} (engine.io connection
-    opened, before ``connect``); ``$upgrade`` {transport} (e.g. polling -> websocket,
-    which may happen before or after ``connect``).
-    ``ts`` is the node wall clock in ms, ``hr`` node's monotonic ms, ``received`` this
-    process's :func:`time.monotonic` when the line was read, ``index`` the position in
-    the client's event list.
-    """
-
-    client: str
-    event: str
-    data: Any
-    args: list[Any]
-    ts: float
-    hr: float
-    received: float
-    index: int
-
-
-EventPredicate = Callable[[JsEvent], bool]
-DataPredicate = Callable[[Any], bool]
-
-
-def _describe(events: Sequence[JsEvent], limit: int = 30) -> str:
-    shown = events[-limit:]
-    lines = [f"  #{e.index} {e.event} {json.dumps(e.args, default=repr)[:300]}" for e in shown]
-    if len(events) > limit:
-        lines.insert(0, f"  ... {len(events) - limit} earlier events")
-    return "\n".join(lines) if lines else "  (no events)"
-
-
-class JsClient:
-    """A handle on one socket.io-client socket living in the pool's node process."""
-
-    def __init__(self, pool: JsClientPool, name: str) -> None:
-        self.pool = pool
-        self.name = name
-        self.events: list[JsEvent] = []
-        self.sid: str | None = None
-        self.transport: str | None = None
-        self.connected = False
-        self._cond = asyncio.Condition()
-
-    def __repr__(self) -> str:
-        return f"JsClient({self.name!r}, connected={self.connected}, sid={self.sid!r})"
-
-    # -- commands ---------------------------------------------------------------------
-
-    async def connect(
-        self,
-        url: str,
-        *,
-        wait: bool = True,
-        timeout: float = 10.0,
-        **options: Any,
-    ) -> dict[str, Any]:
-        """``io(url, options)``; ``options`` are socket.io-client options (camelCase,
-        e.g. ``transports=["websocket"]``, ``auth={...}``, ``reconnection=True``,
-        ``upgrade=False``). Defaults: ``reconnection: false``, ``forceNew: true``.
-        With ``wait`` (default) returns once connected and raises
-        :class:`JsCommandError` (code CONNECT_ERROR/CONNECT_TIMEOUT) otherwise."""
-        result = await self.pool.command(
-            "connect",
-            client=self.name,
-            url=url,
-            options=encode_value(options),
-            wait=wait,
-            timeoutMs=int(timeout * 1000),
-            reply_timeout=timeout + 5.0,
-        )
-        status: dict[str, Any] = result
-        return status
-
-    async def emit(self, event: str, *args: Any) -> None:
-        """``socket.emit(event, *args)`` without an acknowledgement callback."""
-        await self.pool.command("emit", client=self.name, event=event, args=encode_value(list(args)))
-
-    async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
-        """``socket.timeout(ms).emitWithAck(event, *args)``: returns the first argument
-        the server passed to the ack (see :meth:`emit_with_ack_args` for all of them);
-        raises :class:`AckTimeoutError` when no ack comes within ``timeout``."""
-        values = await self.emit_with_ack_args(event, *args, timeout=timeout)
-        return values[0] if values else None
-
-    async def emit_with_ack_args(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
-        try:
-            result = await self.pool.command(
-                "emit",
-                client=self.name,
-                event=event,
-                args=encode_value(list(args)),
-                ack=True,
-                timeoutMs=int(timeout * 1000),
-                reply_timeout=timeout + 5.0,
-            )
-        except JsCommandError as exc:
-            if exc.code == "ACK_TIMEOUT":
-                raise AckTimeoutError(f"{self.name}: no ack for {event!r} within {timeout}s") from exc
-            raise
-        values: list[Any] = decode_value(result["args"])
-        return values
-
-    async def disconnect(self) -> None:
-        """Clean ``socket.disconnect()`` (the server sees "client namespace disconnect")."""
-        await self.pool.command("disconnect", client=self.name)
-
-    async def drop(self, mode: DropMode = "reset") -> None:
-        """Vanish without a clean disconnect (no DISCONNECT/CLOSE packet, no reconnect).
-
-        ``reset``: websocket -> the TCP connection is reset, the server notices at once;
-        polling -> the long-poll is aborted and the client falls silent, the server
-        notices at its ping timeout. ``blackhole``: the connection stays open but nothing
-        is sent or processed any more (vanished network); the server notices at its ping
-        timeout (pingInterval + pingTimeout). See driver.js for the limitations."""
-        await self.pool.command("close", client=self.name, mode=mode)
-
-    async def raw_send(self, data: str | bytes, *, level: RawLevel = "engine") -> None:
-        """Send raw bytes/text. ``engine``: one engine.io message whose payload is
-        ``data`` (i.e. a Socket.IO packet like ``'2["ev",{}]'`` or garbage).
-        ``transport``: the exact WebSocket frame (websocket transport only)."""
-        if isinstance(data, bytes):
-            await self.pool.command(
-                "rawSend",
-                client=self.name,
-                data=base64.b64encode(data).decode("ascii"),
-                binary=True,
-                level=level,
-            )
-        else:
-            await self.pool.command("rawSend", client=self.name, data=data, level=level)
-
-    async def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.pool.command("status", client=self.name)
-        return result
-
-    async def forget(self) -> None:
-        """Disconnect (if needed) and remove the socket from the driver entirely."""
-        await self.pool.command("forget", client=self.name)
-
-    # -- events -----------------------------------------------------------------------
-
-    def mark(self) -> int:
-        """Current end of the event list; pass as ``start=`` to only see later events."""
-        return len(self.events)
-
-    def events_named(self, name: str, *, start: int = 0) -> list[JsEvent]:
-        return [e for e in self.events[start:] if e.event == name]
-
-    def payloads(self, name: str, *, start: int = 0) -> list[Any]:
-        """The ``data`` of every event called ``name``."""
-        return [e.data for e in self.events_named(name, start=start)]
-
-    def _matches(self, name: str | None, predicate: DataPredicate | None, start: int) -> list[JsEvent]:
-        return [
-            e
-            for e in self.events[start:]
-            if (name is None or e.event == name) and (predicate is None or predicate(e.data))
-        ]
-
-    async def wait_for_event(
-        self,
-        name: str | None,
-        predicate: DataPredicate | None = None,
-        *,
-        timeout: float = 5.0,
-        start: int = 0,
-    ) -> JsEvent:
-        """First event called ``name`` (any event if None) at index >= ``start`` whose
-        ``data`` satisfies ``predicate``; already received events count."""
-        events = await self.wait_for_events(name, 1, predicate, timeout=timeout, start=start)
-        return events[0]
-
-    async def wait_for_events(
-        self,
-        name: str | None,
-        count: int,
-        predicate: DataPredicate | None = None,
-        *,
-        timeout: float = 5.0,
-        start: int = 0,
-    ) -> list[JsEvent]:
-        """Wait until at least ``count`` matching events exist; returns all matches."""
-        found: list[JsEvent] = []
-
-        def ready() -> bool:
-            nonlocal found
-            found = self._matches(name, predicate, start)
-            return len(found) >= count or self.pool.dead
-
-        try:
-            async with asyncio.timeout(timeout):
-                async with self._cond:
-                    await self._cond.wait_for(ready)
-        except TimeoutError:
-            raise EventTimeoutError(
-                f"{self.name}: waited {timeout}s for {count} x {name!r} (from #{start}), "
-                f"got {len(found)}; events:\n{_describe(self.events)}"
-            ) from None
-        if len(found) < count:
-            raise JsHarnessError(
-                f"driver died while {self.name} waited for {name!r}\n{self.pool.diagnostics()}"
-            )
-        return found
-
-    async def expect_no_event(
-        self,
-        name: str | None,
-        predicate: DataPredicate | None = None,
-        *,
-        within: float = 0.5,
-        start: int = 0,
-    ) -> None:
-        """Assert that no matching event arrives (or has arrived) during ``within`` s."""
-        try:
-            await nothing_arrives(
-                lambda: self.wait_for_event(name, predicate, timeout=within + 1, start=start), within=within
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{self.name}: {exc}\n{_describe(self.events)}") from None
-
-    def clear_events(self) -> None:
-        self.events.clear()
-
-    def _record(self, record: Mapping[str, Any], received: float) -> None:
-        args = decode_value(record.get("args") or [])
-        event = JsEvent(
-            client=self.name,
-            event=str(record.get("event")),
-            data=args[0] if args else None,
-            args=args,
-            ts=float(record.get("ts") or 0.0),
-            hr=float(record.get("hr") or 0.0),
-            received=received,
-            index=len(self.events),
-        )
-        self.events.append(event)
-        if event.event == "connect" and isinstance(event.data, dict):
-            self.connected = True
-            self.sid = event.data.get("id")
-            self.transport = event.data.get("transport")
-        elif event.event in ("$open", "$upgrade") and isinstance(event.data, dict):
-            self.transport = event.data.get("transport")
-        elif event.event == "disconnect":
-            self.connected = False
-
-    async def _notify(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
+__all__ = [
+    "JS_DIR",
+    "AckTimeoutError",
+    "EventTimeoutError",
+    "JsClient",
+    "JsClientPool",
+    "JsCommandError",
+    "JsEvent",
+    "JsHarnessError",
+]
 
 
 @dataclass
@@ -392,14 +109,6 @@ class JsClientPool(Managed):
     @property
     def started(self) -> bool:
         return self.process is not None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode if self.process else None
 
     def _check_install(self) -> None:
         driver = self.js_dir / "driver.js"
@@ -513,7 +222,7 @@ class JsClientPool(Managed):
         return list(self._state.orphan_replies)
 
     def diagnostics(self) -> str:
-        parts = [f"node driver pid={self.pid} returncode={self.returncode}"]
+        parts = [f"node driver: {self.process!r}"]
         if self.stderr_lines:
             parts.append("stderr:\n" + "\n".join(self.stderr_lines[-40:]))
         if self._state.logs:
@@ -534,7 +243,7 @@ class JsClientPool(Managed):
             self.dead = True
             self._fail_pending("node driver exited")
             for c in list(self.clients.values()):
-                await c._notify()
+                await c.notify()
             return
         if line.record.get("unparsed"):
             self._state.stdout.append("(stdout) " + line.text)
@@ -546,8 +255,8 @@ class JsClientPool(Managed):
         if kind == "event":
             name = str(record.get("client"))
             target = self.client(name)
-            target._record(record, received)
-            await target._notify()
+            target.receive(record, received)
+            await target.notify()
         elif kind == "reply":
             cmd_id = record.get("cmdId")
             pending = self._pending.get(cmd_id) if isinstance(cmd_id, int) else None

@@ -40,7 +40,7 @@ from typing import Any, Self
 
 import aiohttp
 
-from tests.support.timing import wait_until
+from tests.support.timing import condition_met, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -391,14 +391,8 @@ class ManagedProcess(Managed):
             found[:] = self.logs_matching(predicate, start=start)
             return bool(found) or self._exited()
 
-        try:
-            async with asyncio.timeout(timeout):
-                async with self._cond:
-                    await self._cond.wait_for(ready)
-        except TimeoutError:
-            raise ProcessError(
-                f"{self.name}: no matching log line within {timeout}s\n{self.dump(60)}"
-            ) from None
+        if not await condition_met(self._cond, ready, within=timeout):
+            raise ProcessError(f"{self.name}: no matching log line within {timeout}s\n{self.dump(60)}")
         if not found:
             raise ProcessError(
                 f"{self.name} exited (returncode {self.returncode}) "

@@ -44,6 +44,18 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def condition_met(condition: asyncio.Condition, ready: Callable[[], bool], *, within: float) -> bool:
+    """Waits on `condition` until `ready()` holds; False when `within` seconds pass first.
+    For state that its owner changes under `condition` and notifies about."""
+    try:
+        async with asyncio.timeout(within):
+            async with condition:
+                await condition.wait_for(ready)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def nothing_arrives(
     next_item: Callable[[], Awaitable[Any]], *, within: float = 0.5, what: str = ""
 ) -> None:

@@ -1,0 +1,134 @@
+"""The edge tier in this process for integration tests: a real EdgeApp in front of a real
+RoomServiceApp (`start_stack`), and a python-socketio client that records what it
+receives and answers the same calls as the official JS client's handle (`Client`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from edge_gateway.app import EdgeApp
+from edge_gateway.config import load_settings as edge_settings
+from room_service.app import RoomServiceApp
+from room_service.config import load_settings as room_settings
+from tests.support.timing import condition_met, nothing_arrives
+
+OPEN = "test-meeting-123"
+LOCKED = "test-meeting-locked"
+
+GOOD_JOIN = {"meetingId": OPEN, "userId": "user-x", "userName": "X"}
+"""A join-meeting payload the edge accepts."""
+
+
+@dataclass
+class Stack:
+    """A room service and an edge in this process."""
+
+    room: RoomServiceApp
+    edge: EdgeApp
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.edge.port}"
+
+    async def participants(self, meeting_id: str = OPEN) -> list[str]:
+        """The truth: participant ids in the room, per the room service."""
+        snapshot = await self.room.manager.list_participants(meeting_id)
+        return [p.participant_id for p in snapshot.participants]
+
+
+ROOM_ARGS = "--grpc-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 --restore-grace-seconds 0"
+EDGE_ARGS = "--http-address 127.0.0.1:0 --heartbeat-interval-seconds 0.2 --rpc-timeout-seconds 2"
+
+
+async def start_stack() -> Stack:
+    room = RoomServiceApp(room_settings([*ROOM_ARGS.split(), "--shutdown-grace-seconds", "0.5"], {}))
+    await room.start()
+    target = f"127.0.0.1:{room.grpc_port}"
+    edge = EdgeApp(edge_settings([*EDGE_ARGS.split(), "--room-service-address", target], {}))
+    await edge.start()
+    return Stack(room, edge)
+
+
+async def stop_stack(stack: Stack) -> None:
+    await stack.edge.stop()
+    await stack.room.stop()
+
+
+@dataclass
+class Client:
+    """A python-socketio client that records every event it receives."""
+
+    name: str
+    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def __post_init__(self) -> None:
+        async def record(event: str, *args: Any) -> None:
+            self.events.append((event, args[0] if args else None))
+            async with self.changed:
+                self.changed.notify_all()
+
+        self.sio.on("*", record)
+
+    # The same calls as tests.support.jsclient.JsClient, so tests.support.room works here.
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.sio.connected)
+
+    async def connect(self, url: str, **_: Any) -> None:
+        await self.sio.connect(url, transports=["websocket"], wait_timeout=5)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.sio.emit(event, args[0] if args else None)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
+        return await self.sio.call(event, args[0] if args else None, timeout=timeout)
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    def named(self, event: str, start: int = 0) -> list[Any]:
+        return [data for name, data in self.events[start:] if name == event]
+
+    async def wait_for_event(
+        self,
+        event: str | None,
+        where: Callable[[Any], bool] | None = None,
+        *,
+        timeout: float = 5.0,
+        start: int = 0,
+    ) -> Any:
+        """The data of the first matching event at index >= `start` (received or to come)."""
+
+        def found() -> list[Any]:
+            return [
+                d for name, d in self.events[start:] if event in (None, name) and (where is None or where(d))
+            ]
+
+        if not await condition_met(self.changed, lambda: bool(found()), within=timeout):
+            raise TimeoutError(f"{self.name}: no {event!r} within {timeout}s")
+        return found()[0]
+
+    async def expect_no_event(
+        self, event: str | None, where: Callable[[Any], bool] | None = None, *, within: float, start: int
+    ) -> None:
+        """Asserts that no matching event arrives (or has arrived) during `within` seconds."""
+        await nothing_arrives(
+            lambda: self.wait_for_event(event, where, timeout=within + 1, start=start), within=within
+        )
+
+
+def sockets_connected(stack: Stack) -> float | None:
+    """Sockets the edge counts as connected (its own gauge)."""
+    return stack.edge.registry.get_sample_value("edge_gateway_sockets_connected")
+
+
+Connect = Callable[..., Awaitable[list[Client]]]
+"""The `connected` fixture: clients by name, each connected to the stack's edge."""
