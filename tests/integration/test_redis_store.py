@@ -73,7 +73,9 @@ async def test_a_watcher_gets_each_change_once_whether_its_replica_or_another_ma
     # A change made through the watcher's own replica reaches it twice over: the replica
     # wakes it with the entries the script returned, and the change's pub/sub message
     # arrives later; changes through another replica come by pub/sub and a Redis read.
-    await aioredis.Redis.from_url(session_redis.url).flushall()
+    raw = aioredis.Redis.from_url(session_redis.url)
+    await raw.flushall()
+    await raw.aclose()
     operations: list[str] = []
     local = RedisStore(
         connect(session_redis.url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op)
