@@ -86,9 +86,7 @@ class UseCases(ManagerCore):
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
         if not self.store_answering:
             raise StoreUnavailableError("Meeting service is unavailable, please retry")
-        # The edge's lease is renewed while the meeting is read (two independent round
-        # trips to a shared store, taken at once).
-        meeting = await self._meeting_and_touch(spec)
+        meeting = await self._store.get_meeting(spec.meeting_id)
         rules.require_joinable(meeting)
         if self._options.ban_kicked_users and await self._store.is_banned(spec.meeting_id, spec.user_id):
             raise errors.forbidden("You were removed from this meeting by the host and cannot rejoin it")
@@ -101,6 +99,7 @@ class UseCases(ManagerCore):
             await self._passwords.check(
                 spec.meeting_id, meeting.password_hash, password, spec.edge_id, spec.socket_id
             )
+        await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
         outcome = await self._store.join(spec, meeting)
         if outcome.already_joined:
             return outcome
@@ -123,19 +122,6 @@ class UseCases(ManagerCore):
             extra={"meeting_id": spec.meeting_id, "participant_id": p.participant_id, "recipients": others},
         )
         return outcome
-
-    async def _meeting_and_touch(self, spec: JoinSpec) -> Meeting:
-        expires_at = self._clock() + self._options.edge_lease_seconds
-        meeting, touched = await asyncio.gather(
-            self._store.get_meeting(spec.meeting_id),
-            self._store.touch_edge(spec.edge_id, expires_at),
-            return_exceptions=True,
-        )
-        if isinstance(meeting, BaseException):
-            raise meeting
-        if isinstance(touched, BaseException):
-            raise touched
-        return meeting
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         """Removes a participant at its own (or its socket's) request."""
