@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 
+import socketio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -18,6 +19,7 @@ from edge_gateway.handlers import EventHandlers
 from edge_gateway.hub import Hub
 from edge_gateway.limits import EdgeLimits
 from edge_gateway.metrics import EdgeMetrics
+from edge_gateway.recovery import Release
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session
 from edge_gateway.webrtc import WebRtcConfigBuilder
@@ -27,6 +29,7 @@ from meeting_common.net import bound_port
 
 log = logging.getLogger("edge_gateway")
 _SHUTDOWN_LEAVE_CONCURRENCY = 32
+_TRANSPORT_CLOSE = socketio.AsyncServer.reason.TRANSPORT_CLOSE
 
 
 class EdgeApp:
@@ -116,7 +119,8 @@ class EdgeApp:
             log.warning("authentication is off: any client may join as any userId (development only)")
 
     async def stop(self) -> None:
-        """Graceful: refuse joins, let every socket leave (others get participant-left), exit."""
+        """Graceful: refuse joins, hand every session to the room service (held for recovery,
+        so a client that reconnects to another edge resumes it; the others leave), exit."""
         log.info("edge gateway stopping", extra={"sockets": len(self.hub.sessions)})
         self.handlers.draining = True
         grace = self.settings.shutdown_grace_seconds
@@ -132,16 +136,22 @@ class EdgeApp:
         sessions = self.hub.sessions.all()
         for session in sessions:
             await self.hub.detach(session.sid)
-        # Concurrent but bounded: hundreds of sockets leave within the grace without
-        # flooding the room service.
+        # Concurrent but bounded: hundreds of sockets are handed over within the grace
+        # without flooding the room service.
         limit = asyncio.Semaphore(_SHUTDOWN_LEAVE_CONCURRENCY)
 
-        async def leave(session: Session) -> None:
+        async def release(session: Session) -> bool:
+            # A rolling restart is a blip, not a leave: closed without a goodbye from its
+            # client, the session is held like any other, and its client resumes it
+            # through another edge; one that cannot be held leaves.
             async with limit:
-                await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+                released = await self.handlers.recovery.release(session, _TRANSPORT_CLOSE, False)
+                if released is Release.LEAVE:
+                    await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+                return released is Release.HELD
 
-        await asyncio.gather(*(leave(s) for s in sessions))
-        log.info("released every session", extra={"sessions": len(sessions)})
+        held = sum(await asyncio.gather(*(release(s) for s in sessions)))
+        log.info("released every session", extra={"sessions": len(sessions), "held": held})
         # Closed at the engine.io level, not with a Socket.IO disconnect: the client sees
         # "transport close" and reconnects (to another edge behind the balancer), where
         # "io server disconnect" would tell it to stay away.

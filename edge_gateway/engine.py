@@ -17,7 +17,8 @@ Nothing ever waits on a slow socket, so the others keep their latency.
 Pings. No task per ping: a socket that answered (or just connected) goes on one FIFO of
 due times (the interval is constant, so it stays sorted), and one loop timer, armed for
 the head only, writes the pre-framed PING to every socket then due. An idle socket costs
-no task, coroutine or timer of its own; a PONG costs a deque append.
+no task, coroutine or timer of its own; a PONG is taken as aiohttp's parser reads it
+(no coroutine wakes for it) and costs a deque append.
 
 Dead peers. Each Engine.IO PING sent puts the socket on a deadline list (deadlines only
 grow, so it is a FIFO); twice a second the sweep looks at the expired entries only and
@@ -33,6 +34,10 @@ pyproject.toml; tests/integration/test_write_path.py covers the behaviour built 
   `schedule_ping` (replaced), `connected`, `upgraded`, `upgrading`, `closing`, `closed`,
   `sid`; the server creates plain AsyncSockets, made EdgeSockets in the connect hook; the driver is built
   with the bound `_websocket_handler`, whose `__self__` is the socket.
+- aiohttp (3.14.5): `WebSocketResponse._post_start` (replaced) and what it uses,
+  `_websocket.reader.WebSocketDataQueue.feed_data` (a cpdef method, overridden),
+  `WebSocketReader`; `web_protocol.RequestHandler._parser` and `_messages` (released after
+  the upgrade: unused once `_parser` is None).
 - engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`) and exceptions
   `UnknownPacketError`, `SocketIsClosedError`; aiohttp driver class `WebSocket`.
 - socketio.AsyncServer: `_engineio_server_class`, the `client_manager`, `serializer` and
@@ -55,6 +60,8 @@ import engineio
 import orjson
 import socketio
 from aiohttp import WSMsgType, web
+from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from engineio import async_socket as eio_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
@@ -74,6 +81,13 @@ _PING_BATCH_SECONDS = 0.05
 _PING = eio_packet.Packet(eio_packet.PING)
 _PING_FRAME = engineio_frame(_PING)
 _PONG_TEXT = "3"
+
+
+# What an attached Outbox's queue becomes: shared, since nothing is ever put there again
+# (a deque of length 0 takes and holds nothing; joining a queue with no task never waits).
+_NOTHING_QUEUED: deque[Any] = deque(maxlen=0)
+_ALL_DONE = asyncio.Event()
+_ALL_DONE.set()
 
 
 def _size(pkt: Any) -> int:
@@ -156,6 +170,9 @@ class Outbox(asyncio.Queue[Any]):
             elif not self.overflowed and not transport.is_closing():
                 transport.write(engineio_frame(item))
         self._transport, self._ws = transport, ws
+        # Nothing is queued from now on: the queue's containers go (3 KB a socket).
+        self._queue = self._getters = self._putters = _NOTHING_QUEUED
+        self._finished = _ALL_DONE
         if hang_up:
             self._hang_up()
 
@@ -237,9 +254,6 @@ async def _serve_websocket(sock: Any, ws: web.WebSocketResponse, transport: Any,
             msg = await ws.receive()
             if msg.type not in _DATA or len(msg.data) > server.max_http_buffer_size:
                 break
-            if msg.data == _PONG_TEXT:  # the most frequent packet: no parse, no log call
-                sock.schedule_ping()
-                continue
             try:
                 pkt = eio_packet.Packet(encoded_packet=msg.data)
             except (ValueError, TypeError, IndexError):
@@ -261,6 +275,49 @@ async def _serve_websocket(sock: Any, ws: web.WebSocketResponse, transport: Any,
                 await asyncio.wait_for(ws.close(), _CLOSE_SECONDS)
 
 
+class _PongAside(WebSocketDataQueue):
+    """A WebSocket's incoming message queue that takes Engine.IO PONGs aside as the parser
+    delivers them: an idle socket's answer to a ping wakes no coroutine."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sock = sock
+
+    def feed_data(self, data: Any, size: int) -> None:
+        """Every message the parser reads; a PONG only schedules the socket's next PING."""
+        if data.type is WSMsgType.TEXT and data.data == _PONG_TEXT:
+            self.sock.schedule_ping()
+        else:
+            super().feed_data(data, size)
+
+
+class _EngineResponse(web.WebSocketResponse):
+    """aiohttp's WebSocket response reading through `_PongAside`."""
+
+    def __init__(self, sock: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sock = sock
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        # Upstream's, with the queue built here (aiohttp offers no hook for it).
+        self._ws_protocol = protocol
+        self._writer = writer
+        self._reset_heartbeat()
+        self._reader = _PongAside(self._sock, request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        self._parser = WebSocketReader(
+            self._reader, self._max_msg_size, compress=bool(self._compress), decode_text=self._decode_text
+        )
+        on_data = None if self._heartbeat is None else self._on_data_received
+        request.protocol.set_parser(self._parser, data_received_cb=on_data)
+        request.protocol.keep_alive(False)
+        # The connection speaks WebSocket from now on: its HTTP parser (and the state of
+        # the last request it parsed) and its queue of parsed requests are never used again.
+        request.protocol._parser = None
+        request.protocol._messages = _NOTHING_QUEUED
+
+
 class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
     """engine.io's aiohttp WebSocket driver, serving the socket with `_serve_websocket`, and
     without per-message deflate (compressing every broadcast per socket costs more CPU
@@ -268,10 +325,10 @@ class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        sock = self.handler.__self__
+        self._sock = _EngineResponse(sock, max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(request)
-        self.environ = environ
-        await _serve_websocket(self.handler.__self__, self._sock, request.transport, self.server)
+        await _serve_websocket(sock, self._sock, request.transport, self.server)
         return self._sock
 
 

@@ -21,6 +21,9 @@ MALFORMED_LIMIT = 10
 """Malformed frames a socket may send before it is dropped (a client bug sends one or
 two; a socket that keeps going is broken or hostile)."""
 
+KEPT_AFTER_CONNECT = ("HTTP_AUTHORIZATION", "REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "edge.client_address")
+"""What a connected socket's environ keeps of its handshake request."""
+
 _MAX_FORWARDED_HOPS = 32
 # What python-socketio raises while decoding a frame it cannot make sense of (bad packet
 # type, truncated or invalid JSON, a binary packet out of place). Anything else is a
@@ -87,6 +90,16 @@ class GuardedSocketServer(EdgeSocketServer):
         environ["edge.client_address"] = address
         await super()._handle_eio_connect(eio_sid, environ)
         return None
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        environ = self.environ.get(eio_sid)
+        if environ is not None and self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+            # Connected: of the handshake's request only what a later CONNECT on this
+            # socket would authenticate with is kept (the rest is 2 KB a socket).
+            kept = {key: environ[key] for key in KEPT_AFTER_CONNECT if key in environ}
+            environ.clear()
+            environ.update(kept)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         try:

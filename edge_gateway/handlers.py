@@ -39,7 +39,7 @@ from edge_gateway.payloads import (
     nesting_depth,
     parse,
 )
-from edge_gateway.recovery import SessionRecovery
+from edge_gateway.recovery import Release, SessionRecovery
 from edge_gateway.sessions import Session
 from meeting.v1 import room_service_pb2 as pb
 from meeting_common.codes import ErrorCode
@@ -75,6 +75,7 @@ class EventHandlers:
         self._max_signal_bytes = max_signal_bytes
         self._locks: dict[str, asyncio.Lock] = {}
         self.recovery = SessionRecovery(hub, self.limits, silent_after_ping_timeout, self._joined_payload)
+        hub.on_session_moved = self.recovery.supersede
         self.draining = False
         self.deadlines = TokenDeadlines(
             warn_before=token_warning_seconds,
@@ -140,9 +141,9 @@ class EventHandlers:
         self.limits.release(sid)
         self._identities.pop(sid, None)
         self.deadlines.forget(sid)
-        superseded = self.recovery.forget(sid)
         lock = self._locks.get(sid)
         if lock is None:
+            self.recovery.forget(sid)
             return
         async with lock:
             session = await self.hub.detach(sid)
@@ -153,12 +154,19 @@ class EventHandlers:
                     "participant_id": session.participant_id,
                     "reason": reason,
                 }
-                if await self.recovery.held(session, reason, superseded):
+                superseded = self.recovery.superseded(sid)
+                released = await self.recovery.release(session, reason, superseded)
+                if released is Release.HELD:
                     log.info("socket lost its transport; session held for recovery", extra=extra)
+                elif superseded and released is Release.LET_GO:
+                    log.info("socket closed: its client resumed the session elsewhere", extra=extra)
                 else:
                     name = session.participant.user_name
                     log.info(f"👋 User {name} disconnected from meeting {session.meeting_id}", extra=extra)
+                if released is Release.LEAVE:
                     await self.hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)
+        # Only now: a reconnection of its client waits for this socket's session to be held.
+        self.recovery.forget(sid)
         self._locks.pop(sid, None)
         self.hub.metrics.sockets.dec()
 

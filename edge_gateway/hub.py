@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -55,6 +55,8 @@ class Hub:
         # room stream may bring their join before the Join reply, and the others must not
         # hear of a joiner before it hears it is in (the seed's order).
         self._joining: dict[str, asyncio.Event] = {}
+        # Closes a socket whose session a reconnection through another edge took over.
+        self.on_session_moved: Callable[[str], Awaitable[None]] | None = None
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -270,6 +272,10 @@ class Hub:
         session = self.sessions.by_sid(signal.target_socket_id)
         if session is None or session.participant_id != signal.target_participant_id:
             return  # the target left meanwhile: a signal is never given to anyone else
+        if signal.type == pb.SIGNAL_TYPE_SESSION_MOVED:
+            if self.on_session_moved is not None:
+                await self.on_session_moved(session.sid)
+            return
         try:
             body = json.loads(signal.payload_json) if signal.payload_json else {}
         except ValueError:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 import socketio
@@ -26,9 +27,8 @@ log = logging.getLogger("edge_gateway.recovery")
 
 # Disconnect reasons where the client said no goodbye: its session is held for recovery.
 _PING_TIMEOUT = socketio.AsyncServer.reason.PING_TIMEOUT
-_UNANNOUNCED = frozenset(
-    {socketio.AsyncServer.reason.TRANSPORT_CLOSE, socketio.AsyncServer.reason.TRANSPORT_ERROR, _PING_TIMEOUT}
-)
+_TRANSPORT_CLOSE = socketio.AsyncServer.reason.TRANSPORT_CLOSE
+_UNANNOUNCED = frozenset({_TRANSPORT_CLOSE, socketio.AsyncServer.reason.TRANSPORT_ERROR, _PING_TIMEOUT})
 
 JoinedPayload = Callable[[pb.RecoverSessionResponse, str], dict[str, Any]]
 LockOf = Callable[[str], asyncio.Lock | None]
@@ -42,6 +42,17 @@ def recovery_claim(auth: Any) -> tuple[str, pb.StreamPosition | None] | None:
     if not isinstance(pid, str) or not 16 <= len(pid) <= 64:
         return None
     return pid, wire.position_of(auth.get("offset"))
+
+
+class Release(Enum):
+    """What became of the session of a socket that disconnected."""
+
+    HELD = "held"
+    """Held for recovery by the room service."""
+    LET_GO = "let go"
+    """The room service removed it (reason disconnected), or it was gone or taken over."""
+    LEAVE = "leave"
+    """The edge must leave it (a goodbye, or the room service did not answer)."""
 
 
 class SessionRecovery:
@@ -70,26 +81,36 @@ class SessionRecovery:
         self._pids[admission.sid] = admission.pid
         self._sid_of_pid[admission.pid] = admission.sid
 
-    def forget(self, sid: str) -> bool:
-        """The socket disconnected; True when it was closed for its own reconnection."""
+    async def supersede(self, sid: str) -> None:
+        """Closes a socket whose client reconnected (here, or through another edge that
+        took its session over): its session is held or let go, never left."""
+        self._superseded.add(sid)
+        await self._hub.sio.disconnect(sid)
+
+    def superseded(self, sid: str) -> bool:
+        """True when the socket is being closed here because its client reconnected."""
+        return sid in self._superseded
+
+    def forget(self, sid: str) -> None:
+        """The socket's disconnect is done (its session held, or let go)."""
         pid = self._pids.pop(sid, None)
         if pid is not None and self._sid_of_pid.get(pid) == sid:
             del self._sid_of_pid[pid]
-        superseded = sid in self._superseded
         self._superseded.discard(sid)
-        return superseded
 
-    async def held(self, session: Session, reason: str, superseded: bool) -> bool:
-        """Holds the session of a socket that disconnected without a goodbye; False when it
-        must leave (a goodbye, no recovery id, the window already spent, the room service
-        unreachable)."""
+    async def release(self, session: Session, reason: str, superseded: bool) -> Release:
+        """Hands the session of a socket that disconnected without a goodbye to the room
+        service, which holds it for recovery or lets it go itself (it may have been taken
+        over by a reconnection through another edge: then it must not leave). LEAVE when
+        the edge must leave it: a goodbye, or no answer."""
         if not (superseded or reason in _UNANNOUNCED):
-            return False
+            return Release.LEAVE
         silent = self._silent_after_ping_timeout if reason == _PING_TIMEOUT else 0.0
         try:
-            return await self._hub.client.hold(session.meeting_id, session.participant_id, silent)
+            held = await self._hub.client.hold(session.meeting_id, session.participant_id, silent)
         except EdgeError:
-            return False
+            return Release.LEAVE
+        return Release.HELD if held else Release.LET_GO
 
     async def admit(
         self, sid: str, eio_sid: str, auth: Any, identity: Identity | None, lock_of: LockOf
@@ -103,11 +124,14 @@ class SessionRecovery:
             return fresh
         pid, after = claim
         old_sid = self._sid_of_pid.get(pid)
-        if old_sid is not None and lock_of(old_sid) is not None:
+        old_lock = lock_of(old_sid) if old_sid is not None else None
+        if old_sid is not None and old_lock is not None:
             # Its old connection is still open here (a long-poll the server has not seen
-            # fail yet): that socket goes, and its session is held, not left.
-            self._superseded.add(old_sid)
-            await self._hub.sio.disconnect(old_sid)
+            # fail yet), or closing: that socket goes, and its session is held, not left,
+            # before the claim (a hold landing after it would hold the recovered session).
+            await self.supersede(old_sid)
+            async with old_lock:
+                pass
         user_id = identity.user_id if identity is not None else ""
         try:
             reply = await self._hub.client.recover(pid, after, user_id, fresh.pid)
@@ -145,5 +169,5 @@ class SessionRecovery:
 
     async def _hold_again(self, session: Session) -> None:
         """A recovered session that found no socket here: held once more, or it leaves."""
-        if not await self.held(session, socketio.AsyncServer.reason.TRANSPORT_CLOSE, False):
+        if await self.release(session, _TRANSPORT_CLOSE, False) is Release.LEAVE:
             await self._hub.leave(session, pb.LEAVE_REASON_DISCONNECTED)

@@ -1,4 +1,5 @@
-"""How both entry points run: settings, logging, serve until SIGTERM/SIGINT, stop gracefully."""
+"""How both entry points run: settings, logging, serve until SIGTERM/SIGINT (handing freed
+heap memory back meanwhile), stop gracefully."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Protocol, TypeVar
 
 import uvloop
 
+from meeting_common.heap import HeapTrimmer
 from meeting_common.logs import configure_logging
 from meeting_common.settings import SettingsError
 
@@ -52,7 +54,11 @@ async def run_until_signalled(make_service: Callable[[], Service]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    trimmer = asyncio.create_task(HeapTrimmer().run())  # memory returns to idle after a burst
+    try:
+        await stop.wait()
+    finally:
+        trimmer.cancel()
     await service.stop()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Protocol, TypedDict, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -55,7 +55,11 @@ def _by_name(
 
 _STATUS_TO_PB, _STATUS_FROM_PB = _by_name(MeetingStatus, pb.MeetingStatus, "MEETING_STATUS_")
 _REASON_TO_PB, _REASON_FROM_PB = _by_name(LeaveReason, pb.LeaveReason, "LEAVE_REASON_")
-_SIGNAL_TO_PB, _SIGNAL_FROM_PB = _by_name(SignalType, pb.SignalType, "SIGNAL_TYPE_")
+_SIGNAL_TO_PB, _ANY_SIGNAL_FROM_PB = _by_name(SignalType, pb.SignalType, "SIGNAL_TYPE_")
+# What SendSignal accepts: WebRTC signals only (SESSION_MOVED comes from the room service).
+_SIGNAL_FROM_PB = {
+    wire: kind for wire, kind in _ANY_SIGNAL_FROM_PB.items() if kind is not SignalType.SESSION_MOVED
+}
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -175,30 +179,72 @@ def chat_to_pb(message: ChatMessage) -> pb.ChatMessage:
     )
 
 
+class _SignalRoute(TypedDict):
+    """The fields a signal carries unchanged in both directions."""
+
+    meeting_id: str
+    from_participant_id: str
+    target_participant_id: str
+    payload_json: str
+
+
+def _signal_route(signal: Signal | pb.Signal) -> _SignalRoute:
+    """Who a signal goes from and to, and its body: the same names on both sides."""
+    return _SignalRoute(
+        meeting_id=signal.meeting_id,
+        from_participant_id=signal.from_participant_id,
+        target_participant_id=signal.target_participant_id,
+        payload_json=signal.payload_json,
+    )
+
+
 def signal_from_pb(m: pb.Signal) -> Signal:
     """A signal from an edge; the type must be set."""
     if m.type not in _SIGNAL_FROM_PB:
         raise invalid("signal type is required")
     if not m.meeting_id or not m.from_participant_id or not m.target_participant_id:
         raise invalid("meeting_id, from_participant_id and target_participant_id are required")
-    return Signal(
-        type=_SIGNAL_FROM_PB[m.type],
-        meeting_id=m.meeting_id,
-        from_participant_id=m.from_participant_id,
-        target_participant_id=m.target_participant_id,
-        payload_json=m.payload_json,
-    )
+    return Signal(type=_SIGNAL_FROM_PB[m.type], **_signal_route(m))
 
 
 def signal_to_pb(signal: Signal) -> pb.Signal:
     """A signal for an edge."""
     return pb.Signal(
         type=_SIGNAL_TO_PB[signal.type],
-        meeting_id=signal.meeting_id,
-        from_participant_id=signal.from_participant_id,
-        target_participant_id=signal.target_participant_id,
         target_socket_id=signal.target_socket_id,
-        payload_json=signal.payload_json,
+        **_signal_route(signal),
+    )
+
+
+class _Seated(Protocol):
+    """A use case's answer to a client taking its seat: a join or a recovery."""
+
+    @property
+    def meeting(self) -> Meeting: ...
+    @property
+    def participant(self) -> Participant: ...
+    @property
+    def others(self) -> tuple[Participant, ...]: ...
+    @property
+    def position(self) -> Position: ...
+
+
+class SeatFields(TypedDict):
+    """The response fields a join and a recovery share."""
+
+    meeting: pb.Meeting
+    participant: pb.Participant
+    participants: list[pb.Participant]
+    position: pb.StreamPosition
+
+
+def seat_to_pb(seated: _Seated) -> SeatFields:
+    """The meeting, the client's participant, everyone else and the position they stand at."""
+    return SeatFields(
+        meeting=meeting_to_pb(seated.meeting),
+        participant=participant_to_pb(seated.participant),
+        participants=[participant_to_pb(p) for p in seated.others],
+        position=position_to_pb(seated.position),
     )
 
 

@@ -124,10 +124,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         )
         outcome = await self._manager.join(spec, request.password)
         return pb.JoinResponse(
-            meeting=convert.meeting_to_pb(outcome.meeting),
-            participant=convert.participant_to_pb(outcome.participant),
-            participants=[convert.participant_to_pb(p) for p in outcome.others],
-            position=convert.position_to_pb(outcome.position),
+            **convert.seat_to_pb(outcome),
             already_joined=outcome.already_joined,
             instance_id=await self._manager.instance_id(),
         )
@@ -169,12 +166,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             )
         )
         return pb.RecoverSessionResponse(
-            meeting=convert.meeting_to_pb(recovered.meeting),
-            participant=convert.participant_to_pb(recovered.participant),
+            **convert.seat_to_pb(recovered),
             missed=[convert.event_to_pb(e) for e in recovered.missed],
-            position=convert.position_to_pb(recovered.position),
             resynced=recovered.resynced,
-            participants=[convert.participant_to_pb(p) for p in recovered.others],
             socket_id=recovered.participant.socket_id,
         )
 

@@ -33,11 +33,13 @@ class LeaveReason(StrEnum):
 
 
 class SignalType(StrEnum):
-    """WebRTC signal kinds; the values are the Socket.IO event names."""
+    """WebRTC signal kinds (the values are the Socket.IO event names), and the room
+    service's own notice to an edge that one of its sockets' sessions moved elsewhere."""
 
     OFFER = "webrtc-offer"
     ANSWER = "webrtc-answer"
     ICE_CANDIDATE = "webrtc-ice-candidate"
+    SESSION_MOVED = "session-moved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +326,9 @@ class RecoverSpec:
     """Its verified subject; empty without token authentication."""
     fresh_recovery_id: str
     """The id the session continues under when the log no longer reaches `after`."""
+    take_over: bool = False
+    """Also take a session still bound to a socket (its client reconnected before that
+    socket's edge noticed the loss: the socket is dead, or the claim is its successor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,3 +347,6 @@ class Recovered:
     """The log no longer reached back: bound to the fresh id, nothing in `missed`."""
     others: tuple[Participant, ...] = ()
     """Everyone else in the room as of `position`."""
+    moved_from: str = ""
+    """The edge whose socket still held the session when it was taken over (it must let
+    that socket go without a leave); empty when the session was held."""

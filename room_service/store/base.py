@@ -21,7 +21,8 @@ shared by several processes needs a clock they share (the wall clock, see
 Held sessions (connection-state recovery): a participant joined with a recovery id can
 be *held* when its socket's transport closed without a goodbye. A held participant stays
 in the room (nobody is told anything) until a reconnecting client presenting the id
-recovers it, once, or its deadline passes and `expire_holds` removes it (reason
+recovers it, once (or takes it over from a socket whose loss its edge has not noticed
+yet), or its deadline passes and `expire_holds` removes it (reason
 DISCONNECTED). Any other removal (leave, kick, replacement, end, reaping without a hold)
 forgets the id: it can never recover anything again.
 
@@ -231,19 +232,16 @@ class SessionHolds(Protocol):
         ...
 
     async def recover(self, spec: RecoverSpec) -> Recovered:
-        """Binds a held participant to `spec.edge_id`, atomically, at most once per hold.
+        """Binds a held participant to `spec.edge_id`, atomically, at most once per hold;
+        with `spec.take_over`, also one still bound to a socket (its edge may not have
+        noticed the loss yet: a dead edge until it is reaped, a long-poll until its ping
+        timeout), whose edge is named in `moved_from`.
 
-        NOT_IN_MEETING when the id names no held session (unknown, already recovered,
+        NOT_IN_MEETING when the id names no such session (unknown, already recovered,
         left, kicked, replaced, ended, expired); FORBIDDEN when `spec.user_id` is set and
         differs from the participant's (nothing changes then). When the room log still
         holds every event after `spec.after`, they are returned; otherwise the session
         is bound to `spec.fresh_recovery_id` and the room as it is now is returned."""
-        ...
-
-    async def recovery_pending(self, recovery_id: str) -> bool:
-        """True while the id names a participant still bound to a socket (not held): its
-        edge may not have noticed the loss yet (a dead edge until it is reaped, a
-        long-poll until its ping timeout), so a claim may succeed a moment later."""
         ...
 
     async def expire_holds(self, now: float) -> list[RoomEvent]:

@@ -403,13 +403,19 @@ class MemoryStore:
 
     async def recover(self, spec: RecoverSpec) -> Recovered:
         key = self._recovery.get(spec.recovery_id)
-        if key is None or key not in self._holds:
+        held = key is not None and key in self._holds
+        if key is None or not (held or spec.take_over):
             raise errors.not_in_meeting("Session cannot be recovered")
         meeting_id, participant_id = key
         room, participant = self._find(meeting_id, participant_id)
         if spec.user_id and spec.user_id != participant.user_id:
             raise errors.forbidden("Session belongs to another user")
-        del self._holds[key]
+        moved_from = ""
+        if held:
+            del self._holds[key]
+        else:
+            moved_from = participant.edge_id  # taken from a socket its edge still has
+            self._unindex_edge(participant, meeting_id)
         participant = dataclasses.replace(participant, edge_id=spec.edge_id)
         room.participants[participant_id] = participant
         self._index(participant, meeting_id)
@@ -417,17 +423,17 @@ class MemoryStore:
         others = tuple(p for p in room.participants.values() if p.participant_id != participant_id)
         missed = self._events_after(room, spec.after)
         if missed is not None:
-            return Recovered(meeting, participant, tuple(missed), room.position, others=others)
+            return Recovered(
+                meeting, participant, tuple(missed), room.position, others=others, moved_from=moved_from
+            )
         # The log no longer reaches back: the session goes on under a fresh id.
         self._forget_recovery(key)
         if spec.fresh_recovery_id:
             self._recovery[spec.fresh_recovery_id] = key
             self._recovery_of[key] = spec.fresh_recovery_id
-        return Recovered(meeting, participant, (), room.position, resynced=True, others=others)
-
-    async def recovery_pending(self, recovery_id: str) -> bool:
-        key = self._recovery.get(recovery_id)
-        return key is not None and key not in self._holds
+        return Recovered(
+            meeting, participant, (), room.position, resynced=True, others=others, moved_from=moved_from
+        )
 
     async def expire_holds(self, now: float) -> list[RoomEvent]:
         events: list[RoomEvent] = []

@@ -5,8 +5,9 @@ carries the room's hash tag, so each room change is one single-slot script.
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
 `redis_log` (running a room's changes, waiting for them), `redis_tails` (what this replica
 knows of each log), `redis_edges` (leases, reaping, re-announcements, signals),
-`redis_notify` (waking watchers on any replica), `redis_attempts` (wrong-password
-counts), `redis_bans`, `redis_scripts` (the Lua), `redis_codec` (the JSON).
+`redis_holds` (held sessions for connection-state recovery), `redis_notify` (waking
+watchers on any replica), `redis_attempts` (wrong-password counts), `redis_bans`,
+`redis_scripts` and `redis_holds_scripts` (the Lua), `redis_codec` (the JSON).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from room_service.store.redis_attempts import RedisPasswordAttempts
 from room_service.store.redis_bans import RedisMeetingBans
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
 from room_service.store.redis_edges import RedisEdges
-from room_service.store.redis_holds import RedisHoldsUnsupported
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_url import cluster_node_url, sentinel_target
 
@@ -75,7 +75,7 @@ def connect(url: str, timeout: float) -> RedisClient:
     return primary
 
 
-class RedisStore(RedisHoldsUnsupported, RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
+class RedisStore(RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
     """The RoomStore on Redis."""
 
     def __init__(
@@ -88,6 +88,7 @@ class RedisStore(RedisHoldsUnsupported, RedisEdges, RedisPasswordAttempts, Redis
         super().__init__(redis, options or StoreOptions(), observe, clock)
         self._notifier = RoomNotifier(redis)
         self._init_rooms(self._notifier)
+        self._init_holds()
         self._init_edges()
         self._init_attempts()
 

@@ -25,7 +25,7 @@ from room_service.store.redis_base import (
     run_script,
 )
 from room_service.store.redis_codec import participant_json
-from room_service.store.redis_rooms import RedisRooms
+from room_service.store.redis_holds import RedisHolds
 
 log = logging.getLogger("room_service.store")
 
@@ -78,8 +78,9 @@ def _readers_key(edge_id: str) -> str:
     return f"{{edge:{edge_id}}}:readers"
 
 
-class RedisEdges(RedisRooms):
-    """EdgeLeases and SignalRouter on Redis (reaping and re-announcing use the room scripts)."""
+class RedisEdges(RedisHolds):
+    """EdgeLeases and SignalRouter on Redis (reaping holds recoverable sessions; re-announcing
+    uses the room scripts)."""
 
     def _left(self, task: asyncio.Task[None]) -> None:
         self._leaving.discard(task)
@@ -110,7 +111,6 @@ class RedisEdges(RedisRooms):
     async def drop_edge(
         self, edge_id: str, now: float, hold_until: float | None = None
     ) -> list[RoomEvent] | None:
-        # `hold_until` is ignored: the Redis store holds no sessions yet (redis_holds).
         args = [edge_id, now, self._options.reaped_edges_kept, self._options.reaped_edge_seconds]
         claimed = await self._op(
             "drop_edge", lambda: run_script(self._claim, [LEASES, REAPING, REAPED], args)
@@ -122,8 +122,7 @@ class RedisEdges(RedisRooms):
         found: Any = await self._op("drop_edge", lambda: self._redis.smembers(rooms_key))
         for meeting_id in sorted(str(m) for m in found):
             # One script per room: each participant is removed (and reported) at most once.
-            reply = await self._change_room("drop_edge", meeting_id, [edge_id])
-            events.extend(self._events(reply))
+            events.extend(await self._drop_edge_in_room(meeting_id, edge_id, hold_until))
 
         async def forget() -> None:
             await self._redis.delete(rooms_key, edge_signals_key(edge_id))

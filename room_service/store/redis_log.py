@@ -5,6 +5,7 @@ replica's watchers get at once from the reply; and waiting for a room's next cha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -23,6 +24,8 @@ from room_service.store.redis_tails import RoomTails
 _WAIT_SECONDS = 10.0
 # Changes after which the room is still open, so the head they return is the room's.
 _KEEPS_ROOM_OPEN = frozenset({"join", "update_media", "append_chat", "end_meeting"})
+# Changes that may close the room: where their reply tells the participants left.
+_REMAINING_AT = {"leave": 3, "expire_holds": 4, "drop_edge": 4}
 
 
 class RedisLog(RedisPart):
@@ -31,20 +34,25 @@ class RedisLog(RedisPart):
     def _init_log(self, notifier: RoomNotifier) -> None:
         self._notifier = notifier
         self._tails = RoomTails(self._options.replay_buffer)
-        self._change = {
-            name: self._script(source)
-            for name, source in (
-                ("join", lua.JOIN),
-                ("leave", lua.LEAVE),
-                ("update_media", lua.UPDATE),
-                ("append_chat", lua.CHAT),
-                ("end_meeting", lua.END),
-                ("drop_edge", lua.DROP_EDGE),
-                ("restore", lua.RESTORE),
-                ("rejoin", lua.REJOIN),
-                ("drop_ended_rooms", lua.DROP_ENDED),
-            )
-        }
+        self._change: dict[str, tuple[AsyncScript, Callable[[str], list[str]]]] = {}
+        self._add_changes(
+            room_keys,
+            join=lua.JOIN,
+            leave=lua.LEAVE,
+            update_media=lua.UPDATE,
+            append_chat=lua.CHAT,
+            end_meeting=lua.END,
+            restore=lua.RESTORE,
+            rejoin=lua.REJOIN,
+            drop_ended_rooms=lua.DROP_ENDED,
+        )
+
+    def _add_changes(self, keys: Callable[[str], list[str]], **scripts: str) -> None:
+        """Registers change scripts by the operation name each is measured under; `keys`
+        gives a room's keys in the scripts' order (the room's state first). Every script
+        that appends to a room's log must be run through `_change_room`."""
+        for op, source in scripts.items():
+            self._change[op] = (self._script(source), keys)
 
     async def _change_room(
         self, op: str, meeting_id: str, args: list[Any], *, index_edge: str = ""
@@ -55,7 +63,7 @@ class RedisLog(RedisPart):
         `index_edge`: the room is first indexed under that edge, so that reaping the edge
         always finds the room; on one server both go in one round trip, in order (a
         Cluster may run a pipeline's commands on its nodes in any order)."""
-        state = room_keys(meeting_id)[0]
+        state = self._change[op][1](meeting_id)[0]
         mark = self._notifier.mark(state)
         self._notifier.writing(state)
         head: Position | None = None
@@ -65,7 +73,10 @@ class RedisLog(RedisPart):
             if len(reply) > 2:
                 events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
                 head = events[-1].position if events else None
-            if op in _KEEPS_ROOM_OPEN or (op == "leave" and reply[0] == "OK" and int(reply[3]) > 0):
+            remaining = _REMAINING_AT.get(op)
+            if op in _KEEPS_ROOM_OPEN or (
+                remaining is not None and reply[0] == "OK" and int(reply[remaining]) > 0
+            ):
                 self._tails.learned(meeting_id, events, head, mark)
             elif reply[0] == "OK":
                 self._tails.forget(meeting_id)  # the room may have closed, its log with it
@@ -74,7 +85,8 @@ class RedisLog(RedisPart):
             self._notifier.wrote(state, head)
 
     async def _run_change(self, op: str, meeting_id: str, args: list[Any], index_edge: str) -> list[Any]:
-        script, keys = self._change[op], room_keys(meeting_id)
+        script, keys_of = self._change[op]
+        keys = keys_of(meeting_id)
         full = [self._now(), self._options.replay_buffer, *args]
         reply: list[Any]
         if index_edge and not isinstance(self._redis, RedisCluster):

@@ -39,11 +39,14 @@ local function remove(pid)
   redis.call('HDEL', people, pid)
 end
 
--- An empty room is forgotten; the next join opens a new epoch.
+-- An empty room is forgotten; the next join opens a new epoch. Answers the participants
+-- left (0: the room closed).
 local function close_if_empty()
-  if redis.call('ZCARD', members) == 0 then
+  local remaining = redis.call('ZCARD', members)
+  if remaining == 0 then
     redis.call('DEL', state, members, people, log)
   end
+  return remaining
 end
 
 -- The participants in join order, as {id, json} pairs.
@@ -119,9 +122,7 @@ local pjson = redis.call('HGET', people, pid)
 if epoch == '' or not pjson then return {'NOT_IN_MEETING'} end
 remove(pid)
 append('left', pjson, reason, '')
-local remaining = redis.call('ZCARD', members)
-close_if_empty()
-return finish('OK', remaining)
+return finish('OK', close_if_empty())
 """
 )
 
@@ -164,23 +165,6 @@ if epoch == '' or was_ended then return {'OK', epoch, {}} end
 redis.call('DEL', members, people)
 append('ended', '', '', by)
 redis.call('HSET', state, 'drop_at', ARGV[5])
-return finish('OK')
-"""
-)
-
-# ARGV: now, maxlen, edge id. Removes the edge's participants (reason disconnected).
-DROP_EDGE = (
-    _PRELUDE
-    + """
-local edge = ARGV[3]
-if epoch == '' then return {'OK', epoch, {}} end
-for _, pair in ipairs(roster()) do
-  if cjson.decode(pair[2])['edge_id'] == edge then
-    remove(pair[1])
-    append('left', pair[2], 'disconnected', '')
-  end
-end
-close_if_empty()
 return finish('OK')
 """
 )

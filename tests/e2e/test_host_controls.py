@@ -13,6 +13,7 @@ from tests.support.room import join, room_snapshot, room_stub
 
 MEETING = "host-controls-meeting"
 HOST = "host-user"
+"""The meeting's creator: the user `_seat` joins for the client named "host"."""
 
 
 async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING) -> None:
@@ -23,32 +24,28 @@ async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETI
 
 
 async def _seat(
-    stub: pb_grpc.RoomServiceStub, js: JsClientPool, *seats: tuple[str, str, EdgeProcess]
+    stub: pb_grpc.RoomServiceStub, js: JsClientPool, **edges: EdgeProcess
 ) -> tuple[list[JsClient], dict[str, str]]:
-    """Creates the meeting and joins each (client name, user id, edge) in order; the first
-    has seen the last arrive. Returns the clients, and the participant ids by client name."""
+    """Creates the meeting and joins a client per keyword, in order, as user "<name>-user"
+    through the given edge; the first has seen the last arrive. Returns the clients, and the
+    participant ids by client name."""
     await _create_meeting(stub)
     pids = {
-        name: (await join(js.client(name), user, MEETING, url=edge.url))["participantId"]
-        for name, user, edge in seats
+        name: (await join(js.client(name), f"{name}-user", MEETING, url=edge.url))["participantId"]
+        for name, edge in edges.items()
     }
-    last = seats[-1][0]
-    await js.client(seats[0][0]).wait_for_event(
-        "participant-joined", lambda d: d["participantId"] == pids[last]
+    names = list(edges)
+    await js.client(names[0]).wait_for_event(
+        "participant-joined", lambda d: d["participantId"] == pids[names[-1]]
     )
-    return [js.client(name) for name, _, _ in seats], pids
+    return [js.client(name) for name in names], pids
 
 
 async def test_host_kicks_a_participant_on_another_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
     (host, target, other_far, other_near), pids = await _seat(
-        stub,
-        js,
-        ("host", HOST, edge),
-        ("target", "target-user", edge2),
-        ("far", "far-user", edge2),
-        ("near", "near-user", edge),
+        stub, js, host=edge, target=edge2, far=edge2, near=edge
     )
     target_pid = pids["target"]
     await target.wait_for_event("participant-joined", lambda d: d["participantId"] == pids["near"])
@@ -88,9 +85,7 @@ async def test_host_kicks_a_participant_on_another_edge(
 async def test_only_the_host_may_kick(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    (host, guest, victim), pids = await _seat(
-        stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2), ("victim", "victim-user", edge)
-    )
+    (host, guest, victim), pids = await _seat(stub, js, host=edge, guest=edge2, victim=edge)
     host_pid, victim_pid = pids["host"], pids["victim"]
     start = victim.mark()
 
@@ -120,9 +115,7 @@ async def test_only_the_host_may_kick(
 async def test_host_ends_the_meeting_on_every_edge(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    (host, near, far), pids = await _seat(
-        stub, js, ("host", HOST, edge), ("near", "near-user", edge), ("far", "far-user", edge2)
-    )
+    (host, near, far), pids = await _seat(stub, js, host=edge, near=edge, far=edge2)
     host_pid = pids["host"]
     marks = {c.name: c.mark() for c in (host, near, far)}
 
@@ -162,7 +155,7 @@ async def test_host_ends_the_meeting_on_every_edge(
 async def test_only_the_host_may_end(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
 ) -> None:
-    (host, guest), _ = await _seat(stub, js, ("host", HOST, edge), ("guest", "guest-user", edge2))
+    (host, guest), _ = await _seat(stub, js, host=edge, guest=edge2)
 
     ack = await guest.emit_with_ack("end-meeting", {})
     assert ack["success"] is False

@@ -14,14 +14,21 @@ from typing import Any
 import pytest
 
 from tests.conftest import FAST_EDGE_ARGS
-from tests.support.jsclient import EventTimeoutError, JsClient, JsClientPool
+from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.recovery import (
+    TRANSPORTS,
+    assert_not_recovered,
+    chat,
+    cut,
+    present_claim,
+    reconnected,
+    texts,
+)
+from tests.support.room import MEETING, join
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(120)
-
-MEETING = "test-meeting-123"  # its creator (host) is user-1-id
-TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"]}
 
 
 @pytest.fixture
@@ -31,42 +38,6 @@ async def proxy(edge: EdgeProcess) -> AsyncIterator[TcpProxy]:
         yield cut
 
 
-async def join(client: JsClient, user_id: str, name: str) -> dict[str, Any]:
-    start = client.mark()
-    await client.emit("join-meeting", {"meetingId": MEETING, "userId": user_id, "userName": name})
-    data: dict[str, Any] = (await client.wait_for_event("meeting-joined", start=start, timeout=10)).data
-    return data
-
-
-async def chat(client: JsClient, text: str) -> None:
-    reply = await client.emit_with_ack("chat-message", {"text": text}, timeout=10)
-    assert reply["success"], reply
-
-
-def texts(client: JsClient, start: int = 0) -> list[str]:
-    return [e.data["text"] for e in client.events_named("chat-message", start=start)]
-
-
-async def cut(proxy: TcpProxy, client: JsClient, start: int) -> None:
-    """Cuts the client's TCP connections until it notices (a long-polling client may be
-    between two requests, with no connection open, at the first cut)."""
-    for _ in range(40):
-        proxy.sever()
-        try:
-            await client.wait_for_event("disconnect", start=start, timeout=0.5)
-            return
-        except EventTimeoutError:
-            continue
-    raise AssertionError(f"{client.name} never noticed its connection was cut")
-
-
-async def reconnected(client: JsClient, start: int) -> dict[str, Any]:
-    """The client's next `connect` after a cut (it reconnects by itself)."""
-    event = await client.wait_for_event("connect", start=start, timeout=20)
-    data: dict[str, Any] = event.data
-    return data
-
-
 async def connected_pair(
     js: JsClientPool, proxy: TcpProxy, edge: EdgeProcess, transport: str
 ) -> tuple[JsClient, JsClient, dict[str, Any], dict[str, Any]]:
@@ -74,8 +45,8 @@ async def connected_pair(
     alice, bob = js.client("alice"), js.client("bob")
     await alice.connect(f"http://{proxy.address}", transports=TRANSPORTS[transport], reconnection=True)
     await bob.connect(edge.url, transports=["websocket"])
-    joined_alice = await join(alice, "user-2-id", "Alice")
-    joined_bob = await join(bob, "user-3-id", "Bob")
+    joined_alice = await join(alice, "user-2-id", name="Alice")
+    joined_bob = await join(bob, "user-3-id", name="Bob")
     await alice.wait_for_event("participant-joined", lambda d: d["userId"] == "user-3-id", timeout=10)
     return alice, bob, joined_alice, joined_bob
 
@@ -125,7 +96,7 @@ async def test_a_cut_connection_is_recovered_through_the_other_edge(
     alice, bob, joined, _ = await connected_pair(js, proxy, edge, "websocket")
     carol = js.client("carol")
     await carol.connect(edge2.url, transports=["websocket"])
-    await join(carol, "user-4-id", "Carol")
+    await join(carol, "user-4-id", name="Carol")
     first = await alice.status()
     start, bob_start = alice.mark(), bob.mark()
 
@@ -156,10 +127,7 @@ async def test_a_window_that_expires_tells_the_others_the_participant_left(
     assert left.data["participantId"] == joined["participantId"]
     assert left.data["reason"] == "disconnected"
     # Too late: the pid recovers nothing now.
-    late = js.client("late")
-    await late.connect(
-        edge.url, transports=["websocket"], auth={"pid": claim["pid"], "offset": claim["offset"]}
-    )
+    late = await present_claim(js, edge.url, claim, "late")
     assert_not_recovered(await late.status(), claim)
     reply = await late.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
     assert reply["error"]["code"] == "NOT_IN_MEETING"
@@ -173,27 +141,12 @@ async def held_then(
     host, bob = js.client("host"), js.client("bob")
     await host.connect(edge.url, transports=["websocket"])
     await bob.connect(f"http://{proxy.address}", transports=["websocket"])
-    await join(host, "user-1-id", "Host")
-    await join(bob, "user-3-id", "Bob")
+    await join(host, "user-1-id", name="Host")
+    await join(bob, "user-3-id", name="Bob")
     await host.wait_for_event("participant-joined", timeout=10)
     claim = await bob.status()
     await bob.pool.command("close", client=bob.name, mode="reset")
     return host, bob, claim
-
-
-def assert_not_recovered(status: dict[str, Any], claim: dict[str, Any]) -> None:
-    """A fresh client presenting an old claim: its own `recovered` is false whatever the
-    server did, so the answer itself must show a fresh session (new pid, new sid)."""
-    assert status["pid"] and status["pid"] != claim["pid"], (status, claim)
-    assert status["id"] != claim["id"], (status, claim)
-
-
-async def claim_again(js: JsClientPool, edge: EdgeProcess, claim: dict[str, Any]) -> JsClient:
-    again = js.client("again")
-    await again.connect(
-        edge.url, transports=["websocket"], auth={"pid": claim["pid"], "offset": claim["offset"]}
-    )
-    return again
 
 
 async def test_a_kicked_session_is_not_recoverable(
@@ -203,7 +156,7 @@ async def test_a_kicked_session_is_not_recoverable(
     participant_id = (await host.wait_for_event("participant-joined", timeout=10)).data["participantId"]
     reply = await host.emit_with_ack("kick-participant", {"participantId": participant_id}, timeout=10)
     assert reply["success"], reply
-    again = await claim_again(js, edge, claim)
+    again = await present_claim(js, edge.url, claim)
     assert_not_recovered(await again.status(), claim)
     reply = await again.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
     assert reply["error"]["code"] == "NOT_IN_MEETING"
@@ -215,7 +168,7 @@ async def test_an_ended_meeting_is_not_recoverable(
     host, _bob, claim = await held_then(js, proxy, edge)
     reply = await host.emit_with_ack("end-meeting", {}, timeout=10)
     assert reply["success"], reply
-    again = await claim_again(js, edge, claim)
+    again = await present_claim(js, edge.url, claim)
     assert_not_recovered(await again.status(), claim)
     reply = await again.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
     assert reply["error"]["code"] == "NOT_IN_MEETING"
@@ -248,7 +201,7 @@ async def test_a_dead_edges_socket_is_recovered_on_the_other_edge(
     alice, _, joined, _ = await connected_pair(js, proxy, edge, "websocket")
     carol = js.client("carol")
     await carol.connect(edge2.url, transports=["websocket"])
-    await join(carol, "user-4-id", "Carol")
+    await join(carol, "user-4-id", name="Carol")
     first = await alice.status()
     start, carol_start = alice.mark(), carol.mark()
 
@@ -307,8 +260,8 @@ async def test_a_recovered_host_keeps_its_media_state_and_can_still_kick(
     host, bob = js.client("host"), js.client("bob")
     await host.connect(f"http://{proxy.address}", transports=["websocket"], reconnection=True)
     await bob.connect(edge.url, transports=["websocket"])
-    await join(host, "user-1-id", "Host")
-    bob_joined = await join(bob, "user-3-id", "Bob")
+    await join(host, "user-1-id", name="Host")
+    bob_joined = await join(bob, "user-3-id", name="Bob")
     assert (await host.emit_with_ack("update-media", {"video": False}, timeout=10))["success"]
     start = host.mark()
 

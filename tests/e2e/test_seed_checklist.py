@@ -15,7 +15,8 @@ import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JS_DIR, JsClient, JsClientPool
-from tests.support.processes import REPO_ROOT, EdgeProcess
+from tests.support.managed import REPO_ROOT
+from tests.support.processes import EdgeProcess
 from tests.support.room import LOCKED_MEETING, MEETING, join, seed_pair, truth
 from tests.support.roster import replay
 

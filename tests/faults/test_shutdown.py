@@ -1,6 +1,9 @@
-"""Graceful shutdown on SIGTERM. The edge stops taking joins, lets its sockets go (the
-others, on other edges, get `participant-left` at once, not after a lease) and exits
-within its grace. The room service ends its streams instead of waiting out its grace."""
+"""Graceful shutdown on SIGTERM. The edge stops taking joins and hands its sockets' sessions
+to the room service, which holds them for the recovery window: a rolling edge restart is a
+blip, not a leave. Clients reconnect by themselves (to another edge behind the balancer) and
+resume their sessions; one that does not come back is reported left when its window ends,
+long before the edge's lease would. The edge exits within its grace. The room service ends
+its streams instead of waiting out its grace."""
 
 from __future__ import annotations
 
@@ -9,45 +12,61 @@ import time
 
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.recovery import reconnected
 from tests.support.room import join, join_seen, left_payload, room_stub, truth
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import report
 
-LEASE = 30.0  # so long that only the graceful path can explain a prompt participant-left
+LEASE = 30.0  # so long that only the hold's window can explain a participant-left
 
 
-async def test_edge_sigterm_releases_its_participants_promptly(js: JsClientPool) -> None:
+async def test_edge_sigterm_is_a_blip_clients_resume_through_another_edge(js: JsClientPool) -> None:
     rs = await start_room_service("--edge-lease-seconds", str(LEASE))
     edge_a = await start_edge(rs.grpc_address, name="edge-a")
     edge_b = await start_edge(rs.grpc_address, name="edge-b")
     try:
-        a = js.client("a")
-        pa = (await join(a, "ua", url=edge_a.url))["participantId"]
-        leaving = [js.client(f"b{i}") for i in range(3)]
-        pids = [(await join(c, f"ub{i}", url=edge_b.url))["participantId"] for i, c in enumerate(leaving)]
-        await a.wait_for_events("participant-joined", 3)
-        mark = a.mark()
+        async with TcpProxy(edge_b.http_address) as balancer:
+            a = js.client("a")
+            pa = (await join(a, "ua", url=edge_a.url))["participantId"]
+            movers = [js.client(f"b{i}") for i in range(3)]
+            resumed: set[str] = set()
+            for i, client in enumerate(movers):
+                await client.connect(
+                    f"http://{balancer.address}", transports=["websocket"], reconnection=True
+                )
+                resumed.add((await join(client, f"ub{i}"))["participantId"])
+            stayer = js.client("gone")  # does not reconnect: its window runs out
+            ps = (await join(stayer, "ug", url=edge_b.url))["participantId"]
+            await a.wait_for_events("participant-joined", 4)
+            before = [await client.status() for client in movers]
+            marks = [client.mark() for client in movers]
+            mark = a.mark()
 
-        started = time.monotonic()
-        edge_b.send_signal(signal.SIGTERM)
-        for pid in pids:
-            await a.wait_for_event(
-                "participant-left", left_payload(pid, "disconnected"), timeout=5, start=mark
+            balancer.retarget(edge_a.http_address)  # edge B's pod left the endpoints
+            started = time.monotonic()
+            edge_b.send_signal(signal.SIGTERM)
+            code = await edge_b.wait(10)
+            report("edge SIGTERM: process exited", time.monotonic() - started)
+            assert code == 0
+            assert edge_b.logs_matching(msg_is("released every session", sessions=4, held=4))
+            for client, first, start in zip(movers, before, marks, strict=True):
+                gone = await client.wait_for_event("disconnect", start=start, timeout=5)
+                # Closed at the transport level: a real client reconnects (to another edge).
+                assert gone.data["reason"] == "transport close", gone.data
+                back = await reconnected(client, start)
+                assert back["recovered"] is True and back["id"] == first["id"], client.events[start:]
+
+            left = await a.wait_for_event(
+                "participant-left", left_payload(ps, "disconnected"), start=mark, timeout=15
             )
-        told = time.monotonic() - started
-        code = await edge_b.wait(10)
-        exited = time.monotonic() - started
-        report("edge SIGTERM: others told participant-left", told)
-        report("edge SIGTERM: process exited", exited)
-        assert code == 0
-        assert told < 3.0
-        assert exited < 5.0  # the default shutdown grace
-        for client in leaving:
-            gone = await client.wait_for_event("disconnect", timeout=5)
-            # Closed at the transport level: a real client reconnects (to another edge).
-            assert gone.data["reason"] == "transport close", gone.data
-        async with room_stub(rs.grpc_address) as stub:
-            assert await truth(stub) == {pa}
-        assert len(a.events_named("participant-left", start=mark)) == 3
+            report("edge SIGTERM: a client that never came back reported left", left.received - started)
+            assert [e.data["participantId"] for e in a.events_named("participant-left", start=mark)] == [ps]
+            async with room_stub(rs.grpc_address) as stub:
+                assert await truth(stub) == {pa, *resumed}
+            reply = await a.emit_with_ack("chat-message", {"text": "still with us?"}, timeout=10)
+            assert reply["success"], reply
+            for client, start in zip(movers, marks, strict=True):
+                await client.wait_for_event("chat-message", start=start, timeout=10)
     finally:
         await edge_b.terminate()
         await edge_a.terminate()

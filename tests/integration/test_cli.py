@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import REPO_ROOT, EdgeProcess, RoomServiceProcess, start_room_service
+from tests.support.managed import REPO_ROOT
+from tests.support.processes import EdgeProcess, RoomServiceProcess, start_room_service
 from tests.support.room import join
 
 MEETING = "ops-sync"

@@ -1,4 +1,4 @@
-"""The managed-process base every process a test starts relies on (tests.support.processes),
+"""The managed-process base every process a test starts relies on (tests.support.managed),
 against a fake ``python -c`` service: ready line, log waits, freeze and thaw, terminate
 and kill, failures that carry the output."""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ManagedProcess, ProcessError, msg_is
+from tests.support.managed import ManagedProcess
+from tests.support.process_log import ProcessError, msg_is
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(60)

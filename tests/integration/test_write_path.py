@@ -306,6 +306,57 @@ async def test_idle_sockets_are_pinged_on_time_without_a_task_each() -> None:
                 await peer.ws.close()
 
 
+async def test_a_websocket_socket_keeps_no_queue_of_its_own_once_attached(js: JsClientPool) -> None:
+    """The queue's containers go when the WebSocket is attached (they are never used
+    again); a socket still on long-polling keeps its own, and both get every emit."""
+    async with serve() as served:
+        peer = await RawSocket.open(served.url)
+        polling = js.client("polling")
+        await polling.connect(served.url, transports=["polling"])
+        outboxes = [s.queue for s in served.sio.eio.sockets.values()]
+        attached = served.sio.eio.sockets[peer.eio_sid].queue
+        (queued,) = [o for o in outboxes if o is not attached]
+        assert attached._queue.maxlen == 0 and attached._getters is attached._queue
+        assert queued._queue.maxlen is None and queued._queue is not attached._queue
+        for n in (1, 2):
+            await served.sio.emit("after", {"n": n}, room=ROOM)
+        assert numbers(await peer.frames_until('42["after",{"n":2}]'), "after") == [1, 2]
+        assert [e.data["n"] for e in await polling.wait_for_events("after", 2, timeout=10)] == [1, 2]
+        assert attached.empty() and attached.qsize() == 0
+        await attached.join()  # nothing is pending: returns at once
+        await peer.ws.close()
+
+
+async def test_a_pong_is_taken_as_it_is_read_without_waking_the_reading_loop() -> None:
+    """An idle socket answering pings keeps being pinged, and its reading loop (the
+    coroutine waiting in `receive`) is resumed only for what is not a PONG."""
+    async with serve(ping_interval=0.1, ping_timeout=2) as served:
+        peer = await RawSocket.open(served.url)
+        ws = served.sio.eio.sockets[peer.eio_sid].queue._ws
+        assert ws is not None
+        woken: list[str] = []
+        receive = ws.receive
+
+        async def counted(timeout: float | None = None) -> Any:
+            msg = await receive(timeout)
+            woken.append(str(msg.data))
+            return msg
+
+        ws.receive = counted  # type: ignore[method-assign]  # the loop calls it for its next message
+        pings = 0
+        async with asyncio.timeout(20):
+            while pings < 6:  # the 6th PING is scheduled by the 5th PONG
+                if str(await peer.ws.recv()) == "2":
+                    pings += 1
+                    if pings < 6:
+                        await peer.ws.send("3")
+        await peer.ws.send("41")  # a Socket.IO goodbye: this one is read by the loop
+        assert await served.wait_left(peer.sid, 10) == "client disconnect"
+        assert "3" not in woken
+        with contextlib.suppress(Exception):
+            await peer.ws.close()
+
+
 async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_recipient(
     js: JsClientPool,
 ) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import KNOWN_METRICS, PROMTOOL_TESTS, metric_names
 
-from tests.support.dashboard import RULES_FILE
-from tests.support.processes import REPO_ROOT as ROOT
+from tests.support.dashboard import KNOWN_METRICS, RULES_FILE, metric_names
+from tests.support.managed import REPO_ROOT as ROOT
+
+PROMTOOL_TESTS = Path(__file__).with_name("promtool") / "alerts_test.yaml"
 
 ALERTS = {
     "RoomServiceDown",

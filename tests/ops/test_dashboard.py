@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import KNOWN_METRICS, metric_names
 
-from tests.support.dashboard import DASHBOARD_FILE
+from tests.support.dashboard import DASHBOARD_FILE, KNOWN_METRICS, metric_names
 
 ROWS = ["Traffic", "Latency", "Errors", "Rooms", "Edge tier", "Room service", "Room store", "gRPC"]
 

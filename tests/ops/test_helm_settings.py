@@ -22,7 +22,7 @@ from tests.support.helm import (
     env,
     render,
 )
-from tests.support.processes import REPO_ROOT as ROOT
+from tests.support.managed import REPO_ROOT as ROOT
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

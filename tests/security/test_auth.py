@@ -12,7 +12,8 @@ import jwt
 import pytest
 
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
-from tests.support.processes import EdgeProcess, ManagedProcess, RoomServiceProcess, edge_argv, start_edge
+from tests.support.managed import ManagedProcess
+from tests.support.processes import EdgeProcess, RoomServiceProcess, edge_argv, start_edge
 from tests.support.room import join, join_payload, refused
 
 from . import keys

@@ -16,6 +16,9 @@ import pytest
 import websockets
 from aiohttp import web
 
+from edge_gateway import config as edge_config
+from edge_gateway.guard import ClientAddresses, GuardedSocketServer
+from edge_gateway.limits import EdgeLimits
 from tests.support.jsclient import JsClientPool, JsCommandError
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge
 from tests.support.prometheus import http_get_text, parse_exposition
@@ -227,3 +230,38 @@ async def test_without_trusted_proxies_forwarded_headers_are_ignored(
             await js.client("c-extra").connect(
                 edge.url, transports=["polling"], extraHeaders={"X-Forwarded-For": "203.0.113.50"}
             )
+
+
+async def test_a_connected_socket_keeps_only_what_authentication_reads_of_its_request() -> None:
+    """Once connected, a socket's environ holds the headers a later CONNECT would be
+    authenticated with, not the handshake request; a refused CONNECT keeps it whole."""
+    sio = GuardedSocketServer(
+        limits=EdgeLimits(edge_config.load_settings([], {})),
+        addresses=ClientAddresses(),
+        on_malformed=lambda: None,
+        async_mode="aiohttp",
+        max_buffered_bytes=1 << 20,
+        on_drop=lambda: None,
+    )
+    seen: list[dict[str, Any]] = []
+
+    @sio.on("connect")
+    async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        seen.append(environ)
+        return bool(auth)  # a CONNECT without auth is refused, one with it admitted
+
+    app = web.Application()
+    sio.attach(app)
+    async with serve_on_loopback(app) as url:
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        async with websockets.connect(ws_url, additional_headers={"Authorization": "Bearer t"}) as ws:
+            await ws.recv()  # OPEN
+            await ws.send("40")
+            assert str(await ws.recv()).startswith("44")  # refused: may try again
+            assert "aiohttp.request" in seen[0]
+            await ws.send('40{"token":"t"}')
+            assert str(await ws.recv()).startswith("40")
+            environ = seen[1]
+            assert set(environ) == {"HTTP_AUTHORIZATION", "REMOTE_ADDR", "edge.client_address"}
+            assert environ["HTTP_AUTHORIZATION"] == "Bearer t"
+        await sio.shutdown()

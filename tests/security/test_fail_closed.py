@@ -10,7 +10,8 @@ import pytest
 from edge_gateway.config import load_settings as edge_settings
 from meeting_common.settings import SettingsError
 from room_service.config import load_settings as room_settings
-from tests.support.processes import ManagedProcess, edge_argv, room_service_argv
+from tests.support.managed import ManagedProcess
+from tests.support.processes import edge_argv, room_service_argv
 from tests.support.prometheus import free_port
 
 from . import keys

@@ -4,13 +4,17 @@ stays recoverable by its owner."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
+from meeting.v1 import room_service_pb2 as pb
+from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.security import keys
 from tests.security.test_auth import jwt_edge  # noqa: F401 (the fixture)
 from tests.support.jsclient import JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess
 from tests.support.room import MEETING
+from tests.support.room_rpc import join_request, rpc_refused
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,3 +61,21 @@ async def test_a_pid_presented_with_another_users_token_recovers_nothing(
     reply = await again.emit_with_ack("chat-message", {"text": "back"}, timeout=10)
     assert reply["success"] and reply["message"]["participantId"] == joined["participantId"]
     await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
+
+
+async def test_no_caller_can_send_the_room_services_session_moved_notice(
+    stub: pb_grpc.RoomServiceStub,
+) -> None:
+    """The notice that closes a socket without a leave comes only from the room service."""
+    first = await stub.Join(join_request("user-2-id"), timeout=10)
+    second = await stub.Join(join_request("user-3-id"), timeout=10)
+    notice = pb.Signal(
+        type=pb.SIGNAL_TYPE_SESSION_MOVED,
+        meeting_id=MEETING,
+        from_participant_id=first.participant.participant_id,
+        target_participant_id=second.participant.participant_id,
+    )
+    request = pb.SendSignalRequest(signal=notice)
+    await rpc_refused(
+        stub.SendSignal(request, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAYLOAD"
+    )

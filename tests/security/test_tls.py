@@ -15,13 +15,8 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import (
-    ManagedProcess,
-    RoomServiceProcess,
-    room_service_argv,
-    start_edge,
-    start_room_service,
-)
+from tests.support.managed import ManagedProcess
+from tests.support.processes import RoomServiceProcess, room_service_argv, start_edge, start_room_service
 
 from . import keys
 

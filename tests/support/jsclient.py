@@ -41,7 +41,8 @@ from tests.support.js_wire import (
     JsHarnessError,
     decode_value,
 )
-from tests.support.processes import REPO_ROOT, LogLine, Managed, ManagedProcess, ProcessError
+from tests.support.managed import REPO_ROOT, Managed, ManagedProcess
+from tests.support.process_log import LogLine, ProcessError
 
 JS_DIR = REPO_ROOT / "tests" / "e2e" / "js"
 DRIVER = JS_DIR / "driver.js"
@@ -79,7 +80,7 @@ class JsClientPool(Managed):
     """Owns one ``node driver.js`` process and the :class:`JsClient` handles in it.
 
     ``start()``/``stop()`` or ``async with JsClientPool() as pool``. The driver is a
-    :class:`~tests.support.processes.ManagedProcess`: ``stop()`` closes its stdin (the
+    :class:`~tests.support.managed.ManagedProcess`: ``stop()`` closes its stdin (the
     driver disconnects its sockets and exits), then SIGTERM, then SIGKILL, each with a
     bounded wait.
     """

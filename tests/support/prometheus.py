@@ -32,7 +32,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import Managed, ManagedProcess
+from tests.support.managed import Managed, ManagedProcess
 
 
 def require_tool(name: str) -> str:

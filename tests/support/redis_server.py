@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ManagedProcess
+from tests.support.managed import ManagedProcess
 
 READY_TEXT = "Ready to accept connections"
 

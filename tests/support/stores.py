@@ -84,6 +84,16 @@ class StoreFactory:
     def _url(self, db: int) -> str:
         return self._redis_url.rsplit("/", 1)[0] + f"/{db}"
 
+    async def count_keys(self, pattern: str) -> int:
+        """Redis keys matching `pattern` (every primary of a Cluster); 0 for memory."""
+        if self.kind == "memory":
+            return 0
+        client = connect(self._url(0), 2.0)
+        try:
+            return len([key async for key in client.scan_iter(match=pattern)])
+        finally:
+            await client.aclose()
+
     async def flush(self) -> None:
         """Empties the Redis databases the stores use (every primary of a Cluster)."""
         if self.kind != "memory":

@@ -20,7 +20,7 @@ import ast
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tests.support.processes import REPO_ROOT
+from tests.support.managed import REPO_ROOT
 
 PACKAGES = ("room_service", "edge_gateway", "meeting_common", "tools", "tests")
 
@@ -134,7 +134,7 @@ def test_the_graph_holds_our_packages_imports_including_type_checking_ones() -> 
     assert "room_service.config" in graph["room_service.app"]
     assert "meeting_common.grpc_metrics.client" in graph["meeting_common.grpc_metrics"]
     assert "edge_gateway.config" in graph["edge_gateway.auth"]
-    assert "tests.support.processes" in graph["tests.unit.test_import_graph"]
+    assert "tests.support.managed" in graph["tests.unit.test_import_graph"]
 
 
 def test_a_cycle_is_found_and_named(tmp_path: Path) -> None:

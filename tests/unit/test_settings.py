@@ -17,7 +17,7 @@ from edge_gateway.limits import EdgeLimits
 from meeting_common.settings import Option, SettingsError, parse_address, parse_bool
 from room_service import config as room_config
 from room_service.app import _REAPER_INTERVAL_SECONDS as REAPER_TICK_SECONDS
-from tests.support.processes import REPO_ROOT
+from tests.support.managed import REPO_ROOT
 
 TIERS = [
     pytest.param(room_config, "python -m room_service", id="room_service"),

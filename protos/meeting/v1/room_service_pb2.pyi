@@ -100,6 +100,11 @@ class _SignalTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignalType
     """An SDP answer (`webrtc-answer`)."""
     SIGNAL_TYPE_ICE_CANDIDATE: _SignalType.ValueType  # 3
     """A trickled ICE candidate (`webrtc-ice-candidate`)."""
+    SIGNAL_TYPE_SESSION_MOVED: _SignalType.ValueType  # 4
+    """Room service to edge only (refused in SendSignal): the target socket's session was
+    taken over by its client's reconnection through another edge; the edge closes that
+    (dead) socket without a leave. The payload is empty.
+    """
 
 class SignalType(_SignalType, metaclass=_SignalTypeEnumTypeWrapper):
     """SignalType is the kind of a WebRTC signalling message."""
@@ -112,6 +117,11 @@ SIGNAL_TYPE_ANSWER: SignalType.ValueType  # 2
 """An SDP answer (`webrtc-answer`)."""
 SIGNAL_TYPE_ICE_CANDIDATE: SignalType.ValueType  # 3
 """A trickled ICE candidate (`webrtc-ice-candidate`)."""
+SIGNAL_TYPE_SESSION_MOVED: SignalType.ValueType  # 4
+"""Room service to edge only (refused in SendSignal): the target socket's session was
+taken over by its client's reconnection through another edge; the edge closes that
+(dead) socket without a leave. The payload is empty.
+"""
 Global___SignalType: _TypeAlias = SignalType  # noqa: Y015
 
 @_typing.final

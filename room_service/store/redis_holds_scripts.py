@@ -1,0 +1,187 @@
+"""The Lua scripts of held sessions on the Redis store: binding a recovery id, holding,
+recovering, expiring, and reaping an edge whose recoverable sessions are held.
+
+Each runs on one room's keys (one hash tag, so on Redis Cluster too) after the room
+scripts' prelude: KEYS are state, members, people, log, meeting, then `recovery` (hash
+participant id -> recovery id: the binding) and `held` (zset participant id -> deadline).
+ARGV[1] is the event time and ARGV[2] the log's length bound, as for the room scripts, so a
+removal appends its `left` entry with the room's next sequence in the same step.
+
+A binding or a hold outlives the participant only until someone looks: every script treats
+a participant missing from `people` as gone (left, kicked, replaced, ended), whatever the
+binding says, so the room scripts need not know these keys.
+"""
+
+from __future__ import annotations
+
+from room_service.store import redis_scripts as room_lua
+
+_HOLD_KEYS = """
+local recovery, held = KEYS[6], KEYS[7]
+local function present(pid)
+  if epoch == '' then return false end
+  return redis.call('HGET', people, pid)
+end
+"""
+
+_PRELUDE = room_lua._PRELUDE + _HOLD_KEYS
+
+# ARGV: now, maxlen, participant id, recovery id, sweep slack. Binds the id to a participant
+# still in the room. Bindings of participants gone meanwhile are swept once they outnumber
+# the room's participants twice over (plus the slack): amortised O(1) per join, and bounded
+# by the room's size. Answers {"OK"|"GONE", swept: {participant id, recovery id}...}.
+BIND = (
+    _PRELUDE
+    + """
+local pid, rid = ARGV[3], ARGV[4]
+if not present(pid) then return {'GONE', {}} end
+redis.call('HSET', recovery, pid, rid)
+local swept = {}
+if redis.call('HLEN', recovery) > 2 * redis.call('ZCARD', members) + tonumber(ARGV[5]) then
+  local all = redis.call('HGETALL', recovery)
+  for i = 1, #all, 2 do
+    if redis.call('HEXISTS', people, all[i]) == 0 then
+      redis.call('HDEL', recovery, all[i])
+      redis.call('ZREM', held, all[i])
+      swept[#swept + 1] = {all[i], all[i + 1]}
+    end
+  end
+end
+return {'OK', swept}
+"""
+)
+
+# ARGV: now, maxlen, participant id, edge id, until. Holds a participant of that edge that
+# has a recovery id (again: a new deadline). Answers {"OK"} or {"NO", its deadline if held}.
+HOLD = (
+    _PRELUDE
+    + """
+local pid, edge = ARGV[3], ARGV[4]
+local raw = present(pid)
+if not raw or cjson.decode(raw)['edge_id'] ~= edge or redis.call('HEXISTS', recovery, pid) == 0 then
+  return {'NO', redis.call('ZSCORE', held, pid) or false}
+end
+redis.call('ZADD', held, ARGV[5], pid)
+return {'OK'}
+"""
+)
+
+# ARGV: now, maxlen, participant id, recovery id, user id ('' : any), the participant's JSON
+# as read, its JSON on the claiming edge, after sequence, after epoch, has after ("1"/"0"),
+# fresh recovery id, take over a still-bound session ("1"/"0").
+# Answers {"GONE"|"BOUND"|"FORBIDDEN"|"CONFLICT"} (nothing changed) or
+# {"OK"|"RESYNCED", epoch, missed entries, others' JSON, head, edge taken over from ('')}.
+RECOVER = (
+    _PRELUDE
+    + """
+local pid, rid, user = ARGV[3], ARGV[4], ARGV[5]
+local raw = present(pid)
+if not raw or redis.call('HGET', recovery, pid) ~= rid then return {'GONE'} end
+local was_held = redis.call('ZSCORE', held, pid)
+if not was_held and ARGV[12] ~= '1' then return {'BOUND'} end
+local p = cjson.decode(raw)
+if user ~= '' and p['user_id'] ~= user then return {'FORBIDDEN'} end
+if raw ~= ARGV[6] then return {'CONFLICT'} end
+redis.call('ZREM', held, pid)
+redis.call('HSET', people, pid, ARGV[7])
+local moved_from = ''
+if not was_held then moved_from = p['edge_id'] end
+local head = tonumber(redis.call('HGET', state, 'head'))
+local others = {}
+for _, pair in ipairs(roster()) do
+  if pair[1] ~= pid then others[#others + 1] = pair[2] end
+end
+local after, missed = tonumber(ARGV[8]), nil
+if ARGV[10] == '1' and ARGV[9] == epoch and after <= head then
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+  local oldest = head + 1
+  if #first > 0 then oldest = tonumber(string.match(first[1][1], '-(%d+)$')) end
+  if after + 1 >= oldest then
+    missed = {}
+    for i, item in ipairs(redis.call('XRANGE', log, '0-' .. (after + 1), '+')) do
+      local f = {}
+      for j = 1, #item[2], 2 do f[item[2][j]] = item[2][j + 1] end
+      missed[i] = {tonumber(string.match(item[1], '-(%d+)$')), f.k, f.p, f.r, f.b, f.t}
+    end
+  end
+end
+if missed then return {'OK', epoch, missed, others, head, moved_from} end
+-- The log no longer reaches back: the session goes on under the fresh id.
+if ARGV[11] ~= '' then redis.call('HSET', recovery, pid, ARGV[11]) else redis.call('HDEL', recovery, pid) end
+return {'RESYNCED', epoch, {}, others, head, moved_from}
+"""
+)
+
+# ARGV: now, maxlen, participant id, the store clock's now. Removes a held participant
+# whose deadline passed (reason disconnected). Answers {"OK", epoch, entries, recovery id,
+# participants left (0: the room closed)},
+# {"LATER", epoch, {}, deadline} (held again meanwhile) or {"NONE", epoch, {}} (not held).
+EXPIRE = (
+    _PRELUDE
+    + """
+local pid = ARGV[3]
+local due = redis.call('ZSCORE', held, pid)
+if not due then return {'NONE', epoch, {}} end
+if tonumber(due) > tonumber(ARGV[4]) then return {'LATER', epoch, {}, due} end
+redis.call('ZREM', held, pid)
+local rid = redis.call('HGET', recovery, pid)
+redis.call('HDEL', recovery, pid)
+local raw, remaining = present(pid), redis.call('ZCARD', members)
+if raw then
+  remove(pid)
+  append('left', raw, 'disconnected', '')
+  remaining = close_if_empty()
+end
+return finish('OK', rid or false, remaining)
+"""
+)
+
+# ARGV: now, maxlen, edge id, hold until ('' : hold nobody). Reaps an edge in one room: its
+# participants with a recovery id are held until then, the others leave (disconnected);
+# those already held (their socket closed before the edge died) stay held. Answers
+# {"OK", epoch, entries, {participant id, deadline}... of every held one, participants left}.
+DROP_EDGE = (
+    _PRELUDE
+    + """
+local edge, hold_until = ARGV[3], ARGV[4]
+local kept = {}
+if epoch == '' then return {'OK', epoch, {}, kept, 0} end
+for _, pair in ipairs(roster()) do
+  local pid = pair[1]
+  if cjson.decode(pair[2])['edge_id'] == edge then
+    local due = redis.call('ZSCORE', held, pid)
+    if not due and hold_until ~= '' and redis.call('HEXISTS', recovery, pid) == 1 then
+      redis.call('ZADD', held, hold_until, pid)
+      due = hold_until
+    end
+    if due then
+      kept[#kept + 1] = {pid, due}
+    else
+      remove(pid)
+      append('left', pair[2], 'disconnected', '')
+    end
+  end
+end
+return finish('OK', kept, close_if_empty())
+"""
+)
+
+# KEYS: one key (a recovery id's pointer, or the deadline index). Deletes a pointer only
+# while it still names what the caller saw (the id may have been bound elsewhere since).
+DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: the deadline index. ARGV: member, the score the caller saw, new score ('' : none).
+# Moves (or removes) an index entry only if nobody changed it since it was read.
+SETTLE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+"""
