@@ -67,7 +67,7 @@ async def test_expiries_reaps_and_recoveries_reach_watchers_on_both_replicas_onc
     remote = RedisStore(connect(session_redis.url, 0.5), StoreOptions())
     await local.upsert_meeting(meeting())
     alice = await local.join(dataclasses.replace(spec("alice", edge="edge-a"), recovery_id="pid-a"))
-    bob = await local.join(spec("bob", edge="edge-b"))
+    await local.join(spec("bob", edge="edge-b"))
     carol = await local.join(dataclasses.replace(spec("carol", edge="edge-b"), recovery_id="pid-c"))
     dave = await local.join(spec("dave", edge="edge-c"))
     here: list[RoomEvent] = []
