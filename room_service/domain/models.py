@@ -310,6 +310,8 @@ class JoinOutcome:
     """The same socket was already in; nothing changed."""
     replaced: tuple[Participant, ...] = field(default=())
     """Older sessions of the same user that this join removed."""
+    instance_id: str = ""
+    """The store's instance id, when the store read it along with the join (empty: ask)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,7 +160,11 @@ class MemoryStore:
 
     # -- participants -----------------------------------------------------------------
 
-    async def join(self, spec: JoinSpec, meeting: Meeting | None = None) -> JoinOutcome:
+    async def join(
+        self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
+    ) -> JoinOutcome:
+        if lease_until is not None:
+            await self.touch_edge(spec.edge_id, lease_until)
         meeting = self._meeting(spec.meeting_id)  # as it is now: reading costs nothing here
         rules.require_joinable(meeting)
         again = self._rejoin(meeting, spec)

@@ -5,7 +5,9 @@ replica's watchers get at once from the reply; and waiting for a room's next cha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -14,7 +16,7 @@ from redis.exceptions import NoScriptError
 
 from room_service.domain.models import Position, RoomEvent
 from room_service.store import redis_scripts as lua
-from room_service.store.redis_base import RedisPart, edge_rooms_key, room_keys, run_script
+from room_service.store.redis_base import RedisPart, room_keys, run_script
 from room_service.store.redis_codec import event_from
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_tails import RoomTails
@@ -24,6 +26,23 @@ from room_service.store.redis_tails import RoomTails
 _WAIT_SECONDS = 10.0
 # Changes after which the room is still open, so the head they return is the room's.
 _KEEPS_ROOM_OPEN = frozenset({"join", "update_media", "append_chat", "end_meeting"})
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A plain Redis command sent along with a room change (see `_change_room_with`)."""
+
+    op: str
+    """The operation it is measured under when it goes alone."""
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def send(self, target: Any) -> Any:
+        """Queues it on a pipeline, or runs it on a client (then awaitable)."""
+        return getattr(target, self.name)(*self.args, **self.kwargs)
+
+
 # Changes that may close the room: where their reply tells the participants left.
 _REMAINING_AT = {"leave": 3, "expire_holds": 4, "drop_edge": 4}
 
@@ -37,7 +56,6 @@ class RedisLog(RedisPart):
         self._change: dict[str, tuple[AsyncScript, Callable[[str], list[str]]]] = {}
         self._add_changes(
             room_keys,
-            join=lua.JOIN,
             leave=lua.LEAVE,
             update_media=lua.UPDATE,
             append_chat=lua.CHAT,
@@ -54,21 +72,31 @@ class RedisLog(RedisPart):
         for op, source in scripts.items():
             self._change[op] = (self._script(source), keys)
 
-    async def _change_room(
-        self, op: str, meeting_id: str, args: list[Any], *, index_edge: str = ""
-    ) -> list[Any]:
+    async def _change_room(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
         """Runs one change script on a room; its reply, the status decoded and its entries
-        as RoomEvents, which this replica's watchers of the room get at once.
+        as RoomEvents, which this replica's watchers of the room get at once."""
+        reply, _ = await self._change_room_with(op, meeting_id, args, (), ())
+        return reply
 
-        `index_edge`: the room is first indexed under that edge, so that reaping the edge
-        always finds the room; on one server both go in one round trip, in order (a
-        Cluster may run a pipeline's commands on its nodes in any order)."""
+    async def _change_room_with(
+        self,
+        op: str,
+        meeting_id: str,
+        args: list[Any],
+        before: Sequence[Command],
+        after: Sequence[Command],
+    ) -> tuple[list[Any], list[Any]]:
+        """`_change_room`, with plain commands sent before and after the script (such as
+        indexing the room under the edge, so that reaping the edge always finds it); on
+        one server all in one round trip, in order (a Cluster may run a pipeline's
+        commands on its nodes in any order, so there each is a round trip of its own).
+        Also answers the replies of the commands `after`."""
         state = self._change[op][1](meeting_id)[0]
         mark = self._notifier.mark(state)
         self._notifier.writing(state)
         head: Position | None = None
         try:
-            reply = await self._run_change(op, meeting_id, args, index_edge)
+            reply, later = await self._run_change(op, meeting_id, args, before, after)
             events: list[RoomEvent] = []
             if len(reply) > 2:
                 events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
@@ -80,40 +108,52 @@ class RedisLog(RedisPart):
                 self._tails.learned(meeting_id, events, head, mark)
             elif reply[0] == "OK":
                 self._tails.forget(meeting_id)  # the room may have closed, its log with it
-            return reply
+            return reply, later
         finally:
             self._notifier.wrote(state, head)
 
-    async def _run_change(self, op: str, meeting_id: str, args: list[Any], index_edge: str) -> list[Any]:
+    async def _run_change(
+        self,
+        op: str,
+        meeting_id: str,
+        args: list[Any],
+        before: Sequence[Command],
+        after: Sequence[Command],
+    ) -> tuple[list[Any], list[Any]]:
         script, keys_of = self._change[op]
         keys = keys_of(meeting_id)
         full = [self._now(), self._options.replay_buffer, *args]
-        reply: list[Any]
-        if index_edge and not isinstance(self._redis, RedisCluster):
-            reply = await self._op(op, lambda: self._indexed(index_edge, meeting_id, script, keys, full))
-        else:
-            if index_edge:
-                index = edge_rooms_key(index_edge)
-                await self._op("index_edge", lambda: self._redis.sadd(index, meeting_id))
-            reply = await self._op(op, lambda: run_script(script, keys, full))
-        return reply
+        if (before or after) and not isinstance(self._redis, RedisCluster):
+            return await self._op(op, lambda: self._pipelined(script, keys, full, before, after))
+        for command in before:
+            await self._op(command.op, functools.partial(command.send, self._redis))
+        reply: list[Any] = await self._op(op, lambda: run_script(script, keys, full))
+        later = [await self._op(c.op, functools.partial(c.send, self._redis)) for c in after]
+        return reply, later
 
-    async def _indexed(
-        self, edge_id: str, meeting_id: str, script: AsyncScript, keys: list[str], args: list[Any]
-    ) -> list[Any]:
+    async def _pipelined(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[Any],
+        before: Sequence[Command],
+        after: Sequence[Command],
+    ) -> tuple[list[Any], list[Any]]:
         for attempt in (1, 2):
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.sadd(edge_rooms_key(edge_id), meeting_id)
+                for command in before:
+                    command.send(pipe)
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for command in after:
+                    command.send(pipe)
                 replies = await pipe.execute(raise_on_error=False)
-            if not isinstance(replies[1], NoScriptError) or attempt == 2:
+            if not isinstance(replies[len(before)], NoScriptError) or attempt == 2:
                 break
             await self._redis.script_load(script.script)  # Redis restarted empty
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        result: list[Any] = replies[1]
-        return result
+        return replies[len(before)], replies[len(before) + 1 :]
 
     def _events(self, reply: list[Any]) -> list[RoomEvent]:
         events: list[RoomEvent] = reply[2]

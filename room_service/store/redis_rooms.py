@@ -17,7 +17,6 @@ from room_service.domain.models import (
     Meeting,
     MeetingStatus,
     Participant,
-    ParticipantLeft,
     Position,
     RoomEvent,
     RoomSummary,
@@ -48,10 +47,10 @@ from room_service.store.redis_notify import RoomNotifier
 _UPDATE_ATTEMPTS = 8
 # A room's participants come back as JSON with every join and snapshot; each stored JSON
 # names one immutable Participant, so its decoding is kept for the next reply.
-_participant = functools.lru_cache(maxsize=8192)(decode_participant)
+participant_of = functools.lru_cache(maxsize=8192)(decode_participant)
 
 
-def _refusal(status: str) -> DomainError:
+def refusal(status: str) -> DomainError:
     if status == ErrorCode.NOT_IN_MEETING:
         return errors.not_in_meeting()
     if status == ErrorCode.MEETING_NOT_FOUND:
@@ -61,6 +60,13 @@ def _refusal(status: str) -> DomainError:
     if status == ErrorCode.ROOM_FULL:
         return DomainError(ErrorCode.ROOM_FULL, "Meeting is full")
     raise RuntimeError(f"unexpected store reply {status!r}")
+
+
+def already_joined(meeting: Meeting, reply: list[Any]) -> JoinOutcome:
+    """A join's outcome from a script's {"ALREADY", epoch, {}, own JSON, others, head}."""
+    others = tuple(participant_of(raw) for raw in reply[4])
+    position = Position(int(reply[5]), reply[1])
+    return JoinOutcome(meeting, participant_of(reply[3]), others, position, already_joined=True)
 
 
 class RedisRooms(RedisLog):
@@ -104,7 +110,7 @@ class RedisRooms(RedisLog):
         when = repr(drop_at)
         reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
         if reply[0] != "OK":
-            raise _refusal(reply[0])
+            raise refusal(reply[0])
         events = self._events(reply)
         if events:
             await self._op("end_meeting", lambda: self._redis.zadd(ENDED, {meeting_id: drop_at}))
@@ -123,48 +129,6 @@ class RedisRooms(RedisLog):
 
     # -- participants -----------------------------------------------------------------
 
-    async def join(self, spec: JoinSpec, meeting: Meeting | None = None) -> JoinOutcome:
-        if meeting is None:
-            meeting = await self.get_meeting(spec.meeting_id)
-        if not meeting.joinable:
-            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
-        participant = Participant(
-            participant_id=rules.new_participant_id(),
-            user_id=spec.user_id,
-            user_name=spec.user_name,
-            media=spec.media,
-            permissions=rules.permissions_for(meeting, spec.user_id),
-            joined_at=datetime.now(UTC),
-            edge_id=spec.edge_id,
-            socket_id=spec.socket_id,
-        )
-        reply = await self._change_room(
-            "join",
-            spec.meeting_id,
-            [
-                rules.new_epoch(),
-                participant.participant_id,
-                participant_json(participant),
-                spec.user_id,
-                spec.edge_id,
-                spec.socket_id,
-                "1" if self._options.multiple_sessions else "0",
-                rules.room_capacity(meeting, self._options.default_capacity),
-            ],
-            index_edge=spec.edge_id,
-        )
-        status = reply[0]
-        if status == "ALREADY":
-            others = tuple(_participant(raw) for raw in reply[4])
-            position = Position(int(reply[5]), reply[1])
-            return JoinOutcome(meeting, _participant(reply[3]), others, position, already_joined=True)
-        if status != "OK":
-            raise _refusal(status)
-        events = self._events(reply)
-        replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
-        others = tuple(_participant(raw) for raw in reply[3])
-        return JoinOutcome(meeting, participant, others, events[-1].position, replaced=replaced)
-
     async def _forget_ended(self, meeting_id: str) -> None:
         await self._op("drop_ended_rooms", lambda: self._redis.zrem(ENDED, meeting_id))
 
@@ -173,14 +137,12 @@ class RedisRooms(RedisLog):
         reply = await self._change_room("rejoin", spec.meeting_id, [spec.edge_id, spec.socket_id])
         if reply[0] != "ALREADY":
             return None
-        others = tuple(_participant(raw) for raw in reply[4])
-        position = Position(int(reply[5]), reply[1])
-        return JoinOutcome(meeting, _participant(reply[3]), others, position, already_joined=True)
+        return already_joined(meeting, reply)
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         reply = await self._change_room("leave", meeting_id, [participant_id, reason.value])
         if reply[0] != "OK":
-            raise _refusal(reply[0])
+            raise refusal(reply[0])
         return self._events(reply)[0]
 
     async def update_media(
@@ -192,7 +154,7 @@ class RedisRooms(RedisLog):
     ) -> tuple[Participant, RoomEvent | None]:
         for _ in range(_UPDATE_ATTEMPTS):
             raw = await self._participant_json(meeting_id, participant_id)
-            participant = _participant(raw)
+            participant = participant_of(raw)
             media = dataclasses.replace(participant.media, **changes)
             if media == participant.media:
                 return participant, None
@@ -203,7 +165,7 @@ class RedisRooms(RedisLog):
             if reply[0] == "OK":
                 return updated, self._events(reply)[0]
             if reply[0] != "CONFLICT":
-                raise _refusal(reply[0])
+                raise refusal(reply[0])
         raise DomainError(ErrorCode.UNAVAILABLE, "Participant changed concurrently, try again")
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
@@ -217,7 +179,7 @@ class RedisRooms(RedisLog):
         )
         reply = await self._change_room("append_chat", meeting_id, [participant_id, chat_json(message)])
         if reply[0] != "OK":
-            raise _refusal(reply[0])
+            raise refusal(reply[0])
         return self._events(reply)[0]
 
     async def _participant_json(self, meeting_id: str, participant_id: str) -> str:
@@ -228,7 +190,7 @@ class RedisRooms(RedisLog):
         return str(raw)
 
     async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
-        return _participant(await self._participant_json(meeting_id, participant_id))
+        return participant_of(await self._participant_json(meeting_id, participant_id))
 
     async def snapshot(self, meeting_id: str) -> Snapshot:
         state, members, people, _, meeting_key = room_keys(meeting_id)
@@ -241,7 +203,7 @@ class RedisRooms(RedisLog):
         ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).status is MeetingStatus.ENDED
         if not epoch:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
-        participants = tuple(_participant(p) for p in found)
+        participants = tuple(participant_of(p) for p in found)
         return Snapshot(meeting_id, participants, Position(int(head), epoch), ended)
 
     async def list_rooms(self) -> list[RoomSummary]:

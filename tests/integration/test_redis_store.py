@@ -239,3 +239,16 @@ async def _joins(store: RedisStore) -> bool:
     except StoreUnavailableError:
         return False
     return True
+
+
+async def test_a_join_answers_the_store_instance_with_it(session_redis: SessionRedis) -> None:
+    # The Join reply names the dataset the edge talks to; the store reads it in the
+    # join's own round trip instead of a read of its own.
+    store = await _store(session_redis.url)
+    try:
+        instance = await store.instance_id()
+        assert instance
+        assert (await store.join(spec("u1"))).instance_id == instance
+        assert (await store.join(spec("u1"))).instance_id == instance  # already joined
+    finally:
+        await store.close()
