@@ -49,7 +49,7 @@ from room_service.store.redis_base import (
     run_script,
 )
 from room_service.store.redis_codec import event_from, participant_from, participant_json
-from room_service.store.redis_log import Command
+from room_service.store.redis_log import Along, Command
 from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
 
 # Held sessions by deadline, across every room (a slot of its own).
@@ -85,7 +85,9 @@ class RedisHolds(RedisRooms):
         # By the operation name each is measured under. These append nothing to the log;
         # those that do are room changes, so this replica's watchers learn their entries.
         self._holds = {"hold": self._script(lua.HOLD), "recover": self._script(lua.RECOVER)}
-        self._add_changes(_hold_keys, join=lua.JOIN, expire_holds=lua.EXPIRE, drop_edge=lua.DROP_EDGE)
+        self._add_changes(
+            _hold_keys, {"join": lua.JOIN, "expire_holds": lua.EXPIRE, "drop_edge": lua.DROP_EDGE}
+        )
         self._delete_if = self._script(lua.DELETE_IF)
         self._settle = self._script(lua.SETTLE)
 
@@ -117,16 +119,7 @@ class RedisHolds(RedisRooms):
             meeting = await self.get_meeting(spec.meeting_id)
         if not meeting.joinable:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
-        participant = Participant(
-            participant_id=rules.new_participant_id(),
-            user_id=spec.user_id,
-            user_name=spec.user_name,
-            media=spec.media,
-            permissions=rules.permissions_for(meeting, spec.user_id),
-            joined_at=datetime.now(UTC),
-            edge_id=spec.edge_id,
-            socket_id=spec.socket_id,
-        )
+        participant = rules.new_participant(meeting, spec, datetime.now(UTC))
         pid = participant.participant_id
         # Along with the script: the edge's lease renewed, the room indexed under the edge
         # (so that reaping it always finds the room), the recovery id's pointer (a pointer
@@ -153,8 +146,7 @@ class RedisHolds(RedisRooms):
                 spec.recovery_id,
                 _SWEEP_SLACK,
             ],
-            before,
-            [Command("instance_id", "get", (INCARNATION,))],
+            Along(before, [Command("instance_id", "get", (INCARNATION,))]),
         )
         status = reply[0]
         if status != "OK" and spec.recovery_id:

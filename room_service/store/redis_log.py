@@ -43,6 +43,14 @@ class Command:
         return getattr(target, self.name)(*self.args, **self.kwargs)
 
 
+@dataclass(frozen=True, slots=True)
+class Along:
+    """Commands sent with a room change: before the script, and after it."""
+
+    before: Sequence[Command] = ()
+    after: Sequence[Command] = ()
+
+
 # Changes that may close the room: where their reply tells the participants left.
 _REMAINING_AT = {"leave": 3, "expire_holds": 4, "drop_edge": 4}
 
@@ -56,16 +64,18 @@ class RedisLog(RedisPart):
         self._change: dict[str, tuple[AsyncScript, Callable[[str], list[str]]]] = {}
         self._add_changes(
             room_keys,
-            leave=lua.LEAVE,
-            update_media=lua.UPDATE,
-            append_chat=lua.CHAT,
-            end_meeting=lua.END,
-            restore=lua.RESTORE,
-            rejoin=lua.REJOIN,
-            drop_ended_rooms=lua.DROP_ENDED,
+            {
+                "leave": lua.LEAVE,
+                "update_media": lua.UPDATE,
+                "append_chat": lua.CHAT,
+                "end_meeting": lua.END,
+                "restore": lua.RESTORE,
+                "rejoin": lua.REJOIN,
+                "drop_ended_rooms": lua.DROP_ENDED,
+            },
         )
 
-    def _add_changes(self, keys: Callable[[str], list[str]], **scripts: str) -> None:
+    def _add_changes(self, keys: Callable[[str], list[str]], scripts: dict[str, str]) -> None:
         """Registers change scripts by the operation name each is measured under; `keys`
         gives a room's keys in the scripts' order (the room's state first). Every script
         that appends to a room's log must be run through `_change_room`."""
@@ -75,16 +85,11 @@ class RedisLog(RedisPart):
     async def _change_room(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
         """Runs one change script on a room; its reply, the status decoded and its entries
         as RoomEvents, which this replica's watchers of the room get at once."""
-        reply, _ = await self._change_room_with(op, meeting_id, args, (), ())
+        reply, _ = await self._change_room_with(op, meeting_id, args, Along())
         return reply
 
     async def _change_room_with(
-        self,
-        op: str,
-        meeting_id: str,
-        args: list[Any],
-        before: Sequence[Command],
-        after: Sequence[Command],
+        self, op: str, meeting_id: str, args: list[Any], along: Along
     ) -> tuple[list[Any], list[Any]]:
         """`_change_room`, with plain commands sent before and after the script (such as
         indexing the room under the edge, so that reaping the edge always finds it); on
@@ -96,7 +101,7 @@ class RedisLog(RedisPart):
         self._notifier.writing(state)
         head: Position | None = None
         try:
-            reply, later = await self._run_change(op, meeting_id, args, before, after)
+            reply, later = await self._run_change(op, meeting_id, args, along)
             events: list[RoomEvent] = []
             if len(reply) > 2:
                 events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
@@ -113,32 +118,23 @@ class RedisLog(RedisPart):
             self._notifier.wrote(state, head)
 
     async def _run_change(
-        self,
-        op: str,
-        meeting_id: str,
-        args: list[Any],
-        before: Sequence[Command],
-        after: Sequence[Command],
+        self, op: str, meeting_id: str, args: list[Any], along: Along
     ) -> tuple[list[Any], list[Any]]:
         script, keys_of = self._change[op]
         keys = keys_of(meeting_id)
         full = [self._now(), self._options.replay_buffer, *args]
-        if (before or after) and not isinstance(self._redis, RedisCluster):
-            return await self._op(op, lambda: self._pipelined(script, keys, full, before, after))
-        for command in before:
+        if (along.before or along.after) and not isinstance(self._redis, RedisCluster):
+            return await self._op(op, lambda: self._pipelined(script, keys, full, along))
+        for command in along.before:
             await self._op(command.op, functools.partial(command.send, self._redis))
         reply: list[Any] = await self._op(op, lambda: run_script(script, keys, full))
-        later = [await self._op(c.op, functools.partial(c.send, self._redis)) for c in after]
+        later = [await self._op(c.op, functools.partial(c.send, self._redis)) for c in along.after]
         return reply, later
 
     async def _pipelined(
-        self,
-        script: AsyncScript,
-        keys: list[str],
-        args: list[Any],
-        before: Sequence[Command],
-        after: Sequence[Command],
+        self, script: AsyncScript, keys: list[str], args: list[Any], along: Along
     ) -> tuple[list[Any], list[Any]]:
+        before, after = along.before, along.after
         for attempt in (1, 2):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for command in before:

@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from room_service.domain.models import ChatSent, ParticipantLeft, Position, RecoverSpec, RoomEvent
@@ -18,7 +17,7 @@ from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
 from room_service.store.redis import RedisStore, connect
 from tests.support.redis_server import SessionRedis
-from tests.support.stores import MEETING, meeting, spec
+from tests.support.stores import MEETING, meeting, observed_store, spec
 from tests.support.timing import wait_until
 
 
@@ -57,13 +56,7 @@ def _told(seen: list[RoomEvent]) -> list[tuple[int, str, str]]:
 async def test_expiries_reaps_and_recoveries_reach_watchers_on_both_replicas_once_in_order(
     session_redis: SessionRedis,
 ) -> None:
-    raw = aioredis.Redis.from_url(session_redis.url)
-    await raw.flushall()
-    await raw.aclose()
-    operations: list[str] = []
-    local = RedisStore(
-        connect(session_redis.url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op)
-    )
+    local, operations = await observed_store(session_redis.url)
     remote = RedisStore(connect(session_redis.url, 0.5), StoreOptions())
     await local.upsert_meeting(meeting())
     alice = await local.join(dataclasses.replace(spec("alice", edge="edge-a"), recovery_id="pid-a"))

@@ -22,7 +22,7 @@ from room_service.store.redis import RedisStore, connect
 from tests.support.processes import start_room_service
 from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
 from tests.support.room import room_stub, truth
-from tests.support.stores import MEETING, meeting, spec
+from tests.support.stores import MEETING, meeting, observed_store, spec
 from tests.support.timing import wait_until
 
 
@@ -73,13 +73,7 @@ async def test_a_watcher_gets_each_change_once_whether_its_replica_or_another_ma
     # A change made through the watcher's own replica reaches it twice over: the replica
     # wakes it with the entries the script returned, and the change's pub/sub message
     # arrives later; changes through another replica come by pub/sub and a Redis read.
-    raw = aioredis.Redis.from_url(session_redis.url)
-    await raw.flushall()
-    await raw.aclose()
-    operations: list[str] = []
-    local = RedisStore(
-        connect(session_redis.url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op)
-    )
+    local, operations = await observed_store(session_redis.url)
     remote = await _store(session_redis.url)
     await local.upsert_meeting(meeting())
     manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
