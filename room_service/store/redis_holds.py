@@ -149,11 +149,15 @@ class RedisHolds(RedisRooms):
             Along(before, [Command("instance_id", "get", (INCARNATION,))]),
         )
         status = reply[0]
-        if status != "OK" and spec.recovery_id:
-            await self._forget_pointer(spec.recovery_id, spec.meeting_id, pid)
         if status == "ALREADY":
-            return dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
+            outcome = dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
+            if spec.recovery_id:  # it named the unseated id a moment: the seated one again
+                seated = outcome.participant.participant_id
+                await self._set_pointer(spec.recovery_id, spec.meeting_id, seated)
+            return outcome
         if status != "OK":
+            if spec.recovery_id:
+                await self._forget_pointer(spec.recovery_id, spec.meeting_id, pid)
             raise refusal(status)
         for gone, recovery_id in reply[4]:
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))

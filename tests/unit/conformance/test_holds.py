@@ -89,6 +89,19 @@ async def test_an_unheld_live_session_is_taken_over_only_when_asked(new_store: S
     assert (await store.get_participant(MEETING, alice)).edge_id == "edge-b"
 
 
+async def test_a_repeat_join_with_the_same_recovery_id_keeps_the_session_recoverable(
+    new_store: StoreFactory,
+) -> None:
+    store = await new_store()
+    alice, position = await joined(store, "alice", "pid-a")
+    assert (await joined(store, "alice", "pid-a"))[0] == alice
+    assert await store.hold(MEETING, alice, "edge-a", until=10.0)
+
+    recovered = await store.recover(claim("pid-a", position))
+
+    assert recovered.participant.participant_id == alice and not recovered.resynced
+
+
 async def test_a_taken_over_session_is_its_socket_on_the_new_edge_only(new_store: StoreFactory) -> None:
     store = await new_store()
     alice, position = await joined(store, "alice", "pid-a")
