@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import asyncio
 
-from room_service.domain.models import LeaveReason, Position, Snapshot
-from tests.support.stores import MEETING, StoreFactory, spec
+from room_service.domain.models import JoinOutcome, LeaveReason, Position, Snapshot
+from room_service.store.base import RoomStore
+from tests.support.stores import MEETING, StoreFactory, events_after, spec
+
+
+async def room_with_chats(
+    new_store: StoreFactory, *, replay_buffer: int, chats: int
+) -> tuple[RoomStore, JoinOutcome]:
+    """A store replaying at most `replay_buffer` events, with one participant who has sent
+    `chats` messages since joining (head: `chats` + 1)."""
+    store = await new_store(replay_buffer=replay_buffer)
+    joined = await store.join(spec("u1"))
+    for i in range(chats):
+        await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+    return store, joined
 
 
 async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit(
     new_store: StoreFactory,
 ) -> None:
-    store = await new_store(replay_buffer=8)
-    joined = await store.join(spec("u1"))
-    for i in range(4):
-        await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+    store, joined = await room_with_chats(new_store, replay_buffer=8, chats=4)
     epoch = joined.position.epoch
-    batch = await store.read_after(MEETING, Position(2, epoch), 2)
-    assert isinstance(batch, list)
+    batch = await events_after(store, Position(2, epoch), 2)
     assert [e.position.sequence for e in batch] == [3, 4]
     assert await store.read_after(MEETING, Position(5, epoch), 10) == []
 
@@ -28,14 +37,10 @@ async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit
 async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches(
     new_store: StoreFactory,
 ) -> None:
-    store = await new_store(replay_buffer=4)
-    joined = await store.join(spec("u1"))
-    for i in range(9):
-        await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+    store, joined = await room_with_chats(new_store, replay_buffer=4, chats=9)
     epoch = joined.position.epoch
     # Head is 10; the buffer holds 7..10, so replay from after 6 still works ...
-    reachable = await store.read_after(MEETING, Position(6, epoch), 100)
-    assert isinstance(reachable, list)
+    reachable = await events_after(store, Position(6, epoch), 100)
     assert [e.position.sequence for e in reachable] == [7, 8, 9, 10]
     # ... but from after 5 it cannot: the caller gets the truth instead.
     too_old = await store.read_after(MEETING, Position(5, epoch), 100)
