@@ -1,7 +1,5 @@
 """Store contract for edge leases: touch, expire, drop (the participants an edge held
-leave), and restore (what an edge re-announces after a room-service restart).
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+leave), and restore (what an edge re-announces after a room-service restart)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Store contract for the guards kept in the store: password attempts per socket and
-meeting, and bans.
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+meeting, and bans."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Store contract for membership: joins (idempotent, replacing, capacity, refusals),
-rejoins, leaves, counts, and ending a meeting.
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+rejoins, leaves, counts, and ending a meeting."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Store contract for replay: reading after a position from the buffer, a snapshot when
-the buffer no longer reaches, and waiting for the next event.
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+the buffer no longer reaches, and waiting for the next event."""
 
 from __future__ import annotations
 
@@ -28,10 +26,9 @@ async def test_read_after_replays_from_the_buffer_in_order_and_honours_the_limit
     new_store: StoreFactory,
 ) -> None:
     store, joined = await room_with_chats(new_store, replay_buffer=8, chats=4)
-    epoch = joined.position.epoch
-    batch = await events_after(store, Position(2, epoch), 2)
+    batch = await events_after(store, Position(2, joined.position.epoch), 2)
     assert [e.position.sequence for e in batch] == [3, 4]
-    assert await store.read_after(MEETING, Position(5, epoch), 10) == []
+    assert await store.read_after(MEETING, Position(5, joined.position.epoch), 10) == []
 
 
 async def test_read_after_falls_back_to_a_snapshot_when_the_buffer_no_longer_reaches(

@@ -1,7 +1,5 @@
 """Store contract for sequencing: one gapless sequence per room, an epoch per opening,
-snapshots that match the log.
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+snapshots that match the log."""
 
 from __future__ import annotations
 

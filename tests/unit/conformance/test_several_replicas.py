@@ -1,7 +1,5 @@
 """Store contract for several room-service replicas on one store: one reap, one sequence,
-one instance id, wake-ups and signals across replicas.
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+one instance id, wake-ups across replicas (signals: test_signals.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Store contract for signal mailboxes: per-edge queues that keep the newest signals,
-survive a reap while read, and keep nothing for an edge nobody reads.
-Part of the store conformance suite: every test runs against the memory store, a real
-redis-server and a Redis Cluster (`new_store`, tests/unit/conftest.py)."""
+survive a reap while read, and keep nothing for an edge nobody reads."""
 
 from __future__ import annotations
 
