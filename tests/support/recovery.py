@@ -1,6 +1,6 @@
 """Connection-state recovery with the official client: cutting a client's TCP connection
 through a `TcpProxy`, waiting for it to reconnect by itself, presenting an old claim, and
-what a fresh (not recovered) session looks like."""
+what a fresh (not recovered) session looks like, and what a recovered one still is."""
 
 from __future__ import annotations
 
@@ -56,3 +56,14 @@ def assert_not_recovered(status: dict[str, Any], claim: dict[str, Any]) -> None:
     server did, so the answer itself must show a fresh session (new pid, new sid)."""
     assert status["pid"] and status["pid"] != claim["pid"], (status, claim)
     assert status["id"] != claim["id"], (status, claim)
+
+
+async def still_the_participant(
+    client: JsClient, participant_id: str, media: dict[str, bool], watcher: JsClient, start: int
+) -> None:
+    """The client is still `participant_id` with its permissions: its media change `media`
+    is accepted and reaches `watcher` (events from `start`) under that id."""
+    reply = await client.emit_with_ack("update-media", media, timeout=10)
+    assert reply["success"], reply
+    update = await watcher.wait_for_event("participant-updated", start=start, timeout=10)
+    assert update.data["participantId"] == participant_id
