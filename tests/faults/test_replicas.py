@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 
 from meeting.v1 import room_service_pb2 as pb
 from tests.support.jsclient import JsClient, JsClientPool
@@ -62,6 +63,37 @@ class Joiner:
         self._stop.set()
         assert self._task is not None
         await asyncio.wait_for(self._task, 60)
+
+
+class Churn:
+    """Steady leaves and joins while a fault happens: each turn one of `clients` leaves and
+    `rejoin` joins it again (False: a join failed, the churn stops), until the block ends."""
+
+    def __init__(self, clients: list[JsClient], rejoin: Callable[[JsClient], Awaitable[bool]]) -> None:
+        self._clients = clients
+        self._rejoin = rejoin
+        self.cycles = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Churn:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await asyncio.wait_for(self._task, 60)
+
+    async def _run(self) -> None:
+        for client in itertools.cycle(self._clients):
+            if self._stop.is_set():
+                return
+            left = await client.emit_with_ack("leave-meeting", {}, timeout=30)
+            assert left["success"], left
+            if not await self._rejoin(client):
+                return
+            self.cycles += 1
 
 
 async def _sequences(address: str) -> list[int]:
@@ -131,47 +163,33 @@ async def test_restarting_both_replicas_in_turn_under_joins_and_leaves_keeps_eve
 ) -> None:
     replicas, edge_a, edge_b = cluster
     clients, pids = await join_alternating(js, (edge_a, edge_b), 16)
-    stop = asyncio.Event()
-    cycles = 0
     refused = 0
 
-    async def rejoin(client: JsClient) -> str:
+    async def rejoin(client: JsClient) -> bool:
         # As a frontend does: a join refused with UNAVAILABLE ("please retry") is retried.
         nonlocal refused
         payload = {"meetingId": MEETING, "userId": f"user{clients.index(client)}", "userName": "N"}
         for _ in range(5):
             reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
             if reply["success"]:
-                return str(reply["participantId"])
+                pids[client.name] = str(reply["participantId"])
+                return True
             assert reply["error"]["code"] == "UNAVAILABLE", reply
             refused += 1
         raise AssertionError(f"{client.name}: joins kept failing during the rolling restart")
 
-    async def churn() -> None:
-        # Steady leaves and joins: each turn one client leaves and joins again.
-        nonlocal cycles
-        for client in itertools.cycle(clients):
-            if stop.is_set():
-                return
-            reply = await client.emit_with_ack("leave-meeting", {}, timeout=30)
-            assert reply["success"], reply
-            pids[client.name] = await rejoin(client)
-            cycles += 1
-
-    task = asyncio.create_task(churn())
-    try:
+    async with Churn(clients, rejoin) as churn:
         for index in (0, 1):
             await replicas.restart(index)
             await wait_for_ready(edge_a.url, within=15)
             await wait_for_ready(edge_b.url, within=15)
-        before = cycles
+        before = churn.cycles
         await wait_until(
-            lambda: _more(lambda: cycles, before + 5), within=30, what="churn after the restarts"
+            lambda: _more(lambda: churn.cycles, before + 5), within=30, what="churn after the restarts"
         )
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-    report(f"rolling restart: {cycles} leave+join cycles meanwhile, {refused} joins refused (retried)", 0.0)
+    report(
+        f"rolling restart: {churn.cycles} leave+join cycles meanwhile, {refused} joins refused (retried)", 0.0
+    )
     async with room_stub(replicas.addresses[0]) as stub:
         await converged(stub, clients, set(pids.values()), within=30)
     for client in clients:
@@ -191,35 +209,22 @@ async def test_the_last_replica_stopping_while_the_edge_reconnects_to_the_restar
     churners, _ = await join_alternating(js, (edge_a, edge_b), 8, name="churner", user="churner")
     await replicas.restart(0)
     marks = {e.name: e.mark() for e in (edge_a, edge_b)}
-    stop = asyncio.Event()
     refusals: list[object] = []
-    cycles = 0
 
-    async def churn() -> None:
-        nonlocal cycles
-        for client in itertools.cycle(churners):
-            if stop.is_set():
-                return
-            left = await client.emit_with_ack("leave-meeting", {}, timeout=30)
-            assert left["success"], left
-            payload = {"meetingId": MEETING, "userId": client.name, "userName": "N"}
-            reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
-            if not reply["success"]:
-                refusals.append(reply["error"])
-                return
-            cycles += 1
+    async def rejoin(client: JsClient) -> bool:
+        payload = {"meetingId": MEETING, "userId": client.name, "userName": "N"}
+        reply = await client.emit_with_ack("join-meeting", payload, timeout=30)
+        if not reply["success"]:
+            refusals.append(reply["error"])
+        return bool(reply["success"])
 
     async def churned() -> bool:
         assert refusals == [], f"joins refused in the handover: {refusals}"
-        return cycles > 20
+        return churn.cycles > 20
 
-    task = asyncio.create_task(churn())
-    try:
+    async with Churn(churners, rejoin) as churn:
         await replicas.restart(1)
         await wait_until(churned, within=30, what="churn after the handover")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
     assert refusals == [], refusals
     for edge in (edge_a, edge_b):
         assert edge.logs_matching(msg_is("room service unreachable"), start=marks[edge.name]) == []
