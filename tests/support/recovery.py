@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.jsclient import EventTimeoutError, JsClient, JsClientPool
+from tests.support.room import refused
 from tests.support.tcp_proxy import TcpProxy
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"]}
@@ -56,6 +57,16 @@ def assert_not_recovered(status: dict[str, Any], claim: dict[str, Any]) -> None:
     server did, so the answer itself must show a fresh session (new pid, new sid)."""
     assert status["pid"] and status["pid"] != claim["pid"], (status, claim)
     assert status["id"] != claim["id"], (status, claim)
+
+
+async def claim_recovers_nothing(
+    js: JsClientPool, url: str, claim: dict[str, Any], name: str = "again"
+) -> None:
+    """A new client presenting `claim` (see `present_claim`) gets a fresh session and is in
+    no meeting: the claimed session is gone."""
+    again = await present_claim(js, url, claim, name)
+    assert_not_recovered(await again.status(), claim)
+    await refused(again, "chat-message", {"text": "still here?"}, "NOT_IN_MEETING")
 
 
 async def still_the_participant(
