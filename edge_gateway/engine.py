@@ -1,11 +1,14 @@
 """The edge's Engine.IO/Socket.IO write path: every extension of python-engineio and
 python-socketio internals lives in this module.
 
-One write per recipient. A room event is serialised once (orjson), made an Engine.IO
-message once and framed once; the same bytes are written to each recipient's WebSocket
-transport, synchronously, in the emitting coroutine: no task, queue hop or re-encoding per
-recipient. Direct emits, acknowledgements, pings and broadcasts all take that same
-synchronous path, so a socket receives its packets exactly in the order they were emitted.
+One write per recipient per loop iteration. A room event is serialised once (orjson),
+made an Engine.IO message once and framed once; the same bytes are appended to each
+recipient's outbox, synchronously, in the emitting coroutine: no task, queue hop or
+re-encoding per recipient. Direct emits, acknowledgements, pings and broadcasts all take
+that same path, so a socket receives its packets exactly in the order they were emitted.
+The frames a socket gathered during one loop iteration go to its transport in one
+write (one syscall for a burst of room events, not one per event), from one callback
+that the first frame of the iteration schedules for all sockets (`Coalescer`).
 Long-polling sockets (and a WebSocket socket before its transport is attached) keep
 engine.io's queue, drained by upstream's poll.
 
@@ -81,6 +84,10 @@ _PING_BATCH_SECONDS = 0.05
 _PING = eio_packet.Packet(eio_packet.PING)
 _PING_FRAME = engineio_frame(_PING)
 _PONG_TEXT = "3"
+# Frames gathered for one socket in one loop iteration are written early past this many
+# bytes (or a quarter of the byte bound): a burst that the kernel takes at once is never
+# counted against the bound as if the peer had stopped reading.
+_FLUSH_BYTES = 16 * 1024
 
 
 # What an attached Outbox's queue becomes: shared, since nothing is ever put there again
@@ -95,12 +102,41 @@ def _size(pkt: Any) -> int:
     return len(pkt.data) if pkt.binary else len(pkt.encode())
 
 
+class Coalescer:
+    """The outboxes written to during this loop iteration, flushed together by one callback
+    at the start of the next: each socket's frames of an iteration leave in one write."""
+
+    def __init__(self) -> None:
+        self._dirty: list[Outbox] = []
+        self._handle: asyncio.Handle | None = None
+
+    def add(self, outbox: Outbox) -> None:
+        """An outbox got its first frame of this iteration."""
+        self._dirty.append(outbox)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Writes every dirty outbox's frames (one failing socket never holds back the rest)."""
+        self._handle = None
+        dirty, self._dirty = self._dirty, []
+        for outbox in dirty:
+            try:
+                outbox.flush()
+            except Exception:
+                log.exception("write failed", extra={"eio_sid": getattr(outbox.sock, "sid", None)})
+
+
 class Outbox(asyncio.Queue[Any]):
     """One socket's outgoing path: straight to its WebSocket transport once attached,
     before that (handshake, long-polling) engine.io's queue, counted in bytes."""
 
     def __init__(
-        self, limit_bytes: int, on_overflow: Callable[[Outbox], None], on_ping: Callable[[Outbox], None]
+        self,
+        limit_bytes: int,
+        on_overflow: Callable[[Outbox], None],
+        on_ping: Callable[[Outbox], None],
+        coalescer: Coalescer,
     ) -> None:
         super().__init__()  # unbounded underneath: the byte limit is enforced without waiting
         self._limit = limit_bytes
@@ -113,6 +149,11 @@ class Outbox(asyncio.Queue[Any]):
         self._ws: web.WebSocketResponse | None = None
         self._ended = False
         self._closer: asyncio.Future[None] | None = None
+        self._coalescer = coalescer
+        self._flush_at = min(_FLUSH_BYTES, limit_bytes // 4)
+        # Frames written during this loop iteration, not yet given to the transport.
+        self._pending: list[bytes] | None = None
+        self._pending_bytes = 0
 
     @property
     def transport(self) -> asyncio.WriteTransport | None:
@@ -122,7 +163,9 @@ class Outbox(asyncio.Queue[Any]):
     @property
     def buffered_bytes(self) -> int:
         """Bytes written but not yet taken by the peer (or queued, while polling)."""
-        return self._transport.get_write_buffer_size() if self._transport else self.queued_bytes
+        if self._transport is None:
+            return self.queued_bytes
+        return self._transport.get_write_buffer_size() + self._pending_bytes
 
     async def put(self, item: Any) -> None:
         """Never waits (see put_nowait)."""
@@ -180,11 +223,31 @@ class Outbox(asyncio.Queue[Any]):
         """The WebSocket ended: nothing more is written or queued."""
         self._transport = None
         self._ended = True
+        self._drop_pending()
 
     def abort(self) -> None:
         """Cuts the connection at once (a writer blocked on the peer's window is freed)."""
+        self._drop_pending()
         if self._transport is not None:
             self._transport.abort()
+
+    def flush(self) -> None:
+        """Gives the frames gathered this loop iteration to the transport, in one write."""
+        frames = self._pending
+        if frames is None:
+            return
+        self._drop_pending()
+        transport = self._transport
+        if transport is None or self.overflowed or transport.is_closing():
+            return  # see _write: a dead connection is left to its reading loop
+        if len(frames) == 1:
+            transport.write(frames[0])
+        else:
+            transport.writelines(frames)  # one writev for the lot
+
+    def _drop_pending(self) -> None:
+        self._pending = None
+        self._pending_bytes = 0
 
     def _write(self, frame: bytes) -> None:
         transport = self._transport
@@ -197,9 +260,17 @@ class Outbox(asyncio.Queue[Any]):
             # (a relay losing a broadcast for every socket of the room).
             self.detach()
             return
-        transport.write(frame)
-        if transport.get_write_buffer_size() > self._limit:
+        pending = self._pending
+        if pending is None:
+            self._pending = [frame]
+            self._coalescer.add(self)
+        else:
+            pending.append(frame)
+        self._pending_bytes += len(frame)
+        if self._pending_bytes + transport.get_write_buffer_size() > self._limit:
             self._overflow()
+        elif self._pending_bytes >= self._flush_at:
+            self.flush()  # a long burst: to the kernel now, not held in memory until the tick ends
 
     def _enqueue(self, item: Any) -> None:
         if self.overflowed:
@@ -216,6 +287,8 @@ class Outbox(asyncio.Queue[Any]):
         self._on_overflow(self)
 
     def _hang_up(self) -> None:
+        # What was written before the goodbye goes out before aiohttp's CLOSE frame.
+        self.flush()
         if self._closer is None and self._ws is not None:
             self._closer = asyncio.ensure_future(self._close_ws(self._ws))
 
@@ -360,13 +433,14 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self._deadlines: deque[tuple[float, Outbox]] = deque()
         self._pings: deque[tuple[float, Any]] = deque()  # (loop time due, socket), in due order
         self._ping_timer: asyncio.TimerHandle | None = None
+        self.coalescer = Coalescer()
         drivers = dict(self._async)
         drivers["websocket"] = _EdgeWebSocket
         self._async = drivers
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Outbox:
         """Every socket's queue (engine.io creates no other queues on the server)."""
-        return Outbox(self.max_buffered_bytes, self._overflowed, self._pinged)
+        return Outbox(self.max_buffered_bytes, self._overflowed, self._pinged, self.coalescer)
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":

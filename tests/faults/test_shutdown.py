@@ -74,7 +74,9 @@ async def test_edge_sigterm_is_a_blip_clients_resume_through_another_edge(js: Js
 
 
 async def test_room_service_sigterm_drains_streams_and_exits_fast(js: JsClientPool) -> None:
-    rs = await start_room_service()
+    # A grace far longer than the wait below: exiting within the wait means the streams
+    # were ended, not waited out.
+    rs = await start_room_service("--shutdown-grace-seconds", "60")
     edge = await start_edge(rs.grpc_address, name="edge")
     try:
         a, b = js.client("a"), js.client("b")
@@ -83,11 +85,10 @@ async def test_room_service_sigterm_drains_streams_and_exits_fast(js: JsClientPo
 
         started = time.monotonic()
         rs.send_signal(signal.SIGTERM)
-        code = await rs.wait(10)
+        code = await rs.wait(20)
         took = time.monotonic() - started
         report("room service SIGTERM: process exited", took)
         assert code == 0
-        assert took < 2.5, "streams were not ended: the shutdown waited out its grace"
         assert rs.logs_matching(msg_is("room service stopped"))
     finally:
         await edge.terminate()

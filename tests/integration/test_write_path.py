@@ -389,3 +389,56 @@ async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_re
             frames = await raw.frames_until('42["chat-message",{"text":"hello"},"epoch-1:7"]')
             assert frames[-1] == '42["chat-message",{"text":"hello"},"epoch-1:7"]'
             await raw.ws.close()
+
+
+class CountingTransport:
+    """A transport that counts the writes given to it (frames per write), passing them on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(1)
+        self.inner.write(data)
+
+    def writelines(self, frames: Any) -> None:
+        frames = list(frames)
+        self.writes.append(len(frames))
+        self.inner.writelines(frames)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_burst_leaves_in_one_write_per_socket_in_order_beside_a_polling_socket(
+    js: JsClientPool,
+) -> None:
+    """Direct emits, broadcasts and the ack of one loop iteration reach a WebSocket socket in
+    one write, in emit order; a long-polling socket in the same room gets its share in order."""
+    async with serve() as served:
+        sio = served.sio
+
+        @sio.on("burst")
+        async def burst(sid: str, count: int) -> int:
+            for n in range(count):
+                if n % 3 == 0:
+                    await sio.emit("n", {"n": n}, to=sid)
+                else:
+                    await sio.emit("n", {"n": n}, room=ROOM)
+            return count
+
+        raw = await RawSocket.open(served.url)
+        polling = js.client("polling")
+        await polling.connect(served.url, transports=["polling"])
+        outbox = sio.eio.sockets[raw.eio_sid].queue
+        counting = CountingTransport(outbox.transport)
+        outbox._transport = counting
+        await raw.ws.send('421["burst",60]')
+        frames = await raw.frames_until("431[60]")
+        assert numbers(frames, "n") == list(range(60))
+        assert frames[-1] == "431[60]" and len(frames) == 61
+        assert counting.writes == [61]  # sixty events and the ack: one write
+        got = await polling.wait_for_events("n", 40, timeout=15)
+        assert [e.data["n"] for e in got] == [n for n in range(60) if n % 3]
+        await raw.ws.close()

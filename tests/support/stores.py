@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus
+from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, RoomEvent
 from room_service.store.base import RoomStore, StoreOptions
 from room_service.store.memory import MemoryStore
 from room_service.store.redis import RedisStore, connect
@@ -56,6 +56,13 @@ async def observed_store(url: str) -> tuple[RedisStore, list[str]]:
     operations: list[str] = []
     store = RedisStore(connect(url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op))
     return store, operations
+
+
+async def events_after(store: RoomStore, after: Position, limit: int = 10_000) -> list[RoomEvent]:
+    """MEETING's events after `after` (at most `limit`), which the replay buffer must still reach."""
+    batch = await store.read_after(MEETING, after, limit)
+    assert isinstance(batch, list)
+    return batch
 
 
 class StoreFactory:
