@@ -30,30 +30,26 @@ def _with_token(details: grpc.aio.ClientCallDetails, header: str) -> grpc.aio.Cl
     )
 
 
-class _UnaryUnaryToken(_UnaryUnary):
+class _BearerToken:
+    """Sends every call it intercepts on with `authorization: <header>` in its metadata.
+
+    gRPC files an interceptor under the first call kind it subclasses, so each kind needs
+    a class of its own; the subclasses below only name which kind they intercept.
+    """
+
     def __init__(self, header: str) -> None:
         self._header = header
 
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[..., Any],
-        client_call_details: Any,
-        request: Any,
-    ) -> Any:
+    async def _forward(self, continuation: Callable[..., Any], client_call_details: Any, request: Any) -> Any:
         return await continuation(_with_token(client_call_details, self._header), request)
 
 
-class _UnaryStreamToken(_UnaryStream):
-    def __init__(self, header: str) -> None:
-        self._header = header
+class _UnaryUnaryToken(_BearerToken, _UnaryUnary):
+    intercept_unary_unary = _BearerToken._forward
 
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[..., Any],
-        client_call_details: Any,
-        request: Any,
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._header), request)
+
+class _UnaryStreamToken(_BearerToken, _UnaryStream):
+    intercept_unary_stream = _BearerToken._forward
 
 
 def bearer_interceptors(settings: Settings) -> list[Any]:

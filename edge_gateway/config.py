@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from edge_gateway.guard import Network, parse_trusted_proxies
 from edge_gateway.limits import LimitSettings
@@ -81,24 +81,22 @@ class Settings(LimitSettings, TierSettings):
         "dropped beyond",
     )
     max_payload_bytes: Count = Field(65536, description="largest Socket.IO message accepted")
-    cors_allowed_origins: Annotated[str | list[str], NoDecode, from_text(_origins)] = Field(
+    cors_allowed_origins: Annotated[str | list[str], from_text(_origins)] = Field(
         "*", description="'*' or comma-separated origins allowed to connect"
     )
     # -- WebRTC ---------------------------------------------------------------------------
-    ice_servers: Annotated[tuple[IceServer, ...], NoDecode, from_text(parse_ice_servers)] = Field(
+    ice_servers: Annotated[tuple[IceServer, ...], from_text(parse_ice_servers)] = Field(
         (),
         description="webrtcConfig.iceServers sent to every joiner: a JSON list of "
         "{urls, username?, credential?}",
     )
-    turn_urls: Annotated[tuple[str, ...], NoDecode, from_text(parse_turn_urls)] = Field(
+    turn_urls: Annotated[tuple[str, ...], from_text(parse_turn_urls)] = Field(
         (),
         description="comma-separated turn:/turns: URLs given time-limited TURN REST credentials "
         "(needs --turn-secret)",
     )
     turn_secret: SecretStr = Field(
-        SecretStr(""),
-        description="shared secret of the TURN servers (coturn static-auth-secret); prefer the variable "
-        "to the flag",
+        SecretStr(""), description="shared secret of the TURN servers (coturn static-auth-secret)"
     )
     turn_ttl_seconds: Count = Field(86400, description="lifetime of the TURN credentials handed out at join")
     # -- client authentication ------------------------------------------------------------
@@ -108,8 +106,7 @@ class Settings(LimitSettings, TierSettings):
         "payload's userId (development only)",
     )
     jwt_secret: SecretStr = Field(
-        SecretStr(""),
-        description="HS256/384/512 shared secret verifying tokens (one key source only); prefer the variable",
+        SecretStr(""), description="HS256/384/512 shared secret verifying tokens (one key source only)"
     )
     jwt_public_key_file: str = Field("", description="PEM public key (RS256/ES256)")
     jwt_jwks_file: str = Field("", description="local JWKS document (keys chosen by kid)")
@@ -132,7 +129,7 @@ class Settings(LimitSettings, TierSettings):
         "fail closed)",
     )
     # -- client addresses -----------------------------------------------------------------
-    trusted_proxies: Annotated[tuple[Network, ...], NoDecode, from_text(parse_trusted_proxies)] = Field(
+    trusted_proxies: Annotated[tuple[Network, ...], from_text(parse_trusted_proxies)] = Field(
         (),
         description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed: the "
         "right-most hop that is not one of them is the client (empty: the peer is the client)",
@@ -146,9 +143,7 @@ class Settings(LimitSettings, TierSettings):
     )
     tls_key_file: str = Field("", description="key of --tls-cert-file (PEM)")
     room_service_token: SecretStr = Field(
-        SecretStr(""),
-        description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN); prefer the "
-        "variable",
+        SecretStr(""), description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN)"
     )
 
     def problems(self) -> list[str]:

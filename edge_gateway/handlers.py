@@ -255,6 +255,8 @@ class EventHandlers:
             await self.hub.detach(sid)
             await self.hub.leave(current, pb.LEAVE_REASON_LEFT)
             current = None
+        if current is None:
+            await self.hub.confirm_leaves()
         media = None
         if request.audio is not None or request.video is not None:
             media = pb.MediaState(audio=request.audio is not False, video=request.video is not False)

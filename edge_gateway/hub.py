@@ -235,16 +235,22 @@ class Hub:
         for participant_id in reply.rejected_participant_ids:
             await self.local_participant_left(participant_id, pb.LEAVE_REASON_DISCONNECTED)
 
+    async def confirm_leaves(self) -> None:
+        """Tries the unconfirmed leaves once more, now: a socket that left and joins again
+        must not find its old session still seated (it would be handed that session back,
+        and lose it when the leave lands after all)."""
+        for participant_id, (meeting_id, reason) in list(self._unconfirmed_leaves.items()):
+            try:
+                await self.client.leave(meeting_id, participant_id, reason)
+                self._unconfirmed_leaves.pop(participant_id, None)
+            except EdgeError:
+                pass
+
     async def _retry_leaves(self) -> None:
         delay = 0.2
         while True:
             await self._leave_retry.wait()
-            for participant_id, (meeting_id, reason) in list(self._unconfirmed_leaves.items()):
-                try:
-                    await self.client.leave(meeting_id, participant_id, reason)
-                    self._unconfirmed_leaves.pop(participant_id, None)
-                except EdgeError:
-                    pass
+            await self.confirm_leaves()
             if not self._unconfirmed_leaves:
                 self._leave_retry.clear()
                 delay = 0.2

@@ -36,10 +36,7 @@ class EdgeMetrics:
             "edge_gateway_events_emitted", "Socket.IO events emitted, by name.", "event", SERVER_EVENTS
         )
         self.errors = declare.counter(
-            "edge_gateway_errors",
-            "Errors sent to clients, by code.",
-            "code",
-            (code.value for code in ErrorCode),
+            "edge_gateway_errors", "Errors sent to clients, by code.", "code", ErrorCode
         )
         self.join_duration = declare.histogram(
             "edge_gateway_join_duration_seconds",

@@ -13,7 +13,8 @@ class Registrar:
     With a `label`, one series per value in `values` exists at zero from the start: a
     counter series born at its first increment hides that increment from rate() and
     increase(), so the first joins, events or errors after a start would reach neither
-    dashboard nor alerts. Label values must stay bounded: no ids ever.
+    dashboard nor alerts. Label values must stay bounded: no ids ever. `values` may be a
+    StrEnum itself: its members are their values.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -52,4 +53,4 @@ def _names(label: str | None) -> tuple[str, ...]:
 def _zero_series(metric: Counter | Histogram, label: str | None, values: Iterable[str]) -> None:
     if label is not None:
         for value in values:
-            metric.labels(**{label: value})
+            metric.labels(**{label: str(value)})

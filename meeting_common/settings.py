@@ -4,7 +4,10 @@ environment over defaults, with every invalid value reported at once.
 A setting is one field of a tier's `TierSettings` subclass: its type and constraints, its
 default, and its help (`description`). Its environment variable is the tier's prefix plus
 the field name in capitals, its flag the field name with dashes. Secrets are `SecretStr`
-fields: their values never reach `--help`, reprs or logs.
+fields: their values never reach `--help`, reprs or logs, and their help adds that the
+variable is the way to give them (a flag shows in every process listing). Every value,
+list-like ones too, arrives as text and is parsed by its type's validator (`from_text`,
+`HostPort`): nothing is decoded as JSON on the way in.
 
 Everything else is derived from the fields: the `--help` text (pydantic-settings builds
 the parser), the README tables and the chart's checks (`options`).
@@ -26,7 +29,6 @@ from pydantic_settings import (
     BaseSettings,
     CliSettingsSource,
     EnvSettingsSource,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -84,7 +86,7 @@ def from_text(parse: Callable[[str], Any]) -> BeforeValidator:
     return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else value)
 
 
-HostPort = Annotated[Address, NoDecode, BeforeValidator(parse_address)]
+HostPort = Annotated[Address, BeforeValidator(parse_address)]
 """`host:port`, as a flag or variable."""
 Flag = Annotated[bool, BeforeValidator(parse_bool)]
 """true/false, yes/no, on/off, 1/0."""
@@ -108,6 +110,7 @@ class TierSettings(BaseSettings):
         extra="forbid",
         case_sensitive=False,
         cli_kebab_case=True,
+        enable_decoding=False,
     )
     PROG: ClassVar[str] = ""
     """`--help` usage line: how the tier is started."""
@@ -243,12 +246,21 @@ def options(cls: type[TierSettings]) -> tuple[Option, ...]:
             name=name,
             env=env_name(cls, name),
             default="" if field.annotation is SecretStr else shown_default(field),
-            help=field.description or "",
+            help=_help(field),
             secret=field.annotation is SecretStr,
             field=field,
         )
         for name, field in cls.model_fields.items()
     )
+
+
+def _help(field: FieldInfo) -> str:
+    text = field.description or ""
+    return f"{text}; {_SECRET_HELP}" if field.annotation is SecretStr else text
+
+
+_SECRET_HELP = "prefer the variable"
+"""What every secret's help ends with: a flag's value shows in every process listing."""
 
 
 def _cli(cls: type[TierSettings]) -> CliSettingsSource[Any]:

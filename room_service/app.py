@@ -28,6 +28,7 @@ from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
 from room_service.store.factory import create_store, store_clock
+from room_service.store_watch import StoreWatch
 
 log = logging.getLogger("room_service")
 # The reaper's tick: a crashed edge is gone within its disconnect grace plus this.
@@ -141,25 +142,26 @@ class RoomServiceApp:
         service) is NOT_SERVING while the store does not answer. The overall health ""
         (the liveness probe's) stays SERVING: restarting pods cannot bring Redis back."""
         serving = True
-        failures = 0
-        while True:
-            answered = await self.store.ready()
-            self.metrics.store_up.set(1 if answered else 0)
-            # One late answer is not an outage (a busy machine can starve this loop past
-            # the timeout): not ready after a few misses in a row, ready again at once.
-            failures = 0 if answered else failures + 1
-            up = answered or failures < _STORE_MISSES_BEFORE_UNREADY
-            self.manager.store_answering = up  # joins are refused at once while down
-            if up != serving and not self._stopping:
-                serving = up
-                status = (
-                    health_pb2.HealthCheckResponse.SERVING
-                    if up
-                    else health_pb2.HealthCheckResponse.NOT_SERVING
-                )
-                await self.health.set(SERVICE_NAME, status)
-                log.warning("room store reachable" if up else "room store unreachable; not ready")
-            await asyncio.sleep(interval)
+        watch = StoreWatch(
+            self.store.ready, self.settings.redis_timeout_seconds, _STORE_MISSES_BEFORE_UNREADY
+        )
+        try:
+            while True:
+                up = await watch.check()
+                self.metrics.store_up.set(1 if watch.answered else 0)
+                self.manager.store_answering = up  # joins are refused at once while down
+                if up != serving and not self._stopping:
+                    serving = up
+                    status = (
+                        health_pb2.HealthCheckResponse.SERVING
+                        if up
+                        else health_pb2.HealthCheckResponse.NOT_SERVING
+                    )
+                    await self.health.set(SERVICE_NAME, status)
+                    log.warning("room store reachable" if up else "room store unreachable; not ready")
+                await asyncio.sleep(interval)
+        finally:
+            await watch.close()
 
     async def _register_meetings(self) -> None:
         """Registers the meetings file (again, after a Redis that lost its data)."""

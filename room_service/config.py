@@ -68,8 +68,7 @@ class Settings(TierSettings):
     )
     internal_token: SecretStr = Field(
         SecretStr(""),
-        description="bearer token every caller must send (health checks exempt); empty: no check; "
-        "prefer the variable",
+        description="bearer token every caller must send (health checks exempt); empty: no check",
     )
     password_attempts_per_minute: Count = Field(
         20, description="wrong passwords one socket may try per minute before its joins get RATE_LIMITED"
@@ -105,7 +104,7 @@ class Settings(TierSettings):
         SecretStr(""),
         description="Redis for --store redis (required then): redis:// or rediss:// (TLS), "
         "redis+sentinel://SENTINEL:26379,.../PRIMARY/DB or redis+cluster://ANY-NODE:6379/0; user and "
-        "password in the URL, e.g. redis://:PASSWORD@redis:6379/0; prefer the variable",
+        "password in the URL, e.g. redis://:PASSWORD@redis:6379/0",
     )
     redis_timeout_seconds: Seconds = Field(
         1, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"

@@ -27,13 +27,10 @@ class RoomMetrics:
             "room_service_joins",
             "Join attempts by result (ok or an error code).",
             "result",
-            ("ok", *(code.value for code in ErrorCode)),
+            ("ok", *ErrorCode),
         )
         self.leaves = declare.counter(
-            "room_service_leaves",
-            "Participants that left, by reason.",
-            "reason",
-            (reason.value for reason in LeaveReason),
+            "room_service_leaves", "Participants that left, by reason.", "reason", LeaveReason
         )
         self.events = declare.counter(
             "room_service_events_published", "Room events appended, by type.", "type", EVENT_TYPES

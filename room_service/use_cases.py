@@ -99,8 +99,8 @@ class UseCases(ManagerCore):
             await self._passwords.check(
                 spec.meeting_id, meeting.password_hash, password, spec.edge_id, spec.socket_id
             )
-        await self._store.touch_edge(spec.edge_id, self._clock() + self._options.edge_lease_seconds)
-        outcome = await self._store.join(spec)
+        lease_until = self._clock() + self._options.edge_lease_seconds
+        outcome = await self._store.join(spec, meeting, lease_until)
         if outcome.already_joined:
             return outcome
         for old in outcome.replaced:

@@ -126,7 +126,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         return pb.JoinResponse(
             **convert.seat_to_pb(outcome),
             already_joined=outcome.already_joined,
-            instance_id=await self._manager.instance_id(),
+            instance_id=outcome.instance_id or await self._manager.instance_id(),
         )
 
     @unary

@@ -3,7 +3,9 @@
 A little over 300 lines on purpose: it is the domain's one vocabulary (every value the
 use cases, the stores and the API converters exchange), and most of its lines are the
 docstring each field carries; split, the event payloads would sit apart from the
-participants and positions they are made of.
+participants and positions they are made of. The one seam is the requests and results
+of joins and recoveries at the end (JoinSpec to Recovered); every store imports them from
+here alongside the rest, so moving them is a change to the stores as much as to this file.
 """
 
 from __future__ import annotations
@@ -310,6 +312,8 @@ class JoinOutcome:
     """The same socket was already in; nothing changed."""
     replaced: tuple[Participant, ...] = field(default=())
     """Older sessions of the same user that this join removed."""
+    instance_id: str = ""
+    """The store's instance id, when the store read it along with the join (empty: ask)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 
 from meeting_common.text import unsafe_character
 from room_service.domain import errors
-from room_service.domain.models import Meeting, Participant, Permissions
+from room_service.domain.models import JoinSpec, Meeting, Participant, Permissions
 
 MAX_ID = 128
 """Longest id (meeting, user, participant, edge, socket)."""
@@ -62,6 +63,20 @@ def permissions_for(meeting: Meeting, user_id: str) -> Permissions:
 def new_participant_id() -> str:
     """A fresh id per join: random, so it never equals a user id and never repeats."""
     return f"participant-{uuid.uuid4().hex}"
+
+
+def new_participant(meeting: Meeting, spec: JoinSpec, joined_at: datetime) -> Participant:
+    """The participant a join of `spec` seats in `meeting` (with a fresh id)."""
+    return Participant(
+        participant_id=new_participant_id(),
+        user_id=spec.user_id,
+        user_name=spec.user_name,
+        media=spec.media,
+        permissions=permissions_for(meeting, spec.user_id),
+        joined_at=joined_at,
+        edge_id=spec.edge_id,
+        socket_id=spec.socket_id,
+    )
 
 
 def new_message_id() -> str:

@@ -120,8 +120,14 @@ class MeetingDirectory(Protocol):
 class RoomLog(Protocol):
     """Rooms: their participants and their sequenced, bounded logs."""
 
-    async def join(self, spec: JoinSpec) -> JoinOutcome:
-        """Adds a participant (checks joinable, capacity; replaces older sessions)."""
+    async def join(
+        self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
+    ) -> JoinOutcome:
+        """Adds a participant (checks joinable, capacity; replaces older sessions).
+        `meeting`: the meeting as the caller just read it, which a store may use instead
+        of reading it again (whether it is joinable is checked with the change itself).
+        `lease_until`: the joining edge's lease is renewed until then first (as
+        `touch_edge` does), in the same round trip where the store can."""
         ...
 
     async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:

@@ -160,8 +160,12 @@ class MemoryStore:
 
     # -- participants -----------------------------------------------------------------
 
-    async def join(self, spec: JoinSpec) -> JoinOutcome:
-        meeting = self._meeting(spec.meeting_id)
+    async def join(
+        self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
+    ) -> JoinOutcome:
+        if lease_until is not None:
+            await self.touch_edge(spec.edge_id, lease_until)
+        meeting = self._meeting(spec.meeting_id)  # as it is now: reading costs nothing here
         rules.require_joinable(meeting)
         again = self._rejoin(meeting, spec)
         if again is not None:
@@ -179,16 +183,7 @@ class MemoryStore:
             del room.participants[old.participant_id]
             self._unindex(old, spec.meeting_id)
             self._append(room, ParticipantLeft(old, LeaveReason.REPLACED))
-        participant = Participant(
-            participant_id=rules.new_participant_id(),
-            user_id=spec.user_id,
-            user_name=spec.user_name,
-            media=spec.media,
-            permissions=rules.permissions_for(meeting, spec.user_id),
-            joined_at=_now(),
-            edge_id=spec.edge_id,
-            socket_id=spec.socket_id,
-        )
+        participant = rules.new_participant(meeting, spec, _now())
         others = tuple(room.participants.values())
         room.participants[participant.participant_id] = participant
         self._index(participant, spec.meeting_id)

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from room_service.domain import rules
 from room_service.domain.errors import DomainError
 from room_service.domain.models import RoomEvent, Signal, SignalType
@@ -17,6 +19,7 @@ from room_service.store.redis_base import (
     LEASES,
     REAPED,
     REAPING,
+    RedisClient,
     edge_rooms_key,
     edge_signals_key,
     run_script,
@@ -54,9 +57,20 @@ return 0
 """
 # Signals for an edge that never comes back expire with their queue.
 _SIGNAL_TTL_SECONDS = 3600
-# A blocking pop returns this often without news, so a closed stream is noticed.
-_SIGNAL_POLL_SECONDS = 1
+# A blocking pop returns this often without news, so a closed stream is noticed; and
+# always well within the client's command timeout, or every quiet pop would fail as a
+# timeout (ending the edge's WatchEdge stream, which the edge then reopens).
+_SIGNAL_POLL_SECONDS = 1.0
 _READER_TTL_SECONDS = 30
+
+
+def _pop_seconds(redis: RedisClient) -> float:
+    """How long one blocking pop waits: half the command timeout, at most the poll."""
+    if isinstance(redis, RedisCluster):
+        timeout = redis.connection_kwargs.get("socket_timeout")
+    else:
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    return _SIGNAL_POLL_SECONDS if timeout is None else min(_SIGNAL_POLL_SECONDS, float(timeout) / 2)
 
 
 def _readers_key(edge_id: str) -> str:
@@ -77,6 +91,7 @@ class RedisEdges(RedisHolds):
         self._leaving: set[asyncio.Task[None]] = set()
         self._claim = self._script(_CLAIM)
         self._touch = self._script(_TOUCH)
+        self._pop_seconds = _pop_seconds(self._redis)
 
     async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
         args = [edge_id, repr(expires_at), "1" if create else "0"]
@@ -203,7 +218,7 @@ class RedisEdges(RedisHolds):
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError
                 popped = await self._op(
-                    "next_signal", lambda: self._redis.blpop([key], timeout=_SIGNAL_POLL_SECONDS)
+                    "next_signal", lambda: self._redis.blpop([key], timeout=self._pop_seconds)
                 )
                 # A reader that died without a goodbye stops counting after this long.
                 await self._op("next_signal", lambda: self._redis.expire(readers, _READER_TTL_SECONDS))

@@ -21,26 +21,36 @@ room that closed for good is bounded by the room's size.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from room_service.domain import errors
+from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
+    Meeting,
     Participant,
+    ParticipantLeft,
     Position,
     Recovered,
     RecoverSpec,
     RoomEvent,
 )
 from room_service.store import redis_holds_scripts as lua
-from room_service.store.redis_base import edge_rooms_key, room_keys, room_tag, run_script
+from room_service.store.redis_base import (
+    INCARNATION,
+    LEASES,
+    edge_rooms_key,
+    room_keys,
+    room_tag,
+    run_script,
+)
 from room_service.store.redis_codec import event_from, participant_from, participant_json
-from room_service.store.redis_rooms import RedisRooms
+from room_service.store.redis_log import Along, Command
+from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
 
 # Held sessions by deadline, across every room (a slot of its own).
 HOLDS_DUE = "{holds}:due"
@@ -72,14 +82,12 @@ class RedisHolds(RedisRooms):
     reaps an edge's rooms holding its recoverable sessions."""
 
     def _init_holds(self) -> None:
-        # By the operation name each is measured under.
-        self._holds = {
-            "bind_recovery": self._script(lua.BIND),
-            "hold": self._script(lua.HOLD),
-            "recover": self._script(lua.RECOVER),
-            "expire_holds": self._script(lua.EXPIRE),
-            "drop_edge": self._script(lua.DROP_EDGE),
-        }
+        # By the operation name each is measured under. These append nothing to the log;
+        # those that do are room changes, so this replica's watchers learn their entries.
+        self._holds = {"hold": self._script(lua.HOLD), "recover": self._script(lua.RECOVER)}
+        self._add_changes(
+            _hold_keys, {"join": lua.JOIN, "expire_holds": lua.EXPIRE, "drop_edge": lua.DROP_EDGE}
+        )
         self._delete_if = self._script(lua.DELETE_IF)
         self._settle = self._script(lua.SETTLE)
 
@@ -104,23 +112,66 @@ class RedisHolds(RedisRooms):
 
     # -- binding --------------------------------------------------------------------------
 
-    async def join(self, spec: JoinSpec) -> JoinOutcome:
-        outcome = await super().join(spec)
-        if spec.recovery_id and not outcome.already_joined:
-            participant_id = outcome.participant.participant_id
-            # Both in one round trip (two slots). A binding whose pointer failed recovers
-            # nothing (a refusal, never a ghost); a pointer whose binding failed is deleted.
-            _, reply = await asyncio.gather(
-                self._set_pointer(spec.recovery_id, spec.meeting_id, participant_id),
-                self._hold_script(
-                    "bind_recovery", spec.meeting_id, [participant_id, spec.recovery_id, _SWEEP_SLACK]
-                ),
-            )
-            if reply[0] != "OK":  # gone already (replaced or reaped meanwhile)
-                await self._forget_pointer(spec.recovery_id, spec.meeting_id, participant_id)
-            for gone, recovery_id in reply[1]:
-                await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
-        return outcome
+    async def join(
+        self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
+    ) -> JoinOutcome:
+        if meeting is None:
+            meeting = await self.get_meeting(spec.meeting_id)
+        if not meeting.joinable:
+            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        participant = rules.new_participant(meeting, spec, datetime.now(UTC))
+        pid = participant.participant_id
+        # Along with the script: the edge's lease renewed, the room indexed under the edge
+        # (so that reaping it always finds the room), the recovery id's pointer (a pointer
+        # whose binding never came recovers nothing, and is deleted below), and the store's
+        # instance id read.
+        before = [Command("index_edge", "sadd", (edge_rooms_key(spec.edge_id), spec.meeting_id))]
+        if lease_until is not None:
+            before.insert(0, Command("touch_edge", "zadd", (LEASES, {spec.edge_id: lease_until})))
+        if spec.recovery_id:
+            pointer = (recovery_pointer_key(spec.recovery_id), _entry(spec.meeting_id, pid))
+            before.append(Command("recovery_pointer", "set", pointer))
+        reply, (incarnation,) = await self._change_room_with(
+            "join",
+            spec.meeting_id,
+            [
+                rules.new_epoch(),
+                pid,
+                participant_json(participant),
+                spec.user_id,
+                spec.edge_id,
+                spec.socket_id,
+                "1" if self._options.multiple_sessions else "0",
+                rules.room_capacity(meeting, self._options.default_capacity),
+                spec.recovery_id,
+                _SWEEP_SLACK,
+            ],
+            Along(before, [Command("instance_id", "get", (INCARNATION,))]),
+        )
+        status = reply[0]
+        if status == "ALREADY":
+            outcome = dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
+            if spec.recovery_id:  # it named the unseated id a moment: the seated one again
+                seated = outcome.participant.participant_id
+                await self._set_pointer(spec.recovery_id, spec.meeting_id, seated)
+            return outcome
+        if status != "OK":
+            if spec.recovery_id:
+                await self._forget_pointer(spec.recovery_id, spec.meeting_id, pid)
+            raise refusal(status)
+        for gone, recovery_id in reply[4]:
+            await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
+        events = self._events(reply)
+        replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
+        others = tuple(participant_of(raw) for raw in reply[3])
+        return JoinOutcome(
+            meeting,
+            participant,
+            others,
+            events[-1].position,
+            replaced=replaced,
+            instance_id=incarnation or "",
+        )
 
     # -- SessionHolds -----------------------------------------------------------------------
 
@@ -210,10 +261,10 @@ class RedisHolds(RedisRooms):
         events: list[RoomEvent] = []
         for member, score in due:
             meeting_id, participant_id = json.loads(member)
-            reply = await self._hold_script("expire_holds", meeting_id, [participant_id, repr(now)])
+            reply = await self._change_room("expire_holds", meeting_id, [participant_id, repr(now)])
             later = ""
             if reply[0] == "OK":
-                events.extend(event_from(meeting_id, reply[1], entry) for entry in reply[2])
+                events.extend(self._events(reply))
                 if reply[3]:
                     await self._forget_pointer(str(reply[3]), meeting_id, participant_id)
             elif reply[0] == "LATER":
@@ -232,8 +283,8 @@ class RedisHolds(RedisRooms):
         """Reaps an edge in one room; its recoverable participants are held until
         `hold_until` (when given) and indexed, the others leave (disconnected)."""
         until = repr(hold_until) if hold_until is not None else ""
-        reply = await self._hold_script("drop_edge", meeting_id, [edge_id, until])
+        reply = await self._change_room("drop_edge", meeting_id, [edge_id, until])
         for participant_id, deadline in reply[3]:
             # Also for those held before (a reap finished by another replica re-indexes them).
             await self._index(meeting_id, str(participant_id), float(deadline), lower_only=True)
-        return [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+        return self._events(reply)

@@ -1,5 +1,6 @@
-"""The Lua scripts of held sessions on the Redis store: binding a recovery id, holding,
-recovering, expiring, and reaping an edge whose recoverable sessions are held.
+"""The Lua scripts of held sessions on the Redis store: joining (binding the joiner's
+recovery id in the same step), holding, recovering, expiring, and reaping an edge whose
+recoverable sessions are held.
 
 Each runs on one room's keys (one hash tag, so on Redis Cluster too) after the room
 scripts' prelude: KEYS are state, members, people, log, meeting, then `recovery` (hash
@@ -26,28 +27,63 @@ end
 
 _PRELUDE = room_lua._PRELUDE + _HOLD_KEYS
 
-# ARGV: now, maxlen, participant id, recovery id, sweep slack. Binds the id to a participant
-# still in the room. Bindings of participants gone meanwhile are swept once they outnumber
-# the room's participants twice over (plus the slack): amortised O(1) per join, and bounded
-# by the room's size. Answers {"OK"|"GONE", swept: {participant id, recovery id}...}.
-BIND = (
+_BIND = """
+-- Binds a recovery id to a participant just seated. Bindings of participants gone
+-- meanwhile are swept once they outnumber the room's participants twice over (plus the
+-- slack): amortised O(1) per join, and bounded by the room's size. Answers the swept
+-- {participant id, recovery id} pairs (their pointers are the caller's to delete).
+local function bind(pid, rid, slack)
+  local swept = {}
+  if rid == '' then return swept end
+  redis.call('HSET', recovery, pid, rid)
+  if redis.call('HLEN', recovery) > 2 * redis.call('ZCARD', members) + slack then
+    local all = redis.call('HGETALL', recovery)
+    for i = 1, #all, 2 do
+      if redis.call('HEXISTS', people, all[i]) == 0 then
+        redis.call('HDEL', recovery, all[i])
+        redis.call('ZREM', held, all[i])
+        swept[#swept + 1] = {all[i], all[i + 1]}
+      end
+    end
+  end
+  return swept
+end
+"""
+
+# ARGV: now, maxlen, new_epoch, participant id, participant JSON, user id, edge id,
+# socket id, multiple sessions ("1"/"0"), capacity, recovery id ('' : none), sweep slack.
+# Finds the socket and the user's other sessions through the room's indexes, so a join
+# decodes none of the others. Answers {refusal}, {"ALREADY", epoch, {}, own JSON, others,
+# head} or {"OK", epoch, entries, others, swept bindings (see `bind`)}.
+JOIN = (
     _PRELUDE
+    + _BIND
     + """
-local pid, rid = ARGV[3], ARGV[4]
-if not present(pid) then return {'GONE', {}} end
-redis.call('HSET', recovery, pid, rid)
-local swept = {}
-if redis.call('HLEN', recovery) > 2 * redis.call('ZCARD', members) + tonumber(ARGV[5]) then
-  local all = redis.call('HGETALL', recovery)
-  for i = 1, #all, 2 do
-    if redis.call('HEXISTS', people, all[i]) == 0 then
-      redis.call('HDEL', recovery, all[i])
-      redis.call('ZREM', held, all[i])
-      swept[#swept + 1] = {all[i], all[i + 1]}
+local new_epoch, pid, pjson, user, edge, sock = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local multiple, capacity = ARGV[9] == '1', tonumber(ARGV[10])
+local refused = joinable(redis.call('GET', meeting))
+if refused then return {refused} end
+local own = seated(edge, sock)
+if own then return already(own) end
+local replaced, count = {}, 0
+if epoch ~= '' then
+  count = redis.call('ZCARD', members)
+  if not multiple then
+    for id in string.gmatch(redis.call('HGET', state, 'u:' .. user) or '', '%S+') do
+      local raw = redis.call('HGET', people, id)
+      if raw and cjson.decode(raw)['user_id'] == user then replaced[#replaced + 1] = {id, raw} end
     end
   end
 end
-return {'OK', swept}
+if count - #replaced >= capacity then return {'ROOM_FULL'} end
+if epoch == '' then open_room(new_epoch) end
+for _, pair in ipairs(replaced) do
+  remove(pair[1])
+  append('left', pair[2], 'replaced', '')
+end
+local others = others_than(nil)
+add(pid, append('joined', pjson, '', ''), pjson, user, edge, sock)
+return finish('OK', others, bind(pid, ARGV[11], tonumber(ARGV[12])))
 """
 )
 
@@ -84,6 +120,9 @@ if user ~= '' and p['user_id'] ~= user then return {'FORBIDDEN'} end
 if raw ~= ARGV[6] then return {'CONFLICT'} end
 redis.call('ZREM', held, pid)
 redis.call('HSET', people, pid, ARGV[7])
+unindex(pid, p)
+local q = cjson.decode(ARGV[7])
+index(pid, q['user_id'], q['edge_id'], q['socket_id'])
 local moved_from = ''
 if not was_held then moved_from = p['edge_id'] end
 local head = tonumber(redis.call('HGET', state, 'head'))
@@ -113,7 +152,8 @@ return {'RESYNCED', epoch, {}, others, head, moved_from}
 )
 
 # ARGV: now, maxlen, participant id, the store clock's now. Removes a held participant
-# whose deadline passed (reason disconnected). Answers {"OK", epoch, entries, recovery id},
+# whose deadline passed (reason disconnected). Answers {"OK", epoch, entries, recovery id,
+# participants left (0: the room closed)},
 # {"LATER", epoch, {}, deadline} (held again meanwhile) or {"NONE", epoch, {}} (not held).
 EXPIRE = (
     _PRELUDE
@@ -125,26 +165,26 @@ if tonumber(due) > tonumber(ARGV[4]) then return {'LATER', epoch, {}, due} end
 redis.call('ZREM', held, pid)
 local rid = redis.call('HGET', recovery, pid)
 redis.call('HDEL', recovery, pid)
-local raw = present(pid)
+local raw, remaining = present(pid), redis.call('ZCARD', members)
 if raw then
   remove(pid)
   append('left', raw, 'disconnected', '')
-  close_if_empty()
+  remaining = close_if_empty()
 end
-return finish('OK', rid or false)
+return finish('OK', rid or false, remaining)
 """
 )
 
 # ARGV: now, maxlen, edge id, hold until ('' : hold nobody). Reaps an edge in one room: its
 # participants with a recovery id are held until then, the others leave (disconnected);
 # those already held (their socket closed before the edge died) stay held. Answers
-# {"OK", epoch, entries, {participant id, deadline}... of every held one}.
+# {"OK", epoch, entries, {participant id, deadline}... of every held one, participants left}.
 DROP_EDGE = (
     _PRELUDE
     + """
 local edge, hold_until = ARGV[3], ARGV[4]
 local kept = {}
-if epoch == '' then return {'OK', epoch, {}, kept} end
+if epoch == '' then return {'OK', epoch, {}, kept, 0} end
 for _, pair in ipairs(roster()) do
   local pid = pair[1]
   if cjson.decode(pair[2])['edge_id'] == edge then
@@ -161,8 +201,7 @@ for _, pair in ipairs(roster()) do
     end
   end
 end
-close_if_empty()
-return finish('OK', kept)
+return finish('OK', kept, close_if_empty())
 """
 )
 

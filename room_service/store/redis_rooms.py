@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,6 @@ from room_service.domain.models import (
     Meeting,
     MeetingStatus,
     Participant,
-    ParticipantLeft,
     Position,
     RoomEvent,
     RoomSummary,
@@ -26,8 +26,6 @@ from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import (
     DIRECTORY,
     ENDED,
-    RedisPart,
-    edge_rooms_key,
     room_keys,
     room_tag,
     run_script,
@@ -37,19 +35,22 @@ from room_service.store.redis_codec import (
     event_from,
     meeting_from,
     meeting_json,
-    participant_from,
     participant_json,
 )
+from room_service.store.redis_codec import (
+    participant_from as decode_participant,
+)
+from room_service.store.redis_log import RedisLog
 from room_service.store.redis_notify import RoomNotifier
 
-# A wait for a room's next change returns after this long even without news; the
-# watcher re-reads. It bounds the cost of a notification lost while Redis was away.
-_WAIT_SECONDS = 10.0
 # Media updates are compare-and-set; concurrent changes to one participant retry.
 _UPDATE_ATTEMPTS = 8
+# A room's participants come back as JSON with every join and snapshot; each stored JSON
+# names one immutable Participant, so its decoding is kept for the next reply.
+participant_of = functools.lru_cache(maxsize=8192)(decode_participant)
 
 
-def _refusal(status: str) -> DomainError:
+def refusal(status: str) -> DomainError:
     if status == ErrorCode.NOT_IN_MEETING:
         return errors.not_in_meeting()
     if status == ErrorCode.MEETING_NOT_FOUND:
@@ -61,37 +62,20 @@ def _refusal(status: str) -> DomainError:
     raise RuntimeError(f"unexpected store reply {status!r}")
 
 
-class RedisRooms(RedisPart):
+def already_joined(meeting: Meeting, reply: list[Any]) -> JoinOutcome:
+    """A join's outcome from a script's {"ALREADY", epoch, {}, own JSON, others, head}."""
+    others = tuple(participant_of(raw) for raw in reply[4])
+    position = Position(int(reply[5]), reply[1])
+    return JoinOutcome(meeting, participant_of(reply[3]), others, position, already_joined=True)
+
+
+class RedisRooms(RedisLog):
     """MeetingDirectory and RoomLog on Redis."""
 
     def _init_rooms(self, notifier: RoomNotifier) -> None:
-        self._notifier = notifier
-        self._change = {
-            name: self._script(source)
-            for name, source in (
-                ("join", lua.JOIN),
-                ("leave", lua.LEAVE),
-                ("update_media", lua.UPDATE),
-                ("append_chat", lua.CHAT),
-                ("end_meeting", lua.END),
-                ("restore", lua.RESTORE),
-                ("rejoin", lua.REJOIN),
-                ("drop_ended_rooms", lua.DROP_ENDED),
-            )
-        }
+        self._init_log(notifier)
         self._read_after = self._script(lua.READ_AFTER)
         self._snapshot = self._script(lua.SNAPSHOT)
-
-    async def _change_room(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
-        """Runs one change script on a room; its reply, the status decoded."""
-        full = [self._now(), self._options.replay_buffer, *args]
-        reply: list[Any] = await self._op(
-            op, lambda: run_script(self._change[op], room_keys(meeting_id), full)
-        )
-        return reply
-
-    def _events(self, meeting_id: str, reply: list[Any]) -> list[RoomEvent]:
-        return [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -126,8 +110,8 @@ class RedisRooms(RedisPart):
         when = repr(drop_at)
         reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
         if reply[0] != "OK":
-            raise _refusal(reply[0])
-        events = self._events(meeting_id, reply)
+            raise refusal(reply[0])
+        events = self._events(reply)
         if events:
             await self._op("end_meeting", lambda: self._redis.zadd(ENDED, {meeting_id: drop_at}))
         return meeting, events[0] if events else None
@@ -145,48 +129,6 @@ class RedisRooms(RedisPart):
 
     # -- participants -----------------------------------------------------------------
 
-    async def join(self, spec: JoinSpec) -> JoinOutcome:
-        meeting = await self.get_meeting(spec.meeting_id)
-        if not meeting.joinable:
-            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
-        participant = Participant(
-            participant_id=rules.new_participant_id(),
-            user_id=spec.user_id,
-            user_name=spec.user_name,
-            media=spec.media,
-            permissions=rules.permissions_for(meeting, spec.user_id),
-            joined_at=datetime.now(UTC),
-            edge_id=spec.edge_id,
-            socket_id=spec.socket_id,
-        )
-        # Before the join, so that reaping this edge always finds the room.
-        await self._op("index_edge", lambda: self._redis.sadd(edge_rooms_key(spec.edge_id), spec.meeting_id))
-        reply = await self._change_room(
-            "join",
-            spec.meeting_id,
-            [
-                rules.new_epoch(),
-                participant.participant_id,
-                participant_json(participant),
-                spec.user_id,
-                spec.edge_id,
-                spec.socket_id,
-                "1" if self._options.multiple_sessions else "0",
-                rules.room_capacity(meeting, self._options.default_capacity),
-            ],
-        )
-        status = reply[0]
-        if status == "ALREADY":
-            others = tuple(participant_from(raw) for raw in reply[4])
-            position = Position(int(reply[5]), reply[1])
-            return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
-        if status != "OK":
-            raise _refusal(status)
-        events = self._events(spec.meeting_id, reply)
-        replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
-        others = tuple(participant_from(raw) for raw in reply[3])
-        return JoinOutcome(meeting, participant, others, events[-1].position, replaced=replaced)
-
     async def _forget_ended(self, meeting_id: str) -> None:
         await self._op("drop_ended_rooms", lambda: self._redis.zrem(ENDED, meeting_id))
 
@@ -195,15 +137,13 @@ class RedisRooms(RedisPart):
         reply = await self._change_room("rejoin", spec.meeting_id, [spec.edge_id, spec.socket_id])
         if reply[0] != "ALREADY":
             return None
-        others = tuple(participant_from(raw) for raw in reply[4])
-        position = Position(int(reply[5]), reply[1])
-        return JoinOutcome(meeting, participant_from(reply[3]), others, position, already_joined=True)
+        return already_joined(meeting, reply)
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         reply = await self._change_room("leave", meeting_id, [participant_id, reason.value])
         if reply[0] != "OK":
-            raise _refusal(reply[0])
-        return self._events(meeting_id, reply)[0]
+            raise refusal(reply[0])
+        return self._events(reply)[0]
 
     async def update_media(
         self,
@@ -214,7 +154,7 @@ class RedisRooms(RedisPart):
     ) -> tuple[Participant, RoomEvent | None]:
         for _ in range(_UPDATE_ATTEMPTS):
             raw = await self._participant_json(meeting_id, participant_id)
-            participant = participant_from(raw)
+            participant = participant_of(raw)
             media = dataclasses.replace(participant.media, **changes)
             if media == participant.media:
                 return participant, None
@@ -223,9 +163,9 @@ class RedisRooms(RedisPart):
                 "update_media", meeting_id, [participant_id, raw, participant_json(updated), changed_by]
             )
             if reply[0] == "OK":
-                return updated, self._events(meeting_id, reply)[0]
+                return updated, self._events(reply)[0]
             if reply[0] != "CONFLICT":
-                raise _refusal(reply[0])
+                raise refusal(reply[0])
         raise DomainError(ErrorCode.UNAVAILABLE, "Participant changed concurrently, try again")
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
@@ -239,8 +179,8 @@ class RedisRooms(RedisPart):
         )
         reply = await self._change_room("append_chat", meeting_id, [participant_id, chat_json(message)])
         if reply[0] != "OK":
-            raise _refusal(reply[0])
-        return self._events(meeting_id, reply)[0]
+            raise refusal(reply[0])
+        return self._events(reply)[0]
 
     async def _participant_json(self, meeting_id: str, participant_id: str) -> str:
         people = room_keys(meeting_id)[2]
@@ -250,7 +190,7 @@ class RedisRooms(RedisPart):
         return str(raw)
 
     async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
-        return participant_from(await self._participant_json(meeting_id, participant_id))
+        return participant_of(await self._participant_json(meeting_id, participant_id))
 
     async def snapshot(self, meeting_id: str) -> Snapshot:
         state, members, people, _, meeting_key = room_keys(meeting_id)
@@ -263,7 +203,7 @@ class RedisRooms(RedisPart):
         ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).status is MeetingStatus.ENDED
         if not epoch:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
-        participants = tuple(participant_from(p) for p in found)
+        participants = tuple(participant_of(p) for p in found)
         return Snapshot(meeting_id, participants, Position(int(head), epoch), ended)
 
     async def list_rooms(self) -> list[RoomSummary]:
@@ -297,6 +237,13 @@ class RedisRooms(RedisPart):
 
     async def read_after(self, meeting_id: str, after: Position, limit: int) -> list[RoomEvent] | Snapshot:
         state, _, _, log, _ = room_keys(meeting_id)
+        known = self._tails.after(meeting_id, after, limit)
+        if known:
+            return known
+        mark = self._tails.mark_at(meeting_id, after)
+        if mark is not None and self._notifier.news_since(state, mark, after) is False:
+            return []  # `after` was the head, and nothing was heard since
+        mark = self._notifier.mark(state)
         reply = await self._op(
             "read_after",
             lambda: run_script(self._read_after, [state, log], [after.sequence, after.epoch, limit]),
@@ -305,15 +252,6 @@ class RedisRooms(RedisPart):
             return []
         if reply[0] != "OK":
             return await self.snapshot(meeting_id)
-        return self._events(meeting_id, reply)
-
-    async def wait_beyond(self, meeting_id: str, position: Position) -> None:
-        state = room_keys(meeting_id)[0]
-
-        async def moved() -> bool:
-            epoch, head = await self._op("wait_beyond", lambda: self._redis.hmget(state, "epoch", "head"))
-            if epoch is None:
-                return position.epoch != ""  # closed: only a watcher of nothing waits for it to open
-            return bool(epoch != position.epoch or int(head or 0) > position.sequence)
-
-        await self._notifier.wait(state, moved, _WAIT_SECONDS)
+        events = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
+        self._tails.learned(meeting_id, events, Position(int(reply[3]), reply[1]), mark)
+        return events

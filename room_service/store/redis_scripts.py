@@ -34,16 +34,57 @@ local function append(kind, payload, reason, by)
   return seq
 end
 
+-- Who is in the room by socket and by user, kept in `state` so that a join finds its own
+-- socket and its user's other sessions without decoding everyone: `s:<edge> <socket>` ->
+-- participant id, `u:<user>` -> participant ids (space-separated). Hints only, always
+-- checked against `people` (an ended room keeps stale ones until it is dropped).
+local function socket_field(edge, sock)
+  return 's:' .. edge .. ' ' .. sock
+end
+
+local function index(pid, user, edge, sock)
+  redis.call('HSET', state, socket_field(edge, sock), pid)
+  local field = 'u:' .. user
+  local ids = redis.call('HGET', state, field)
+  redis.call('HSET', state, field, ids and (ids .. ' ' .. pid) or pid)
+end
+
+local function unindex(pid, p)
+  local field = socket_field(p['edge_id'], p['socket_id'])
+  if redis.call('HGET', state, field) == pid then redis.call('HDEL', state, field) end
+  field = 'u:' .. p['user_id']
+  local kept = {}
+  for id in string.gmatch(redis.call('HGET', state, field) or '', '%S+') do
+    if id ~= pid then kept[#kept + 1] = id end
+  end
+  if #kept > 0 then
+    redis.call('HSET', state, field, table.concat(kept, ' '))
+  else
+    redis.call('HDEL', state, field)
+  end
+end
+
+local function add(pid, seq, pjson, user, edge, sock)
+  redis.call('ZADD', members, seq, pid)
+  redis.call('HSET', people, pid, pjson)
+  index(pid, user, edge, sock)
+end
+
 local function remove(pid)
+  local raw = redis.call('HGET', people, pid)
+  if raw then unindex(pid, cjson.decode(raw)) end
   redis.call('ZREM', members, pid)
   redis.call('HDEL', people, pid)
 end
 
--- An empty room is forgotten; the next join opens a new epoch.
+-- An empty room is forgotten; the next join opens a new epoch. Answers the participants
+-- left (0: the room closed).
 local function close_if_empty()
-  if redis.call('ZCARD', members) == 0 then
+  local remaining = redis.call('ZCARD', members)
+  if remaining == 0 then
     redis.call('DEL', state, members, people, log)
   end
+  return remaining
 end
 
 -- The participants in join order, as {id, json} pairs.
@@ -56,6 +97,35 @@ local function roster()
   return out
 end
 
+-- The JSON of everyone but `pid` (nil: everyone), in join order, read in chunks.
+local function others_than(pid)
+  local ids = redis.call('ZRANGE', members, 0, -1)
+  local out = {}
+  for first = 1, #ids, 512 do
+    local found = redis.call('HMGET', people, unpack(ids, first, math.min(first + 511, #ids)))
+    for i, raw in ipairs(found) do
+      if ids[first + i - 1] ~= pid then out[#out + 1] = raw end
+    end
+  end
+  return out
+end
+
+-- The participant that `edge`'s socket `sock` is, as {id, json}, if it is in the room.
+local function seated(edge, sock)
+  if epoch == '' then return nil end
+  local pid = redis.call('HGET', state, socket_field(edge, sock))
+  local raw = pid and redis.call('HGET', people, pid)
+  if not raw then return nil end
+  local p = cjson.decode(raw)
+  if p['edge_id'] ~= edge or p['socket_id'] ~= sock then return nil end
+  return {pid, raw}
+end
+
+-- The idempotent answer to a join from a socket already in the room.
+local function already(own)
+  return {'ALREADY', epoch, {}, own[2], others_than(own[1]), redis.call('HGET', state, 'head')}
+end
+
 local function joinable(raw)
   if not raw then return 'MEETING_NOT_FOUND' end
   local status = cjson.decode(raw)['status']
@@ -63,52 +133,12 @@ local function joinable(raw)
   return nil
 end
 
--- Wakes the watchers of this room on every replica (one message per change).
+-- Wakes the watchers of this room on every replica (one message per change: the head).
 local function finish(status, ...)
-  if #entries > 0 then redis.call('PUBLISH', state, entries[#entries][1]) end
+  if #entries > 0 then redis.call('PUBLISH', state, epoch .. ':' .. entries[#entries][1]) end
   return {status, epoch, entries, ...}
 end
 """
-
-# ARGV: now, maxlen, new_epoch, participant id, participant JSON, user id, edge id,
-# socket id, multiple sessions ("1"/"0"), capacity.
-JOIN = (
-    _PRELUDE
-    + """
-local new_epoch, pid, pjson, user, edge, sock = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local multiple, capacity = ARGV[9] == '1', tonumber(ARGV[10])
-local refused = joinable(redis.call('GET', meeting))
-if refused then return {refused} end
-local current = {}
-if epoch ~= '' then current = roster() end
-local others, replaced = {}, {}
-for _, pair in ipairs(current) do
-  local p = cjson.decode(pair[2])
-  if p['edge_id'] == edge and p['socket_id'] == sock then
-    local rest = {}
-    for _, other in ipairs(current) do
-      if other[1] ~= pair[1] then rest[#rest + 1] = other[2] end
-    end
-    return {'ALREADY', epoch, {}, pair[2], rest, redis.call('HGET', state, 'head')}
-  end
-  if not multiple and p['user_id'] == user then
-    replaced[#replaced + 1] = pair
-  else
-    others[#others + 1] = pair[2]
-  end
-end
-if #current - #replaced >= capacity then return {'ROOM_FULL'} end
-if epoch == '' then open_room(new_epoch) end
-for _, pair in ipairs(replaced) do
-  remove(pair[1])
-  append('left', pair[2], 'replaced', '')
-end
-local seq = append('joined', pjson, '', '')
-redis.call('ZADD', members, seq, pid)
-redis.call('HSET', people, pid, pjson)
-return finish('OK', others)
-"""
-)
 
 # ARGV: now, maxlen, participant id, reason.
 LEAVE = (
@@ -119,9 +149,7 @@ local pjson = redis.call('HGET', people, pid)
 if epoch == '' or not pjson then return {'NOT_IN_MEETING'} end
 remove(pid)
 append('left', pjson, reason, '')
-local remaining = redis.call('ZCARD', members)
-close_if_empty()
-return finish('OK', remaining)
+return finish('OK', close_if_empty())
 """
 )
 
@@ -190,9 +218,8 @@ for i = 5, #ARGV, 4 do
     if h['edge_id'] ~= edge or h['socket_id'] ~= claimed_socket then refused[#refused + 1] = pid end
   else
     if epoch == '' then open_room(new_epoch) end
-    local seq = append('joined', pjson, '', '')
-    redis.call('ZADD', members, seq, pid)
-    redis.call('HSET', people, pid, pjson)
+    local p = cjson.decode(pjson)
+    add(pid, append('joined', pjson, '', ''), pjson, p['user_id'], p['edge_id'], p['socket_id'])
   end
 end
 if epoch ~= '' then close_if_empty() end
@@ -205,19 +232,9 @@ return finish('OK', refused)
 REJOIN = (
     _PRELUDE
     + """
-local edge, sock = ARGV[3], ARGV[4]
-if epoch == '' or joinable(redis.call('GET', meeting)) then return {'NO'} end
-local current = roster()
-for _, pair in ipairs(current) do
-  local p = cjson.decode(pair[2])
-  if p['edge_id'] == edge and p['socket_id'] == sock then
-    local rest = {}
-    for _, other in ipairs(current) do
-      if other[1] ~= pair[1] then rest[#rest + 1] = other[2] end
-    end
-    return {'ALREADY', epoch, {}, pair[2], rest, redis.call('HGET', state, 'head')}
-  end
-end
+if joinable(redis.call('GET', meeting)) then return {'NO'} end
+local own = seated(ARGV[3], ARGV[4])
+if own then return already(own) end
 return {'NO'}
 """
 )
@@ -239,7 +256,7 @@ return {'OK'}
 )
 
 # ARGV: after sequence, after epoch, limit. Answers {"CLOSED"}, {"SNAPSHOT"} or
-# {"OK", epoch, entries}.
+# {"OK", epoch, entries, head}.
 READ_AFTER = """
 local state, log = KEYS[1], KEYS[2]
 local after, after_epoch, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -247,7 +264,7 @@ local epoch = redis.call('HGET', state, 'epoch')
 if not epoch then return {'CLOSED'} end
 if epoch ~= after_epoch then return {'SNAPSHOT'} end
 local head = tonumber(redis.call('HGET', state, 'head'))
-if after >= head then return {'OK', epoch, {}} end
+if after >= head then return {'OK', epoch, {}, head} end
 local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
 local oldest = head + 1
 if #first > 0 then oldest = tonumber(string.match(first[1][1], '-(%d+)$')) end
@@ -258,7 +275,7 @@ for i, item in ipairs(redis.call('XRANGE', log, '0-' .. (after + 1), '+', 'COUNT
   for j = 1, #item[2], 2 do f[item[2][j]] = item[2][j + 1] end
   out[i] = {tonumber(string.match(item[1], '-(%d+)$')), f.k, f.p, f.r, f.b, f.t}
 end
-return {'OK', epoch, out}
+return {'OK', epoch, out, head}
 """
 
 # A consistent view of one room: {meeting JSON or false, created, epoch, head, pairs}.

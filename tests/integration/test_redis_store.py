@@ -4,21 +4,25 @@ that lost its data, a Redis that is away and comes back, and a password in the U
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from room_service.config import load_settings, redacted_url
 from room_service.domain.errors import ErrorCode
-from room_service.domain.models import Position, Snapshot
+from room_service.domain.models import Position, RoomEvent, Signal, SignalType, Snapshot
+from room_service.metrics import RoomMetrics
+from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis import RedisStore, connect
 from tests.support.processes import start_room_service
 from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
 from tests.support.room import room_stub, truth
-from tests.support.stores import MEETING, meeting, spec
+from tests.support.stores import MEETING, meeting, observed_store, spec
 from tests.support.timing import wait_until
 
 
@@ -30,6 +34,14 @@ async def server() -> AsyncIterator[RedisServer]:
         yield proc
     finally:
         await proc.terminate()
+
+
+@pytest.fixture
+async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
+    """A Redis store on this test's own `server`, closed afterwards."""
+    opened = await _store(server.url)
+    yield opened
+    await opened.close()
 
 
 async def _store(url: str, **options: object) -> RedisStore:
@@ -63,32 +75,83 @@ async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded
         await raw.aclose()
 
 
-async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epochs(
-    server: RedisServer,
+async def test_a_watcher_gets_each_change_once_whether_its_replica_or_another_made_it(
+    session_redis: SessionRedis,
 ) -> None:
-    store = await _store(server.url)
+    # A change made through the watcher's own replica reaches it twice over: the replica
+    # wakes it with the entries the script returned, and the change's pub/sub message
+    # arrives later; changes through another replica come by pub/sub and a Redis read.
+    local, operations = await observed_store(session_redis.url)
+    remote = await _store(session_redis.url)
+    await local.upsert_meeting(meeting())
+    manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
+    first = await local.join(spec("u0"))
+    seen: list[RoomEvent] = []
+
+    async def tail() -> None:
+        async for item in manager.watch(MEETING, first.position):
+            assert isinstance(item, RoomEvent), item
+            seen.append(item)
+
+    watcher = asyncio.create_task(tail())
     try:
-        before = await store.instance_id()
-        joined = await store.join(spec("u1"))
-        await server.restart_empty()
-        # Redis is back, empty: the first operations may meet a closed connection once.
-        await wait_until(store.ready, within=15.0, what="Redis answers again")
-        assert await store.instance_id() != before
-        await store.upsert_meeting(meeting())
-        stale = await store.read_after(MEETING, joined.position, 100)
-        assert isinstance(stale, Snapshot) and stale.participants == ()
-        again = await store.join(spec("u1"))
-        assert again.position.sequence == 1
-        assert again.position.epoch != joined.position.epoch
-        assert await store.touch_edge("edge-a", 1e12) is False  # the edge must re-announce
+        await asyncio.gather(*(((local, remote)[i % 2]).join(spec(f"u{i}")) for i in range(1, 41)))
+        await wait_until(lambda: len(seen) >= 40, within=10.0, what="every join reached the watcher")
+        # Quiet now: a change through the watcher's replica reaches it without a read.
+        await wait_until(lambda: local._notifier.mark(f"{{room:{MEETING}}}:state") is not None, within=5.0)
+        operations.clear()
+        await local.join(spec("u41"))
+        await wait_until(lambda: len(seen) >= 41, within=10.0, what="the local join reached the watcher")
+        assert "read_after" not in operations and "wait_beyond" not in operations, operations
+        await remote.join(spec("u42"))  # anything delivered twice would come before it
+        await wait_until(lambda: len(seen) >= 42, within=10.0, what="the remote join reached the watcher")
+        assert [e.position.sequence for e in seen] == list(range(2, 44))
+        assert {e.position.epoch for e in seen} == {first.position.epoch}
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await local.close()
+        await remote.close()
+
+
+async def test_a_quiet_signal_reader_outlasts_the_command_timeout(session_redis: SessionRedis) -> None:
+    # A quiet WatchEdge stream is one blocking pop after another: each must return within
+    # the client's command timeout (0.5 s here), or every pop fails as a timeout and the
+    # edge's stream ends, again and again, as though the edge had gone.
+    store = await _store(session_redis.url)
+    try:
+        reader = asyncio.create_task(store.next_signal("edge-quiet"))
+        done, _ = await asyncio.wait({reader}, timeout=2.5)  # five command timeouts
+        assert not done, f"the reader ended: {reader.exception()!r}"
+        signal = Signal(SignalType.OFFER, MEETING, "participant-a", "participant-b", '"late"', "sock-b")
+        await store.publish_signal("edge-quiet", signal)
+        assert await asyncio.wait_for(reader, 5.0) == signal
     finally:
         await store.close()
 
 
-async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itself(
-    server: RedisServer,
+async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epochs(
+    server: RedisServer, store: RedisStore
 ) -> None:
-    store = await _store(server.url)
+    before = await store.instance_id()
+    joined = await store.join(spec("u1"))
+    await server.restart_empty()
+    # Redis is back, empty: the first operations may meet a closed connection once.
+    await wait_until(store.ready, within=15.0, what="Redis answers again")
+    assert await store.instance_id() != before
+    await store.upsert_meeting(meeting())
+    stale = await store.read_after(MEETING, joined.position, 100)
+    assert isinstance(stale, Snapshot) and stale.participants == ()
+    again = await store.join(spec("u1"))
+    assert again.position.sequence == 1
+    assert again.position.epoch != joined.position.epoch
+    assert await store.touch_edge("edge-a", 1e12) is False  # the edge must re-announce
+
+
+async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itself(
+    server: RedisServer, store: RedisStore
+) -> None:
     try:
         await store.join(spec("u1"))
         server.freeze()  # frozen: connections stay open, nothing answers
@@ -102,7 +165,6 @@ async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itse
         assert outcome.position.sequence == 2
     finally:
         server.thaw()
-        await store.close()
 
 
 async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServer) -> None:
@@ -173,3 +235,16 @@ async def _joins(store: RedisStore) -> bool:
     except StoreUnavailableError:
         return False
     return True
+
+
+async def test_a_join_answers_the_store_instance_with_it(session_redis: SessionRedis) -> None:
+    # The Join reply names the dataset the edge talks to; the store reads it in the
+    # join's own round trip instead of a read of its own.
+    store = await _store(session_redis.url)
+    try:
+        instance = await store.instance_id()
+        assert instance
+        assert (await store.join(spec("u1"))).instance_id == instance
+        assert (await store.join(spec("u1"))).instance_id == instance  # already joined
+    finally:
+        await store.close()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus
+import redis.asyncio as aioredis
+
+from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, RoomEvent
 from room_service.store.base import RoomStore, StoreOptions
 from room_service.store.memory import MemoryStore
 from room_service.store.redis import RedisStore, connect
@@ -43,6 +45,24 @@ def spec(
         edge_id=edge,
         socket_id=socket or f"sock-{user}",
     )
+
+
+async def observed_store(url: str) -> tuple[RedisStore, list[str]]:
+    """A Redis store on `url`, emptied first, and the operations it runs (their names, in
+    order; the caller clears the list as it likes)."""
+    raw = aioredis.Redis.from_url(url)
+    await raw.flushall()
+    await raw.aclose()
+    operations: list[str] = []
+    store = RedisStore(connect(url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op))
+    return store, operations
+
+
+async def events_after(store: RoomStore, after: Position, limit: int = 10_000) -> list[RoomEvent]:
+    """MEETING's events after `after` (at most `limit`), which the replay buffer must still reach."""
+    batch = await store.read_after(MEETING, after, limit)
+    assert isinstance(batch, list)
+    return batch
 
 
 class StoreFactory:

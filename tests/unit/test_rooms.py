@@ -275,7 +275,7 @@ async def test_idempotent_rejoin_logs_nothing_and_appends_nothing(
 
 async def test_join_results_are_counted_including_unexpected_failures(clock: FakeClock) -> None:
     class BrokenStore(MemoryStore):
-        async def join(self, spec: JoinSpec) -> object:  # type: ignore[override]
+        async def join(self, spec: JoinSpec, meeting: object = None, lease_until: object = None) -> object:  # type: ignore[override]
             raise RuntimeError("disk on fire")
 
     registry = CollectorRegistry()

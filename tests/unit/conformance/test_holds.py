@@ -89,6 +89,31 @@ async def test_an_unheld_live_session_is_taken_over_only_when_asked(new_store: S
     assert (await store.get_participant(MEETING, alice)).edge_id == "edge-b"
 
 
+async def test_a_repeat_join_with_the_same_recovery_id_keeps_the_session_recoverable(
+    new_store: StoreFactory,
+) -> None:
+    store = await new_store()
+    alice, position = await joined(store, "alice", "pid-a")
+    assert (await joined(store, "alice", "pid-a"))[0] == alice
+    assert await store.hold(MEETING, alice, "edge-a", until=10.0)
+
+    recovered = await store.recover(claim("pid-a", position))
+
+    assert recovered.participant.participant_id == alice and not recovered.resynced
+
+
+async def test_a_taken_over_session_is_its_socket_on_the_new_edge_only(new_store: StoreFactory) -> None:
+    store = await new_store()
+    alice, position = await joined(store, "alice", "pid-a")
+    await store.recover(claim("pid-a", position, take_over=True))
+
+    again = await store.join(spec("alice", edge="edge-b"))
+    assert again.already_joined and again.participant.participant_id == alice
+    fresh = await store.join(spec("alice", edge="edge-a"))
+    assert not fresh.already_joined
+    assert [p.participant_id for p in fresh.replaced] == [alice]
+
+
 async def test_a_held_session_expires_into_a_disconnected_leave_and_its_id_dies(
     new_store: StoreFactory,
 ) -> None:
