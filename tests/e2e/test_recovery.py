@@ -9,6 +9,7 @@ the load balancer that sends the reconnecting client to the other edge."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,11 +19,11 @@ from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
 from tests.support.recovery import (
     TRANSPORTS,
-    assert_not_recovered,
     chat,
+    claim_recovers_nothing,
     cut,
-    present_claim,
     reconnected,
+    still_the_participant,
     texts,
 )
 from tests.support.room import MEETING, join
@@ -51,6 +52,27 @@ async def connected_pair(
     return alice, bob, joined_alice, joined_bob
 
 
+@dataclass
+class TwoEdges:
+    """Alice through the cuttable proxy and Bob on edge 1, Carol on edge 2, all in the
+    meeting; the proxy already sends Alice's next connection to edge 2."""
+
+    alice: JsClient
+    bob: JsClient
+    carol: JsClient
+    alice_id: str
+
+
+@pytest.fixture
+async def two_edges(js: JsClientPool, proxy: TcpProxy, edge: EdgeProcess, edge2: EdgeProcess) -> TwoEdges:
+    """Alice, Bob and Carol across two edges (see `TwoEdges`)."""
+    alice, bob, joined, _ = await connected_pair(js, proxy, edge, "websocket")
+    carol = js.client("carol")
+    await join(carol, "user-4-id", url=edge2.url, name="Carol")
+    proxy.retarget(edge2.http_address)  # the load balancer now sends Alice to edge 2
+    return TwoEdges(alice, bob, carol, str(joined["participantId"]))
+
+
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_cut_connection_is_recovered_with_the_missed_events_once_and_in_order(
     room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool, transport: str
@@ -77,30 +99,19 @@ async def test_a_cut_connection_is_recovered_with_the_missed_events_once_and_in_
     offsets = [e.args[-1] for e in alice.events_named("chat-message")]
     assert len(set(offsets)) == len(offsets) and all(isinstance(o, str) for o in offsets)
     # Still the same participant, with its permissions: its media change reaches Bob.
-    reply = await alice.emit_with_ack("update-media", {"audio": False}, timeout=10)
-    assert reply["success"], reply
-    update = await bob.wait_for_event("participant-updated", start=bob_start, timeout=10)
-    assert update.data["participantId"] == joined["participantId"]
+    await still_the_participant(alice, joined["participantId"], {"audio": False}, bob, bob_start)
     await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
     await bob.expect_no_event("participant-joined", within=0.1, start=bob_start)
     assert alice.payloads("error") == [] and bob.payloads("error") == []
 
 
 async def test_a_cut_connection_is_recovered_through_the_other_edge(
-    room_service: RoomServiceProcess,
-    edge: EdgeProcess,
-    edge2: EdgeProcess,
-    proxy: TcpProxy,
-    js: JsClientPool,
+    two_edges: TwoEdges, proxy: TcpProxy
 ) -> None:
-    alice, bob, joined, _ = await connected_pair(js, proxy, edge, "websocket")
-    carol = js.client("carol")
-    await carol.connect(edge2.url, transports=["websocket"])
-    await join(carol, "user-4-id", name="Carol")
+    alice, bob, carol = two_edges.alice, two_edges.bob, two_edges.carol
     first = await alice.status()
     start, bob_start = alice.mark(), bob.mark()
 
-    proxy.retarget(edge2.http_address)  # the load balancer now sends Alice to edge 2
     await cut(proxy, alice, start)
     await chat(bob, "gap")
     await chat(carol, "gap from edge 2")
@@ -110,10 +121,7 @@ async def test_a_cut_connection_is_recovered_through_the_other_edge(
 
     assert back["recovered"] is True and back["id"] == first["id"]
     assert texts(alice, start) == ["gap", "gap from edge 2", "after"]
-    reply = await alice.emit_with_ack("update-media", {"video": False}, timeout=10)
-    assert reply["success"], reply
-    update = await bob.wait_for_event("participant-updated", start=bob_start, timeout=10)
-    assert update.data["participantId"] == joined["participantId"]
+    await still_the_participant(alice, two_edges.alice_id, {"video": False}, bob, bob_start)
     await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
 
 
@@ -127,10 +135,7 @@ async def test_a_window_that_expires_tells_the_others_the_participant_left(
     assert left.data["participantId"] == joined["participantId"]
     assert left.data["reason"] == "disconnected"
     # Too late: the pid recovers nothing now.
-    late = await present_claim(js, edge.url, claim, "late")
-    assert_not_recovered(await late.status(), claim)
-    reply = await late.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
-    assert reply["error"]["code"] == "NOT_IN_MEETING"
+    await claim_recovers_nothing(js, edge.url, claim, "late")
 
 
 async def held_then(
@@ -156,10 +161,7 @@ async def test_a_kicked_session_is_not_recoverable(
     participant_id = (await host.wait_for_event("participant-joined", timeout=10)).data["participantId"]
     reply = await host.emit_with_ack("kick-participant", {"participantId": participant_id}, timeout=10)
     assert reply["success"], reply
-    again = await present_claim(js, edge.url, claim)
-    assert_not_recovered(await again.status(), claim)
-    reply = await again.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
-    assert reply["error"]["code"] == "NOT_IN_MEETING"
+    await claim_recovers_nothing(js, edge.url, claim)
 
 
 async def test_an_ended_meeting_is_not_recoverable(
@@ -168,10 +170,7 @@ async def test_an_ended_meeting_is_not_recoverable(
     host, _bob, claim = await held_then(js, proxy, edge)
     reply = await host.emit_with_ack("end-meeting", {}, timeout=10)
     assert reply["success"], reply
-    again = await present_claim(js, edge.url, claim)
-    assert_not_recovered(await again.status(), claim)
-    reply = await again.emit_with_ack("chat-message", {"text": "still here?"}, timeout=10)
-    assert reply["error"]["code"] == "NOT_IN_MEETING"
+    await claim_recovers_nothing(js, edge.url, claim)
 
 
 async def test_an_explicit_leave_is_not_recoverable(
@@ -192,20 +191,12 @@ async def test_an_explicit_leave_is_not_recoverable(
 
 
 async def test_a_dead_edges_socket_is_recovered_on_the_other_edge(
-    room_service: RoomServiceProcess,
-    edge: EdgeProcess,
-    edge2: EdgeProcess,
-    proxy: TcpProxy,
-    js: JsClientPool,
+    two_edges: TwoEdges, edge: EdgeProcess
 ) -> None:
-    alice, _, joined, _ = await connected_pair(js, proxy, edge, "websocket")
-    carol = js.client("carol")
-    await carol.connect(edge2.url, transports=["websocket"])
-    await join(carol, "user-4-id", name="Carol")
+    alice, carol = two_edges.alice, two_edges.carol
     first = await alice.status()
     start, carol_start = alice.mark(), carol.mark()
 
-    proxy.retarget(edge2.http_address)
     await edge.kill()  # Alice's edge dies; Bob's socket (on it too) is gone for good
     await alice.wait_for_event("disconnect", start=start, timeout=10)
     await chat(carol, "while edge 1 was dying")
@@ -216,10 +207,7 @@ async def test_a_dead_edges_socket_is_recovered_on_the_other_edge(
 
     assert back["recovered"] is True and back["id"] == first["id"]
     assert texts(alice, start) == ["while edge 1 was dying"]
-    reply = await alice.emit_with_ack("update-media", {"audio": False}, timeout=10)
-    assert reply["success"], reply
-    update = await carol.wait_for_event("participant-updated", start=carol_start, timeout=10)
-    assert update.data["participantId"] == joined["participantId"]
+    await still_the_participant(alice, two_edges.alice_id, {"audio": False}, carol, carol_start)
     # Bob never came back: he is reported left, Alice never is.
     left = await carol.wait_for_event("participant-left", start=carol_start, timeout=20)
     assert left.data["userId"] == "user-3-id" and left.data["reason"] == "disconnected"

@@ -32,6 +32,14 @@ async def server() -> AsyncIterator[RedisServer]:
         await proc.terminate()
 
 
+@pytest.fixture
+async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
+    """A Redis store on this test's own `server`, closed afterwards."""
+    opened = await _store(server.url)
+    yield opened
+    await opened.close()
+
+
 async def _store(url: str, **options: object) -> RedisStore:
     store = RedisStore(connect(url, 0.5), StoreOptions(**options))  # type: ignore[arg-type]
     await store.upsert_meeting(meeting())
@@ -64,31 +72,26 @@ async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded
 
 
 async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epochs(
-    server: RedisServer,
+    server: RedisServer, store: RedisStore
 ) -> None:
-    store = await _store(server.url)
-    try:
-        before = await store.instance_id()
-        joined = await store.join(spec("u1"))
-        await server.restart_empty()
-        # Redis is back, empty: the first operations may meet a closed connection once.
-        await wait_until(store.ready, within=15.0, what="Redis answers again")
-        assert await store.instance_id() != before
-        await store.upsert_meeting(meeting())
-        stale = await store.read_after(MEETING, joined.position, 100)
-        assert isinstance(stale, Snapshot) and stale.participants == ()
-        again = await store.join(spec("u1"))
-        assert again.position.sequence == 1
-        assert again.position.epoch != joined.position.epoch
-        assert await store.touch_edge("edge-a", 1e12) is False  # the edge must re-announce
-    finally:
-        await store.close()
+    before = await store.instance_id()
+    joined = await store.join(spec("u1"))
+    await server.restart_empty()
+    # Redis is back, empty: the first operations may meet a closed connection once.
+    await wait_until(store.ready, within=15.0, what="Redis answers again")
+    assert await store.instance_id() != before
+    await store.upsert_meeting(meeting())
+    stale = await store.read_after(MEETING, joined.position, 100)
+    assert isinstance(stale, Snapshot) and stale.participants == ()
+    again = await store.join(spec("u1"))
+    assert again.position.sequence == 1
+    assert again.position.epoch != joined.position.epoch
+    assert await store.touch_edge("edge-a", 1e12) is False  # the edge must re-announce
 
 
 async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itself(
-    server: RedisServer,
+    server: RedisServer, store: RedisStore
 ) -> None:
-    store = await _store(server.url)
     try:
         await store.join(spec("u1"))
         server.freeze()  # frozen: connections stay open, nothing answers
@@ -102,7 +105,6 @@ async def test_an_unreachable_redis_is_unavailable_promptly_and_recovers_by_itse
         assert outcome.position.sequence == 2
     finally:
         server.thaw()
-        await store.close()
 
 
 async def test_the_password_in_the_url_is_used_and_never_shown(server: RedisServer) -> None:

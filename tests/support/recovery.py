@@ -1,12 +1,13 @@
 """Connection-state recovery with the official client: cutting a client's TCP connection
 through a `TcpProxy`, waiting for it to reconnect by itself, presenting an old claim, and
-what a fresh (not recovered) session looks like."""
+what a fresh (not recovered) session looks like, and what a recovered one still is."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tests.support.jsclient import EventTimeoutError, JsClient, JsClientPool
+from tests.support.room import refused
 from tests.support.tcp_proxy import TcpProxy
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"]}
@@ -56,3 +57,24 @@ def assert_not_recovered(status: dict[str, Any], claim: dict[str, Any]) -> None:
     server did, so the answer itself must show a fresh session (new pid, new sid)."""
     assert status["pid"] and status["pid"] != claim["pid"], (status, claim)
     assert status["id"] != claim["id"], (status, claim)
+
+
+async def claim_recovers_nothing(
+    js: JsClientPool, url: str, claim: dict[str, Any], name: str = "again"
+) -> None:
+    """A new client presenting `claim` (see `present_claim`) gets a fresh session and is in
+    no meeting: the claimed session is gone."""
+    again = await present_claim(js, url, claim, name)
+    assert_not_recovered(await again.status(), claim)
+    await refused(again, "chat-message", {"text": "still here?"}, "NOT_IN_MEETING")
+
+
+async def still_the_participant(
+    client: JsClient, participant_id: str, media: dict[str, bool], watcher: JsClient, start: int
+) -> None:
+    """The client is still `participant_id` with its permissions: its media change `media`
+    is accepted and reaches `watcher` (events from `start`) under that id."""
+    reply = await client.emit_with_ack("update-media", media, timeout=10)
+    assert reply["success"], reply
+    update = await watcher.wait_for_event("participant-updated", start=start, timeout=10)
+    assert update.data["participantId"] == participant_id

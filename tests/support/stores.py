@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus
+from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, RoomEvent
 from room_service.store.base import RoomStore, StoreOptions
 from room_service.store.memory import MemoryStore
 from room_service.store.redis import RedisStore, connect
@@ -43,6 +43,13 @@ def spec(
         edge_id=edge,
         socket_id=socket or f"sock-{user}",
     )
+
+
+async def events_after(store: RoomStore, after: Position, limit: int = 10_000) -> list[RoomEvent]:
+    """MEETING's events after `after` (at most `limit`), which the replay buffer must still reach."""
+    batch = await store.read_after(MEETING, after, limit)
+    assert isinstance(batch, list)
+    return batch
 
 
 class StoreFactory:

@@ -1,0 +1,84 @@
+"""Store contract for several room-service replicas on one store: one reap, one sequence,
+one instance id, wake-ups across replicas (signals: test_signals.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from room_service.domain.models import ParticipantLeft, Position
+from room_service.store.base import RestoreRecord
+from tests.support.stores import MEETING, StoreFactory, events_after, spec
+
+
+async def test_an_expired_edge_is_reaped_exactly_once_whichever_replica_notices(
+    new_store: StoreFactory,
+) -> None:
+    first = await new_store()
+    second = await new_store.replica()
+    await first.touch_edge("edge-a", 10.0)
+    joined = [await first.join(spec(f"u{i}", edge="edge-a")) for i in range(3)]
+    assert await second.expired_edges(11.0) == ["edge-a"]
+    results = await asyncio.gather(first.drop_edge("edge-a", 11.0), second.drop_edge("edge-a", 11.0))
+    reaped = [r for r in results if r]
+    assert len(reaped) == 1, results  # one replica reaped it, the other found nothing to do
+    gone = [e.payload.participant.participant_id for e in reaped[0] if isinstance(e.payload, ParticipantLeft)]
+    assert sorted(gone) == sorted(j.participant.participant_id for j in joined)
+    assert await first.expired_edges(12.0) == []
+    assert (await second.snapshot(MEETING)).participants == ()
+
+
+async def test_a_reaped_edge_cannot_restore_what_everyone_was_told_had_left(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    await store.touch_edge("edge-a", 10.0)
+    joined = await store.join(spec("u1", edge="edge-a"))
+    assert await store.drop_edge("edge-a", 10.0)
+    # The edge comes back (through another replica) and re-announces its socket.
+    assert await other.touch_edge("edge-a", 30.0) is False
+    rejected = await other.restore("edge-a", [RestoreRecord(MEETING, joined.participant)])
+    assert rejected == [joined.participant.participant_id]
+    assert (await store.snapshot(MEETING)).participants == ()
+    # Its new joins are welcome.
+    assert not (await other.join(spec("u1", edge="edge-a", socket="new"))).already_joined
+
+
+async def test_a_change_through_one_replica_wakes_a_watcher_on_another(new_store: StoreFactory) -> None:
+    writer = await new_store()
+    reader = await new_store.replica()
+    first = await writer.join(spec("u1"))
+    waiter = asyncio.create_task(reader.wait_beyond(MEETING, first.position))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    second = await writer.join(spec("u2"))
+    await asyncio.wait_for(waiter, 5.0)
+    batch = await reader.read_after(MEETING, first.position, 10)
+    assert isinstance(batch, list)
+    assert [e.position for e in batch] == [second.position]
+
+
+async def test_concurrent_joins_through_two_replicas_get_one_sequence_each(new_store: StoreFactory) -> None:
+    a = await new_store()
+    b = await new_store.replica()
+    outcomes = await asyncio.gather(*(((a, b)[i % 2]).join(spec(f"u{i}")) for i in range(30)))
+    assert sorted(o.position.sequence for o in outcomes) == list(range(1, 31))
+    assert len({o.position.epoch for o in outcomes}) == 1
+    events = await events_after(b, Position(0, outcomes[0].position.epoch))
+    assert [e.position.sequence for e in events] == list(range(1, 31))
+
+
+async def test_instance_id_lives_as_long_as_the_state(new_store: StoreFactory) -> None:
+    store = await new_store()
+    first = await store.instance_id()
+    await store.join(spec("u1"))
+    assert await store.instance_id() == first and first
+    empty = await new_store(separate=True)
+    assert await empty.instance_id() != first  # a store that starts empty is another
+
+
+async def test_every_replica_names_the_same_instance(new_store: StoreFactory) -> None:
+    store = await new_store()
+    other = await new_store.replica()
+    first = await store.instance_id()
+    await store.join(spec("u1"))
+    assert await other.instance_id() == first
+    assert await store.ready()
