@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import socketio
 
 from edge_gateway import events, wire
@@ -47,7 +48,10 @@ from meeting_common.logs import plural as _plural
 
 log = logging.getLogger("edge_gateway")
 
-Handler = Callable[[str, tuple[Any, ...]], Awaitable[dict[str, Any]]]
+Reply = dict[str, Any] | orjson.Fragment
+"""A handler's acknowledgement: its fields (`success: true` is added), or a whole reply
+serialised already (the join's, whose bytes its `meeting-joined` carries too)."""
+Handler = Callable[[str, tuple[Any, ...]], Awaitable[Reply]]
 WebRtcConfig = Callable[[str, float | None], dict[str, Any]]
 
 
@@ -182,8 +186,8 @@ class EventHandlers:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _wrap(self, name: str, handler: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
-        async def run(sid: str, *args: Any) -> dict[str, Any]:
+    def _wrap(self, name: str, handler: Handler) -> Callable[..., Awaitable[Reply]]:
+        async def run(sid: str, *args: Any) -> Reply:
             self.hub.metrics.received.labels(event=name).inc()
             try:
                 self.limits.check_event(sid, name, args)
@@ -194,7 +198,8 @@ class EventHandlers:
                 return await self._refuse(sid, EdgeError(ErrorCode.UNAVAILABLE, "Socket is closing"))
             async with lock:
                 try:
-                    return {"success": True, **await handler(sid, args)}
+                    reply = await handler(sid, args)
+                    return reply if isinstance(reply, orjson.Fragment) else {"success": True, **reply}
                 except EdgeError as exc:
                     self.limits.record_error(sid, name, exc.code, args)
                     return await self._refuse(sid, exc)
@@ -239,7 +244,7 @@ class EventHandlers:
 
     # -- events -----------------------------------------------------------------------
 
-    async def join_meeting(self, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    async def join_meeting(self, sid: str, args: tuple[Any, ...]) -> orjson.Fragment:
         """`join-meeting` → `meeting-joined` to the joiner; the relay tells the others."""
         started = time.perf_counter()
         request = parse(JoinMeeting, args)
@@ -271,7 +276,8 @@ class EventHandlers:
                 self.recovery.pid_of(sid),
             )
             position = (reply.position.sequence, reply.position.epoch)
-            payload = self._joined_payload(reply, sid)
+            # Serialised once: the ack repeats `meeting-joined` (roster included) byte for byte.
+            payload = orjson.Fragment(orjson.dumps(self._joined_payload(reply, sid)))
             if current is not None:
                 # Same meeting again. The fresh roster is as of the log head, which the room
                 # stream may not have relayed yet: out of the room until re-registered at the

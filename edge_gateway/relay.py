@@ -244,7 +244,13 @@ class RoomRelay:
                     async for item in self._call:
                         backoff = 0.05
                         async with self._step:
-                            if item.HasField("event"):
+                            kind = item.WhichOneof("item")
+                            if kind == "events":
+                                # One pass: the sockets' writes of the whole batch leave
+                                # together (engine.py gathers them per loop iteration).
+                                for event in item.events.events:
+                                    await self._apply(event)
+                            elif kind == "event":
                                 await self._apply(item.event)
                             else:
                                 await self._reset(item.snapshot)

@@ -246,7 +246,7 @@ class RoomClient:
     ) -> grpc.aio.UnaryStreamCall[pb.WatchRoomRequest, pb.WatchRoomResponse]:
         """The room's event stream after `after` (no deadline: it lives as long as the room)."""
         call: grpc.aio.UnaryStreamCall[pb.WatchRoomRequest, pb.WatchRoomResponse]
-        call = self._stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting_id, after=after))
+        call = self._stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting_id, after=after, batch=True))
         return call
 
     def watch_edge(self) -> grpc.aio.UnaryStreamCall[pb.WatchEdgeRequest, pb.WatchEdgeResponse]:

@@ -66,8 +66,9 @@ class RoomStreams(ManagerCore):
 
     # -- the stream -------------------------------------------------------------------
 
-    async def watch(self, meeting_id: str, after: Position) -> AsyncIterator[RoomEvent | Snapshot]:
-        """The room's events after `after`, in order; a snapshot where replay cannot reach."""
+    async def watch(self, meeting_id: str, after: Position) -> AsyncIterator[list[RoomEvent] | Snapshot]:
+        """The room's events after `after`, in order, as the batches that were ready
+        together (never empty); a snapshot where replay cannot reach."""
         await self._store.get_meeting(meeting_id)
         position = after
         self._metrics.watch_streams.inc()
@@ -84,10 +85,10 @@ class RoomStreams(ManagerCore):
                         yield batch
                         position = batch.position
                     continue
-                for event in batch:
-                    yield event
-                    position = event.position
-                if not batch:
+                if batch:
+                    yield batch
+                    position = batch[-1].position
+                else:
                     await self._unless_closing(self._store.wait_beyond(meeting_id, position))
                 if self._closing.is_set():
                     return

@@ -247,8 +247,13 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         async for item in self._manager.watch(_require(request.meeting_id, "meeting_id"), after):
             if isinstance(item, Snapshot):
                 yield pb.WatchRoomResponse(snapshot=convert.snapshot_to_pb(item))
+            elif request.batch and len(item) > 1:
+                # Events ready together go as one stream message: gRPC's cost is per message.
+                batch = pb.RoomEventBatch(events=[self._encode(event).event for event in item])
+                yield pb.WatchRoomResponse(events=batch)
             else:
-                yield self._encode(item)
+                for event in item:
+                    yield self._encode(event)
 
     @unary
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.HeartbeatResponse:

@@ -3,6 +3,7 @@ WatchRoom streams a test opens (tests.support.room_watch)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
@@ -10,6 +11,14 @@ import pytest
 
 from tests.support.edge_stack import Client, Connect, Stack, start_stack, stop_stack
 from tests.support.room_watch import Watch
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, LoopFactory]:
+    """Each test's event loop: asyncio's, or the one its module names in LOOP_FACTORY."""
+    factory: LoopFactory = getattr(getattr(item, "module", None), "LOOP_FACTORY", asyncio.new_event_loop)
+    return {factory.__module__.partition(".")[0]: factory}
 
 
 @pytest.fixture

@@ -47,6 +47,28 @@ async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_or
     await watch.nothing()
 
 
+async def test_events_ready_together_come_as_one_batch_only_to_a_watcher_that_asks(
+    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+) -> None:
+    first = await stub.Join(join_request("u1"))
+    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
+    expected = [first.position.sequence + n for n in range(1, 5)]
+    # All four are in the log when these watchers start after u1's join.
+    watches.append(batched := Watch(stub, OPEN, first.position, batch=True))
+    watches.append(single := Watch(stub, OPEN, first.position))
+    item = await batched.next()
+    assert item.WhichOneof("item") == "events", item
+    assert [e.sequence for e in item.events.events] == expected
+    assert [e.participant_joined.participant.user_id for e in item.events.events] == ["u2", "u3", "u4", "u5"]
+    assert [(await single.event()).sequence for _ in expected] == expected
+    # One event alone keeps the single form, even for a watcher that asked for batches.
+    await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=joins[0].participant.participant_id))
+    assert (await batched.event()).sequence == expected[-1] + 1
+    assert (await single.event()).sequence == expected[-1] + 1
+    await batched.nothing()
+    await single.nothing()
+
+
 async def test_watch_resumes_after_a_position_without_repeating(
     stub: pb_grpc.RoomServiceStub, watches: list[Watch]
 ) -> None:

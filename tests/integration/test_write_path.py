@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import uvloop
 import websockets
 from aiohttp import web
@@ -23,11 +22,10 @@ from tests.support.jsclient import JsClientPool
 ROOM = "room"
 
 
-@pytest.fixture(scope="module")
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    """The edge runs on uvloop (meeting_common.lifecycle), and so do these tests: its
-    transports differ from asyncio's where it matters (a write to a closed one raises)."""
-    return uvloop.EventLoopPolicy()
+LOOP_FACTORY = uvloop.new_event_loop
+"""The edge runs on uvloop (meeting_common.lifecycle), and so do these tests: its
+transports differ from asyncio's where it matters (a write to a closed one raises).
+Read by tests/integration/conftest.py."""
 
 
 @dataclass

@@ -16,8 +16,10 @@ from tests.support.timing import nothing_arrives
 class Watch:
     """A WatchRoom stream piped into a queue, so tests can wait with a timeout."""
 
-    def __init__(self, stub: pb_grpc.RoomServiceStub, meeting: str, after: pb.StreamPosition) -> None:
-        self.call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting, after=after))
+    def __init__(
+        self, stub: pb_grpc.RoomServiceStub, meeting: str, after: pb.StreamPosition, *, batch: bool = False
+    ) -> None:
+        self.call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting, after=after, batch=batch))
         self.items: asyncio.Queue[pb.WatchRoomResponse | grpc.aio.AioRpcError] = asyncio.Queue()
         self._task = asyncio.create_task(self._pump())
 

@@ -1515,8 +1515,13 @@ class WatchRoomRequest(_message.Message):
 
     MEETING_ID_FIELD_NUMBER: _builtins.int
     AFTER_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     meeting_id: _builtins.str
     """The room."""
+    batch: _builtins.bool
+    """The caller understands `events` items: events ready together may come in one item.
+    Unset (older callers), every event comes as its own `event` item.
+    """
     @_builtins.property
     def after(self) -> Global___StreamPosition:
         """Stream events after this position; an empty epoch asks for a snapshot first."""
@@ -1526,14 +1531,39 @@ class WatchRoomRequest(_message.Message):
         *,
         meeting_id: _builtins.str = ...,
         after: Global___StreamPosition | None = ...,
+        batch: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "meeting_id", b"meeting_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "batch", b"batch", "meeting_id", b"meeting_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchRoomRequest: _TypeAlias = WatchRoomRequest  # noqa: Y015
+
+@_typing.final
+class RoomEventBatch(_message.Message):
+    """Several consecutive events of one room, in log order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomEvent]:
+        """Consecutive sequences of one epoch, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___RoomEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomEventBatch: _TypeAlias = RoomEventBatch  # noqa: Y015
 
 @_typing.final
 class WatchRoomResponse(_message.Message):
@@ -1543,6 +1573,7 @@ class WatchRoomResponse(_message.Message):
 
     EVENT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> Global___RoomEvent:
         """The next event after the last one sent."""
@@ -1553,17 +1584,22 @@ class WatchRoomResponse(_message.Message):
         here is the truth; events after its position follow.
         """
 
+    @_builtins.property
+    def events(self) -> Global___RoomEventBatch:
+        """The next events after the last one sent, ready together (only when `batch` was set)."""
+
     def __init__(
         self,
         *,
         event: Global___RoomEvent | None = ...,
         snapshot: Global___RoomSnapshot | None = ...,
+        events: Global___RoomEventBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "item", b"item", "snapshot", b"snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "item", b"item", "snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "item", b"item", "snapshot", b"snapshot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "item", b"item", "snapshot", b"snapshot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "snapshot"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "snapshot", "events"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
