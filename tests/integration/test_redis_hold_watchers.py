@@ -27,8 +27,8 @@ async def _watching(store: RedisStore, seen: list[RoomEvent], after: Position) -
 
     async def tail() -> None:
         async for item in manager.watch(MEETING, after):
-            assert isinstance(item, RoomEvent), item
-            seen.append(item)
+            assert isinstance(item, list), item  # a batch of events, never a snapshot here
+            seen.extend(item)
 
     watcher = asyncio.create_task(tail())
     try:
