@@ -86,6 +86,12 @@ class UseCases(ManagerCore):
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
         if not self.store_answering:
             raise StoreUnavailableError("Meeting service is unavailable, please retry")
+        lease_until = self._clock() + self._options.edge_lease_seconds
+        if not self._options.ban_kicked_users:
+            # One round trip unless the meeting turns out to have a password.
+            opened = await self._store.join_open(spec, lease_until)
+            if opened is not None:
+                return self._joined(spec, opened)
         meeting = await self._store.get_meeting(spec.meeting_id)
         rules.require_joinable(meeting)
         if self._options.ban_kicked_users and await self._store.is_banned(spec.meeting_id, spec.user_id):
@@ -99,8 +105,11 @@ class UseCases(ManagerCore):
             await self._passwords.check(
                 spec.meeting_id, meeting.password_hash, password, spec.edge_id, spec.socket_id
             )
-        lease_until = self._clock() + self._options.edge_lease_seconds
         outcome = await self._store.join(spec, meeting, lease_until)
+        return self._joined(spec, outcome)
+
+    def _joined(self, spec: JoinSpec, outcome: JoinOutcome) -> JoinOutcome:
+        """Reports a join that happened: who it replaced, its log lines and metrics."""
         if outcome.already_joined:
             return outcome
         for old in outcome.replaced:

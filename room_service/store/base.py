@@ -130,6 +130,13 @@ class RoomLog(Protocol):
         `touch_edge` does), in the same round trip where the store can."""
         ...
 
+    async def join_open(self, spec: JoinSpec, lease_until: float | None = None) -> JoinOutcome | None:
+        """`join` reading the meeting itself, with the change, for a caller that checks no
+        ban: the same refusals (MEETING_NOT_FOUND, MEETING_NOT_ACTIVE, ROOM_FULL), the
+        outcome carrying the meeting as stored. A meeting with a password changes nothing
+        and answers None: its password must be checked first (then `join`)."""
+        ...
+
     async def rejoin(self, spec: JoinSpec) -> JoinOutcome | None:
         """The idempotent outcome (`already_joined`) when `spec`'s edge and socket already
         hold a participant in the room; None otherwise. Never changes anything: a join

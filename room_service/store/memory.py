@@ -160,6 +160,13 @@ class MemoryStore:
 
     # -- participants -----------------------------------------------------------------
 
+    async def join_open(self, spec: JoinSpec, lease_until: float | None = None) -> JoinOutcome | None:
+        meeting = self._meeting(spec.meeting_id)
+        rules.require_joinable(meeting)
+        if meeting.password_hash is not None:
+            return None
+        return await self.join(spec, meeting, lease_until)
+
     async def join(
         self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
     ) -> JoinOutcome:

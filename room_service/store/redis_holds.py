@@ -32,6 +32,7 @@ from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
     Meeting,
+    MeetingStatus,
     Participant,
     ParticipantLeft,
     Position,
@@ -48,7 +49,7 @@ from room_service.store.redis_base import (
     room_tag,
     run_script,
 )
-from room_service.store.redis_codec import event_from, participant_from, participant_json
+from room_service.store.redis_codec import event_from, meeting_from, participant_from, participant_json
 from room_service.store.redis_log import Along, Command
 from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
 
@@ -74,7 +75,7 @@ def _entry(meeting_id: str, participant_id: str) -> str:
 
 def _hold_keys(meeting_id: str) -> list[str]:
     tag = room_tag(meeting_id)
-    return [*room_keys(meeting_id), f"{tag}:recovery", f"{tag}:held"]
+    return [*room_keys(meeting_id), f"{tag}:recovery", f"{tag}:held", f"{tag}:created"]
 
 
 class RedisHolds(RedisRooms):
@@ -119,6 +120,20 @@ class RedisHolds(RedisRooms):
             meeting = await self.get_meeting(spec.meeting_id)
         if not meeting.joinable:
             raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
+        outcome = await self._seat(spec, meeting, lease_until)
+        assert outcome is not None  # only an open join answers None
+        return outcome
+
+    async def join_open(self, spec: JoinSpec, lease_until: float | None = None) -> JoinOutcome | None:
+        # The script reads the meeting: a join without a password is one round trip.
+        stand_in = Meeting(spec.meeting_id, "", MeetingStatus.LIVE, "", datetime.now(UTC))
+        return await self._seat(spec, stand_in, lease_until, read_meeting=True)
+
+    async def _seat(
+        self, spec: JoinSpec, meeting: Meeting, lease_until: float | None, *, read_meeting: bool = False
+    ) -> JoinOutcome | None:
+        """The JOIN script with its pipeline. `read_meeting`: the script reads the meeting
+        (`meeting` only stands in for it) and a meeting with a password answers None."""
         participant = rules.new_participant(meeting, spec, datetime.now(UTC))
         pid = participant.participant_id
         # Along with the script: the edge's lease renewed, the room indexed under the edge
@@ -145,10 +160,13 @@ class RedisHolds(RedisRooms):
                 rules.room_capacity(meeting, self._options.default_capacity),
                 spec.recovery_id,
                 _SWEEP_SLACK,
+                "1" if read_meeting else "0",
             ],
             Along(before, [Command("instance_id", "get", (INCARNATION,))]),
         )
         status = reply[0]
+        if read_meeting and status in {"ALREADY", "OK"}:
+            meeting = meeting_from(reply[6], reply[7] or datetime.now(UTC).isoformat())
         if status == "ALREADY":
             outcome = dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
             if spec.recovery_id:  # it named the unseated id a moment: the seated one again
@@ -158,7 +176,11 @@ class RedisHolds(RedisRooms):
         if status != "OK":
             if spec.recovery_id:
                 await self._forget_pointer(spec.recovery_id, spec.meeting_id, pid)
+            if status == "PASSWORD":
+                return None
             raise refusal(status)
+        if read_meeting:
+            participant = participant_from(reply[5])
         for gone, recovery_id in reply[4]:
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
         events = self._events(reply)

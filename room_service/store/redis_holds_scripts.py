@@ -4,7 +4,8 @@ recoverable sessions are held.
 
 Each runs on one room's keys (one hash tag, so on Redis Cluster too) after the room
 scripts' prelude: KEYS are state, members, people, log, meeting, then `recovery` (hash
-participant id -> recovery id: the binding) and `held` (zset participant id -> deadline).
+participant id -> recovery id: the binding), `held` (zset participant id -> deadline) and
+the meeting's `created` (for a join's answer).
 ARGV[1] is the event time and ARGV[2] the log's length bound, as for the room scripts, so a
 removal appends its `left` entry with the room's next sequence in the same step.
 
@@ -51,20 +52,43 @@ end
 """
 
 # ARGV: now, maxlen, new_epoch, participant id, participant JSON, user id, edge id,
-# socket id, multiple sessions ("1"/"0"), capacity, recovery id ('' : none), sweep slack.
+# socket id, multiple sessions ("1"/"0"), capacity, recovery id ('' : none), sweep slack,
+# open ("1"/"0"). Open: the meeting is read here, and a meeting with a password answers
+# {"PASSWORD"} (nothing changed: the caller checks it first); the capacity (the argument
+# being the default) and the joiner's permissions come from the meeting as stored.
 # Finds the socket and the user's other sessions through the room's indexes, so a join
 # decodes none of the others. Answers {refusal}, {"ALREADY", epoch, {}, own JSON, others,
-# head} or {"OK", epoch, entries, others, swept bindings (see `bind`)}.
+# head, meeting JSON, created} or {"OK", epoch, entries, others, swept bindings (see
+# `bind`), own JSON, meeting JSON, created}.
 JOIN = (
     _PRELUDE
     + _BIND
     + """
 local new_epoch, pid, pjson, user, edge, sock = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local multiple, capacity = ARGV[9] == '1', tonumber(ARGV[10])
-local refused = joinable(redis.call('GET', meeting))
+local raw = redis.call('GET', meeting)
+local refused = joinable(raw)
 if refused then return {refused} end
+if ARGV[13] == '1' then
+  local m = cjson.decode(raw)
+  if type(m['password_hash']) == 'string' and m['password_hash'] ~= '' then return {'PASSWORD'} end
+  local host = type(m['creator_id']) == 'string' and m['creator_id'] ~= '' and m['creator_id'] == user
+  local share = host or m['guests_can_share'] == nil or m['guests_can_share'] == true
+  local chat = host or m['guests_can_chat'] == nil or m['guests_can_chat'] == true
+  local p = cjson.decode(pjson)
+  p['permissions'] = {share, chat, host, host}
+  pjson = cjson.encode(p)
+  if type(m['max_participants']) == 'number' and m['max_participants'] ~= 0 then
+    capacity = m['max_participants']
+  end
+end
+local created = redis.call('GET', KEYS[8])
 local own = seated(edge, sock)
-if own then return already(own) end
+if own then
+  local reply = already(own)
+  reply[7], reply[8] = raw, created
+  return reply
+end
 local replaced, count = {}, 0
 if epoch ~= '' then
   count = redis.call('ZCARD', members)
@@ -83,7 +107,7 @@ for _, pair in ipairs(replaced) do
 end
 local others = others_than(nil)
 add(pid, append('joined', pjson, '', ''), pjson, user, edge, sock)
-return finish('OK', others, bind(pid, ARGV[11], tonumber(ARGV[12])))
+return finish('OK', others, bind(pid, ARGV[11], tonumber(ARGV[12])), pjson, raw, created)
 """
 )
 

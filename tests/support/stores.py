@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, RoomEvent
+from room_service.domain.models import (
+    JoinSpec,
+    MediaState,
+    Meeting,
+    MeetingStatus,
+    Position,
+    RecoverSpec,
+    RoomEvent,
+)
 from room_service.store.base import RoomStore, StoreOptions
 from room_service.store.memory import MemoryStore
 from room_service.store.redis import RedisStore, connect
@@ -44,6 +52,25 @@ def spec(
         media=MediaState(),
         edge_id=edge,
         socket_id=socket or f"sock-{user}",
+    )
+
+
+def claim(
+    recovery_id: str,
+    after: Position | None,
+    *,
+    edge: str = "edge-b",
+    user: str = "",
+    take_over: bool = False,
+) -> RecoverSpec:
+    """A reconnecting client's claim of `recovery_id` through `edge`."""
+    return RecoverSpec(
+        recovery_id=recovery_id,
+        after=after,
+        edge_id=edge,
+        user_id=user,
+        fresh_recovery_id="fresh-id",
+        take_over=take_over,
     )
 
 

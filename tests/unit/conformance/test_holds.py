@@ -12,25 +12,7 @@ import pytest
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import ChatSent, LeaveReason, ParticipantLeft, Position, RecoverSpec
 from room_service.store.base import RoomStore
-from tests.support.stores import MEETING, StoreFactory, spec
-
-
-def claim(
-    recovery_id: str,
-    after: Position | None,
-    *,
-    edge: str = "edge-b",
-    user: str = "",
-    take_over: bool = False,
-) -> RecoverSpec:
-    return RecoverSpec(
-        recovery_id=recovery_id,
-        after=after,
-        edge_id=edge,
-        user_id=user,
-        fresh_recovery_id="fresh-id",
-        take_over=take_over,
-    )
+from tests.support.stores import MEETING, StoreFactory, claim, spec
 
 
 async def joined(store: RoomStore, user: str, recovery_id: str, edge: str = "edge-a") -> tuple[str, Position]:
