@@ -1,0 +1,195 @@
+"""In-process store state: the rooms, edges, holds and guards the MemoryStore roles share,
+and the helpers that keep them consistent."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from room_service.domain import errors, rules
+from room_service.domain.models import (
+    EventPayload,
+    Meeting,
+    Participant,
+    Position,
+    RoomEvent,
+)
+from room_service.domain.throttle import FailureThrottle
+from room_service.store.base import StoreOptions
+from room_service.store.mailboxes import Mailboxes
+
+
+def utc_now() -> datetime:
+    """Now, in UTC: every event and chat message is stamped with it."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Room:
+    """One open room: its participants (join order) and its log."""
+
+    meeting_id: str
+    epoch: str
+    log: deque[RoomEvent]
+    head: int = 0
+    participants: dict[str, Participant] = field(default_factory=dict)
+    drop_at: float | None = None
+    """Set when its meeting ended: the deadline after which the room is forgotten."""
+    # Set and replaced on every append: waiters hold the old one, so one append wakes
+    # exactly the watchers of this room.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def position(self) -> Position:
+        return Position(self.head, self.epoch)
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What the store holds now, for tests and diagnostics."""
+
+    meetings: int
+    """Meetings in the directory."""
+    rooms: int
+    """Rooms, open or ended."""
+    events: int
+    """Events held in all replay logs."""
+    edges: int
+    """Edges holding a lease."""
+    mailboxes: int
+    """Signal mailboxes."""
+
+
+class MemoryState:
+    """The in-memory store's state and the helpers every role of it shares."""
+
+    def __init__(self, options: StoreOptions | None = None) -> None:
+        self._options = options or StoreOptions()
+        self._instance = uuid.uuid4().hex
+        # Reaped edges and when: a late RestoreSessions must not resurrect participants
+        # everyone was already told had left. Bounded by count and age.
+        self._reaped: OrderedDict[str, float] = OrderedDict()
+        self._meetings: dict[str, Meeting] = {}
+        self._rooms: dict[str, _Room] = {}
+        self._edges: dict[str, float] = {}
+        self._edge_participants: dict[str, set[tuple[str, str]]] = {}
+        self._mailboxes = Mailboxes(self._options.signal_queue, self._edges.__contains__)
+        # Ended rooms by deadline; one retention for all, so appends keep it sorted.
+        self._ended: deque[tuple[float, _Room]] = deque()
+        # Watchers of a room that is not open wait here for its next opening.
+        self._openers: dict[str, asyncio.Event] = {}
+        # Connection-state recovery: id -> (meeting, participant) and back; held
+        # participants' deadlines, and a heap of them (stale entries skipped on pop).
+        self._recovery: dict[str, tuple[str, str]] = {}
+        self._recovery_of: dict[tuple[str, str], str] = {}
+        self._holds: dict[tuple[str, str], float] = {}
+        self._hold_heap: list[tuple[float, str, str]] = []
+        # Wrong-password attempts per (meeting, socket key); bounded inside each throttle.
+        self._attempts: dict[tuple[int, float], FailureThrottle] = {}
+        # Banned user ids per meeting (only written with the ban setting on).
+        self._bans: dict[str, set[str]] = {}
+
+    def _hold(self, key: tuple[str, str], until: float) -> None:
+        self._holds[key] = until
+        heapq.heappush(self._hold_heap, (until, *key))
+
+    def _events_after(self, room: _Room, after: Position | None) -> list[RoomEvent] | None:
+        """Every event after `after` still in the room's log; None when it does not reach."""
+        if after is None or after.epoch != room.epoch or after.sequence > room.head:
+            return None
+        oldest = room.log[0].position.sequence if room.log else room.head + 1
+        if after.sequence + 1 < oldest:
+            return None
+        return [e for e in room.log if e.position.sequence > after.sequence]
+
+    def _forget_recovery(self, key: tuple[str, str]) -> None:
+        self._holds.pop(key, None)
+        recovery_id = self._recovery_of.pop(key, None)
+        if recovery_id is not None:
+            self._recovery.pop(recovery_id, None)
+
+    def _remember_reaped(self, edge_id: str, now: float) -> None:
+        self._reaped[edge_id] = now
+        self._reaped.move_to_end(edge_id)
+        while self._reaped:
+            oldest, when = next(iter(self._reaped.items()))
+            kept = len(self._reaped) <= self._options.reaped_edges_kept
+            if kept and now - when < self._options.reaped_edge_seconds:
+                break
+            del self._reaped[oldest]
+
+    def footprint(self) -> Footprint:
+        """Counts of what the store holds (not part of the RoomStore contract)."""
+        return Footprint(
+            meetings=len(self._meetings),
+            rooms=len(self._rooms),
+            events=sum(len(r.log) for r in self._rooms.values()),
+            edges=len(self._edges),
+            mailboxes=len(self._mailboxes),
+        )
+
+    # -- internals --------------------------------------------------------------------
+
+    def _meeting(self, meeting_id: str) -> Meeting:
+        meeting = self._meetings.get(meeting_id)
+        if meeting is None:
+            raise errors.meeting_not_found()
+        return meeting
+
+    def _find(self, meeting_id: str, participant_id: str) -> tuple[_Room, Participant]:
+        room = self._rooms.get(meeting_id)
+        participant = room.participants.get(participant_id) if room is not None else None
+        if room is None or participant is None:
+            raise errors.not_in_meeting()
+        return room, participant
+
+    def _open(self, meeting_id: str) -> _Room:
+        room = _Room(meeting_id, rules.new_epoch(), deque(maxlen=self._options.replay_buffer))
+        previous = self._rooms.get(meeting_id)
+        self._rooms[meeting_id] = room
+        if previous is not None:
+            previous.wake()
+        waiter = self._openers.pop(meeting_id, None)
+        if waiter is not None:
+            waiter.set()
+        return room
+
+    def _close(self, room: _Room) -> None:
+        # An empty room is forgotten; the next join opens a new epoch. Watchers wake,
+        # find the epoch gone and get a snapshot.
+        if self._rooms.get(room.meeting_id) is room:
+            del self._rooms[room.meeting_id]
+        room.wake()
+
+    async def _room_opened(self, meeting_id: str) -> None:
+        event = self._openers.setdefault(meeting_id, asyncio.Event())
+        await event.wait()
+
+    def _append(self, room: _Room, payload: EventPayload) -> RoomEvent:
+        room.head += 1
+        event = RoomEvent(room.meeting_id, room.position, utc_now(), payload)
+        room.log.append(event)
+        room.wake()
+        return event
+
+    def _index(self, participant: Participant, meeting_id: str) -> None:
+        key = (meeting_id, participant.participant_id)
+        self._edge_participants.setdefault(participant.edge_id, set()).add(key)
+
+    def _unindex(self, participant: Participant, meeting_id: str) -> None:
+        """The participant left the room: its edge forgets it, and its recovery id dies."""
+        self._unindex_edge(participant, meeting_id)
+        self._forget_recovery((meeting_id, participant.participant_id))
+
+    def _unindex_edge(self, participant: Participant, meeting_id: str) -> None:
+        keys = self._edge_participants.get(participant.edge_id)
+        if keys is not None:
+            keys.discard((meeting_id, participant.participant_id))
