@@ -4,134 +4,17 @@ per-socket order, byte-bounded backpressure, long-polling beside WebSocket, the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import uvloop
-import websockets
-from aiohttp import web
 
-from edge_gateway.engine import EdgeSocketServer
-from meeting_common.net import bound_port
 from tests.support.jsclient import JsClientPool
-
-ROOM = "room"
-
+from tests.support.write_path import ROOM, RawSocket, numbers, serve
 
 LOOP_FACTORY = uvloop.new_event_loop
 """The edge runs on uvloop (meeting_common.lifecycle), and so do these tests: its
 transports differ from asyncio's where it matters (a write to a closed one raises).
 Read by tests/integration/conftest.py."""
-
-
-@dataclass
-class Served:
-    sio: EdgeSocketServer
-    url: str
-    drops: list[int] = field(default_factory=list)
-    left: dict[str, str] = field(default_factory=dict)  # sid -> disconnect reason
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def wait_left(self, sid: str, timeout: float) -> str:
-        """The reason `sid` disconnected with, once it has."""
-        async with asyncio.timeout(timeout), self.changed:
-            await self.changed.wait_for(lambda: sid in self.left)
-        return self.left[sid]
-
-
-@contextlib.asynccontextmanager
-async def serve(max_buffered_bytes: int = 1 << 20, **options: Any) -> AsyncIterator[Served]:
-    """An EdgeSocketServer whose sockets join ROOM on connect."""
-    drops: list[int] = []
-    sio = EdgeSocketServer(
-        async_mode="aiohttp",
-        max_buffered_bytes=max_buffered_bytes,
-        on_drop=lambda: drops.append(1),
-        **options,
-    )
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    served = Served(sio, f"http://127.0.0.1:{bound_port(site)}", drops)
-
-    @sio.on("connect")
-    async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await sio.enter_room(sid, ROOM)
-
-    @sio.on("disconnect")
-    async def on_disconnect(sid: str, reason: Any = None) -> None:
-        served.left[sid] = str(reason)
-        async with served.changed:
-            served.changed.notify_all()
-
-    try:
-        yield served
-    finally:
-        if sio.eio.sockets:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sio.eio.disconnect(), 3)  # every socket told to close
-        await sio.shutdown()
-        await runner.cleanup()
-
-
-class RawSocket:
-    """Socket.IO over a plain WebSocket, frames kept exactly as they arrived."""
-
-    def __init__(self, ws: Any, eio_sid: str, sid: str) -> None:
-        self.ws, self.eio_sid, self.sid = ws, eio_sid, sid
-
-    @classmethod
-    async def open(cls, url: str, *, rcvbuf: int | None = None) -> RawSocket:
-        sock = None
-        if rcvbuf is not None:  # a small window, so that a paused reader backs up quickly
-            host, port = url.removeprefix("http://").split(":")
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            sock.connect((host, int(port)))
-            sock.setblocking(False)
-        ws = await websockets.connect(
-            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
-            max_size=None,
-            sock=sock,
-        )
-        opened = str(await asyncio.wait_for(ws.recv(), 5))
-        assert opened.startswith("0{"), opened
-        await ws.send("40")
-        connected = str(await asyncio.wait_for(ws.recv(), 5))
-        assert connected.startswith("40"), connected
-        return cls(ws, json.loads(opened[1:])["sid"], json.loads(connected[2:])["sid"])
-
-    async def frames_until(self, last: str, limit: int = 100_000) -> list[str]:
-        """Every frame up to and including `last` (server pings answered, not returned)."""
-        frames: list[str] = []
-        async with asyncio.timeout(30):
-            while len(frames) < limit:
-                frame = str(await self.ws.recv())
-                if frame == "2":
-                    await self.ws.send("3")
-                    continue
-                frames.append(frame)
-                if frame == last:
-                    return frames
-        raise AssertionError(f"no {last!r} in {len(frames)} frames")
-
-
-def numbers(frames: list[str], event: str) -> list[int]:
-    """The `n` of every `event` frame, in arrival order."""
-    out = []
-    for frame in frames:
-        if frame.startswith("42["):
-            name, *data = json.loads(frame[2:])
-            if name == event:
-                out.append(data[0]["n"])
-    return out
 
 
 async def test_direct_emits_broadcasts_and_the_ack_reach_a_socket_in_emit_order(js: JsClientPool) -> None:
@@ -218,26 +101,6 @@ async def test_polling_upgrading_and_websocket_sockets_share_a_room_in_order(js:
         assert sorted(transports.values()) == [False, True, True]  # one stayed on polling
 
 
-async def test_a_silent_peer_is_dropped_even_after_the_sweep_failed_once() -> None:
-    async with serve(ping_interval=0.2, ping_timeout=0.4) as served:
-        eio = served.sio.eio
-        real_sweep = eio.sweep
-        failures: list[float] = []
-
-        def flaky(now: float) -> None:
-            if not failures:
-                failures.append(now)
-                raise RuntimeError("injected sweep failure")
-            real_sweep(now)
-
-        eio.sweep = flaky
-        silent = await RawSocket.open(served.url)  # never answers a PING
-        assert await served.wait_left(silent.sid, 15) == "ping timeout"
-        assert failures, "the injected failure never ran"
-        with contextlib.suppress(Exception):
-            await silent.ws.close()
-
-
 async def test_binary_payloads_still_reach_websocket_and_polling_sockets(js: JsClientPool) -> None:
     async with serve() as served:
         polling, ws = js.client("polling"), js.client("ws")
@@ -269,41 +132,6 @@ async def test_a_broadcast_passes_over_a_socket_whose_connection_just_died() -> 
         await healthy.ws.close()
 
 
-async def test_idle_sockets_are_pinged_on_time_without_a_task_each() -> None:
-    """Every socket gets its PING each interval and stays connected while it answers, and
-    no socket has a task of its own waiting for its next ping (one timer serves them all)."""
-    async with serve(ping_interval=0.2, ping_timeout=2) as served:
-        peers = [await RawSocket.open(served.url) for _ in range(20)]
-        pings = dict.fromkeys((p.sid for p in peers), 0)
-        ping_tasks: list[int] = []
-
-        async def answer(peer: RawSocket) -> None:
-            while True:
-                if str(await peer.ws.recv()) == "2":
-                    pings[peer.sid] += 1
-                    await peer.ws.send("3")
-
-        def count_ping_tasks() -> int:
-            return sum(
-                1 for t in asyncio.all_tasks() if "_send_ping" in getattr(t.get_coro(), "__qualname__", "")
-            )
-
-        answering = [asyncio.create_task(answer(p)) for p in peers]
-        try:
-            async with asyncio.timeout(20):
-                while min(pings.values()) < 5:
-                    ping_tasks.append(count_ping_tasks())
-                    await asyncio.sleep(0.05)
-        finally:
-            for task in answering:
-                task.cancel()
-        assert ping_tasks and max(ping_tasks) == 0
-        assert served.left == {}  # answered pings keep every socket in
-        for peer in peers:
-            with contextlib.suppress(Exception):
-                await peer.ws.close()
-
-
 async def test_a_websocket_socket_keeps_no_queue_of_its_own_once_attached(js: JsClientPool) -> None:
     """The queue's containers go when the WebSocket is attached (they are never used
     again); a socket still on long-polling keeps its own, and both get every emit."""
@@ -323,36 +151,6 @@ async def test_a_websocket_socket_keeps_no_queue_of_its_own_once_attached(js: Js
         assert attached.empty() and attached.qsize() == 0
         await attached.join()  # nothing is pending: returns at once
         await peer.ws.close()
-
-
-async def test_a_pong_is_taken_as_it_is_read_without_waking_the_reading_loop() -> None:
-    """An idle socket answering pings keeps being pinged, and its reading loop (the
-    coroutine waiting in `receive`) is resumed only for what is not a PONG."""
-    async with serve(ping_interval=0.1, ping_timeout=2) as served:
-        peer = await RawSocket.open(served.url)
-        ws = served.sio.eio.sockets[peer.eio_sid].queue._ws
-        assert ws is not None
-        woken: list[str] = []
-        receive = ws.receive
-
-        async def counted(timeout: float | None = None) -> Any:
-            msg = await receive(timeout)
-            woken.append(str(msg.data))
-            return msg
-
-        ws.receive = counted  # type: ignore[method-assign]  # the loop calls it for its next message
-        pings = 0
-        async with asyncio.timeout(20):
-            while pings < 6:  # the 6th PING is scheduled by the 5th PONG
-                if str(await peer.ws.recv()) == "2":
-                    pings += 1
-                    if pings < 6:
-                        await peer.ws.send("3")
-        await peer.ws.send("41")  # a Socket.IO goodbye: this one is read by the loop
-        assert await served.wait_left(peer.sid, 10) == "client disconnect"
-        assert "3" not in woken
-        with contextlib.suppress(Exception):
-            await peer.ws.close()
 
 
 async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_recipient(

@@ -1,0 +1,126 @@
+"""A bare EdgeSocketServer on loopback whose sockets all join one room, and a raw
+WebSocket client that keeps frames exactly as they arrived: the write-path tests' parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from aiohttp import web
+
+from edge_gateway.engine import EdgeSocketServer
+from meeting_common.net import bound_port
+
+ROOM = "room"
+
+
+@dataclass
+class Served:
+    sio: EdgeSocketServer
+    url: str
+    drops: list[int] = field(default_factory=list)
+    left: dict[str, str] = field(default_factory=dict)  # sid -> disconnect reason
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_left(self, sid: str, timeout: float) -> str:
+        """The reason `sid` disconnected with, once it has."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: sid in self.left)
+        return self.left[sid]
+
+
+@contextlib.asynccontextmanager
+async def serve(max_buffered_bytes: int = 1 << 20, **options: Any) -> AsyncIterator[Served]:
+    """An EdgeSocketServer whose sockets join ROOM on connect."""
+    drops: list[int] = []
+    sio = EdgeSocketServer(
+        async_mode="aiohttp",
+        max_buffered_bytes=max_buffered_bytes,
+        on_drop=lambda: drops.append(1),
+        **options,
+    )
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    served = Served(sio, f"http://127.0.0.1:{bound_port(site)}", drops)
+
+    @sio.on("connect")
+    async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await sio.enter_room(sid, ROOM)
+
+    @sio.on("disconnect")
+    async def on_disconnect(sid: str, reason: Any = None) -> None:
+        served.left[sid] = str(reason)
+        async with served.changed:
+            served.changed.notify_all()
+
+    try:
+        yield served
+    finally:
+        if sio.eio.sockets:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sio.eio.disconnect(), 3)  # every socket told to close
+        await sio.shutdown()
+        await runner.cleanup()
+
+
+class RawSocket:
+    """Socket.IO over a plain WebSocket, frames kept exactly as they arrived."""
+
+    def __init__(self, ws: Any, eio_sid: str, sid: str) -> None:
+        self.ws, self.eio_sid, self.sid = ws, eio_sid, sid
+
+    @classmethod
+    async def open(cls, url: str, *, rcvbuf: int | None = None) -> RawSocket:
+        sock = None
+        if rcvbuf is not None:  # a small window, so that a paused reader backs up quickly
+            host, port = url.removeprefix("http://").split(":")
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.connect((host, int(port)))
+            sock.setblocking(False)
+        ws = await websockets.connect(
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+            max_size=None,
+            sock=sock,
+        )
+        opened = str(await asyncio.wait_for(ws.recv(), 5))
+        assert opened.startswith("0{"), opened
+        await ws.send("40")
+        connected = str(await asyncio.wait_for(ws.recv(), 5))
+        assert connected.startswith("40"), connected
+        return cls(ws, json.loads(opened[1:])["sid"], json.loads(connected[2:])["sid"])
+
+    async def frames_until(self, last: str, limit: int = 100_000) -> list[str]:
+        """Every frame up to and including `last` (server pings answered, not returned)."""
+        frames: list[str] = []
+        async with asyncio.timeout(30):
+            while len(frames) < limit:
+                frame = str(await self.ws.recv())
+                if frame == "2":
+                    await self.ws.send("3")
+                    continue
+                frames.append(frame)
+                if frame == last:
+                    return frames
+        raise AssertionError(f"no {last!r} in {len(frames)} frames")
+
+
+def numbers(frames: list[str], event: str) -> list[int]:
+    """The `n` of every `event` frame, in arrival order."""
+    out = []
+    for frame in frames:
+        if frame.startswith("42["):
+            name, *data = json.loads(frame[2:])
+            if name == event:
+                out.append(data[0]["n"])
+    return out
