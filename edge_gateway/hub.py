@@ -17,7 +17,8 @@ from edge_gateway import events, wire
 from edge_gateway.errors import EdgeError
 from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
-from edge_gateway.relay import RoomRelay, views_from
+from edge_gateway.relay import RoomRelay
+from edge_gateway.relay_view import views_from
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session, SessionRegistry, room_name
 from meeting.v1 import room_service_pb2 as pb

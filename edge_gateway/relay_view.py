@@ -1,0 +1,122 @@
+"""A room relay's participant view and how it is repaired: a diff for one socket whose
+roster is behind, a snapshot turned into the joined/left/updated events that bring every
+socket back to the truth, and the emit every relayed event goes through."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from edge_gateway import events, wire
+from edge_gateway.relay_host import RelayHost
+from edge_gateway.sessions import Session, owned
+from meeting.v1 import room_service_pb2 as pb
+
+log = logging.getLogger("edge_gateway.relay")
+
+
+class RelayView:
+    """The view-keeping half of RoomRelay (relay.py), which provides its state."""
+
+    _hub: RelayHost
+    meeting_id: str
+    room: str
+    position: tuple[int, str]
+    view: dict[str, pb.Participant]
+    members: dict[str, Session]
+    pending: dict[str, Session]
+    _ring: deque[pb.RoomEvent]
+    _past_epochs: set[str]
+
+    async def _activate_ready(self) -> None:
+        """Lets the sockets the relay now stands in step with into the room (RoomRelay's)."""
+        raise NotImplementedError
+
+    async def _send_diff(self, session: Session) -> None:
+        """Tells one socket what changed between its roster and the relay's view (each
+        with the relay's position as offset: the socket stands there afterwards)."""
+        known = {p.participant_id: p for p in session.roster}
+        current = {pid: p for pid, p in self.view.items() if pid != session.participant_id}
+        for pid in known.keys() - current.keys():
+            left = wire.participant_left(known[pid], pb.LEAVE_REASON_DISCONNECTED)
+            await self._emit(events.PARTICIPANT_LEFT, left, session.sid)
+        for pid, p in current.items():
+            if pid not in known:
+                await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), session.sid)
+            elif known[pid].media != p.media:
+                await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), session.sid)
+
+    # -- emitting, and repairing the view ----------------------------------------------
+
+    async def _emit(
+        self, name: str, data: dict[str, Any], only: str | None, skip: str = "", *, offset: str = ""
+    ) -> None:
+        # The room position goes last (the client's recovery offset): one value for every
+        # recipient, so a broadcast is still encoded once. Events made up from a snapshot
+        # or a diff carry the relay's position, where the socket then stands.
+        args = (data, offset or wire.offset(self.position))
+        if only is not None:
+            session = self._hub.sessions.by_sid(only)
+            if session is None or session.participant_id != skip:
+                await self._hub.emit(name, args, to=only)
+            return
+        local = self._hub.sessions.by_participant(skip) if skip else None
+        await self._hub.emit(name, args, room=self.room, skip_sid=local.sid if local else None)
+
+    async def _reset(self, snapshot: pb.RoomSnapshot) -> None:
+        """Brings every in-step socket to the snapshot's truth, then continues after it."""
+        if snapshot.ended:
+            # The meeting ended while the stream was away: that, not a participant-left for
+            # everyone, is what each local socket (in step or not yet) must hear.
+            ended = {"meetingId": self.meeting_id, "endedBy": None}
+            await self._emit(events.MEETING_ENDED, ended, None)
+            for sid in list(self.pending):
+                await self._hub.emit(events.MEETING_ENDED, ended, to=sid)
+            await self._meeting_gone()
+            return
+        new_view = {p.participant_id: p for p in snapshot.participants}
+        old_view = self.view
+        self.view = new_view
+        if snapshot.position.epoch != self.position[1]:
+            self._past_epochs.add(self.position[1])
+        self.position = (snapshot.position.sequence, snapshot.position.epoch)
+        self._ring.clear()
+        log.info(
+            "room resynchronised from a snapshot",
+            extra={
+                "meeting_id": self.meeting_id,
+                "sequence": self.position[0],
+                "joined": len(new_view.keys() - old_view.keys()),
+                "left": len(old_view.keys() - new_view.keys()),
+            },
+        )
+        for pid in old_view.keys() - new_view.keys():
+            await self._hub.local_participant_left(pid, pb.LEAVE_REASON_DISCONNECTED)
+            await self._emit(
+                events.PARTICIPANT_LEFT,
+                wire.participant_left(old_view[pid], pb.LEAVE_REASON_DISCONNECTED),
+                None,
+            )
+        for pid, p in new_view.items():
+            old = old_view.get(pid)
+            if old is None:
+                await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), None, skip=pid)
+            elif old.media != p.media:
+                await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), None, skip=pid)
+        await self._activate_ready()
+
+    async def _meeting_gone(self) -> None:
+        """The room closed: its local sockets are no longer in a meeting."""
+        for sid in list(self.members) + list(self.pending):
+            await self._hub.drop_session(sid)
+        self.view.clear()
+
+
+def views_from(participants: Iterable[pb.Participant], me: pb.Participant) -> dict[str, pb.Participant]:
+    """The initial view of a relay opened by a joining socket: its roster plus itself."""
+    # Owned copies: the relay outlives the Join reply these were taken from.
+    view = {p.participant_id: owned(p) for p in participants}
+    view[me.participant_id] = owned(me)
+    return view
