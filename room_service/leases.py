@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from room_service.domain import errors
 from room_service.manager_core import ManagerCore
-from room_service.store.base import RestoreRecord, StoreUnavailableError
+from room_service.store.base import StoreUnavailableError
+from room_service.store.base_edges import RestoreRecord
 
 log = logging.getLogger("room_service")
 

@@ -20,7 +20,7 @@ from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
 from room_service.domain.models import JoinSpec, MediaState, RecoverSpec, RoomEvent, Snapshot
 from room_service.rooms import RoomManager
-from room_service.store.base import RestoreRecord
+from room_service.store.base_edges import RestoreRecord
 
 log = logging.getLogger("room_service.api")
 

@@ -12,7 +12,7 @@ from room_service.domain.models import (
     ParticipantLeft,
     RoomEvent,
 )
-from room_service.store.base import RestoreRecord
+from room_service.store.base_edges import RestoreRecord
 from room_service.store.memory_state import MemoryState
 
 

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, Snapshot
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
-from room_service.store.base import RestoreRecord, StoreOptions
+from room_service.store.base import StoreOptions
+from room_service.store.base_edges import RestoreRecord
 from room_service.store.memory import MemoryStore
 from tests.support.timing import FakeClock, wait_until
 

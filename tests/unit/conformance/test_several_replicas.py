@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from room_service.domain.models import ParticipantLeft, Position
-from room_service.store.base import RestoreRecord
+from room_service.store.base_edges import RestoreRecord
 from tests.support.stores import MEETING, StoreFactory, events_after, spec
 
 
