@@ -48,9 +48,12 @@ run: $(STAMP)
 ## test: the whole suite (unit, integration, end to end, fault tests), TEST_WORKERS
 ## pytest-xdist workers (default 2, one per core of CI's machine; a test file stays on one
 ## worker so its fixtures are shared; most tests wait on real processes, not the CPU).
+## Load tests (marker `solo`) then run alone: beside another test on two cores they measure
+## the neighbour, not the system.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not bench and not slow_fuzz and not solo'
+	$(PY) -m pytest -m solo
 
 ## proto: regenerate the Python code (and type stubs) from protos/.
 proto: $(STAMP)

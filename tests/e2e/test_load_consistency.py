@@ -23,6 +23,10 @@ from tests.support.replicas import replicas_on_redis
 from tests.support.room import MEETING, join, room_snapshot
 from tests.support.roster import replay
 
+# 300 clients, two edges and up to two replicas on this machine's cores: run alone (see the
+# Makefile), since beside another busy test it would measure that test.
+pytestmark = pytest.mark.solo
+
 CLIENTS = 300
 LEAVERS = 30  # leave, then join again (a new participant id each time)
 DROPPED = 30  # vanish (connection reset)
