@@ -14,6 +14,8 @@ from room_service.store.redis import RedisStore, connect
 from room_service.store_watch import StoreWatch
 
 _TIMEOUT = 0.2
+# Enough for three counted misses even when a few pings are excused by a late loop.
+_MAX_CHECKS = 15
 
 
 @pytest.fixture
@@ -61,8 +63,16 @@ async def test_a_store_that_does_not_answer_is_down_after_three_misses_and_back_
 
     watch = StoreWatch(ping, _TIMEOUT, misses=3)
     try:
-        assert [await watch.check() for _ in range(3)] == [True, True, False]
-        assert watch.misses == 3
+        # On a busy machine a ping may fail while this loop also ran late: that one is
+        # excused (the test above), so count checks until the watch gives up, not to three.
+        seen: list[tuple[bool, int]] = []
+        for _ in range(_MAX_CHECKS):
+            seen.append((await watch.check(), watch.misses))
+            if not seen[-1][0]:
+                break
+        assert seen[-1] == (False, 3), seen
+        assert all(up == (misses < 3) for up, misses in seen), seen
+        assert not watch.answered
         answering = True
         assert await watch.check() and watch.misses == 0
     finally:
