@@ -1,5 +1,6 @@
-"""The edge's Engine.IO/Socket.IO write path: every extension of python-engineio and
-python-socketio internals lives in this module.
+"""The edge's Engine.IO/Socket.IO write path: the extensions of python-engineio and
+python-socketio internals live in this module and, for the WebSocket connection after
+its upgrade (reading frames, closing), in edge_gateway/engine_ws.py.
 
 One write per recipient per loop iteration. A room event is serialised once (orjson),
 made an Engine.IO message once and framed once; the same bytes are appended to each
@@ -20,8 +21,8 @@ Nothing ever waits on a slow socket, so the others keep their latency.
 Pings. No task per ping: a socket that answered (or just connected) goes on one FIFO of
 due times (the interval is constant, so it stays sorted), and one loop timer, armed for
 the head only, writes the pre-framed PING to every socket then due. An idle socket costs
-no task, coroutine or timer of its own; a PONG is taken as aiohttp's parser reads it
-(no coroutine wakes for it) and costs a deque append.
+no task, coroutine or timer of its own; a PONG is taken as its frame is read
+(edge_gateway.engine_ws: no coroutine wakes for it) and costs a deque append.
 
 Dead peers. Each Engine.IO PING sent puts the socket on a deadline list (deadlines only
 grow, so it is a FIFO); twice a second the sweep looks at the expired entries only and
@@ -35,14 +36,8 @@ pyproject.toml; tests/integration/test_write_path.py covers the behaviour built 
   `sockets`, `ping_timeout`, `max_http_buffer_size`, `reason`, `logger`.
 - engineio AsyncSocket: `queue`, `receive`, `close`, `check_ping_timeout`, `last_ping`,
   `schedule_ping` (replaced), `connected`, `upgraded`, `upgrading`, `closing`, `closed`,
-  `sid`; the server creates plain AsyncSockets, made EdgeSockets in the connect hook; the driver is built
-  with the bound `_websocket_handler`, whose `__self__` is the socket.
-- aiohttp (3.14.5): `WebSocketResponse._post_start` (replaced) and what it uses,
-  `_websocket.reader.WebSocketDataQueue.feed_data` (a cpdef method, overridden),
-  `WebSocketReader`; `web_protocol.RequestHandler._parser` and `_messages` (released after
-  the upgrade: unused once `_parser` is None).
-- engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`) and exceptions
-  `UnknownPacketError`, `SocketIsClosedError`; aiohttp driver class `WebSocket`.
+  `sid`; the server creates plain AsyncSockets, made EdgeSockets in the connect hook.
+- engineio `packet.Packet` (`packet_type`, `binary`, `data`, `encode`).
 - socketio.AsyncServer: `_engineio_server_class`, the `client_manager`, `serializer` and
   `json` options, `packet_class`; socketio.AsyncManager: `emit`, `get_participants`,
   `rooms`, `server`; socketio `packet.Packet.data_is_binary` (a classmethod).
@@ -62,28 +57,21 @@ from typing import Any
 import engineio
 import orjson
 import socketio
-from aiohttp import WSMsgType, web
-from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
-from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from engineio import async_socket as eio_socket
-from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as aiohttp_driver
 from socketio import packet as sio_packet
 
 from edge_gateway.connect import RecoveringConnect
+from edge_gateway.engine_ws import EdgeWebSocket, EngineConnection
 from edge_gateway.frames import OrjsonCodec, engineio_frame
 
 log = logging.getLogger("edge_gateway.engine")
 
 _SWEEP_SECONDS = 0.5
-_CLOSE_SECONDS = 5.0  # a closing handshake that takes longer is cut (the peer is gone)
-_DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 # Pings due this close to the timer firing go out with it (one wake-up, not several).
 _PING_BATCH_SECONDS = 0.05
 _PING = eio_packet.Packet(eio_packet.PING)
 _PING_FRAME = engineio_frame(_PING)
-_PONG_TEXT = "3"
 # Frames gathered for one socket in one loop iteration are written early past this many
 # bytes (or a quarter of the byte bound): a burst that the kernel takes at once is never
 # counted against the bound as if the peer had stopped reading.
@@ -146,9 +134,8 @@ class Outbox(asyncio.Queue[Any]):
         self.queued_bytes = 0
         self.overflowed = False
         self._transport: asyncio.WriteTransport | None = None
-        self._ws: web.WebSocketResponse | None = None
+        self._conn: EngineConnection | None = None
         self._ended = False
-        self._closer: asyncio.Future[None] | None = None
         self._coalescer = coalescer
         self._flush_at = min(_FLUSH_BYTES, limit_bytes // 4)
         # Frames written during this loop iteration, not yet given to the transport.
@@ -174,7 +161,7 @@ class Outbox(asyncio.Queue[Any]):
     def put_nowait(self, item: Any) -> None:
         """Every packet engine.io sends to this socket, and its writer's wake-up sentinel."""
         if item is None:  # the sentinel: flush and hang up
-            if self._ws is not None:
+            if self._conn is not None:
                 self._hang_up()
             elif not self._ended:
                 super().put_nowait(None)
@@ -202,7 +189,7 @@ class Outbox(asyncio.Queue[Any]):
             self.queued_bytes -= _size(item)
         return item
 
-    def attach(self, ws: web.WebSocketResponse, transport: asyncio.WriteTransport) -> None:
+    def attach(self, conn: EngineConnection, transport: asyncio.WriteTransport) -> None:
         """From now on every packet is written to this WebSocket; first what was queued, in order."""
         hang_up = False
         while not self.empty():
@@ -212,7 +199,7 @@ class Outbox(asyncio.Queue[Any]):
                 hang_up = True
             elif not self.overflowed and not transport.is_closing():
                 transport.write(engineio_frame(item))
-        self._transport, self._ws = transport, ws
+        self._transport, self._conn = transport, conn
         # Nothing is queued from now on: the queue's containers go (3 KB a socket).
         self._queue = self._getters = self._putters = _NOTHING_QUEUED
         self._finished = _ALL_DONE
@@ -287,122 +274,10 @@ class Outbox(asyncio.Queue[Any]):
         self._on_overflow(self)
 
     def _hang_up(self) -> None:
-        # What was written before the goodbye goes out before aiohttp's CLOSE frame.
-        self.flush()
-        if self._closer is None and self._ws is not None:
-            self._closer = asyncio.ensure_future(self._close_ws(self._ws))
-
-    async def _close_ws(self, ws: web.WebSocketResponse) -> None:
-        # aiohttp's close wakes the reading loop (it gets CLOSING) and waits for the peer's
-        # CLOSE; a peer that never answers gets its connection cut instead.
-        try:
-            await asyncio.wait_for(ws.close(), _CLOSE_SECONDS)
-        except (TimeoutError, ConnectionError, RuntimeError):
-            self.abort()
-
-
-async def _serve_websocket(sock: Any, ws: web.WebSocketResponse, transport: Any, server: Any) -> None:
-    """Engine.IO over one WebSocket: the upgrade handshake, then reading until it ends."""
-    outbox: Outbox = sock.queue
-    if sock.connected:  # upgrading from long-polling: the probe exchange first
-        sock.upgrading = True
-        try:
-            probe = await ws.receive()
-            if probe.type is not WSMsgType.TEXT or probe.data != "2probe":
-                return
-            await ws.send_str("3probe")
-            outbox.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the client's open poll
-            upgrade = await ws.receive()
-            if upgrade.type is not WSMsgType.TEXT or upgrade.data != "5":
-                return
-            sock.upgraded = True
-        finally:
-            sock.upgrading = False
-    else:
-        sock.connected = True
-        sock.upgraded = True
-    outbox.attach(ws, transport)
-    try:
-        while True:
-            msg = await ws.receive()
-            if msg.type not in _DATA or len(msg.data) > server.max_http_buffer_size:
-                break
-            try:
-                pkt = eio_packet.Packet(encoded_packet=msg.data)
-            except (ValueError, TypeError, IndexError):
-                log.info("malformed Engine.IO frame; closing the socket", extra={"eio_sid": sock.sid})
-                break
-            try:
-                await sock.receive(pkt)
-            except eio_exceptions.UnknownPacketError:
-                pass
-            except eio_exceptions.SocketIsClosedError:
-                break
-            except Exception:  # as upstream: log it, keep the connection
-                server.logger.exception("Unknown receive error")
-    finally:
-        outbox.detach()
-        await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
-        if not ws.closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), _CLOSE_SECONDS)
-
-
-class _PongAside(WebSocketDataQueue):
-    """A WebSocket's incoming message queue that takes Engine.IO PONGs aside as the parser
-    delivers them: an idle socket's answer to a ping wakes no coroutine."""
-
-    __slots__ = ("sock",)
-
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sock = sock
-
-    def feed_data(self, data: Any, size: int) -> None:
-        """Every message the parser reads; a PONG only schedules the socket's next PING."""
-        if data.type is WSMsgType.TEXT and data.data == _PONG_TEXT:
-            self.sock.schedule_ping()
-        else:
-            super().feed_data(data, size)
-
-
-class _EngineResponse(web.WebSocketResponse):
-    """aiohttp's WebSocket response reading through `_PongAside`."""
-
-    def __init__(self, sock: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._sock = sock
-
-    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
-        # Upstream's, with the queue built here (aiohttp offers no hook for it).
-        self._ws_protocol = protocol
-        self._writer = writer
-        self._reset_heartbeat()
-        self._reader = _PongAside(self._sock, request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
-        self._parser = WebSocketReader(
-            self._reader, self._max_msg_size, compress=bool(self._compress), decode_text=self._decode_text
-        )
-        on_data = None if self._heartbeat is None else self._on_data_received
-        request.protocol.set_parser(self._parser, data_received_cb=on_data)
-        request.protocol.keep_alive(False)
-        # The connection speaks WebSocket from now on: its HTTP parser (and the state of
-        # the last request it parsed) and its queue of parsed requests are never used again.
-        request.protocol._parser = None
-        request.protocol._messages = _NOTHING_QUEUED
-
-
-class _EdgeWebSocket(aiohttp_driver.WebSocket):  # type: ignore[misc]
-    """engine.io's aiohttp WebSocket driver, serving the socket with `_serve_websocket`, and
-    without per-message deflate (compressing every broadcast per socket costs more CPU
-    than the bytes it saves on small room events)."""
-
-    async def __call__(self, environ: dict[str, Any]) -> Any:
-        request = environ["aiohttp.request"]
-        sock = self.handler.__self__
-        self._sock = _EngineResponse(sock, max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(request)
-        await _serve_websocket(sock, self._sock, request.transport, self.server)
-        return self._sock
+        # The closing handshake; what was written before goes out first. A peer that never
+        # answers has its connection cut (edge_gateway.engine_ws).
+        if self._conn is not None:
+            self._conn.close()
 
 
 class EdgeSocket(eio_socket.AsyncSocket):  # type: ignore[misc]
@@ -435,7 +310,7 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self._ping_timer: asyncio.TimerHandle | None = None
         self.coalescer = Coalescer()
         drivers = dict(self._async)
-        drivers["websocket"] = _EdgeWebSocket
+        drivers["websocket"] = EdgeWebSocket
         self._async = drivers
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Outbox:

@@ -27,6 +27,7 @@ class Served:
     drops: list[int] = field(default_factory=list)
     left: dict[str, str] = field(default_factory=dict)  # sid -> disconnect reason
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    runner: web.AppRunner | None = None
 
     async def wait_left(self, sid: str, timeout: float) -> str:
         """The reason `sid` disconnected with, once it has."""
@@ -51,7 +52,7 @@ async def serve(max_buffered_bytes: int = 1 << 20, **options: Any) -> AsyncItera
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    served = Served(sio, f"http://127.0.0.1:{bound_port(site)}", drops)
+    served = Served(sio, f"http://127.0.0.1:{bound_port(site)}", drops, runner=runner)
 
     @sio.on("connect")
     async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
