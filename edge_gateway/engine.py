@@ -78,13 +78,6 @@ _PING_FRAME = engineio_frame(_PING)
 _FLUSH_BYTES = 16 * 1024
 
 
-# What an attached Outbox's queue becomes: shared, since nothing is ever put there again
-# (a deque of length 0 takes and holds nothing; joining a queue with no task never waits).
-_NOTHING_QUEUED: deque[Any] = deque(maxlen=0)
-_ALL_DONE = asyncio.Event()
-_ALL_DONE.set()
-
-
 def _size(pkt: Any) -> int:
     """Bytes a queued packet will take (binary data is counted raw: the poll encodes it)."""
     return len(pkt.data) if pkt.binary else len(pkt.encode())
@@ -115,9 +108,29 @@ class Coalescer:
                 log.exception("write failed", extra={"eio_sid": getattr(outbox.sock, "sid", None)})
 
 
-class Outbox(asyncio.Queue[Any]):
+class Outbox:
     """One socket's outgoing path: straight to its WebSocket transport once attached,
-    before that (handshake, long-polling) engine.io's queue, counted in bytes."""
+    before that (handshake, long-polling) an asyncio.Queue, counted in bytes, that
+    upstream's poll drains. It is the socket's `queue` (engine.io calls `put`,
+    `put_nowait`, `get`, `get_nowait`, `task_done` and `join`); slotted, and without the
+    queue once attached: an idle WebSocket socket's outbox is about 200 bytes."""
+
+    __slots__ = (
+        "_coalescer",
+        "_conn",
+        "_ended",
+        "_flush_at",
+        "_limit",
+        "_on_overflow",
+        "_on_ping",
+        "_pending",
+        "_pending_bytes",
+        "_queue",
+        "_transport",
+        "overflowed",
+        "queued_bytes",
+        "sock",
+    )
 
     def __init__(
         self,
@@ -126,7 +139,8 @@ class Outbox(asyncio.Queue[Any]):
         on_ping: Callable[[Outbox], None],
         coalescer: Coalescer,
     ) -> None:
-        super().__init__()  # unbounded underneath: the byte limit is enforced without waiting
+        # Unbounded underneath: the byte limit is enforced without waiting.
+        self._queue: asyncio.Queue[Any] | None = asyncio.Queue()
         self._limit = limit_bytes
         self._on_overflow = on_overflow
         self._on_ping = on_ping
@@ -163,8 +177,8 @@ class Outbox(asyncio.Queue[Any]):
         if item is None:  # the sentinel: flush and hang up
             if self._conn is not None:
                 self._hang_up()
-            elif not self._ended:
-                super().put_nowait(None)
+            elif not self._ended and self._queue is not None:
+                self._queue.put_nowait(None)
             return
         if item.packet_type == eio_packet.PING:
             self._on_ping(self)
@@ -184,10 +198,37 @@ class Outbox(asyncio.Queue[Any]):
 
     def get_nowait(self) -> Any:
         """Takes a queued packet (upstream's poll drains through here)."""
-        item = super().get_nowait()
+        if self._queue is None:
+            raise asyncio.QueueEmpty
+        item = self._queue.get_nowait()
         if item is not None:
             self.queued_bytes -= _size(item)
         return item
+
+    async def get(self) -> Any:
+        """Waits for a queued packet (a poll). Attached, nothing is ever queued again: it
+        waits until upstream's timeout, as a poll on an upgraded socket did before."""
+        if self._queue is None:
+            await asyncio.get_running_loop().create_future()
+        assert self._queue is not None
+        item = await self._queue.get()
+        if item is not None:
+            self.queued_bytes -= _size(item)
+        return item
+
+    def task_done(self) -> None:
+        """As asyncio.Queue's (nothing to count once attached)."""
+        if self._queue is not None:
+            self._queue.task_done()
+
+    async def join(self) -> None:
+        """Until every queued packet was taken (at once once attached)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    def empty(self) -> bool:
+        """True when nothing is queued."""
+        return self._queue is None or self._queue.empty()
 
     def attach(self, conn: EngineConnection, transport: asyncio.WriteTransport) -> None:
         """From now on every packet is written to this WebSocket; first what was queued, in order."""
@@ -200,9 +241,7 @@ class Outbox(asyncio.Queue[Any]):
             elif not self.overflowed and not transport.is_closing():
                 transport.write(engineio_frame(item))
         self._transport, self._conn = transport, conn
-        # Nothing is queued from now on: the queue's containers go (3 KB a socket).
-        self._queue = self._getters = self._putters = _NOTHING_QUEUED
-        self._finished = _ALL_DONE
+        self._queue = None  # nothing is queued from now on (an asyncio.Queue is about 1 KB)
         if hang_up:
             self._hang_up()
 
@@ -267,7 +306,8 @@ class Outbox(asyncio.Queue[Any]):
             self._overflow()
             return
         self.queued_bytes += size
-        super().put_nowait(item)
+        assert self._queue is not None  # _ended is set when the queue goes
+        self._queue.put_nowait(item)
 
     def _overflow(self) -> None:
         self.overflowed = True
