@@ -13,11 +13,13 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 import uvloop
 
 from edge_gateway import engine_ws
 from edge_gateway.engine_ws import EngineConnection
+from tests.support.timing import wait_until
 from tests.support.write_path import Served, serve
 
 LOOP_FACTORY = uvloop.new_event_loop
@@ -301,3 +303,28 @@ async def test_a_malformed_engineio_packet_closes_the_socket() -> None:
             assert await served.wait_left(sid, 10) == "transport close"
         finally:
             peer.close()
+
+
+async def test_a_failed_upgrade_probe_closes_the_websocket_and_the_socket_goes_on_polling() -> None:
+    async with echo_server() as served, aiohttp.ClientSession() as http:
+        base = served.url + "/socket.io/?EIO=4&transport=polling"
+        async with http.get(base) as reply:
+            opened = await reply.text()
+        eio_sid = json.loads(opened[1:])["sid"]
+        polling = f"{base}&sid={eio_sid}"
+        async with http.post(polling, data="40") as reply:
+            assert reply.status == 200
+        async with http.get(polling) as reply:
+            assert (await reply.text()).startswith("40{")
+        ws = await http.ws_connect(polling.replace("http://", "ws://").replace("polling", "websocket"))
+        await ws.send_str("2notaprobe")
+        closing = await asyncio.wait_for(ws.receive(), 10)
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+        await ws.close()
+        sock = served.sio.eio.sockets[eio_sid]
+        await wait_until(lambda: not sock.upgrading, within=10, what="the upgrade given up")
+        assert not sock.upgraded and not sock.closed
+        async with http.post(polling, data='42["echo",{"still":"polling"}]') as reply:
+            assert reply.status == 200
+        async with http.get(polling) as reply:
+            assert '42["echoed",{"still":"polling"}]' in await reply.text()
