@@ -13,22 +13,19 @@ import logging
 from meeting_common.logs import plural
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.events import ChatSent, RoomEvent
 from room_service.domain.models import (
     ChatMessage,
-    ChatSent,
-    JoinOutcome,
-    JoinSpec,
     LeaveReason,
-    MediaChange,
     Meeting,
     Participant,
     Position,
-    RoomEvent,
     RoomSummary,
     Signal,
     Snapshot,
 )
 from room_service.domain.passwords import hash_password
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.manager_core import ManagerCore
 from room_service.store.base import StoreUnavailableError
 

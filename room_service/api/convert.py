@@ -12,21 +12,23 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from meeting.v1 import room_service_pb2 as pb
 from room_service.domain import rules
 from room_service.domain.errors import invalid
-from room_service.domain.models import (
-    ChatMessage,
+from room_service.domain.events import (
     ChatSent,
-    LeaveReason,
-    MediaState,
-    Meeting,
     MeetingEnded,
-    MeetingStatus,
-    Participant,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
+    RoomEvent,
+)
+from room_service.domain.models import (
+    ChatMessage,
+    LeaveReason,
+    MediaState,
+    Meeting,
+    MeetingStatus,
+    Participant,
     Permissions,
     Position,
-    RoomEvent,
     RoomSummary,
     Signal,
     SignalType,

@@ -18,7 +18,9 @@ from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
-from room_service.domain.models import JoinSpec, MediaChange, MediaState, RecoverSpec, RoomEvent, Snapshot
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import MediaState, Snapshot
+from room_service.domain.requests import JoinSpec, MediaChange, RecoverSpec
 from room_service.rooms import RoomManager
 from room_service.store.base_edges import RestoreRecord
 

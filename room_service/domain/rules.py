@@ -13,7 +13,8 @@ from datetime import datetime
 
 from meeting_common.text import unsafe_character
 from room_service.domain import errors
-from room_service.domain.models import JoinSpec, MediaChange, Meeting, Participant, Permissions
+from room_service.domain.models import Meeting, Participant, Permissions
+from room_service.domain.requests import JoinSpec, MediaChange
 
 MAX_ID = 128
 """Longest id (meeting, user, participant, edge, socket)."""

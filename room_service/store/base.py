@@ -37,18 +37,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    JoinOutcome,
-    JoinSpec,
-    LeaveReason,
-    MediaChange,
-    Meeting,
-    Participant,
-    Position,
-    RoomEvent,
-    RoomSummary,
-    Snapshot,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import LeaveReason, Meeting, Participant, Position, RoomSummary, Snapshot
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store.base_edges import EdgeLeases, SessionHolds, SignalRouter
 
 

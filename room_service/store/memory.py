@@ -6,26 +6,26 @@ from __future__ import annotations
 import dataclasses
 
 from room_service.domain import errors, rules
-from room_service.domain.models import (
-    ChatMessage,
+from room_service.domain.events import (
     ChatSent,
-    JoinOutcome,
-    JoinSpec,
-    LeaveReason,
-    MediaChange,
-    Meeting,
     MeetingEnded,
-    MeetingStatus,
-    Participant,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
-    Position,
     RoomEvent,
+)
+from room_service.domain.models import (
+    ChatMessage,
+    LeaveReason,
+    Meeting,
+    MeetingStatus,
+    Participant,
+    Position,
     RoomSummary,
     Signal,
     Snapshot,
 )
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store.memory_edges import MemoryEdges
 from room_service.store.memory_guards import MemoryGuards
 from room_service.store.memory_holds import MemoryHolds

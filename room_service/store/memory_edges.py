@@ -6,12 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from room_service.domain import rules
-from room_service.domain.models import (
-    LeaveReason,
-    ParticipantJoined,
-    ParticipantLeft,
-    RoomEvent,
-)
+from room_service.domain.events import ParticipantJoined, ParticipantLeft, RoomEvent
+from room_service.domain.models import LeaveReason
 from room_service.store.base_edges import RestoreRecord
 from room_service.store.memory_state import MemoryState
 

@@ -6,13 +6,9 @@ import dataclasses
 import heapq
 
 from room_service.domain import errors
-from room_service.domain.models import (
-    LeaveReason,
-    ParticipantLeft,
-    Recovered,
-    RecoverSpec,
-    RoomEvent,
-)
+from room_service.domain.events import ParticipantLeft, RoomEvent
+from room_service.domain.models import LeaveReason
+from room_service.domain.requests import Recovered, RecoverSpec
 from room_service.store.memory_state import MemoryState
 
 

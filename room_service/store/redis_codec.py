@@ -10,22 +10,24 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from room_service.domain.models import (
-    ChatMessage,
+from room_service.domain.events import (
     ChatSent,
     EventPayload,
-    LeaveReason,
-    MediaState,
-    Meeting,
     MeetingEnded,
-    MeetingStatus,
-    Participant,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
+    RoomEvent,
+)
+from room_service.domain.models import (
+    ChatMessage,
+    LeaveReason,
+    MediaState,
+    Meeting,
+    MeetingStatus,
+    Participant,
     Permissions,
     Position,
-    RoomEvent,
 )
 
 # Log entry kinds as stored (the `k` field of a log entry).

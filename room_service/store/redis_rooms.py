@@ -9,20 +9,18 @@ from typing import Any
 
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.events import RoomEvent
 from room_service.domain.models import (
     ChatMessage,
-    JoinOutcome,
-    JoinSpec,
     LeaveReason,
-    MediaChange,
     Meeting,
     MeetingStatus,
     Participant,
     Position,
-    RoomEvent,
     RoomSummary,
     Snapshot,
 )
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import (
     DIRECTORY,

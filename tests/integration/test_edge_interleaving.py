@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from edge_gateway.sessions import Session
-from room_service.domain.models import JoinSpec, MediaState
+from room_service.domain.models import MediaState
+from room_service.domain.requests import JoinSpec
 from tests.support.edge_stack import OPEN, Client, Connect, Stack
 from tests.support.room import join
 from tests.support.roster import replay

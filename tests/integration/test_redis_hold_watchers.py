@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry
 
-from room_service.domain.models import ChatSent, ParticipantLeft, Position, RecoverSpec, RoomEvent
+from room_service.domain.events import ChatSent, ParticipantLeft, RoomEvent
+from room_service.domain.models import Position
+from room_service.domain.requests import RecoverSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from room_service.config import load_settings, redacted_url
 from room_service.domain.errors import ErrorCode
-from room_service.domain.models import Position, RoomEvent, Signal, SignalType, Snapshot
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Position, Signal, SignalType, Snapshot
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions, StoreUnavailableError

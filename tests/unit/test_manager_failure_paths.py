@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry
 
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, Snapshot
+from room_service.domain.models import MediaState, Meeting, MeetingStatus, Position, Snapshot
+from room_service.domain.requests import JoinSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions

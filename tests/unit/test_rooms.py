@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import JoinSpec, LeaveReason, MediaState, Meeting, MeetingStatus, Position
+from room_service.domain.models import LeaveReason, MediaState, Meeting, MeetingStatus, Position
 from room_service.domain.passwords import hash_password, verify_password
+from room_service.domain.requests import JoinSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions

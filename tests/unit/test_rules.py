@@ -10,7 +10,8 @@ import pytest
 
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import MediaChange, MediaState, Meeting, MeetingStatus, Participant
+from room_service.domain.models import MediaState, Meeting, MeetingStatus, Participant
+from room_service.domain.requests import MediaChange
 
 HOST = "host-user"
 

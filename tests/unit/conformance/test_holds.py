@@ -10,14 +10,9 @@ import dataclasses
 import pytest
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    ChatSent,
-    LeaveReason,
-    MediaChange,
-    ParticipantLeft,
-    Position,
-    RecoverSpec,
-)
+from room_service.domain.events import ChatSent, ParticipantLeft
+from room_service.domain.models import LeaveReason, Position
+from room_service.domain.requests import MediaChange, RecoverSpec
 from room_service.store.base import RoomStore
 from tests.support.stores import MEETING, StoreFactory, claim, spec
 

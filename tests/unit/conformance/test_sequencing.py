@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from room_service.domain.models import LeaveReason, MediaChange, ParticipantJoined, ParticipantLeft, Position
+from room_service.domain.events import ParticipantJoined, ParticipantLeft
+from room_service.domain.models import LeaveReason, Position
+from room_service.domain.requests import MediaChange
 from tests.support.stores import MEETING, StoreFactory, events_after, meeting, spec
 
 
