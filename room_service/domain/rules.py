@@ -13,7 +13,7 @@ from datetime import datetime
 
 from meeting_common.text import unsafe_character
 from room_service.domain import errors
-from room_service.domain.models import Meeting, Participant, Permissions
+from room_service.domain.models import ChatMessage, Meeting, Participant, Permissions
 from room_service.domain.requests import JoinSpec, MediaChange
 
 MAX_ID = 128
@@ -79,9 +79,15 @@ def new_participant(meeting: Meeting, spec: JoinSpec, joined_at: datetime) -> Pa
     )
 
 
-def new_message_id() -> str:
-    """A fresh chat message id."""
-    return f"msg-{uuid.uuid4().hex}"
+def new_chat_message(sender: Participant, text: str, sent_at: datetime) -> ChatMessage:
+    """The chat message `sender` sends: a fresh id, and the sender's name as it stands."""
+    return ChatMessage(
+        message_id=f"msg-{uuid.uuid4().hex}",
+        participant_id=sender.participant_id,
+        user_name=sender.user_name,
+        text=text,
+        sent_at=sent_at,
+    )
 
 
 def new_epoch() -> str:

@@ -15,7 +15,6 @@ from room_service.domain.events import (
     RoomEvent,
 )
 from room_service.domain.models import (
-    ChatMessage,
     LeaveReason,
     Meeting,
     MeetingStatus,
@@ -157,15 +156,8 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         return updated, self._append(room, ParticipantUpdated(updated, change.changed_by))
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
-        room, participant = self._find(meeting_id, participant_id)
-        message = ChatMessage(
-            message_id=rules.new_message_id(),
-            participant_id=participant_id,
-            user_name=participant.user_name,
-            text=text,
-            sent_at=utc_now(),
-        )
-        return self._append(room, ChatSent(message))
+        room, sender = self._find(meeting_id, participant_id)
+        return self._append(room, ChatSent(rules.new_chat_message(sender, text, utc_now())))
 
     async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
         return self._find(meeting_id, participant_id)[1]

@@ -11,7 +11,6 @@ from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.events import RoomEvent
 from room_service.domain.models import (
-    ChatMessage,
     LeaveReason,
     Meeting,
     MeetingStatus,
@@ -165,13 +164,7 @@ class RedisRooms(RedisLog):
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
         sender = await self.get_participant(meeting_id, participant_id)
-        message = ChatMessage(
-            message_id=rules.new_message_id(),
-            participant_id=participant_id,
-            user_name=sender.user_name,
-            text=text,
-            sent_at=datetime.now(UTC),
-        )
+        message = rules.new_chat_message(sender, text, datetime.now(UTC))
         reply = await self._change_room("append_chat", meeting_id, [participant_id, chat_json(message)])
         if reply[0] != "OK":
             raise refusal(reply[0])
