@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from meeting.v1 import room_service_pb2 as pb
 from room_service.domain import events, models, rules
 from room_service.domain.errors import invalid
+from room_service.domain.requests import Seat
 
 _Domain = TypeVar("_Domain", bound=StrEnum)
 _Wire = TypeVar("_Wire", bound=int)
@@ -201,19 +202,6 @@ def signal_to_pb(signal: models.Signal) -> pb.Signal:
     )
 
 
-class _Seated(Protocol):
-    """A use case's answer to a client taking its seat: a join or a recovery."""
-
-    @property
-    def meeting(self) -> models.Meeting: ...
-    @property
-    def participant(self) -> models.Participant: ...
-    @property
-    def others(self) -> tuple[models.Participant, ...]: ...
-    @property
-    def position(self) -> models.Position: ...
-
-
 class SeatFields(TypedDict):
     """The response fields a join and a recovery share."""
 
@@ -223,7 +211,7 @@ class SeatFields(TypedDict):
     position: pb.StreamPosition
 
 
-def seat_to_pb(seated: _Seated) -> SeatFields:
+def seat_to_pb(seated: Seat) -> SeatFields:
     """The meeting, the client's participant, everyone else and the position they stand at."""
     return SeatFields(
         meeting=meeting_to_pb(seated.meeting),

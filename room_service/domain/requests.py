@@ -31,17 +31,24 @@ class JoinSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class JoinOutcome:
-    """What a join did."""
+class Seat:
+    """A client seated in a room, by a join or a recovery: what either reply starts with."""
 
     meeting: Meeting
-    """The meeting joined."""
+    """The meeting."""
     participant: Participant
-    """The joiner."""
+    """The client's participant (a recovery changes nothing of it but its edge)."""
     others: tuple[Participant, ...]
-    """Everyone else as of `position`."""
+    """Everyone else in the room as of `position`."""
     position: Position
-    """The joiner's own join event (or the head, when already joined)."""
+    """Where the client stands in the room's log: its own join event, or the head (when
+    already joined, or recovered: the last of the missed events)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinOutcome(Seat):
+    """What a join did."""
+
     already_joined: bool = False
     """The same socket was already in; nothing changed."""
     replaced: tuple[Participant, ...] = field(default=())
@@ -70,21 +77,13 @@ class RecoverSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Recovered:
+class Recovered(Seat):
     """A session taken over by a reconnected client."""
 
-    meeting: Meeting
-    """Its meeting."""
-    participant: Participant
-    """The participant, unchanged except for its edge."""
-    missed: tuple[RoomEvent, ...]
+    missed: tuple[RoomEvent, ...] = ()
     """Events after the client's position, in order (empty when `resynced`)."""
-    position: Position
-    """The room's head: the last of `missed`, or where a resynced session stands."""
     resynced: bool = False
     """The log no longer reached back: bound to the fresh id, nothing in `missed`."""
-    others: tuple[Participant, ...] = ()
-    """Everyone else in the room as of `position`."""
     moved_from: str = ""
     """The edge whose socket still held the session when it was taken over (it must let
     that socket go without a leave); empty when the session was held."""

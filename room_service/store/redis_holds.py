@@ -257,10 +257,10 @@ class RedisHolds(RedisRooms):
         return Recovered(
             meeting,
             participant,
-            tuple(event_from(meeting_id, epoch, entry) for entry in entries),
+            tuple(participant_from(raw) for raw in others),
             Position(int(head), epoch),
+            tuple(event_from(meeting_id, epoch, entry) for entry in entries),
             resynced=resynced,
-            others=tuple(participant_from(raw) for raw in others),
             moved_from=str(moved_from or ""),
         )
 
