@@ -7,6 +7,7 @@ ids (joins, recoveries, media changes) and what joins and recoveries give back, 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -67,6 +68,15 @@ class Meeting:
     def joinable(self) -> bool:
         """Whether new participants may join."""
         return self.status in (MeetingStatus.SCHEDULED, MeetingStatus.LIVE)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the meeting has ended: no joins ever again, its room closed."""
+        return self.status is MeetingStatus.ENDED
+
+    def as_ended(self) -> Meeting:
+        """This meeting, ended."""
+        return dataclasses.replace(self, status=MeetingStatus.ENDED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from room_service.domain.events import (
 from room_service.domain.models import (
     LeaveReason,
     Meeting,
-    MeetingStatus,
     Participant,
     Position,
     RoomSummary,
@@ -50,10 +49,10 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         self, meeting_id: str, ended_by: str, drop_at: float
     ) -> tuple[Meeting, RoomEvent | None]:
         previous = self._meeting(meeting_id)
-        meeting = dataclasses.replace(previous, status=MeetingStatus.ENDED)
+        meeting = previous.as_ended()
         self._meetings[meeting_id] = meeting
         room = self._rooms.get(meeting_id)
-        if room is None or previous.status is MeetingStatus.ENDED:
+        if room is None or previous.ended:
             return meeting, None  # ending twice tells nobody anything new
         for participant in room.participants.values():
             self._unindex(participant, meeting_id)
@@ -71,7 +70,7 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         while self._ended and self._ended[0][0] <= now:
             drop_at, room = self._ended.popleft()
             meeting = self._meetings.get(room.meeting_id)
-            still_ended = meeting is None or meeting.status is MeetingStatus.ENDED
+            still_ended = meeting is None or meeting.ended
             # A meeting registered again and rejoined keeps its room.
             if room.drop_at == drop_at and still_ended and not room.participants:
                 self._close(room)
@@ -165,7 +164,7 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
     async def snapshot(self, meeting_id: str) -> Snapshot:
         meeting = self._meeting(meeting_id)
         room = self._rooms.get(meeting_id)
-        ended = meeting.status is MeetingStatus.ENDED
+        ended = meeting.ended
         if room is None:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
         return Snapshot(meeting_id, tuple(room.participants.values()), room.position, ended)

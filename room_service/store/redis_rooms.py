@@ -13,7 +13,6 @@ from room_service.domain.events import RoomEvent
 from room_service.domain.models import (
     LeaveReason,
     Meeting,
-    MeetingStatus,
     Participant,
     Position,
     RoomSummary,
@@ -104,7 +103,7 @@ class RedisRooms(RedisLog):
     async def end_meeting(
         self, meeting_id: str, ended_by: str, drop_at: float
     ) -> tuple[Meeting, RoomEvent | None]:
-        meeting = dataclasses.replace(await self.get_meeting(meeting_id), status=MeetingStatus.ENDED)
+        meeting = (await self.get_meeting(meeting_id)).as_ended()
         when = repr(drop_at)
         reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
         if reply[0] != "OK":
@@ -188,7 +187,7 @@ class RedisRooms(RedisLog):
         )
         if raw is None:
             raise errors.meeting_not_found()
-        ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).status is MeetingStatus.ENDED
+        ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).ended
         if not epoch:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
         participants = tuple(participant_of(p) for p in found)
