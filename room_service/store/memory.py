@@ -14,15 +14,7 @@ from room_service.domain.events import (
     ParticipantUpdated,
     RoomEvent,
 )
-from room_service.domain.models import (
-    LeaveReason,
-    Meeting,
-    Participant,
-    Position,
-    RoomSummary,
-    Signal,
-    Snapshot,
-)
+from room_service.domain.models import LeaveReason, Meeting, Participant, Position, RoomSummary, Snapshot
 from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store.memory_edges import MemoryEdges
 from room_service.store.memory_guards import MemoryGuards
@@ -208,12 +200,6 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
     async def participant_count(self, meeting_id: str) -> int:
         room = self._rooms.get(meeting_id)
         return len(room.participants) if room is not None else 0
-
-    async def publish_signal(self, edge_id: str, signal: Signal) -> None:
-        self._mailboxes.post(edge_id, signal)
-
-    async def next_signal(self, edge_id: str) -> Signal:
-        return await self._mailboxes.take(edge_id)
 
     async def ready(self) -> bool:
         return True

@@ -10,14 +10,7 @@ from typing import Any
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.events import RoomEvent
-from room_service.domain.models import (
-    LeaveReason,
-    Meeting,
-    Participant,
-    Position,
-    RoomSummary,
-    Snapshot,
-)
+from room_service.domain.models import LeaveReason, Meeting, Participant, Position, RoomSummary, Snapshot
 from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import (
