@@ -51,8 +51,8 @@ async def test_events_during_a_late_joiners_catch_up_are_not_lost(connected: Con
             await remote_join("user-during")  # arrives while the late joiner is caught up
         await real_emit(event, data, **kwargs)
 
-    hub.emit = slow_emit  # type: ignore[method-assign]
-    hub.attach = late_attach  # type: ignore[method-assign]
+    hub.emit = slow_emit  # type: ignore[method-assign,assignment]
+    hub.attach = late_attach  # type: ignore[method-assign,assignment]
     try:
         joined = await join(late, "user-late")
         await first.wait_for_event("participant-joined", lambda d: d["userId"] == "user-during")
@@ -159,7 +159,7 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
             assert pid not in hub.relays[OPEN].view
         await real_attach(session, *rest)
 
-    hub.attach = removal_first  # type: ignore[method-assign]
+    hub.attach = removal_first  # type: ignore[method-assign,assignment]
     try:
         mark = len(victim.events)
         ack = await victim.emit_with_ack(
@@ -215,7 +215,7 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
         written.append((event, kwargs.get("to") or kwargs.get("room") or ""))
         await real_emit(event, data, **kwargs)
 
-    hub.client.join = late_reply  # type: ignore[method-assign]
+    hub.client.join = late_reply  # type: ignore[method-assign,assignment]
     hub.emit = recorded_emit  # type: ignore[method-assign]
     try:
         joined = await join(second, "user-2-id")
