@@ -27,13 +27,18 @@ async def stub() -> AsyncIterator[pb_grpc.RoomServiceAsyncStub]:
         yield served_stub
 
 
+async def joined(stub: pb_grpc.RoomServiceAsyncStub, *users: str) -> list[pb.JoinResponse]:
+    """Joins `users` to the open meeting one after another; their replies, in order."""
+    return [await stub.Join(join_request(user)) for user in users]
+
+
 async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_order(
     stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     first = await stub.Join(join_request("u1"))
     watches.append(watch := Watch(stub, OPEN, first.position))
     await watch.nothing()
-    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
+    joins = await joined(stub, "u2", "u3", "u4", "u5")
     await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=joins[1].participant.participant_id))
     events = [await watch.event() for _ in range(5)]
     assert [e.sequence for e in events] == list(
@@ -50,8 +55,7 @@ async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_or
 async def test_events_ready_together_come_as_one_batch_only_to_a_watcher_that_asks(
     stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
-    first = await stub.Join(join_request("u1"))
-    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
+    first, *joins = await joined(stub, "u1", "u2", "u3", "u4", "u5")
     expected = [first.position.sequence + n for n in range(1, 5)]
     # All four are in the log when these watchers start after u1's join.
     watches.append(batched := Watch(stub, OPEN, first.position, batch=True))
@@ -72,8 +76,7 @@ async def test_events_ready_together_come_as_one_batch_only_to_a_watcher_that_as
 async def test_watch_resumes_after_a_position_without_repeating(
     stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
-    first = await stub.Join(join_request("u1"))
-    replies = [await stub.Join(join_request(f"u{i}")) for i in range(2, 5)]
+    first, *replies = await joined(stub, "u1", "u2", "u3", "u4")
     # A watcher that saw up to u2's join resumes after it: u3 and u4, nothing before.
     watches.append(watch := Watch(stub, OPEN, replies[0].position))
     resumed = [await watch.event(), await watch.event()]
@@ -90,8 +93,7 @@ async def test_watch_resumes_after_a_position_without_repeating(
 async def test_watch_with_an_empty_or_unknown_epoch_starts_with_a_snapshot(
     stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
-    one = await stub.Join(join_request("u1"))
-    two = await stub.Join(join_request("u2"))
+    one, two = await joined(stub, "u1", "u2")
     for after in (pb.StreamPosition(), pb.StreamPosition(sequence=1, epoch="someone-elses-epoch")):
         watches.append(watch := Watch(stub, OPEN, after))
         first = await watch.next()
@@ -110,8 +112,7 @@ async def test_watch_gets_a_snapshot_when_the_buffer_no_longer_reaches(
     stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     first = await stub.Join(join_request("u1"))
-    for i in range(REPLAY_BUFFER + 2):
-        await stub.Join(join_request(f"churn{i}"))
+    await joined(stub, *(f"churn{i}" for i in range(REPLAY_BUFFER + 2)))
     last = await stub.Join(join_request("u-last"))
     watches.append(watch := Watch(stub, OPEN, first.position))
     item = await watch.next()

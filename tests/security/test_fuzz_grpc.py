@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +76,13 @@ def _scalar(f: d.FieldDescriptor, real_ids: tuple[str, ...]) -> st.SearchStrateg
     return st.integers(low, high)
 
 
+def _later(
+    desc: d.Descriptor, real_ids: tuple[str, ...], depth: int
+) -> Callable[[], st.SearchStrategy[dict[str, Any]]]:
+    """`messages` of a nested type, built only when drawn (hypothesis wants a function)."""
+    return lambda: messages(desc, real_ids, depth)
+
+
 def messages(
     desc: d.Descriptor, real_ids: tuple[str, ...], depth: int = 0
 ) -> st.SearchStrategy[dict[str, Any]]:
@@ -87,9 +93,7 @@ def messages(
             if depth >= 3:
                 continue
             assert f.message_type is not None
-            one: st.SearchStrategy[Any] = st.deferred(
-                functools.partial(messages, f.message_type, real_ids, depth + 1)
-            )
+            one = st.deferred(_later(f.message_type, real_ids, depth + 1))
         else:
             one = _scalar(f, real_ids)
         fields[f.name] = st.lists(one, max_size=3) if f.is_repeated else one
