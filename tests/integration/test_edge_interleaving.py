@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from edge_gateway.relay_host import Broadcast
 from edge_gateway.sessions import Session
 from room_service.domain.models import JoinSpec, MediaState
 from tests.support.edge_stack import OPEN, Client, Connect, Stack
@@ -95,7 +96,7 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
             resent.set()
         if (
             event == "participant-joined"
-            and kwargs.get("room")
+            and isinstance(kwargs["to"], Broadcast)
             and payload["userId"] == "user-lag"
             and not rejoin
         ):
@@ -203,7 +204,7 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
     hub = stack.edge.hub
     relay = hub.relays[OPEN]
     real_join, real_emit = hub.client.join, hub.emit
-    written: list[tuple[str, str]] = []
+    written: list[tuple[str, str | Broadcast]] = []
 
     async def late_reply(*args: Any) -> Any:
         reply = await real_join(*args)
@@ -212,7 +213,7 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
         return reply
 
     async def recorded_emit(event: str, data: Any, **kwargs: Any) -> None:
-        written.append((event, kwargs.get("to") or kwargs.get("room") or ""))
+        written.append((event, kwargs["to"]))
         await real_emit(event, data, **kwargs)
 
     hub.client.join = late_reply  # type: ignore[method-assign,assignment]
