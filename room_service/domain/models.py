@@ -277,6 +277,32 @@ class Signal:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaChange:
+    """A request to change one participant's media state."""
+
+    meeting_id: str
+    """The room."""
+    participant_id: str
+    """Whose media."""
+    changed_by: str
+    """Participant id of the actor, or '' for an internal service."""
+    audio: bool | None = None
+    """Microphone on or off; None leaves it as it is."""
+    video: bool | None = None
+    """Camera on or off; None leaves it as it is."""
+    screen: bool | None = None
+    """Screen share on or off; None leaves it as it is."""
+
+    def applied_to(self, media: MediaState) -> MediaState:
+        """`media` with the named media changed (equal to `media` when nothing changes)."""
+        return MediaState(
+            audio=media.audio if self.audio is None else self.audio,
+            video=media.video if self.video is None else self.video,
+            screen=media.screen if self.screen is None else self.screen,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class JoinSpec:
     """Everything a join needs once the password has been checked."""
 

@@ -41,6 +41,7 @@ from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
     LeaveReason,
+    MediaChange,
     Meeting,
     Participant,
     Position,
@@ -134,13 +135,7 @@ class RoomLog(Protocol):
         """Removes a participant; raises NOT_IN_MEETING."""
         ...
 
-    async def update_media(
-        self,
-        meeting_id: str,
-        participant_id: str,
-        changes: dict[str, bool],
-        changed_by: str,
-    ) -> tuple[Participant, RoomEvent | None]:
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
         """Applies media changes; no event when nothing changed."""
         ...
 

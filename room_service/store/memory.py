@@ -12,6 +12,7 @@ from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
     LeaveReason,
+    MediaChange,
     Meeting,
     MeetingEnded,
     MeetingStatus,
@@ -146,20 +147,14 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
             self._close(room)
         return event
 
-    async def update_media(
-        self,
-        meeting_id: str,
-        participant_id: str,
-        changes: dict[str, bool],
-        changed_by: str,
-    ) -> tuple[Participant, RoomEvent | None]:
-        room, participant = self._find(meeting_id, participant_id)
-        media = dataclasses.replace(participant.media, **changes)
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
+        room, participant = self._find(change.meeting_id, change.participant_id)
+        media = change.applied_to(participant.media)
         if media == participant.media:
             return participant, None
         updated = dataclasses.replace(participant, media=media)
-        room.participants[participant_id] = updated
-        return updated, self._append(room, ParticipantUpdated(updated, changed_by))
+        room.participants[change.participant_id] = updated
+        return updated, self._append(room, ParticipantUpdated(updated, change.changed_by))
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
         room, participant = self._find(meeting_id, participant_id)

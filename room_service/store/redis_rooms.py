@@ -14,6 +14,7 @@ from room_service.domain.models import (
     JoinOutcome,
     JoinSpec,
     LeaveReason,
+    MediaChange,
     Meeting,
     MeetingStatus,
     Participant,
@@ -145,22 +146,18 @@ class RedisRooms(RedisLog):
             raise refusal(reply[0])
         return self._events(reply)[0]
 
-    async def update_media(
-        self,
-        meeting_id: str,
-        participant_id: str,
-        changes: dict[str, bool],
-        changed_by: str,
-    ) -> tuple[Participant, RoomEvent | None]:
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
         for _ in range(_UPDATE_ATTEMPTS):
-            raw = await self._participant_json(meeting_id, participant_id)
+            raw = await self._participant_json(change.meeting_id, change.participant_id)
             participant = participant_of(raw)
-            media = dataclasses.replace(participant.media, **changes)
+            media = change.applied_to(participant.media)
             if media == participant.media:
                 return participant, None
             updated = dataclasses.replace(participant, media=media)
             reply = await self._change_room(
-                "update_media", meeting_id, [participant_id, raw, participant_json(updated), changed_by]
+                "update_media",
+                change.meeting_id,
+                [change.participant_id, raw, participant_json(updated), change.changed_by],
             )
             if reply[0] == "OK":
                 return updated, self._events(reply)[0]
