@@ -3,6 +3,7 @@ the guests of a meeting, and an internal service (an empty requester)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -119,8 +120,8 @@ def test_screen_sharing_needs_the_permission_to_share() -> None:
     rules.require_may_change_media(guest, _media_of(guest, guest.participant_id, screen=False))
     for requester in (guest.participant_id, ""):  # not even a service turns it on
         _refused(
-            lambda requester=requester: rules.require_may_change_media(
-                guest, _media_of(guest, requester, screen=True)
+            functools.partial(
+                rules.require_may_change_media, guest, _media_of(guest, requester, screen=True)
             ),
             ErrorCode.FORBIDDEN,
             "Screen sharing is not allowed",
