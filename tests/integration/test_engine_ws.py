@@ -133,10 +133,10 @@ async def echo_server(**options: Any) -> AsyncIterator[Served]:
     """serve() with an `echo` event that sends its data back as `echoed`."""
     async with serve(**options) as served:
 
-        @served.sio.on("echo")
         async def echo(sid: str, data: Any) -> None:
             await served.sio.emit("echoed", data, to=sid)
 
+        served.sio.on("echo", echo)
         yield served
 
 
@@ -149,6 +149,7 @@ async def test_after_the_upgrade_the_connection_is_ours_and_aiohttp_forgets_the_
             transport = sock.queue.transport
             assert isinstance(transport.get_protocol(), EngineConnection)
             # aiohttp's request handler and its task are gone (its server tracks no connection).
+            assert served.runner is not None
             runner_server = served.runner.server
             assert runner_server is not None
             assert not runner_server.connections
@@ -199,11 +200,11 @@ async def test_a_binary_attachment_arrives_in_a_binary_frame() -> None:
         got: list[Any] = []
         arrived = asyncio.Event()
 
-        @served.sio.on("bin")
         async def on_bin(sid: str, data: Any) -> None:
             got.append(data)
             arrived.set()
 
+        served.sio.on("bin", on_bin)
         peer = await RawPeer.open(served.url)
         try:
             await peer.connect()
