@@ -159,14 +159,27 @@ def redis_store() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def stack(clients: int, root: Path, store: str = "memory") -> Iterator[tuple[str, list[int]]]:
+def stack(
+    clients: int, root: Path, store: str = "memory", logs: Path | None = None
+) -> Iterator[tuple[str, list[int]]]:
     with contextlib.ExitStack() as scope:
         store_env = scope.enter_context(redis_store()) if store == "redis" else {}
-        yield scope.enter_context(_stack(clients, root, store_env))
+        yield scope.enter_context(_stack(clients, root, store_env, logs))
+
+
+def _scrape(url: str, to: Path) -> None:
+    """Saves one tier's /metrics (best effort: a tier that died says so in its log)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            to.write_bytes(response.read())
+    except OSError as exc:
+        to.write_text(f"# scrape failed: {exc}\n")
 
 
 @contextlib.contextmanager
-def _stack(clients: int, root: Path, store_env: dict[str, str]) -> Iterator[tuple[str, list[int]]]:
+def _stack(
+    clients: int, root: Path, store_env: dict[str, str], logs: Path | None
+) -> Iterator[tuple[str, list[int]]]:
     http, grpc, metrics = free_port(), free_port(), free_port()
     env = dict(
         os.environ,
@@ -178,23 +191,29 @@ def _stack(clients: int, root: Path, store_env: dict[str, str]) -> Iterator[tupl
         EDGE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS=str(clients + 10),
         ROOM_SERVICE_MAX_PARTICIPANTS=str(clients + 10),
     )
+    log = open(logs.with_suffix(".log"), "wb") if logs else None  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.run_local"],
         cwd=root,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
     )
     try:
         ready = f"http://127.0.0.1:{http}/readyz"
         wait_until(lambda: urllib.request.urlopen(ready, timeout=1).status == 200, "the stack")
         yield f"http://127.0.0.1:{http}", children(proc.pid)
     finally:
+        if logs:
+            _scrape(f"http://127.0.0.1:{http}/metrics", logs.with_suffix(".edge.prom"))
+            _scrape(f"http://127.0.0.1:{metrics}/metrics", logs.with_suffix(".room.prom"))
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log:
+            log.close()
 
 
 def drive(url: str, pids: list[int], scenario: Scenario, settle: float) -> dict[str, float]:
@@ -247,7 +266,16 @@ def main() -> int:
         default=os.environ.get("BENCH_STORE", "memory"),
         help="the room service's store for our stack (redis: a redis-server of its own on a free port)",
     )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        help="directory to keep our stack's logs and both tiers' final /metrics in, one set per "
+        "run and scenario (default: discarded)",
+    )
     args = parser.parse_args()
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
     stores = ("memory", "redis") if args.store == "both" else (args.store,)
     sides = ("node", *(f"ours-{store}" for store in stores))
@@ -256,7 +284,10 @@ def main() -> int:
         for scenario in chosen:
             for side in sides:
                 store = side.removeprefix("ours-")
-                server = reference() if side == "node" else stack(scenario.clients, args.stack_root, store)
+                logs = args.logs / f"run{run + 1}-{scenario.name}-{side}" if args.logs else None
+                server = (
+                    reference() if side == "node" else stack(scenario.clients, args.stack_root, store, logs)
+                )
                 with server as (url, pids):
                     figures = drive(url, pids, scenario, args.settle)
                 print(f"run {run + 1} {scenario.name} {side}: {json.dumps(figures)}", file=sys.stderr)
