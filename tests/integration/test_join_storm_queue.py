@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -38,7 +39,9 @@ class HeldRoomService(pb_grpc.RoomServiceServicer):
         self.open = asyncio.Event()
         self.heartbeat_ok = True
 
-    async def Join(self, request: pb.JoinRequest, context: grpc.aio.ServicerContext) -> pb.JoinResponse:
+    async def Join(
+        self, request: pb.JoinRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.JoinResponse:
         meeting = request.meeting_id
         self.calls[meeting] += 1
         self.at_service[meeting] += 1
@@ -54,7 +57,7 @@ class HeldRoomService(pb_grpc.RoomServiceServicer):
             self.at_service[meeting] -= 1
 
     async def Heartbeat(
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.HeartbeatResponse:
         if not self.heartbeat_ok:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "away")
@@ -63,7 +66,7 @@ class HeldRoomService(pb_grpc.RoomServiceServicer):
 
 @pytest.fixture
 async def service() -> AsyncIterator[tuple[HeldRoomService, RoomClient]]:
-    servicer = HeldRoomService()
+    servicer = HeldRoomService()  # type: ignore[abstract]  # the methods it lacks answer UNIMPLEMENTED
     server = grpc.aio.server()
     pb_grpc.add_RoomServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
