@@ -85,7 +85,9 @@ class UseCases(ManagerCore):
 
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
         if not self.store_answering:
-            raise StoreUnavailableError("Meeting service is unavailable, please retry")
+            raise StoreUnavailableError(
+                "Meeting service is unavailable, please retry", cause="store known down (pings unanswered)"
+            )
         lease_until = self._clock() + self._options.edge_lease_seconds
         if not self._options.ban_kicked_users:
             # One round trip unless the meeting turns out to have a password.

@@ -112,13 +112,23 @@ class RedisPart:
             ok = True
             return result
         except _UNAVAILABLE as exc:
-            raise StoreUnavailableError() from exc
+            raise self._unavailable(name, exc, started) from exc
         except ResponseError as exc:
             if str(exc).startswith(_TRANSIENT_REPLIES):
-                raise StoreUnavailableError() from exc
+                raise self._unavailable(name, exc, started) from exc
             raise
         finally:
             self._observe(name, time.perf_counter() - started, ok)
+
+    @staticmethod
+    def _unavailable(name: str, exc: Exception, started: float) -> StoreUnavailableError:
+        # The error's type and the reply's first word only: a Redis error's text may
+        # name the server's address.
+        what = type(exc).__name__
+        if isinstance(exc, ResponseError):
+            what = f"{what} {str(exc).split(' ', 1)[0]}"
+        took = time.perf_counter() - started
+        return StoreUnavailableError(cause=f"redis {what} in {name} after {took:.3f} s")
 
 
 def run_script(script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
