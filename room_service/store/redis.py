@@ -31,6 +31,7 @@ from room_service.store.base import StoreOptions
 from room_service.store.redis_attempts import RedisPasswordAttempts
 from room_service.store.redis_bans import RedisMeetingBans
 from room_service.store.redis_base import INCARNATION, Observer, RedisClient
+from room_service.store.redis_deadline import BACKSTOP
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_url import cluster_node_url, sentinel_target
@@ -43,13 +44,15 @@ def _ignore(_: str, __: float, ___: bool) -> None:
 def connect(url: str, timeout: float) -> RedisClient:
     """A client for `url` (see `redis_url`: one server, or a primary found through Sentinel).
 
-    Every command times out after `timeout`. A broken connection (e.g. to a Redis that
-    restarted, or a primary that Sentinel replaced) is retried once, at once; a timeout is
-    not, so a caller learns that Redis is away within about the timeout."""
+    Every store operation times out after `timeout` (see `redis_deadline`: a stall of this
+    event loop does not count); the client's own socket timeouts are only a backstop
+    beyond that. A broken connection (e.g. to a Redis that restarted, or a primary that
+    Sentinel replaced) is retried once, at once; a timeout is not, so a caller learns that
+    Redis is away within about the timeout."""
     common: dict[str, Any] = {
         "decode_responses": True,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout * BACKSTOP,
+        "socket_connect_timeout": timeout * BACKSTOP,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, supported_errors=(RedisConnectionError,)),
         "health_check_interval": 15,
     }
