@@ -11,8 +11,9 @@ So the store gives each operation its own deadline, and the client's socket time
 only a backstop well beyond it (`BACKSTOP` times). When the deadline's timer fires late,
 the loop was stalled and any answer may be waiting unread: the operation gets one more
 period and the check repeats. Only a timer that fires on time, with the loop running
-freely, proves that Redis (or the network) is slow. However often the loop stalls, an
-operation gets at most `EXTENSIONS` more periods.
+freely, proves that Redis (or the network) is slow. A loop that stays busy extends an
+operation until `BACKSTOP` periods have passed (where the client's own timeouts would end
+it anyway); beyond that, only `STALLS` separate stalls extend it, however long each was.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ T = TypeVar("T")
 BACKSTOP = 5.0
 """The client's own socket timeouts, in operation deadlines: only reached if this fails."""
 
-EXTENSIONS = 3
-"""How many more periods an operation gets at most, each after a stall of the loop."""
+
+STALLS = 3
+"""Stalls after which an operation past `BACKSTOP` periods still gets one more period."""
 
 # A timer this late (as a part of the deadline) means the loop stalled: in a loop that
 # runs freely a timer fires within a millisecond or two.
@@ -37,22 +39,24 @@ _LATE = 0.1
 class _Deadline:
     """The timer of one operation; cancels the operation's task when it truly expires."""
 
-    __slots__ = ("_due", "_handle", "_left", "_loop", "_period", "_task", "expired")
+    __slots__ = ("_due", "_handle", "_last", "_loop", "_period", "_stalls", "_task", "expired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object], period: float) -> None:
         self._loop = loop
         self._task = task
         self._period = period
-        self._due = loop.time() + period
-        self._left = EXTENSIONS
+        now = loop.time()
+        self._due = now + period
+        self._last = now + period * BACKSTOP
+        self._stalls = 0
         self._handle = loop.call_at(self._due, self._fire)
         self.expired = False
 
     def _fire(self) -> None:
         now = self._loop.time()
-        if now - self._due > self._period * _LATE and self._left > 0:
+        if now - self._due > self._period * _LATE and (now < self._last or self._stalls < STALLS):
             # The loop stalled past the deadline: the answer may be here, unread.
-            self._left -= 1
+            self._stalls += 1
             self._due = now + self._period
             self._handle = self._loop.call_at(self._due, self._fire)
             return
