@@ -21,11 +21,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
+from redis.event import EventDispatcher
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -37,6 +38,9 @@ from room_service.store.redis_deadline import BACKSTOP
 from room_service.store.redis_edges import RedisEdges
 from room_service.store.redis_notify import RoomNotifier
 from room_service.store.redis_url import cluster_node_url, sentinel_target
+
+MAX_CONNECTIONS = 128
+"""Connections a replica keeps to Redis at most (see `connect`)."""
 
 
 def _ignore(_: str, __: float, ___: bool) -> None:
@@ -50,9 +54,17 @@ def connect(url: str, timeout: float) -> RedisClient:
     event loop does not count); the client's own socket timeouts are only a backstop
     beyond that. A broken connection (e.g. to a Redis that restarted, or a primary that
     Sentinel replaced) is retried once, at once; a timeout is not, so a caller learns that
-    Redis is away within about the timeout."""
+    Redis is away within about the timeout.
+
+    Connections: up to `MAX_CONNECTIONS` per replica (per node on a Cluster). redis-py's
+    pool fails a command at once (MaxConnectionsError) when as many are in use, 100 by
+    default: a join storm of 150 on one replica had its surplus refused UNAVAILABLE. On
+    one server a command beyond the cap waits for a connection, within its operation's
+    deadline; through Sentinel and on a Cluster (whose pools cannot wait) the cap is only
+    raised."""
     common: dict[str, Any] = {
         "decode_responses": True,
+        "max_connections": MAX_CONNECTIONS,
         "socket_timeout": timeout * BACKSTOP,
         "socket_connect_timeout": timeout * BACKSTOP,
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, supported_errors=(RedisConnectionError,)),
@@ -64,7 +76,14 @@ def connect(url: str, timeout: float) -> RedisClient:
         cluster: RedisCluster = RedisCluster.from_url(cluster_node_url(url), **common)
         return cluster
     if not scheme.endswith("+sentinel"):
-        client: Redis = Redis.from_url(url, **common)
+        # Waiting for a free connection is bounded by the operation's deadline, not here.
+        # A new connection costs no more than its connect: no CLIENT SETINFO (two more
+        # round trips, and a package-metadata read each time) and one event dispatcher
+        # for the pool, not one built per connection (a storm opens a hundred at once).
+        pool = BlockingConnectionPool.from_url(
+            url, timeout=None, driver_info=None, event_dispatcher=EventDispatcher(), **common
+        )
+        client: Redis = Redis.from_pool(pool)
         return client
     target = sentinel_target(url)
     auth = {"username": target.username, "password": target.password}

@@ -1,5 +1,6 @@
-"""A replica whose own event loop stalls does not refuse joins: Redis answered in time,
-and the answer read late is still the answer.
+"""A busy replica does not refuse joins: not when its own event loop stalls (Redis
+answered in time, and the answer read late is still the answer), nor when a join storm
+has more commands in flight than the Redis client's pool has connections.
 
 The trigger, made deterministic: right after a command is written to Redis, the replica's
 loop is blocked (as by a join storm's work on a busy machine, or the process being
@@ -122,3 +123,24 @@ async def test_a_redis_that_does_not_answer_still_fails_the_operation(
     finally:
         await admin.client_unpause()
         await admin.aclose()
+
+
+async def test_a_join_storm_beyond_the_client_pools_default_size_is_not_refused(
+    session_redis: SessionRedis,
+) -> None:
+    # redis-py's pool refuses a command at once (MaxConnectionsError) beyond 100 in use;
+    # 150 joins at once on one replica (each replica's share of the load test's storm)
+    # each hold one. The replica's own timeout, as it runs.
+    client = connect(session_redis.url, 1.0)
+    await client.flushall()
+    store = RedisStore(client, StoreOptions())
+    try:
+        await store.upsert_meeting(meeting())
+        outcomes = await asyncio.gather(
+            *(store.join_open(spec(f"storm-{i}")) for i in range(150)), return_exceptions=True
+        )
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert refused == [], [getattr(o, "cause", o) for o in refused[:3]]
+        assert len((await store.snapshot(MEETING)).participants) == 150
+    finally:
+        await store.close()
