@@ -11,7 +11,8 @@ from typing import Any
 
 from room_service.domain import rules
 from room_service.domain.errors import DomainError
-from room_service.domain.models import RoomEvent, Signal, SignalType
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Signal, SignalType
 from room_service.store.base_edges import RestoreRecord
 from room_service.store.redis_base import (
     LEASES,

@@ -27,13 +27,9 @@ from typing import Any
 
 from room_service.domain import errors
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    Participant,
-    Position,
-    Recovered,
-    RecoverSpec,
-    RoomEvent,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Participant, Position
+from room_service.domain.requests import Recovered, RecoverSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import (
     edge_rooms_key,
@@ -144,10 +140,10 @@ class RedisHolds(RedisSeats):
         return Recovered(
             meeting,
             participant,
-            tuple(event_from(meeting_id, epoch, entry) for entry in entries),
+            tuple(participant_from(raw) for raw in others),
             Position(int(head), epoch),
+            tuple(event_from(meeting_id, epoch, entry) for entry in entries),
             resynced=resynced,
-            others=tuple(participant_from(raw) for raw in others),
             moved_from=str(moved_from or ""),
         )
 

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import JoinOutcome, JoinSpec, Meeting, MeetingStatus, ParticipantLeft
+from room_service.domain.events import ParticipantLeft
+from room_service.domain.models import Meeting, MeetingStatus
+from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import INCARNATION, LEASES, edge_rooms_key, room_keys, room_tag, run_script
 from room_service.store.redis_codec import meeting_from, participant_from, participant_json

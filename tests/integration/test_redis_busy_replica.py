@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from redis.asyncio.connection import Connection
 
+from room_service.domain.requests import MediaChange
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions, StoreUnavailableError
@@ -99,7 +100,7 @@ async def test_other_operations_read_late_still_succeed(store: RedisStore) -> No
     for make in (
         store.ready,
         lambda: store.get_participant(MEETING, pid),
-        lambda: store.update_media(MEETING, pid, {"audio": False}, pid),
+        lambda: store.update_media(MediaChange(MEETING, pid, pid, audio=False)),
         lambda: store.snapshot(MEETING),
     ):
         _Stalls.pending = 1
