@@ -123,6 +123,7 @@ class RedisSeats(RedisRooms):
             raise refusal(status)
         if read_meeting:
             participant = participant_from(reply[5])
+        self._participants.saw(spec.meeting_id, pid, str(reply[5]))  # as stored
         for gone, recovery_id in reply[4]:
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
         events = self._events(reply)
