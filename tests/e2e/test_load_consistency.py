@@ -24,7 +24,11 @@ from tests.support.room import MEETING, join, room_snapshot
 from tests.support.roster import replay
 
 # 300 clients, two edges and up to two replicas on this machine's cores: run alone (see the
-# Makefile), since beside another busy test it would measure that test.
+# Makefile), since beside another busy test it would measure that test. Paired with the
+# Socket.IO fuzz test it passed 9 of 10 runs once replicas stopped refusing joins for their
+# own stalls and pool: in the tenth, the redis-server itself, starved of CPU, answered some
+# storm joins after the store's 1 s timeout (each logged "answered UNAVAILABLE", cause
+# "redis TimeoutError in join").
 pytestmark = pytest.mark.solo
 
 CLIENTS = 300
