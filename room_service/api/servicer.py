@@ -16,6 +16,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
+from room_service.api.refusals import RefusalLog
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
 from room_service.domain.events import RoomEvent
@@ -25,6 +26,9 @@ from room_service.rooms import RoomManager
 from room_service.store.base_edges import RestoreRecord
 
 log = logging.getLogger("room_service.api")
+
+# Why a call was answered UNAVAILABLE, or too late (bounded; see refusals.py).
+refusals = RefusalLog()
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -38,8 +42,14 @@ def unary(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
         try:
-            return await method(self, request, context)
+            reply = await method(self, request, context)
+            remaining = context.time_remaining()
+            if remaining is not None and remaining < 0:
+                refusals.late(method.__name__, -remaining)
+            return reply
         except DomainError as exc:
+            if exc.code is ErrorCode.UNAVAILABLE:
+                refusals.refused(method.__name__, exc)
             await _abort(context, exc.code, exc.message)
         except Exception:
             log.exception("unhandled error in %s", method.__name__)
@@ -62,6 +72,8 @@ def streaming(
             async for item in method(self, request, context):
                 yield item
         except DomainError as exc:
+            if exc.code is ErrorCode.UNAVAILABLE:
+                refusals.refused(method.__name__, exc)
             await _abort(context, exc.code, exc.message)
         except Exception:
             log.exception("unhandled error in %s", method.__name__)
