@@ -16,6 +16,7 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
 from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
+from room_service.api.roster import RosterEncoder
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
 from room_service.domain.models import JoinSpec, MediaState, RecoverSpec, RoomEvent, Snapshot
@@ -84,6 +85,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self._manager = manager
         # Events converted once and shared by every stream that relays them.
         self._encoded: OrderedDict[tuple[str, str, int], pb.WatchRoomResponse] = OrderedDict()
+        # Rosters from cached participant encodings: a join costs no conversion per participant.
+        self._join_roster = RosterEncoder(pb.JoinResponse)
+        self._recover_roster = RosterEncoder(pb.RecoverSessionResponse)
 
     @unary
     async def UpsertMeeting(self, request: pb.UpsertMeetingRequest, context: Any) -> pb.UpsertMeetingResponse:
@@ -123,11 +127,12 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             recovery_id=_optional(request.recovery_id, "recovery_id"),
         )
         outcome = await self._manager.join(spec, request.password)
-        return pb.JoinResponse(
+        reply = pb.JoinResponse(
             **convert.seat_to_pb(outcome),
             already_joined=outcome.already_joined,
             instance_id=outcome.instance_id or await self._manager.instance_id(),
         )
+        return self._join_roster.fill(reply, outcome.others)
 
     @unary
     async def Leave(self, request: pb.LeaveRequest, context: Any) -> pb.LeaveResponse:
@@ -165,12 +170,13 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
                 fresh_recovery_id=_optional(request.fresh_recovery_id, "fresh_recovery_id"),
             )
         )
-        return pb.RecoverSessionResponse(
+        reply = pb.RecoverSessionResponse(
             **convert.seat_to_pb(recovered),
             missed=[convert.event_to_pb(e) for e in recovered.missed],
             resynced=recovered.resynced,
             socket_id=recovered.participant.socket_id,
         )
+        return self._recover_roster.fill(reply, recovered.others)
 
     @unary
     async def UpdateMediaState(
