@@ -105,6 +105,14 @@ class Hub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(written.wait(), _JOIN_ORDER_WAIT_SECONDS)
 
+    def roster_json(
+        self, meeting_id: str, position: tuple[int, str], me: str, *, own_join: bool
+    ) -> bytes | None:
+        """A joiner's `participants` as JSON from the room's relay, when its view stands at
+        the join's position (RelayView.roster_json); None when there is no such relay."""
+        relay = self.relays.get(meeting_id)
+        return relay.roster_json(position, me, own_join=own_join) if relay is not None else None
+
     # -- sessions ---------------------------------------------------------------------
 
     async def attach(self, session: Session, missed: Sequence[pb.RoomEvent] = ()) -> None:

@@ -66,15 +66,22 @@ class RoomCommands:
             raise EdgeError(ErrorCode.FORBIDDEN, "userId does not match the authenticated user")
         return identity.user_name or request.userName
 
-    def _joined_payload(self, reply: pb.JoinResponse | pb.RecoverSessionResponse, sid: str) -> dict[str, Any]:
+    def _joined_payload(
+        self,
+        reply: pb.JoinResponse | pb.RecoverSessionResponse,
+        sid: str,
+        roster: orjson.Fragment | None = None,
+    ) -> dict[str, Any]:
         """`meeting-joined` (and the join's ack): the meeting, the socket's participant and
-        everyone else as of the reply's position."""
+        everyone else as of the reply's position (`roster`: that list as JSON already)."""
         return {
             "success": True,
             "meeting": wire.meeting(reply.meeting),
             "participantId": reply.participant.participant_id,
             "participant": wire.participant(reply.participant),
-            "participants": [wire.participant(p) for p in reply.participants],
+            "participants": roster
+            if roster is not None
+            else [wire.participant(p) for p in reply.participants],
             "permissions": wire.permissions(reply.participant.permissions),
             "webrtcConfig": self._webrtc_config(reply.participant.user_id, self.deadlines.expires_at(sid)),
         }
@@ -119,8 +126,20 @@ class RoomCommands:
                 self.recovery.pid_of(sid),
             )
             position = (reply.position.sequence, reply.position.epoch)
+            # The roster as this edge's view of the room has it, when that stands where the
+            # reply does (each entry converted once per room, not once per joiner).
+            roster = self.hub.roster_json(
+                request.meetingId,
+                position,
+                reply.participant.participant_id,
+                own_join=not reply.already_joined,
+            )
             # Serialised once: the ack repeats `meeting-joined` (roster included) byte for byte.
-            payload = orjson.Fragment(orjson.dumps(self._joined_payload(reply, sid)))
+            payload = orjson.Fragment(
+                orjson.dumps(
+                    self._joined_payload(reply, sid, None if roster is None else orjson.Fragment(roster))
+                )
+            )
             if current is not None:
                 # Same meeting again. The fresh roster is as of the log head, which the room
                 # stream may not have relayed yet: out of the room until re-registered at the
