@@ -14,6 +14,7 @@ import grpc
 import socketio
 
 from edge_gateway import events, wire
+from edge_gateway.engine import EdgeSocketServer
 from edge_gateway.errors import EdgeError
 from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
@@ -74,6 +75,13 @@ class Hub:
         await self.sio.emit(event, data, to=to, room=room, skip_sid=skip_sid)
         self.metrics.emitted(event)
 
+    async def emit_now(self, event: str, data: dict[str, Any] | tuple[Any, ...], *, to: str) -> None:
+        """Emits to one socket and writes at once: a reply its client waits for does not wait
+        for the end of the loop iteration (which the rest of the handler runs first)."""
+        await self.emit(event, data, to=to)
+        if isinstance(self.sio, EdgeSocketServer):
+            self.sio.flush(to)
+
     async def enter_room(self, sid: str, room: str) -> None:
         """Puts a socket in a Socket.IO room (for its relay)."""
         await self.sio.enter_room(sid, room)
@@ -104,14 +112,6 @@ class Hub:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(written.wait(), _JOIN_ORDER_WAIT_SECONDS)
-
-    def roster_json(
-        self, meeting_id: str, position: tuple[int, str], me: str, *, own_join: bool
-    ) -> bytes | None:
-        """A joiner's `participants` as JSON from the room's relay, when its view stands at
-        the join's position (RelayView.roster_json); None when there is no such relay."""
-        relay = self.relays.get(meeting_id)
-        return relay.roster_json(position, me, own_join=own_join) if relay is not None else None
 
     # -- sessions ---------------------------------------------------------------------
 

@@ -128,12 +128,9 @@ class RoomCommands:
             position = (reply.position.sequence, reply.position.epoch)
             # The roster as this edge's view of the room has it, when that stands where the
             # reply does (each entry converted once per room, not once per joiner).
-            roster = self.hub.roster_json(
-                request.meetingId,
-                position,
-                reply.participant.participant_id,
-                own_join=not reply.already_joined,
-            )
+            relay = self.hub.relays.get(request.meetingId)
+            me, own_join = reply.participant.participant_id, not reply.already_joined
+            roster = relay.roster_json(position, me, own_join=own_join) if relay is not None else None
             # Serialised once: the ack repeats `meeting-joined` (roster included) byte for byte.
             payload = orjson.Fragment(
                 orjson.dumps(
@@ -146,7 +143,7 @@ class RoomCommands:
                 # head, or events already in the roster would reach the socket a second time.
                 await self.hub.detach(sid)
             # Its own join's position is where the socket's room view starts: the recovery offset.
-            await self.hub.emit(events.MEETING_JOINED, (payload, wire.offset(position)), to=sid)
+            await self.hub.emit_now(events.MEETING_JOINED, (payload, wire.offset(position)), to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,
