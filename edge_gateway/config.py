@@ -7,7 +7,6 @@ live here with the settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -18,18 +17,7 @@ from edge_gateway.guard import Network, parse_trusted_proxies
 from edge_gateway.limits import LimitSettings
 from edge_gateway.webrtc import IceServer, parse_ice_servers, parse_turn_urls
 from meeting_common.net import insecure_listen_problem
-from meeting_common.settings import (
-    Address,
-    Count,
-    Flag,
-    HostPort,
-    Pause,
-    Seconds,
-    TierSettings,
-    from_text,
-    load,
-    options,
-)
+from meeting_common.settings import Address, Count, Flag, HostPort, Pause, Seconds, TierSettings, from_text
 from meeting_common.tls import TlsConfigError, channel_credentials
 
 
@@ -188,10 +176,8 @@ class Settings(LimitSettings, TierSettings):
         return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
-OPTIONS = options(Settings)
+OPTIONS = Settings.options()
 """Every setting as a flag and a variable (for the README tables and the chart's tests)."""
 
-
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Builds the settings from flags, then EDGE_GATEWAY_* variables, then defaults."""
-    return load(Settings, argv, environ)
+load_settings = Settings.load
+"""Builds the settings from flags, then EDGE_GATEWAY_* variables, then defaults."""

@@ -19,6 +19,7 @@ from edge_gateway.errors import EdgeError
 from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay
+from edge_gateway.relay_host import Broadcast, Payload
 from edge_gateway.relay_view import views_from
 from edge_gateway.rpc import RoomClient
 from edge_gateway.sessions import Session, SessionRegistry, room_name
@@ -62,17 +63,12 @@ class Hub:
 
     # -- emitting ---------------------------------------------------------------------
 
-    async def emit(
-        self,
-        event: str,
-        data: dict[str, Any] | tuple[Any, ...],
-        *,
-        to: str | None = None,
-        room: str | None = None,
-        skip_sid: str | None = None,
-    ) -> None:
-        """Emits and counts; a room emit is encoded once for all its sockets."""
-        await self.sio.emit(event, data, to=to, room=room, skip_sid=skip_sid)
+    async def emit(self, event: str, data: Payload, *, to: str | Broadcast) -> None:
+        """Emits and counts; a broadcast is encoded once for all its sockets."""
+        if isinstance(to, Broadcast):
+            await self.sio.emit(event, data, room=to.room, skip_sid=to.skip_sid)
+        else:
+            await self.sio.emit(event, data, to=to)
         self.metrics.emitted(event)
 
     async def emit_now(self, event: str, data: dict[str, Any] | tuple[Any, ...], *, to: str) -> None:

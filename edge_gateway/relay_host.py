@@ -3,11 +3,23 @@ further into the edge than this."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.sessions import SessionRegistry
 from meeting.v1 import room_service_pb2 as pb
+
+Payload = dict[str, Any] | tuple[Any, ...]
+"""An event's data: one argument, or a tuple of several."""
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """An emit's target when it is a whole Socket.IO room, but for `skip_sid` if given."""
+
+    room: str
+    skip_sid: str | None = None
 
 
 class RelayHost(Protocol):
@@ -28,16 +40,8 @@ class RelayHost(Protocol):
         """Opens the room's event stream after `position` (a grpc.aio stream call)."""
         ...
 
-    async def emit(
-        self,
-        event: str,
-        data: dict[str, Any] | tuple[Any, ...],
-        *,
-        to: str | None = None,
-        room: str | None = None,
-        skip_sid: str | None = None,
-    ) -> None:
-        """Emits to one socket or a Socket.IO room (a tuple: several arguments)."""
+    async def emit(self, event: str, data: Payload, *, to: str | Broadcast) -> None:
+        """Emits to one socket (its sid) or to a room (a Broadcast)."""
         ...
 
     async def enter_room(self, sid: str, room: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from edge_gateway import events, wire
-from edge_gateway.relay_host import RelayHost
+from edge_gateway.relay_host import Broadcast, RelayHost
 from edge_gateway.sessions import Session, owned
 from meeting.v1 import room_service_pb2 as pb
 
@@ -101,7 +101,7 @@ class RelayView:
                 await self._hub.emit(name, args, to=only)
             return
         local = self._hub.sessions.by_participant(skip) if skip else None
-        await self._hub.emit(name, args, room=self.room, skip_sid=local.sid if local else None)
+        await self._hub.emit(name, args, to=Broadcast(self.room, local.sid if local else None))
 
     async def _reset(self, snapshot: pb.RoomSnapshot) -> None:
         """Brings every in-step socket to the snapshot's truth, then continues after it."""

@@ -49,12 +49,7 @@ def meeting(m: pb.Meeting) -> dict[str, Any]:
 
 def permissions(p: pb.Permissions) -> dict[str, bool]:
     """The seed's permissions object, plus isHost."""
-    return {
-        "canShare": p.can_share,
-        "canChat": p.can_chat,
-        "canRecord": p.can_record,
-        "isHost": p.is_host,
-    }
+    return {"canShare": p.can_share, "canChat": p.can_chat, "canRecord": p.can_record, "isHost": p.is_host}
 
 
 _PARTICIPANTS: dict[bytes, dict[str, Any]] = {}
@@ -74,14 +69,19 @@ def participant(p: pb.Participant) -> dict[str, Any]:
     return found
 
 
+def _who(p: pb.Participant) -> dict[str, Any]:
+    # Every participant payload starts with who it is about, then adds its own fields.
+    return {"participantId": p.participant_id, "userId": p.user_id, "userName": p.user_name}
+
+
+def _media(m: pb.MediaState) -> dict[str, bool]:
+    return {"audio": m.audio, "video": m.video, "screen": m.screen}
+
+
 def _participant(p: pb.Participant) -> dict[str, Any]:
     return {
-        "participantId": p.participant_id,
-        "userId": p.user_id,
-        "userName": p.user_name,
-        "audio": p.media.audio,
-        "video": p.media.video,
-        "screen": p.media.screen,
+        **_who(p),
+        **_media(p.media),
         "permissions": permissions(p.permissions),
         "joinedAt": iso(p.joined_at),
     }
@@ -89,25 +89,12 @@ def _participant(p: pb.Participant) -> dict[str, Any]:
 
 def participant_left(p: pb.Participant, reason: pb.LeaveReason.ValueType) -> dict[str, Any]:
     """`participant-left`."""
-    return {
-        "participantId": p.participant_id,
-        "userId": p.user_id,
-        "userName": p.user_name,
-        "reason": _REASON.get(reason, "left"),
-    }
+    return {**_who(p), "reason": _REASON.get(reason, "left")}
 
 
 def participant_updated(p: pb.Participant, changed_by: str) -> dict[str, Any]:
     """`participant-updated`."""
-    return {
-        "participantId": p.participant_id,
-        "userId": p.user_id,
-        "userName": p.user_name,
-        "audio": p.media.audio,
-        "video": p.media.video,
-        "screen": p.media.screen,
-        "changedBy": changed_by or None,
-    }
+    return {**_who(p), **_media(p.media), "changedBy": changed_by or None}
 
 
 def chat(m: pb.ChatMessage) -> dict[str, Any]:

@@ -10,7 +10,7 @@ list-like ones too, arrives as text and is parsed by its type's validator (`from
 `HostPort`): nothing is decoded as JSON on the way in.
 
 Everything else is derived from the fields: the `--help` text (pydantic-settings builds
-the parser), the README tables and the chart's checks (`options`).
+the parser), the README tables and the chart's checks (`TierSettings.options`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Self
 
 from pydantic import BeforeValidator, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
@@ -139,8 +139,39 @@ class TierSettings(BaseSettings):
         """Checks across settings (each problem one line); none by default."""
         return []
 
+    @classmethod
+    def load(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings from flags (`argv`, else the process's), then the tier's variables
+        (`environ`, else the process's), then defaults; raises SettingsError listing every
+        invalid value (with where it came from) and every cross-setting problem."""
+        args = list(sys.argv[1:] if argv is None else argv)
+        from_env = _Environment(cls, os.environ if environ is None else environ)()
+        from_flags = _cli(cls)(args=args)()
+        values = {**from_env, **from_flags}
+        try:
+            settings = cls(**values)
+        except ValidationError as exc:
+            raise SettingsError(_problems(cls, exc, from_flags, from_env)) from None
+        problems = settings.problems()
+        if problems:
+            raise SettingsError(problems)
+        return settings
 
-T = TypeVar("T", bound=TierSettings)
+    @classmethod
+    def options(cls) -> tuple[Option, ...]:
+        """Every setting of the tier as a flag and a variable, in declaration order (for
+        `--help`, the README tables and the chart's tests)."""
+        return tuple(
+            Option(
+                name=name,
+                env=env_name(cls, name),
+                default="" if field.annotation is SecretStr else shown_default(field),
+                help=_help(field),
+                secret=field.annotation is SecretStr,
+                field=field,
+            )
+            for name, field in cls.model_fields.items()
+        )
 
 
 class _Environment(EnvSettingsSource):
@@ -154,23 +185,6 @@ class _Environment(EnvSettingsSource):
         return parse_env_vars(
             self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
-
-
-def load(cls: type[T], argv: Sequence[str] | None, environ: Mapping[str, str] | None) -> T:
-    """The settings from flags, then variables, then defaults; raises SettingsError
-    listing every invalid value (with where it came from) and every cross-setting problem."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    from_env = _Environment(cls, os.environ if environ is None else environ)()
-    from_flags = _cli(cls)(args=args)()
-    values = {**from_env, **from_flags}
-    try:
-        settings = cls(**values)
-    except ValidationError as exc:
-        raise SettingsError(_problems(cls, exc, from_flags, from_env)) from None
-    problems = settings.problems()
-    if problems:
-        raise SettingsError(problems)
-    return settings
 
 
 def _problems(
@@ -239,21 +253,6 @@ class Option:
         return self._adapter.validate_python(text)
 
 
-def options(cls: type[TierSettings]) -> tuple[Option, ...]:
-    """Every setting of a tier, in declaration order."""
-    return tuple(
-        Option(
-            name=name,
-            env=env_name(cls, name),
-            default="" if field.annotation is SecretStr else shown_default(field),
-            help=_help(field),
-            secret=field.annotation is SecretStr,
-            field=field,
-        )
-        for name, field in cls.model_fields.items()
-    )
-
-
 def _help(field: FieldInfo) -> str:
     text = field.description or ""
     return f"{text}; {_SECRET_HELP}" if field.annotation is SecretStr else text
@@ -265,7 +264,7 @@ _SECRET_HELP = "prefer the variable"
 
 def _cli(cls: type[TierSettings]) -> CliSettingsSource[Any]:
     """pydantic-settings' flag parser, with each flag's variable and default in its help."""
-    by_flag = {option.name: option for option in options(cls)}
+    by_flag = {option.name: option for option in cls.options()}
 
     def add_argument(parser: argparse.ArgumentParser, *names: str, **kwargs: Any) -> Any:
         option = by_flag.get(kwargs.get("dest", ""))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -10,17 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from meeting_common.net import insecure_listen_problem
-from meeting_common.settings import (
-    Address,
-    Count,
-    Flag,
-    HostPort,
-    Pause,
-    Seconds,
-    TierSettings,
-    load,
-    options,
-)
+from meeting_common.settings import Address, Count, Flag, HostPort, Pause, Seconds, TierSettings
 from meeting_common.tls import TlsConfigError, server_credentials
 from room_service.store.redis_url import redacted as redacted_url
 from room_service.store.redis_url import url_problem as redis_url_problem
@@ -136,10 +125,8 @@ class Settings(TierSettings):
         return [problem] if problem else []
 
 
-OPTIONS = options(Settings)
+OPTIONS = Settings.options()
 """Every setting as a flag and a variable (for the README tables and the chart's tests)."""
 
-
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Builds the settings from flags, then ROOM_SERVICE_* variables, then defaults."""
-    return load(Settings, argv, environ)
+load_settings = Settings.load
+"""Builds the settings from flags, then ROOM_SERVICE_* variables, then defaults."""

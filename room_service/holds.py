@@ -9,7 +9,9 @@ import logging
 from collections.abc import Iterator
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import LeaveReason, Recovered, RecoverSpec, RoomEvent, Signal, SignalType
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import LeaveReason, Signal, SignalType
+from room_service.domain.requests import Recovered, RecoverSpec
 from room_service.manager_core import ManagerCore
 
 log = logging.getLogger("room_service")

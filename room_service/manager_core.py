@@ -11,12 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meeting_common.logs import plural
-from room_service.domain.models import (
-    LeaveReason,
-    Participant,
-    ParticipantLeft,
-    RoomEvent,
-)
+from room_service.domain.events import ParticipantLeft, RoomEvent
+from room_service.domain.models import LeaveReason, Participant
 from room_service.metrics import RoomMetrics
 from room_service.password_gate import PasswordGate
 from room_service.store.base import RoomStore

@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry
 
 from meeting_common.codes import ErrorCode
 from meeting_common.metrics import Registrar
-from room_service.domain.models import EVENT_KINDS, LeaveReason
+from room_service.domain.events import EVENT_KINDS
+from room_service.domain.models import LeaveReason
 from room_service.store.redis_base import OPERATIONS as STORE_OPERATIONS
 
 # The `type` values of room_service_events_published_total (one per RoomEvent payload).

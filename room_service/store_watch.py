@@ -10,9 +10,10 @@ down; one answer brings it back at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
+
+from meeting_common.tasks import cancel_and_wait
 
 # How often the loop's lateness is sampled.
 _TICK_SECONDS = 0.05
@@ -34,11 +35,8 @@ class LoopLag:
 
     async def stop(self) -> None:
         """Stops sampling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     def sampled(self, lag: float) -> None:
         """One sample: the loop woke a sleeper `lag` seconds late."""

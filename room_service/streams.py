@@ -10,12 +10,8 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from room_service.domain import errors
-from room_service.domain.models import (
-    Position,
-    RoomEvent,
-    Signal,
-    Snapshot,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Position, Signal, Snapshot
 from room_service.manager_core import ManagerCore
 
 log = logging.getLogger("room_service")

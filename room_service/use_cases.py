@@ -13,27 +13,23 @@ import logging
 from meeting_common.logs import plural
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
+from room_service.domain.events import ChatSent, RoomEvent
 from room_service.domain.models import (
     ChatMessage,
-    ChatSent,
-    JoinOutcome,
-    JoinSpec,
     LeaveReason,
     Meeting,
     Participant,
     Position,
-    RoomEvent,
     RoomSummary,
     Signal,
     Snapshot,
 )
 from room_service.domain.passwords import hash_password
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.manager_core import ManagerCore
 from room_service.store.base import StoreUnavailableError
 
 log = logging.getLogger("room_service")
-
-_MEDIA_FIELDS = ("audio", "video", "screen")
 
 
 class UseCases(ManagerCore):
@@ -150,16 +146,11 @@ class UseCases(ManagerCore):
             await self._store.ban_user(meeting_id, kicked.user_id)
         return await self.leave(meeting_id, participant_id, LeaveReason.KICKED)
 
-    async def update_media(
-        self, meeting_id: str, participant_id: str, changes: dict[str, bool], requested_by: str
-    ) -> tuple[Participant, RoomEvent | None]:
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
         """Changes media state: the participant itself, or an internal service (empty)."""
-        unknown = set(changes) - set(_MEDIA_FIELDS)
-        if unknown:
-            raise errors.invalid(f"unknown media fields: {sorted(unknown)}")
-        participant = await self._store.get_participant(meeting_id, participant_id)
-        rules.require_may_change_media(participant, requested_by, changes)
-        updated, event = await self._store.update_media(meeting_id, participant_id, changes, requested_by)
+        participant = await self._store.get_participant(change.meeting_id, change.participant_id)
+        rules.require_may_change_media(participant, change)
+        updated, event = await self._store.update_media(change)
         if event is not None:
             await self._published(event)
         return updated, event

@@ -53,7 +53,7 @@ async def js() -> AsyncIterator[JsClientPool]:
 
 
 @pytest.fixture
-async def stub(room_service: RoomServiceProcess) -> AsyncIterator[pb_grpc.RoomServiceStub]:
+async def stub(room_service: RoomServiceProcess) -> AsyncIterator[pb_grpc.RoomServiceAsyncStub]:
     """A RoomService stub on the running room service."""
     async with grpc.aio.insecure_channel(room_service.grpc_address) as channel:
         yield pb_grpc.RoomServiceStub(channel)

@@ -1,4 +1,9 @@
-"""Conversions between domain values and meeting.v1 messages."""
+"""Conversions between domain values and meeting.v1 messages.
+
+Both sides are named by their module (`models.Meeting` beside `pb.Meeting`,
+`events.ChatSent` beside `pb.RoomEvent.chat_message`), so a signature says which way it
+converts.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +15,9 @@ from typing import Protocol, TypedDict, TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from meeting.v1 import room_service_pb2 as pb
-from room_service.domain import rules
+from room_service.domain import events, models, rules
 from room_service.domain.errors import invalid
-from room_service.domain.models import (
-    ChatMessage,
-    ChatSent,
-    LeaveReason,
-    MediaState,
-    Meeting,
-    MeetingEnded,
-    MeetingStatus,
-    Participant,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
-    Permissions,
-    Position,
-    RoomEvent,
-    RoomSummary,
-    Signal,
-    SignalType,
-    Snapshot,
-)
+from room_service.domain.requests import Seat
 
 _Domain = TypeVar("_Domain", bound=StrEnum)
 _Wire = TypeVar("_Wire", bound=int)
@@ -53,12 +39,12 @@ def _by_name(
     return to_pb, {v: k for k, v in to_pb.items()}
 
 
-_STATUS_TO_PB, _STATUS_FROM_PB = _by_name(MeetingStatus, pb.MeetingStatus, "MEETING_STATUS_")
-_REASON_TO_PB, _REASON_FROM_PB = _by_name(LeaveReason, pb.LeaveReason, "LEAVE_REASON_")
-_SIGNAL_TO_PB, _ANY_SIGNAL_FROM_PB = _by_name(SignalType, pb.SignalType, "SIGNAL_TYPE_")
+_STATUS_TO_PB, _STATUS_FROM_PB = _by_name(models.MeetingStatus, pb.MeetingStatus, "MEETING_STATUS_")
+_REASON_TO_PB, _REASON_FROM_PB = _by_name(models.LeaveReason, pb.LeaveReason, "LEAVE_REASON_")
+_SIGNAL_TO_PB, _ANY_SIGNAL_FROM_PB = _by_name(models.SignalType, pb.SignalType, "SIGNAL_TYPE_")
 # What SendSignal accepts: WebRTC signals only (SESSION_MOVED comes from the room service).
 _SIGNAL_FROM_PB = {
-    wire: kind for wire, kind in _ANY_SIGNAL_FROM_PB.items() if kind is not SignalType.SESSION_MOVED
+    wire: kind for wire, kind in _ANY_SIGNAL_FROM_PB.items() if kind is not models.SignalType.SESSION_MOVED
 }
 
 
@@ -79,7 +65,7 @@ def from_timestamp(ts: Timestamp) -> datetime:
         raise invalid("timestamp out of range") from exc
 
 
-def meeting_to_pb(meeting: Meeting) -> pb.Meeting:
+def meeting_to_pb(meeting: models.Meeting) -> pb.Meeting:
     """The client-visible meeting: never the password or its hash."""
     return pb.Meeting(
         id=meeting.id,
@@ -94,10 +80,10 @@ def meeting_to_pb(meeting: Meeting) -> pb.Meeting:
     )
 
 
-def meeting_from_pb(message: pb.Meeting) -> Meeting:
+def meeting_from_pb(message: pb.Meeting) -> models.Meeting:
     """A meeting to store (its password is handled separately)."""
-    status = _STATUS_FROM_PB.get(message.status, MeetingStatus.SCHEDULED)
-    return Meeting(
+    status = _STATUS_FROM_PB.get(message.status, models.MeetingStatus.SCHEDULED)
+    return models.Meeting(
         id=message.id,
         meeting_name=message.meeting_name,
         status=status,
@@ -110,7 +96,7 @@ def meeting_from_pb(message: pb.Meeting) -> Meeting:
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def participant_to_pb(p: Participant) -> pb.Participant:
+def participant_to_pb(p: models.Participant) -> pb.Participant:
     """A participant message. Cached (Participant is frozen; every caller copies the
     message into its reply): a join lists every participant of the room, so without it
     a storm of N joins converts N²/2 of them. Never mutate the result."""
@@ -126,10 +112,10 @@ def participant_to_pb(p: Participant) -> pb.Participant:
     )
 
 
-def participant_from_pb(m: pb.Participant) -> Participant:
+def participant_from_pb(m: pb.Participant) -> models.Participant:
     """A participant re-announced by an edge. Its permissions are not taken from the
     request (a caller could grant itself host): the store derives them from the meeting."""
-    return Participant(
+    return models.Participant(
         participant_id=rules.checked_id(m.participant_id, "participant.participant_id"),
         user_id=rules.checked_id(m.user_id, "participant.user_id"),
         user_name=rules.checked_name(m.user_name, "participant.user_name"),
@@ -141,34 +127,34 @@ def participant_from_pb(m: pb.Participant) -> Participant:
     )
 
 
-def permissions_to_pb(p: Permissions) -> pb.Permissions:
+def permissions_to_pb(p: models.Permissions) -> pb.Permissions:
     """A permissions message."""
     return pb.Permissions(
         can_share=p.can_share, can_chat=p.can_chat, can_record=p.can_record, is_host=p.is_host
     )
 
 
-def media_from_pb(m: pb.MediaState) -> MediaState:
+def media_from_pb(m: pb.MediaState) -> models.MediaState:
     """A media state."""
-    return MediaState(audio=m.audio, video=m.video, screen=m.screen)
+    return models.MediaState(audio=m.audio, video=m.video, screen=m.screen)
 
 
-def position_to_pb(position: Position) -> pb.StreamPosition:
+def position_to_pb(position: models.Position) -> pb.StreamPosition:
     """A stream position."""
     return pb.StreamPosition(sequence=position.sequence, epoch=position.epoch)
 
 
-def position_from_pb(m: pb.StreamPosition) -> Position:
+def position_from_pb(m: pb.StreamPosition) -> models.Position:
     """A stream position."""
-    return Position(m.sequence, m.epoch)
+    return models.Position(m.sequence, m.epoch)
 
 
-def reason_from_pb(value: pb.LeaveReason.ValueType) -> LeaveReason:
+def reason_from_pb(value: pb.LeaveReason.ValueType) -> models.LeaveReason:
     """A leave reason; unset means LEFT."""
-    return _REASON_FROM_PB.get(value, LeaveReason.LEFT)
+    return _REASON_FROM_PB.get(value, models.LeaveReason.LEFT)
 
 
-def chat_to_pb(message: ChatMessage) -> pb.ChatMessage:
+def chat_to_pb(message: models.ChatMessage) -> pb.ChatMessage:
     """A chat message."""
     return pb.ChatMessage(
         message_id=message.message_id,
@@ -188,7 +174,7 @@ class _SignalRoute(TypedDict):
     payload_json: str
 
 
-def _signal_route(signal: Signal | pb.Signal) -> _SignalRoute:
+def _signal_route(signal: models.Signal | pb.Signal) -> _SignalRoute:
     """Who a signal goes from and to, and its body: the same names on both sides."""
     return _SignalRoute(
         meeting_id=signal.meeting_id,
@@ -198,35 +184,22 @@ def _signal_route(signal: Signal | pb.Signal) -> _SignalRoute:
     )
 
 
-def signal_from_pb(m: pb.Signal) -> Signal:
+def signal_from_pb(m: pb.Signal) -> models.Signal:
     """A signal from an edge; the type must be set."""
     if m.type not in _SIGNAL_FROM_PB:
         raise invalid("signal type is required")
     if not m.meeting_id or not m.from_participant_id or not m.target_participant_id:
         raise invalid("meeting_id, from_participant_id and target_participant_id are required")
-    return Signal(type=_SIGNAL_FROM_PB[m.type], **_signal_route(m))
+    return models.Signal(type=_SIGNAL_FROM_PB[m.type], **_signal_route(m))
 
 
-def signal_to_pb(signal: Signal) -> pb.Signal:
+def signal_to_pb(signal: models.Signal) -> pb.Signal:
     """A signal for an edge."""
     return pb.Signal(
         type=_SIGNAL_TO_PB[signal.type],
         target_socket_id=signal.target_socket_id,
         **_signal_route(signal),
     )
-
-
-class _Seated(Protocol):
-    """A use case's answer to a client taking its seat: a join or a recovery."""
-
-    @property
-    def meeting(self) -> Meeting: ...
-    @property
-    def participant(self) -> Participant: ...
-    @property
-    def others(self) -> tuple[Participant, ...]: ...
-    @property
-    def position(self) -> Position: ...
 
 
 class SeatFields(TypedDict):
@@ -238,7 +211,7 @@ class SeatFields(TypedDict):
     position: pb.StreamPosition
 
 
-def seat_to_pb(seated: _Seated) -> SeatFields:
+def seat_to_pb(seated: Seat) -> SeatFields:
     """The meeting, the client's participant and the position it stands at."""
     return SeatFields(
         meeting=meeting_to_pb(seated.meeting),
@@ -247,7 +220,7 @@ def seat_to_pb(seated: _Seated) -> SeatFields:
     )
 
 
-def snapshot_to_pb(snapshot: Snapshot) -> pb.RoomSnapshot:
+def snapshot_to_pb(snapshot: models.Snapshot) -> pb.RoomSnapshot:
     """A room snapshot."""
     return pb.RoomSnapshot(
         meeting_id=snapshot.meeting_id,
@@ -257,7 +230,7 @@ def snapshot_to_pb(snapshot: Snapshot) -> pb.RoomSnapshot:
     )
 
 
-def room_to_pb(room: RoomSummary) -> pb.Room:
+def room_to_pb(room: models.RoomSummary) -> pb.Room:
     """A room summary."""
     return pb.Room(
         meeting=meeting_to_pb(room.meeting),
@@ -266,7 +239,7 @@ def room_to_pb(room: RoomSummary) -> pb.Room:
     )
 
 
-def event_to_pb(event: RoomEvent) -> pb.RoomEvent:
+def event_to_pb(event: events.RoomEvent) -> pb.RoomEvent:
     """A room event with its oneof payload."""
     message = pb.RoomEvent(
         sequence=event.position.sequence,
@@ -275,16 +248,16 @@ def event_to_pb(event: RoomEvent) -> pb.RoomEvent:
         meeting_id=event.meeting_id,
     )
     payload = event.payload
-    if isinstance(payload, ParticipantJoined):
+    if isinstance(payload, events.ParticipantJoined):
         message.participant_joined.participant.CopyFrom(participant_to_pb(payload.participant))
-    elif isinstance(payload, ParticipantLeft):
+    elif isinstance(payload, events.ParticipantLeft):
         message.participant_left.participant.CopyFrom(participant_to_pb(payload.participant))
         message.participant_left.reason = _REASON_TO_PB[payload.reason]
-    elif isinstance(payload, ParticipantUpdated):
+    elif isinstance(payload, events.ParticipantUpdated):
         message.participant_updated.participant.CopyFrom(participant_to_pb(payload.participant))
         message.participant_updated.changed_by = payload.changed_by
-    elif isinstance(payload, ChatSent):
+    elif isinstance(payload, events.ChatSent):
         message.chat_message.CopyFrom(chat_to_pb(payload.message))
-    elif isinstance(payload, MeetingEnded):
+    elif isinstance(payload, events.MeetingEnded):
         message.meeting_ended.ended_by = payload.ended_by
     return message

@@ -19,7 +19,9 @@ from room_service.api import convert
 from room_service.api.roster import RosterEncoder
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
-from room_service.domain.models import JoinSpec, MediaState, RecoverSpec, RoomEvent, Snapshot
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import MediaState, Snapshot
+from room_service.domain.requests import JoinSpec, MediaChange, RecoverSpec
 from room_service.rooms import RoomManager
 from room_service.store.base_edges import RestoreRecord
 
@@ -182,13 +184,15 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def UpdateMediaState(
         self, request: pb.UpdateMediaStateRequest, context: Any
     ) -> pb.UpdateMediaStateResponse:
-        changes = {f: getattr(request, f) for f in ("audio", "video", "screen") if request.HasField(f)}
-        participant, event = await self._manager.update_media(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
-            changes,
-            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
+        change = MediaChange(
+            meeting_id=_require(request.meeting_id, "meeting_id"),
+            participant_id=_require(request.participant_id, "participant_id"),
+            changed_by=_optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            audio=request.audio if request.HasField("audio") else None,
+            video=request.video if request.HasField("video") else None,
+            screen=request.screen if request.HasField("screen") else None,
         )
+        participant, event = await self._manager.update_media(change)
         position = event.position if event is not None else None
         return pb.UpdateMediaStateResponse(
             participant=convert.participant_to_pb(participant),

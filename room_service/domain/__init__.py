@@ -1,1 +1,1 @@
-"""Pure domain: models, errors and rules. No protobuf, no I/O."""
+"""Pure domain: values (models), the room log's events, requests, errors and rules. No protobuf, no I/O."""

@@ -1,19 +1,16 @@
-"""Meetings, participants and room events as plain immutable values.
-
-A little over 300 lines on purpose: it is the domain's one vocabulary (every value the
-use cases, the stores and the API converters exchange), and most of its lines are the
-docstring each field carries; split, the event payloads would sit apart from the
-participants and positions they are made of. The one seam is the requests and results
-of joins and recoveries at the end (JoinSpec to Recovered); every store imports them from
-here alongside the rest, so moving them is a change to the stores as much as to this file.
+"""The domain's plain immutable values: meetings, participants (with their media and
+permissions), log positions, chat messages, signals, and the views of a room (snapshots,
+summaries). The room log's events are in `events`; the requests that carry more than
+ids (joins, recoveries, media changes) and what joins and recoveries give back, in
+`requests`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
 
 
 class MeetingStatus(StrEnum):
@@ -71,6 +68,15 @@ class Meeting:
     def joinable(self) -> bool:
         """Whether new participants may join."""
         return self.status in (MeetingStatus.SCHEDULED, MeetingStatus.LIVE)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the meeting has ended: no joins ever again, its room closed."""
+        return self.status is MeetingStatus.ENDED
+
+    def as_ended(self) -> Meeting:
+        """This meeting, ended."""
+        return dataclasses.replace(self, status=MeetingStatus.ENDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,91 +153,6 @@ class ChatMessage:
     """When the service accepted it."""
 
 
-class _Payload:
-    """What every event payload has."""
-
-    __slots__ = ()
-
-    kind: ClassVar[str]
-    """The event type, as in metrics labels."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParticipantJoined(_Payload):
-    """Event payload: a participant joined."""
-
-    kind = "participant_joined"
-
-    participant: Participant
-    """Who."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParticipantLeft(_Payload):
-    """Event payload: a participant left."""
-
-    kind = "participant_left"
-
-    participant: Participant
-    """Who, as it was."""
-    reason: LeaveReason
-    """Why."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParticipantUpdated(_Payload):
-    """Event payload: media state changed."""
-
-    kind = "participant_updated"
-
-    participant: Participant
-    """Who, with the new state."""
-    changed_by: str
-    """Participant id of the actor, or '' for an internal service."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChatSent(_Payload):
-    """Event payload: a chat message."""
-
-    kind = "chat_message"
-
-    message: ChatMessage
-    """The message."""
-
-
-@dataclass(frozen=True, slots=True)
-class MeetingEnded(_Payload):
-    """Event payload: the meeting ended; the room is closed."""
-
-    kind = "meeting_ended"
-
-    ended_by: str
-    """Participant id of the host, or '' for an internal service."""
-
-
-EventPayload = ParticipantJoined | ParticipantLeft | ParticipantUpdated | ChatSent | MeetingEnded
-
-EVENT_KINDS: tuple[str, ...] = tuple(
-    c.kind for c in (ParticipantJoined, ParticipantLeft, ParticipantUpdated, ChatSent, MeetingEnded)
-)
-"""Every event type, for metrics that start each series at zero."""
-
-
-@dataclass(frozen=True, slots=True)
-class RoomEvent:
-    """One entry of a room's log."""
-
-    meeting_id: str
-    """The room."""
-    position: Position
-    """Its sequence and epoch."""
-    time: datetime
-    """When it was applied."""
-    payload: EventPayload
-    """What happened."""
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A room's participants exactly as of `position`."""
@@ -274,83 +195,3 @@ class Signal:
     """The client's signal body, JSON-encoded."""
     target_socket_id: str = ""
     """Receiver's socket on its edge; filled in by the service."""
-
-
-@dataclass(frozen=True, slots=True)
-class JoinSpec:
-    """Everything a join needs once the password has been checked."""
-
-    meeting_id: str
-    """The meeting."""
-    user_id: str
-    """The user."""
-    user_name: str
-    """Display name."""
-    media: MediaState
-    """Initial media state."""
-    edge_id: str
-    """Edge of the socket."""
-    socket_id: str
-    """Socket on that edge."""
-    recovery_id: str = ""
-    """The socket's connection-state recovery id (Socket.IO `pid`); empty: not recoverable."""
-
-
-@dataclass(frozen=True, slots=True)
-class JoinOutcome:
-    """What a join did."""
-
-    meeting: Meeting
-    """The meeting joined."""
-    participant: Participant
-    """The joiner."""
-    others: tuple[Participant, ...]
-    """Everyone else as of `position`."""
-    position: Position
-    """The joiner's own join event (or the head, when already joined)."""
-    already_joined: bool = False
-    """The same socket was already in; nothing changed."""
-    replaced: tuple[Participant, ...] = field(default=())
-    """Older sessions of the same user that this join removed."""
-    instance_id: str = ""
-    """The store's instance id, when the store read it along with the join (empty: ask)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecoverSpec:
-    """A reconnecting client's claim on a held session."""
-
-    recovery_id: str
-    """The `pid` it presents."""
-    after: Position | None
-    """The last room position it received (None: it received none)."""
-    edge_id: str
-    """The edge it reconnected through."""
-    user_id: str
-    """Its verified subject; empty without token authentication."""
-    fresh_recovery_id: str
-    """The id the session continues under when the log no longer reaches `after`."""
-    take_over: bool = False
-    """Also take a session still bound to a socket (its client reconnected before that
-    socket's edge noticed the loss: the socket is dead, or the claim is its successor)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Recovered:
-    """A session taken over by a reconnected client."""
-
-    meeting: Meeting
-    """Its meeting."""
-    participant: Participant
-    """The participant, unchanged except for its edge."""
-    missed: tuple[RoomEvent, ...]
-    """Events after the client's position, in order (empty when `resynced`)."""
-    position: Position
-    """The room's head: the last of `missed`, or where a resynced session stands."""
-    resynced: bool = False
-    """The log no longer reached back: bound to the fresh id, nothing in `missed`."""
-    others: tuple[Participant, ...] = ()
-    """Everyone else in the room as of `position`."""
-    moved_from: str = ""
-    """The edge whose socket still held the session when it was taken over (it must let
-    that socket go without a leave); empty when the session was held."""

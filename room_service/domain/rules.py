@@ -9,12 +9,12 @@ its own authority, not from a participant, and is not held to a participant's ru
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 
 from meeting_common.text import unsafe_character
 from room_service.domain import errors
-from room_service.domain.models import JoinSpec, Meeting, Participant, Permissions
+from room_service.domain.models import ChatMessage, Meeting, Participant, Permissions
+from room_service.domain.requests import JoinSpec, MediaChange
 
 MAX_ID = 128
 """Longest id (meeting, user, participant, edge, socket)."""
@@ -79,9 +79,15 @@ def new_participant(meeting: Meeting, spec: JoinSpec, joined_at: datetime) -> Pa
     )
 
 
-def new_message_id() -> str:
-    """A fresh chat message id."""
-    return f"msg-{uuid.uuid4().hex}"
+def new_chat_message(sender: Participant, text: str, sent_at: datetime) -> ChatMessage:
+    """The chat message `sender` sends: a fresh id, and the sender's name as it stands."""
+    return ChatMessage(
+        message_id=f"msg-{uuid.uuid4().hex}",
+        participant_id=sender.participant_id,
+        user_name=sender.user_name,
+        text=text,
+        sent_at=sent_at,
+    )
 
 
 def new_epoch() -> str:
@@ -119,14 +125,12 @@ def require_may_kick(actor: Participant | None, target_id: str) -> None:
         raise errors.invalid("The host cannot kick itself; use leave-meeting")
 
 
-def require_may_change_media(
-    participant: Participant, requested_by: str, changes: Mapping[str, bool]
-) -> None:
+def require_may_change_media(participant: Participant, change: MediaChange) -> None:
     """A participant changes only its own media (a service anyone's); turning screen
     sharing on needs the permission to share."""
-    if not is_internal(requested_by) and requested_by != participant.participant_id:
+    if not is_internal(change.changed_by) and change.changed_by != participant.participant_id:
         raise errors.forbidden("Participants change only their own media")
-    if changes.get("screen") and not participant.permissions.can_share:
+    if change.screen and not participant.permissions.can_share:
         raise errors.forbidden("Screen sharing is not allowed")
 
 

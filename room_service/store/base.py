@@ -37,17 +37,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    JoinOutcome,
-    JoinSpec,
-    LeaveReason,
-    Meeting,
-    Participant,
-    Position,
-    RoomEvent,
-    RoomSummary,
-    Snapshot,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import LeaveReason, Meeting, Participant, Position, RoomSummary, Snapshot
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store.base_edges import EdgeLeases, SessionHolds, SignalRouter
 
 
@@ -134,13 +126,7 @@ class RoomLog(Protocol):
         """Removes a participant; raises NOT_IN_MEETING."""
         ...
 
-    async def update_media(
-        self,
-        meeting_id: str,
-        participant_id: str,
-        changes: dict[str, bool],
-        changed_by: str,
-    ) -> tuple[Participant, RoomEvent | None]:
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
         """Applies media changes; no event when nothing changed."""
         ...
 

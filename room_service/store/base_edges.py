@@ -9,13 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from room_service.domain.models import (
-    Participant,
-    Recovered,
-    RecoverSpec,
-    RoomEvent,
-    Signal,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Participant, Signal
+from room_service.domain.requests import Recovered, RecoverSpec
 
 
 @dataclass(frozen=True, slots=True)

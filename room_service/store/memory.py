@@ -6,25 +6,16 @@ from __future__ import annotations
 import dataclasses
 
 from room_service.domain import errors, rules
-from room_service.domain.models import (
-    ChatMessage,
+from room_service.domain.events import (
     ChatSent,
-    JoinOutcome,
-    JoinSpec,
-    LeaveReason,
-    Meeting,
     MeetingEnded,
-    MeetingStatus,
-    Participant,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
-    Position,
     RoomEvent,
-    RoomSummary,
-    Signal,
-    Snapshot,
 )
+from room_service.domain.models import LeaveReason, Meeting, Participant, Position, RoomSummary, Snapshot
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store.memory_edges import MemoryEdges
 from room_service.store.memory_guards import MemoryGuards
 from room_service.store.memory_holds import MemoryHolds
@@ -50,10 +41,10 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         self, meeting_id: str, ended_by: str, drop_at: float
     ) -> tuple[Meeting, RoomEvent | None]:
         previous = self._meeting(meeting_id)
-        meeting = dataclasses.replace(previous, status=MeetingStatus.ENDED)
+        meeting = previous.as_ended()
         self._meetings[meeting_id] = meeting
         room = self._rooms.get(meeting_id)
-        if room is None or previous.status is MeetingStatus.ENDED:
+        if room is None or previous.ended:
             return meeting, None  # ending twice tells nobody anything new
         for participant in room.participants.values():
             self._unindex(participant, meeting_id)
@@ -71,7 +62,7 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         while self._ended and self._ended[0][0] <= now:
             drop_at, room = self._ended.popleft()
             meeting = self._meetings.get(room.meeting_id)
-            still_ended = meeting is None or meeting.status is MeetingStatus.ENDED
+            still_ended = meeting is None or meeting.ended
             # A meeting registered again and rejoined keeps its room.
             if room.drop_at == drop_at and still_ended and not room.participants:
                 self._close(room)
@@ -146,31 +137,18 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
             self._close(room)
         return event
 
-    async def update_media(
-        self,
-        meeting_id: str,
-        participant_id: str,
-        changes: dict[str, bool],
-        changed_by: str,
-    ) -> tuple[Participant, RoomEvent | None]:
-        room, participant = self._find(meeting_id, participant_id)
-        media = dataclasses.replace(participant.media, **changes)
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
+        room, participant = self._find(change.meeting_id, change.participant_id)
+        media = change.applied_to(participant.media)
         if media == participant.media:
             return participant, None
         updated = dataclasses.replace(participant, media=media)
-        room.participants[participant_id] = updated
-        return updated, self._append(room, ParticipantUpdated(updated, changed_by))
+        room.participants[change.participant_id] = updated
+        return updated, self._append(room, ParticipantUpdated(updated, change.changed_by))
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
-        room, participant = self._find(meeting_id, participant_id)
-        message = ChatMessage(
-            message_id=rules.new_message_id(),
-            participant_id=participant_id,
-            user_name=participant.user_name,
-            text=text,
-            sent_at=utc_now(),
-        )
-        return self._append(room, ChatSent(message))
+        room, sender = self._find(meeting_id, participant_id)
+        return self._append(room, ChatSent(rules.new_chat_message(sender, text, utc_now())))
 
     async def get_participant(self, meeting_id: str, participant_id: str) -> Participant:
         return self._find(meeting_id, participant_id)[1]
@@ -178,7 +156,7 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
     async def snapshot(self, meeting_id: str) -> Snapshot:
         meeting = self._meeting(meeting_id)
         room = self._rooms.get(meeting_id)
-        ended = meeting.status is MeetingStatus.ENDED
+        ended = meeting.ended
         if room is None:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
         return Snapshot(meeting_id, tuple(room.participants.values()), room.position, ended)
@@ -222,12 +200,6 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
     async def participant_count(self, meeting_id: str) -> int:
         room = self._rooms.get(meeting_id)
         return len(room.participants) if room is not None else 0
-
-    async def publish_signal(self, edge_id: str, signal: Signal) -> None:
-        self._mailboxes.post(edge_id, signal)
-
-    async def next_signal(self, edge_id: str) -> Signal:
-        return await self._mailboxes.take(edge_id)
 
     async def ready(self) -> bool:
         return True

@@ -1,4 +1,4 @@
-"""In-process store, edge role: leases, reaping and RestoreSessions."""
+"""In-process store, edge role: leases, reaping, RestoreSessions and signals."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import dataclasses
 from collections.abc import Sequence
 
 from room_service.domain import rules
-from room_service.domain.models import (
-    LeaveReason,
-    ParticipantJoined,
-    ParticipantLeft,
-    RoomEvent,
-)
+from room_service.domain.events import ParticipantJoined, ParticipantLeft, RoomEvent
+from room_service.domain.models import LeaveReason, Signal
 from room_service.store.base_edges import RestoreRecord
 from room_service.store.memory_state import MemoryState
 
 
 class MemoryEdges(MemoryState):
-    """Edge leases: renewing, reaping an expired edge, restoring its sessions."""
+    """Edge leases (renewing, reaping an expired edge, restoring its sessions) and each
+    edge's signal mailbox."""
 
     async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
         known = edge_id in self._edges
@@ -82,3 +79,9 @@ class MemoryEdges(MemoryState):
             self._index(participant, record.meeting_id)
             self._append(room, ParticipantJoined(participant))
         return rejected
+
+    async def publish_signal(self, edge_id: str, signal: Signal) -> None:
+        self._mailboxes.post(edge_id, signal)
+
+    async def next_signal(self, edge_id: str) -> Signal:
+        return await self._mailboxes.take(edge_id)

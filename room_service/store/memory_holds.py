@@ -6,13 +6,9 @@ import dataclasses
 import heapq
 
 from room_service.domain import errors
-from room_service.domain.models import (
-    LeaveReason,
-    ParticipantLeft,
-    Recovered,
-    RecoverSpec,
-    RoomEvent,
-)
+from room_service.domain.events import ParticipantLeft, RoomEvent
+from room_service.domain.models import LeaveReason
+from room_service.domain.requests import Recovered, RecoverSpec
 from room_service.store.memory_state import MemoryState
 
 
@@ -52,16 +48,14 @@ class MemoryHolds(MemoryState):
         missed = self._events_after(room, spec.after)
         if missed is not None:
             return Recovered(
-                meeting, participant, tuple(missed), room.position, others=others, moved_from=moved_from
+                meeting, participant, others, room.position, tuple(missed), moved_from=moved_from
             )
         # The log no longer reaches back: the session goes on under a fresh id.
         self._forget_recovery(key)
         if spec.fresh_recovery_id:
             self._recovery[spec.fresh_recovery_id] = key
             self._recovery_of[key] = spec.fresh_recovery_id
-        return Recovered(
-            meeting, participant, (), room.position, resynced=True, others=others, moved_from=moved_from
-        )
+        return Recovered(meeting, participant, others, room.position, resynced=True, moved_from=moved_from)
 
     async def expire_holds(self, now: float) -> list[RoomEvent]:
         events: list[RoomEvent] = []

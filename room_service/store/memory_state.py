@@ -11,13 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from room_service.domain import errors, rules
-from room_service.domain.models import (
-    EventPayload,
-    Meeting,
-    Participant,
-    Position,
-    RoomEvent,
-)
+from room_service.domain.events import EventPayload, RoomEvent
+from room_service.domain.models import Meeting, Participant, Position
 from room_service.domain.throttle import FailureThrottle
 from room_service.store.base import StoreOptions
 from room_service.store.mailboxes import Mailboxes

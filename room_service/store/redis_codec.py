@@ -10,22 +10,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from room_service.domain import events
 from room_service.domain.models import (
     ChatMessage,
-    ChatSent,
-    EventPayload,
     LeaveReason,
     MediaState,
     Meeting,
-    MeetingEnded,
     MeetingStatus,
     Participant,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
     Permissions,
     Position,
-    RoomEvent,
 )
 
 # Log entry kinds as stored (the `k` field of a log entry).
@@ -134,20 +128,22 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def event_from(meeting_id: str, epoch: str, entry: list[Any]) -> RoomEvent:
+def event_from(meeting_id: str, epoch: str, entry: list[Any]) -> events.RoomEvent:
     """A RoomEvent from a script's entry `[seq, kind, payload, reason, by, time]`."""
     seq, kind, payload, reason, by, at = (str(_text(v)) if not isinstance(v, int) else str(v) for v in entry)
-    body: EventPayload
+    body: events.EventPayload
     if kind == JOINED:
-        body = ParticipantJoined(participant_from(payload))
+        body = events.ParticipantJoined(participant_from(payload))
     elif kind == LEFT:
-        body = ParticipantLeft(participant_from(payload), LeaveReason(reason))
+        body = events.ParticipantLeft(participant_from(payload), LeaveReason(reason))
     elif kind == UPDATED:
-        body = ParticipantUpdated(participant_from(payload), by)
+        body = events.ParticipantUpdated(participant_from(payload), by)
     elif kind == CHAT:
-        body = ChatSent(_chat_from(payload))
+        body = events.ChatSent(_chat_from(payload))
     elif kind == ENDED:
-        body = MeetingEnded(ended_by=by)
+        body = events.MeetingEnded(ended_by=by)
     else:
         raise ValueError(f"unknown log entry kind {kind!r}")
-    return RoomEvent(meeting_id, Position(int(seq), epoch), datetime.fromtimestamp(float(at), UTC), body)
+    return events.RoomEvent(
+        meeting_id, Position(int(seq), epoch), datetime.fromtimestamp(float(at), UTC), body
+    )

@@ -13,7 +13,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from room_service.domain import rules
 from room_service.domain.errors import DomainError
-from room_service.domain.models import RoomEvent, Signal, SignalType
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Signal, SignalType
 from room_service.store.base_edges import RestoreRecord
 from room_service.store.redis_base import (
     LEASES,

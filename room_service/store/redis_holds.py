@@ -28,18 +28,9 @@ from typing import Any
 
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    JoinOutcome,
-    JoinSpec,
-    Meeting,
-    MeetingStatus,
-    Participant,
-    ParticipantLeft,
-    Position,
-    Recovered,
-    RecoverSpec,
-    RoomEvent,
-)
+from room_service.domain.events import ParticipantLeft, RoomEvent
+from room_service.domain.models import Meeting, MeetingStatus, Participant, Position
+from room_service.domain.requests import JoinOutcome, JoinSpec, Recovered, RecoverSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import (
     INCARNATION,
@@ -266,10 +257,10 @@ class RedisHolds(RedisRooms):
         return Recovered(
             meeting,
             participant,
-            tuple(event_from(meeting_id, epoch, entry) for entry in entries),
+            tuple(participant_from(raw) for raw in others),
             Position(int(head), epoch),
+            tuple(event_from(meeting_id, epoch, entry) for entry in entries),
             resynced=resynced,
-            others=tuple(participant_from(raw) for raw in others),
             moved_from=str(moved_from or ""),
         )
 

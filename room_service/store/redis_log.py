@@ -14,7 +14,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from room_service.domain.models import Position, RoomEvent
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Position
 from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import RedisPart, room_keys, run_script
 from room_service.store.redis_codec import event_from

@@ -28,6 +28,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from meeting_common.tasks import cancel_and_wait
 from room_service.domain.models import Position
 from room_service.store.redis_base import RedisClient
 
@@ -92,10 +93,7 @@ class RoomNotifier:
 
     async def close(self) -> None:
         """Stops listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 

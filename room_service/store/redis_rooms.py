@@ -9,19 +9,9 @@ from typing import Any
 
 from room_service.domain import errors, rules
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    ChatMessage,
-    JoinOutcome,
-    JoinSpec,
-    LeaveReason,
-    Meeting,
-    MeetingStatus,
-    Participant,
-    Position,
-    RoomEvent,
-    RoomSummary,
-    Snapshot,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import LeaveReason, Meeting, Participant, Position, RoomSummary, Snapshot
+from room_service.domain.requests import JoinOutcome, JoinSpec, MediaChange
 from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import (
     DIRECTORY,
@@ -106,7 +96,7 @@ class RedisRooms(RedisLog):
     async def end_meeting(
         self, meeting_id: str, ended_by: str, drop_at: float
     ) -> tuple[Meeting, RoomEvent | None]:
-        meeting = dataclasses.replace(await self.get_meeting(meeting_id), status=MeetingStatus.ENDED)
+        meeting = (await self.get_meeting(meeting_id)).as_ended()
         when = repr(drop_at)
         reply = await self._change_room("end_meeting", meeting_id, [meeting_json(meeting), ended_by, when])
         if reply[0] != "OK":
@@ -145,22 +135,18 @@ class RedisRooms(RedisLog):
             raise refusal(reply[0])
         return self._events(reply)[0]
 
-    async def update_media(
-        self,
-        meeting_id: str,
-        participant_id: str,
-        changes: dict[str, bool],
-        changed_by: str,
-    ) -> tuple[Participant, RoomEvent | None]:
+    async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
         for _ in range(_UPDATE_ATTEMPTS):
-            raw = await self._participant_json(meeting_id, participant_id)
+            raw = await self._participant_json(change.meeting_id, change.participant_id)
             participant = participant_of(raw)
-            media = dataclasses.replace(participant.media, **changes)
+            media = change.applied_to(participant.media)
             if media == participant.media:
                 return participant, None
             updated = dataclasses.replace(participant, media=media)
             reply = await self._change_room(
-                "update_media", meeting_id, [participant_id, raw, participant_json(updated), changed_by]
+                "update_media",
+                change.meeting_id,
+                [change.participant_id, raw, participant_json(updated), change.changed_by],
             )
             if reply[0] == "OK":
                 return updated, self._events(reply)[0]
@@ -170,13 +156,7 @@ class RedisRooms(RedisLog):
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:
         sender = await self.get_participant(meeting_id, participant_id)
-        message = ChatMessage(
-            message_id=rules.new_message_id(),
-            participant_id=participant_id,
-            user_name=sender.user_name,
-            text=text,
-            sent_at=datetime.now(UTC),
-        )
+        message = rules.new_chat_message(sender, text, datetime.now(UTC))
         reply = await self._change_room("append_chat", meeting_id, [participant_id, chat_json(message)])
         if reply[0] != "OK":
             raise refusal(reply[0])
@@ -200,7 +180,7 @@ class RedisRooms(RedisLog):
         )
         if raw is None:
             raise errors.meeting_not_found()
-        ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).status is MeetingStatus.ENDED
+        ended = meeting_from(raw, created or datetime.now(UTC).isoformat()).ended
         if not epoch:
             return Snapshot(meeting_id, (), Position(0, ""), ended)
         participants = tuple(participant_of(p) for p in found)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 
-from room_service.domain.models import Position, RoomEvent
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Position
 from room_service.store.redis_notify import Mark
 
 # Entries kept per room: enough for every watcher here to catch up after a burst (and

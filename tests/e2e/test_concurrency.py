@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.timeout(180)
 CLIENTS = 36
 LEAVERS = range(0, CLIENTS, 6)  # 6 clients leave with leave-meeting
 DROPPERS = range(3, CLIENTS, 6)  # 6 clients vanish (TCP reset, no disconnect packet)
+WEBSOCKET_ONLY: dict[str, Any] = {"transports": ["websocket"]}
 
 
 def _explain(client: JsClient, violations: list[str], pids: list[str]) -> str:
@@ -40,7 +42,7 @@ async def test_concurrent_joins_leaves_and_drops_over_two_edges(
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     clients: list[JsClient] = []
     for i in range(CLIENTS):
@@ -53,7 +55,7 @@ async def test_concurrent_joins_leaves_and_drops_over_two_edges(
             c.connect(
                 (edge if i % 2 else edge2).url,
                 timeout=30,
-                **({} if i % 4 == 1 and i not in DROPPERS else {"transports": ["websocket"]}),
+                **({} if i % 4 == 1 and i not in DROPPERS else WEBSOCKET_ONLY),
             )
             for i, c in enumerate(clients)
         )

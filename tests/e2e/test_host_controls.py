@@ -16,7 +16,7 @@ HOST = "host-user"
 """The meeting's creator: the user `_seat` joins for the client named "host"."""
 
 
-async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING) -> None:
+async def _create_meeting(stub: pb_grpc.RoomServiceAsyncStub, meeting_id: str = MEETING) -> None:
     meeting = pb.Meeting(
         id=meeting_id, meeting_name="Host controls", status=pb.MEETING_STATUS_LIVE, creator_id=HOST
     )
@@ -24,7 +24,7 @@ async def _create_meeting(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETI
 
 
 async def _seat(
-    stub: pb_grpc.RoomServiceStub, js: JsClientPool, **edges: EdgeProcess
+    stub: pb_grpc.RoomServiceAsyncStub, js: JsClientPool, **edges: EdgeProcess
 ) -> tuple[list[JsClient], dict[str, str]]:
     """Creates the meeting and joins a client per keyword, in order, as user "<name>-user"
     through the given edge; the first has seen the last arrive. Returns the clients, and the
@@ -42,7 +42,7 @@ async def _seat(
 
 
 async def test_host_kicks_a_participant_on_another_edge(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     (host, target, other_far, other_near), pids = await _seat(
         stub, js, host=edge, target=edge2, far=edge2, near=edge
@@ -83,7 +83,7 @@ async def test_host_kicks_a_participant_on_another_edge(
 
 
 async def test_only_the_host_may_kick(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     (host, guest, victim), pids = await _seat(stub, js, host=edge, guest=edge2, victim=edge)
     host_pid, victim_pid = pids["host"], pids["victim"]
@@ -113,7 +113,7 @@ async def test_only_the_host_may_kick(
 
 
 async def test_host_ends_the_meeting_on_every_edge(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     (host, near, far), pids = await _seat(stub, js, host=edge, near=edge, far=edge2)
     host_pid = pids["host"]
@@ -153,7 +153,7 @@ async def test_host_ends_the_meeting_on_every_edge(
 
 
 async def test_only_the_host_may_end(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     (host, guest), _ = await _seat(stub, js, host=edge, guest=edge2)
 

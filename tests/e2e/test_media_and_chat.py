@@ -166,7 +166,7 @@ async def test_screen_share_and_chat_refused_without_permission(
 
 
 async def test_chat_reaches_everyone_in_the_room_once(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     alice, bob, carol = js.client("alice"), js.client("bob"), js.client("carol")
     alice_pid = (await join(alice, "alice", url=edge.url))["participantId"]

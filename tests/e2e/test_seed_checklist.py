@@ -118,7 +118,7 @@ async def test_3_third_user_joins(edge: EdgeProcess, js: JsClientPool, options: 
     no_errors(*users)
 
 
-async def test_4_user_leaves_and_rejoins(pair: Pair, stub: pb_grpc.RoomServiceStub) -> None:
+async def test_4_user_leaves_and_rejoins(pair: Pair, stub: pb_grpc.RoomServiceAsyncStub) -> None:
     user1, user2, first, before = pair
     ack = await user2.emit_with_ack("leave-meeting", {"meetingId": MEETING})
     assert ack["success"] is True
@@ -141,7 +141,7 @@ async def test_4_user_leaves_and_rejoins(pair: Pair, stub: pb_grpc.RoomServiceSt
     no_errors(user1, user2)
 
 
-async def test_5_disconnect_handling(pair: Pair, stub: pb_grpc.RoomServiceStub) -> None:
+async def test_5_disconnect_handling(pair: Pair, stub: pb_grpc.RoomServiceAsyncStub) -> None:
     user1, user2, first, second = pair
     await user2.drop("reset")  # unexpected: no disconnect packet
     # WebSocket: seen at once; a long-poll: at the ping timeout (3 s with the test edge).
@@ -156,7 +156,7 @@ async def test_5_disconnect_handling(pair: Pair, stub: pb_grpc.RoomServiceStub) 
 
 
 async def test_locked_demo_meeting_needs_its_password(
-    edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     client = await connect(js, "client", edge.url, {"transports": ["websocket"]})
     for password in (None, "wrong", "PASSWORD123"):
@@ -256,7 +256,7 @@ async def run_seed_script(url: str, seconds: float) -> str:
 
 
 async def test_the_seeds_verification_script_prints_the_expected_output(
-    edge: EdgeProcess, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     output = await run_seed_script(edge.url, 4.0)
     expected = logical_lines(seed_block("Expected Output", ""))

@@ -16,7 +16,7 @@ from tests.support.roster import replay
 
 pytestmark = pytest.mark.timeout(120)
 
-WS = {"transports": ["websocket"]}
+WS: dict[str, Any] = {"transports": ["websocket"]}
 
 
 async def on(js: JsClientPool, **edges: EdgeProcess) -> list[JsClient]:
@@ -58,7 +58,7 @@ async def test_4_leave_and_rejoin_across_edges(
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     user1, user2, first, before = await seed_pair(js, edge.url, edge2.url, **WS)
     assert (await user2.emit_with_ack("leave-meeting", {}))["success"] is True
@@ -79,7 +79,7 @@ async def test_5_disconnect_is_seen_across_edges(
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     user1, user2, first, second = await seed_pair(js, edge.url, edge2.url, **WS)
     await user2.drop("reset")
@@ -127,7 +127,7 @@ async def test_same_user_on_another_edge_replaces_the_older_session(
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     peer, old, new = await on(js, peer=edge2, old=edge, new=edge2)
     host = await join(peer, "user-peer", name="Peer", ack=False)

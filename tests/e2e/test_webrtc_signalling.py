@@ -20,13 +20,13 @@ CANDIDATE = {
 }
 
 
-async def _position(stub: pb_grpc.RoomServiceStub) -> tuple[int, str]:
+async def _position(stub: pb_grpc.RoomServiceAsyncStub) -> tuple[int, str]:
     position = (await room_snapshot(stub)).position
     return position.sequence, position.epoch
 
 
 async def test_offer_answer_and_candidates_reach_only_the_target_across_edges(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     alice, bob, carol, dave = (js.client(n) for n in ("alice", "bob", "carol", "dave"))
     alice_pid = (await join(alice, "alice", url=edge.url))["participantId"]
@@ -85,7 +85,7 @@ async def test_signals_between_sockets_on_the_same_edge(edge: EdgeProcess, js: J
 
 
 async def test_signals_outside_the_senders_meeting_are_refused(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     await stub.UpsertMeeting(
         pb.UpsertMeetingRequest(meeting=pb.Meeting(id="other-meeting", status=pb.MEETING_STATUS_LIVE)),

@@ -5,6 +5,7 @@ unready, until it is back."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 import grpc
@@ -79,7 +80,7 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
         await wait_until(lambda: status_is(edge_a.url, 503), within=20, what="edge /readyz 503")
         for proc in replicas.procs:
             await wait_until(
-                lambda p=proc: status_is(f"http://{p.metrics_address}", 503),
+                functools.partial(status_is, f"http://{proc.metrics_address}", 503),
                 within=20,
                 what="replica /readyz 503",
             )
@@ -102,7 +103,9 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
     await wait_for_ready(edge_a.url, within=20)
     for proc in replicas.procs:
         await wait_until(
-            lambda p=proc: status_is(f"http://{p.metrics_address}", 200), within=20, what="replica ready"
+            functools.partial(status_is, f"http://{proc.metrics_address}", 200),
+            within=20,
+            what="replica ready",
         )
     report("Redis back: edge and replicas ready after", time.monotonic() - back)
     p2 = str((await join(late, "u2", within=30))["participantId"])

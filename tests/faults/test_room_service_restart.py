@@ -199,7 +199,7 @@ async def _at_least(items: list[str], count: int) -> bool:
     return len(items) >= count
 
 
-async def _has(stub: pb_grpc.RoomServiceStub, expected: set[str]) -> bool:
+async def _has(stub: pb_grpc.RoomServiceAsyncStub, expected: set[str]) -> bool:
     return await truth(stub) == expected
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from edge_gateway.relay_host import Broadcast
 from edge_gateway.sessions import Session
-from room_service.domain.models import JoinSpec, MediaState
+from room_service.domain.models import MediaState
+from room_service.domain.requests import JoinSpec
 from tests.support.edge_stack import OPEN, Client, Connect, Stack
 from tests.support.room import join
 from tests.support.roster import replay
@@ -51,8 +53,8 @@ async def test_events_during_a_late_joiners_catch_up_are_not_lost(connected: Con
             await remote_join("user-during")  # arrives while the late joiner is caught up
         await real_emit(event, data, **kwargs)
 
-    hub.emit = slow_emit  # type: ignore[method-assign]
-    hub.attach = late_attach  # type: ignore[method-assign]
+    hub.emit = slow_emit  # type: ignore[method-assign,assignment]
+    hub.attach = late_attach  # type: ignore[method-assign,assignment]
     try:
         joined = await join(late, "user-late")
         await first.wait_for_event("participant-joined", lambda d: d["userId"] == "user-during")
@@ -95,7 +97,7 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
             resent.set()
         if (
             event == "participant-joined"
-            and kwargs.get("room")
+            and isinstance(kwargs["to"], Broadcast)
             and payload["userId"] == "user-lag"
             and not rejoin
         ):
@@ -159,7 +161,7 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
             assert pid not in hub.relays[OPEN].view
         await real_attach(session, *rest)
 
-    hub.attach = removal_first  # type: ignore[method-assign]
+    hub.attach = removal_first  # type: ignore[method-assign,assignment]
     try:
         mark = len(victim.events)
         ack = await victim.emit_with_ack(
@@ -203,7 +205,7 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
     hub = stack.edge.hub
     relay = hub.relays[OPEN]
     real_join, real_emit = hub.client.join, hub.emit
-    written: list[tuple[str, str]] = []
+    written: list[tuple[str, str | Broadcast]] = []
 
     async def late_reply(*args: Any) -> Any:
         reply = await real_join(*args)
@@ -212,10 +214,10 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
         return reply
 
     async def recorded_emit(event: str, data: Any, **kwargs: Any) -> None:
-        written.append((event, kwargs.get("to") or kwargs.get("room") or ""))
+        written.append((event, kwargs["to"]))
         await real_emit(event, data, **kwargs)
 
-    hub.client.join = late_reply  # type: ignore[method-assign]
+    hub.client.join = late_reply  # type: ignore[method-assign,assignment]
     hub.emit = recorded_emit  # type: ignore[method-assign]
     try:
         joined = await join(second, "user-2-id")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 class EdgeStream:
     """A WatchEdge stream piped into a queue."""
 
-    def __init__(self, stub: pb_grpc.RoomServiceStub, edge_id: str) -> None:
+    def __init__(self, stub: pb_grpc.RoomServiceAsyncStub, edge_id: str) -> None:
         self.call = stub.WatchEdge(pb.WatchEdgeRequest(edge_id=edge_id))
         self.signals: asyncio.Queue[pb.Signal] = asyncio.Queue()
         self._task = asyncio.create_task(self._pump())

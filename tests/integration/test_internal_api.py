@@ -25,7 +25,7 @@ FORBIDDEN = (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
 NOT_IN_MEETING = (grpc.StatusCode.NOT_FOUND, "NOT_IN_MEETING")
 
 
-async def _upsert(stub: pb_grpc.RoomServiceStub, meeting_id: str = MEETING, **fields: Any) -> pb.Meeting:
+async def _upsert(stub: pb_grpc.RoomServiceAsyncStub, meeting_id: str = MEETING, **fields: Any) -> pb.Meeting:
     password = fields.pop("password", "")
     values: dict[str, Any] = {
         "meeting_name": "Internal",
@@ -42,7 +42,7 @@ Room = tuple[dict[str, JsClient], dict[str, str]]
 
 @pytest.fixture
 async def room(
-    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> Room:
     """A live meeting with three sockets, two on `edge` and one on `edge2`: the clients and
     their participant ids by name."""
@@ -59,7 +59,7 @@ async def room(
 
 
 async def test_upsert_and_get_meeting(
-    edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    edge: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     created = await _upsert(stub, meeting_name="Board", password="s3cret!", max_participants=2)
     assert created.has_password is True
@@ -115,13 +115,13 @@ async def test_upsert_and_get_meeting(
     ids=["get-unknown", "list-unknown", "end-unknown", "upsert-without-id"],
 )
 async def test_unknown_meetings_and_malformed_requests_are_refused(
-    stub: pb_grpc.RoomServiceStub, rpc: str, request_: Message, code: str, reason: str
+    stub: pb_grpc.RoomServiceAsyncStub, rpc: str, request_: Message, code: str, reason: str
 ) -> None:
     await rpc_refused(getattr(stub, rpc)(request_, timeout=10), grpc.StatusCode[code], reason)
 
 
 async def test_list_rooms_and_participants_follow_the_sockets(
-    room: Room, stub: pb_grpc.RoomServiceStub
+    room: Room, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     clients, pids = room
     rooms = {r.meeting.id: r for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
@@ -142,12 +142,12 @@ async def test_list_rooms_and_participants_follow_the_sockets(
 
     for client in (clients["alice"], clients["carol"]):
         await client.emit_with_ack("leave-meeting", {})
-    rooms = {r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
-    assert MEETING not in rooms  # an empty room is not listed
+    open_rooms = {r.meeting.id for r in (await stub.ListRooms(pb.ListRoomsRequest(), timeout=10)).rooms}
+    assert MEETING not in open_rooms  # an empty room is not listed
 
 
 async def test_moderator_mute_reaches_every_socket_including_the_muted(
-    room: Room, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    room: Room, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     clients, pids = room
     marks = {name: c.mark() for name, c in clients.items()}
@@ -173,7 +173,7 @@ async def test_moderator_mute_reaches_every_socket_including_the_muted(
     await rpc_refused(stub.UpdateMediaState(ghost, timeout=10), *NOT_IN_MEETING)
 
 
-async def test_remove_participant_kicks_the_socket(room: Room, stub: pb_grpc.RoomServiceStub) -> None:
+async def test_remove_participant_kicks_the_socket(room: Room, stub: pb_grpc.RoomServiceAsyncStub) -> None:
     clients, pids = room
     marks = {name: c.mark() for name, c in clients.items()}
     kick_bob = pb.RemoveParticipantRequest(meeting_id=MEETING, participant_id=pids["bob"])
@@ -201,7 +201,7 @@ async def test_remove_participant_kicks_the_socket(room: Room, stub: pb_grpc.Roo
 
 
 async def test_end_meeting_closes_the_room_on_every_edge(
-    room: Room, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceStub
+    room: Room, edge2: EdgeProcess, js: JsClientPool, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     clients, pids = room
     by_bob = pb.EndMeetingRequest(meeting_id=MEETING, requested_by_participant_id=pids["bob"])
@@ -229,7 +229,7 @@ async def test_end_meeting_closes_the_room_on_every_edge(
 
 
 async def test_send_chat_and_signal_on_behalf_of_a_participant(
-    room: Room, stub: pb_grpc.RoomServiceStub
+    room: Room, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
     clients, pids = room
     marks = {name: c.mark() for name, c in clients.items()}

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry
 
-from room_service.domain.models import ChatSent, ParticipantLeft, Position, RecoverSpec, RoomEvent
+from room_service.domain.events import ChatSent, ParticipantLeft, RoomEvent
+from room_service.domain.models import Position
+from room_service.domain.requests import RecoverSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
@@ -37,6 +39,10 @@ async def _watching(store: RedisStore, seen: list[RoomEvent], after: Position) -
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+
+def _holds(seen: list[RoomEvent], count: int) -> Callable[[], bool]:
+    return lambda: len(seen) >= count
 
 
 def _told(seen: list[RoomEvent]) -> list[tuple[int, str, str]]:
@@ -88,10 +94,10 @@ async def test_expiries_reaps_and_recoveries_reach_watchers_on_both_replicas_onc
                 (dave.position.sequence + 3, "chat", carol.participant.participant_id),
             ]
             for seen in (here, there):
-                await wait_until(lambda s=seen: len(s) >= 3, within=10.0, what="every change reached it")
+                await wait_until(_holds(seen, 3), within=10.0, what="every change reached it")
             await local.append_chat(MEETING, dave.participant.participant_id, "last")
             for seen in (here, there):
-                await wait_until(lambda s=seen: len(s) >= 4, within=10.0, what="the last chat reached it")
+                await wait_until(_holds(seen, 4), within=10.0, what="the last chat reached it")
                 assert _told(seen)[:3] == expected  # anything twice would come before the last
                 assert [e.position.sequence for e in seen] == [s for s, _, _ in expected] + [
                     dave.position.sequence + 4

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from room_service.config import load_settings, redacted_url
 from room_service.domain.errors import ErrorCode
-from room_service.domain.models import Position, RoomEvent, Signal, SignalType, Snapshot
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Position, Signal, SignalType, Snapshot
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions, StoreUnavailableError
@@ -60,7 +62,8 @@ async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded
         joined = await store.join(spec("u1"))
         for i in range(20):
             await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
-        room_keys = [k for k in await raw.keys("*") if MEETING in k and not k.startswith("{edge:")]
+        keys = cast("list[str]", await raw.keys("*"))  # text: decode_responses
+        room_keys = [k for k in keys if MEETING in k and not k.startswith("{edge:")]
         assert room_keys, "the room's keys were not found"
         assert all(k.startswith(f"{{room:{MEETING}}}:") for k in room_keys), room_keys
         assert await raw.xlen(f"{{room:{MEETING}}}:log") == 5

@@ -25,18 +25,20 @@ REPLAY_BUFFER = 8
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[RoomServiceApp, pb_grpc.RoomServiceStub]]:
+async def served() -> AsyncIterator[tuple[RoomServiceApp, pb_grpc.RoomServiceAsyncStub]]:
     async with room_service_app("--replay-buffer", str(REPLAY_BUFFER)) as pair:
         yield pair
 
 
 @pytest.fixture
-def stub(served: tuple[RoomServiceApp, pb_grpc.RoomServiceStub]) -> pb_grpc.RoomServiceStub:
+def stub(served: tuple[RoomServiceApp, pb_grpc.RoomServiceAsyncStub]) -> pb_grpc.RoomServiceAsyncStub:
     return served[1]
 
 
 @pytest.fixture
-async def channel(served: tuple[RoomServiceApp, pb_grpc.RoomServiceStub]) -> AsyncIterator[grpc.aio.Channel]:
+async def channel(
+    served: tuple[RoomServiceApp, pb_grpc.RoomServiceAsyncStub],
+) -> AsyncIterator[grpc.aio.Channel]:
     """A second channel to the same service, for the health and reflection services."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served[0].grpc_port}") as chan:
         yield chan
@@ -45,7 +47,9 @@ async def channel(served: tuple[RoomServiceApp, pb_grpc.RoomServiceStub]) -> Asy
 # -- meetings -----------------------------------------------------------------------------
 
 
-async def test_demo_meetings_are_registered_without_their_password(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_demo_meetings_are_registered_without_their_password(
+    stub: pb_grpc.RoomServiceAsyncStub,
+) -> None:
     locked = (await stub.GetMeeting(pb.GetMeetingRequest(meeting_id=LOCKED))).meeting
     assert locked.has_password
     assert locked.creator_id == "user-1-id"
@@ -54,7 +58,7 @@ async def test_demo_meetings_are_registered_without_their_password(stub: pb_grpc
     assert not (await stub.GetMeeting(pb.GetMeetingRequest(meeting_id=OPEN))).meeting.has_password
 
 
-async def test_upsert_meeting_then_join_with_its_password(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_upsert_meeting_then_join_with_its_password(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     meeting = pb.Meeting(
         id="board", meeting_name="Board", creator_id="ceo", status=pb.MEETING_STATUS_SCHEDULED
     )
@@ -67,7 +71,7 @@ async def test_upsert_meeting_then_join_with_its_password(stub: pb_grpc.RoomServ
                   grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")  # fmt: skip
 
 
-async def test_meeting_errors_carry_their_stable_code(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_meeting_errors_carry_their_stable_code(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     error = await rpc_refused(
         stub.GetMeeting(pb.GetMeetingRequest(meeting_id="nope")),
         grpc.StatusCode.NOT_FOUND,
@@ -88,7 +92,7 @@ async def test_meeting_errors_carry_their_stable_code(stub: pb_grpc.RoomServiceS
 
 
 async def test_join_returns_the_others_the_position_and_the_seed_permissions(
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     host = await stub.Join(join_request("user-1-id"))
     guest = await stub.Join(join_request("user-2-id", media=pb.MediaState(audio=True, video=False)))
@@ -108,7 +112,7 @@ async def test_join_returns_the_others_the_position_and_the_seed_permissions(
         assert reply.participant.joined_at.seconds > 0
 
 
-async def test_join_refusals_map_to_status_and_reason(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_join_refusals_map_to_status_and_reason(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     error = await rpc_refused(stub.Join(join_request("u", LOCKED, password="nope")),
                           grpc.StatusCode.PERMISSION_DENIED, "INVALID_PASSWORD")  # fmt: skip
     assert error.details() == "Invalid meeting password"
@@ -137,7 +141,7 @@ async def test_join_refusals_map_to_status_and_reason(stub: pb_grpc.RoomServiceS
     assert listed.snapshot.participants == []
 
 
-async def test_join_from_the_same_socket_is_idempotent(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_join_from_the_same_socket_is_idempotent(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     first = await stub.Join(join_request("u1"))
     await stub.Join(join_request("u2"))
     again = await stub.Join(join_request("u1"))
@@ -149,7 +153,7 @@ async def test_join_from_the_same_socket_is_idempotent(stub: pb_grpc.RoomService
     assert again.position == listed.position
 
 
-async def test_leave_list_participants_and_list_rooms(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_leave_list_participants_and_list_rooms(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     one = await stub.Join(join_request("u1"))
     two = await stub.Join(join_request("u2"))
     rooms = (await stub.ListRooms(pb.ListRoomsRequest())).rooms
@@ -175,7 +179,7 @@ async def test_leave_list_participants_and_list_rooms(stub: pb_grpc.RoomServiceS
 
 
 async def test_same_user_from_another_socket_replaces_the_older_session(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     old = await stub.Join(join_request("u1", socket_id="s-old"))
     watches.append(watch := Watch(stub, OPEN, old.position))
@@ -192,7 +196,7 @@ async def test_same_user_from_another_socket_replaces_the_older_session(
 # -- edges (only the RPC surface; lease behaviour is tested at the store) ------------------
 
 
-async def test_heartbeat_reports_whether_the_edge_was_known(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_heartbeat_reports_whether_the_edge_was_known(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     first = await stub.Heartbeat(pb.HeartbeatRequest(edge_id="edge-hb"))
     assert not first.known and first.lease_seconds > 0
     assert (await stub.Heartbeat(pb.HeartbeatRequest(edge_id="edge-hb"))).known
@@ -228,7 +232,7 @@ async def test_reflection_lists_the_room_service(channel: grpc.aio.Channel) -> N
 
 
 async def test_out_of_range_timestamps_are_invalid_argument_not_internal(
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     # Found by the gRPC fuzzer: nanos = -1 used to crash the conversion (INTERNAL).
     for created_at in (Timestamp(seconds=1, nanos=-1), Timestamp(seconds=2**62)):

@@ -21,19 +21,24 @@ REPLAY_BUFFER = 8
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[pb_grpc.RoomServiceStub]:
+async def stub() -> AsyncIterator[pb_grpc.RoomServiceAsyncStub]:
     """A service whose replay buffer is short enough to outrun."""
     async with room_service_app("--replay-buffer", str(REPLAY_BUFFER)) as (_, served_stub):
         yield served_stub
 
 
+async def joined(stub: pb_grpc.RoomServiceAsyncStub, *users: str) -> list[pb.JoinResponse]:
+    """Joins `users` to the open meeting one after another; their replies, in order."""
+    return [await stub.Join(join_request(user)) for user in users]
+
+
 async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_order(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     first = await stub.Join(join_request("u1"))
     watches.append(watch := Watch(stub, OPEN, first.position))
     await watch.nothing()
-    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
+    joins = await joined(stub, "u2", "u3", "u4", "u5")
     await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=joins[1].participant.participant_id))
     events = [await watch.event() for _ in range(5)]
     assert [e.sequence for e in events] == list(
@@ -48,10 +53,9 @@ async def test_watch_from_a_join_position_streams_exactly_the_later_events_in_or
 
 
 async def test_events_ready_together_come_as_one_batch_only_to_a_watcher_that_asks(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
-    first = await stub.Join(join_request("u1"))
-    joins = [await stub.Join(join_request(f"u{i}")) for i in range(2, 6)]
+    first, *joins = await joined(stub, "u1", "u2", "u3", "u4", "u5")
     expected = [first.position.sequence + n for n in range(1, 5)]
     # All four are in the log when these watchers start after u1's join.
     watches.append(batched := Watch(stub, OPEN, first.position, batch=True))
@@ -70,10 +74,9 @@ async def test_events_ready_together_come_as_one_batch_only_to_a_watcher_that_as
 
 
 async def test_watch_resumes_after_a_position_without_repeating(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
-    first = await stub.Join(join_request("u1"))
-    replies = [await stub.Join(join_request(f"u{i}")) for i in range(2, 5)]
+    first, *replies = await joined(stub, "u1", "u2", "u3", "u4")
     # A watcher that saw up to u2's join resumes after it: u3 and u4, nothing before.
     watches.append(watch := Watch(stub, OPEN, replies[0].position))
     resumed = [await watch.event(), await watch.event()]
@@ -88,10 +91,9 @@ async def test_watch_resumes_after_a_position_without_repeating(
 
 
 async def test_watch_with_an_empty_or_unknown_epoch_starts_with_a_snapshot(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
-    one = await stub.Join(join_request("u1"))
-    two = await stub.Join(join_request("u2"))
+    one, two = await joined(stub, "u1", "u2")
     for after in (pb.StreamPosition(), pb.StreamPosition(sequence=1, epoch="someone-elses-epoch")):
         watches.append(watch := Watch(stub, OPEN, after))
         first = await watch.next()
@@ -107,11 +109,10 @@ async def test_watch_with_an_empty_or_unknown_epoch_starts_with_a_snapshot(
 
 
 async def test_watch_gets_a_snapshot_when_the_buffer_no_longer_reaches(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     first = await stub.Join(join_request("u1"))
-    for i in range(REPLAY_BUFFER + 2):
-        await stub.Join(join_request(f"churn{i}"))
+    await joined(stub, *(f"churn{i}" for i in range(REPLAY_BUFFER + 2)))
     last = await stub.Join(join_request("u-last"))
     watches.append(watch := Watch(stub, OPEN, first.position))
     item = await watch.next()
@@ -122,7 +123,7 @@ async def test_watch_gets_a_snapshot_when_the_buffer_no_longer_reaches(
 
 
 async def test_watch_from_a_closed_incarnation_gets_a_snapshot_of_the_new_one(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     one = await stub.Join(join_request("u1"))
     await stub.Leave(pb.LeaveRequest(meeting_id=OPEN, participant_id=one.participant.participant_id))
@@ -140,7 +141,7 @@ async def test_watch_from_a_closed_incarnation_gets_a_snapshot_of_the_new_one(
 
 
 async def test_a_watcher_of_a_room_that_closes_sees_it_empty_then_reopened(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     one = await stub.Join(join_request("u1"))
     watches.append(watch := Watch(stub, OPEN, one.position))
@@ -161,7 +162,7 @@ async def test_a_watcher_of_a_room_that_closes_sees_it_empty_then_reopened(
     assert [p.user_id for p in item.snapshot.participants] == ["u2"]
 
 
-async def test_watch_of_an_unknown_meeting_is_not_found(stub: pb_grpc.RoomServiceStub) -> None:
+async def test_watch_of_an_unknown_meeting_is_not_found(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id="ghost"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in call:
@@ -171,7 +172,7 @@ async def test_watch_of_an_unknown_meeting_is_not_found(stub: pb_grpc.RoomServic
 
 
 async def test_many_watchers_see_the_same_sequence(
-    stub: pb_grpc.RoomServiceStub, watches: list[Watch]
+    stub: pb_grpc.RoomServiceAsyncStub, watches: list[Watch]
 ) -> None:
     first = await stub.Join(join_request("u0"))
     watches.extend(Watch(stub, OPEN, first.position) for _ in range(5))

@@ -21,7 +21,6 @@ async def test_direct_emits_broadcasts_and_the_ack_reach_a_socket_in_emit_order(
     async with serve() as served:
         sio = served.sio
 
-        @sio.on("burst")
         async def burst(sid: str, count: int) -> int:
             # Alternating a direct emit and a room broadcast: one numbered sequence.
             for n in range(count):
@@ -31,6 +30,7 @@ async def test_direct_emits_broadcasts_and_the_ack_reach_a_socket_in_emit_order(
                     await sio.emit("n", {"n": n}, room=ROOM)
             return count  # the acknowledgement, sent after every emit above
 
+        sio.on("burst", burst)
         raw = await RawSocket.open(served.url)
         other = js.client("other")
         await other.connect(served.url, transports=["websocket"])
@@ -215,7 +215,6 @@ async def test_a_burst_leaves_in_one_write_per_socket_in_order_beside_a_polling_
     async with serve() as served:
         sio = served.sio
 
-        @sio.on("burst")
         async def burst(sid: str, count: int) -> int:
             for n in range(count):
                 if n % 3 == 0:
@@ -224,6 +223,7 @@ async def test_a_burst_leaves_in_one_write_per_socket_in_order_beside_a_polling_
                     await sio.emit("n", {"n": n}, room=ROOM)
             return count
 
+        sio.on("burst", burst)
         raw = await RawSocket.open(served.url)
         polling = js.client("polling")
         await polling.connect(served.url, transports=["polling"])

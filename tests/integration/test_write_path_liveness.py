@@ -87,7 +87,7 @@ async def test_a_pong_is_taken_as_it_is_read_without_waking_the_reading_loop() -
             woken.append(str(msg.data))
             return msg
 
-        ws.receive = counted  # type: ignore[method-assign]  # the loop calls it for its next message
+        ws.receive = counted  # the loop calls it for its next message
         pings = 0
         async with asyncio.timeout(20):
             while pings < 6:  # the 6th PING is scheduled by the 5th PONG

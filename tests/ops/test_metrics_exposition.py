@@ -65,7 +65,7 @@ def _check_labels(source: str, exposition: Exposition, ids: set[str]) -> list[st
     return problems
 
 
-async def _open_watch(stub: pb_grpc.RoomServiceStub) -> tuple[Any, asyncio.Task[None]]:
+async def _open_watch(stub: pb_grpc.RoomServiceAsyncStub) -> tuple[Any, asyncio.Task[None]]:
     """Opens WatchRoom on the demo room and keeps reading it in the background."""
     call: Any = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=MEETING))
     first = await asyncio.wait_for(call.read(), timeout=10)
@@ -85,7 +85,7 @@ async def test_expositions_after_traffic_pass_promtool_and_the_naming_rules(
     edge: EdgeProcess,
     edge2: EdgeProcess,
     js: JsClientPool,
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     promtool = require_tool("promtool")
     ids = TrafficIds()

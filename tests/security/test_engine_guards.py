@@ -224,7 +224,7 @@ async def test_without_trusted_proxies_forwarded_headers_are_ignored(
     ) as edge:
         for i in range(2):
             await js.client(f"c{i}").connect(
-                edge.url, **{"transports": ["polling"], "extraHeaders": {"X-Forwarded-For": f"203.0.113.{i}"}}
+                edge.url, transports=["polling"], extraHeaders={"X-Forwarded-For": f"203.0.113.{i}"}
             )
         with pytest.raises(JsCommandError):
             await js.client("c-extra").connect(
@@ -245,11 +245,11 @@ async def test_a_connected_socket_keeps_only_what_authentication_reads_of_its_re
     )
     seen: list[dict[str, Any]] = []
 
-    @sio.on("connect")
     async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         seen.append(environ)
         return bool(auth)  # a CONNECT without auth is refused, one with it admitted
 
+    sio.on("connect", on_connect)
     app = web.Application()
     sio.attach(app)
     async with serve_on_loopback(app) as url:

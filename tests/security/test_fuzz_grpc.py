@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +70,17 @@ def _scalar(f: d.FieldDescriptor, real_ids: tuple[str, ...]) -> st.SearchStrateg
     if f.type in (d.FieldDescriptor.TYPE_DOUBLE, d.FieldDescriptor.TYPE_FLOAT):
         return st.floats(width=32 if f.type == d.FieldDescriptor.TYPE_FLOAT else 64)
     if f.type == d.FieldDescriptor.TYPE_ENUM:
+        assert f.enum_type is not None
         return st.sampled_from([v.number for v in f.enum_type.values]) | st.integers(-(2**31), 2**31 - 1)
     low, high = _INT_RANGES[f.type]
     return st.integers(low, high)
+
+
+def _later(
+    desc: d.Descriptor, real_ids: tuple[str, ...], depth: int
+) -> Callable[[], st.SearchStrategy[dict[str, Any]]]:
+    """`messages` of a nested type, built only when drawn (hypothesis wants a function)."""
+    return lambda: messages(desc, real_ids, depth)
 
 
 def messages(
@@ -84,16 +92,11 @@ def messages(
         if f.type == d.FieldDescriptor.TYPE_MESSAGE:
             if depth >= 3:
                 continue
-            one: st.SearchStrategy[Any] = st.deferred(
-                lambda f=f: messages(f.message_type, real_ids, depth + 1)
-            )
+            assert f.message_type is not None
+            one = st.deferred(_later(f.message_type, real_ids, depth + 1))
         else:
             one = _scalar(f, real_ids)
-        is_repeated = getattr(f, "is_repeated", None)
-        repeated = (
-            is_repeated if isinstance(is_repeated, bool) else f.label == d.FieldDescriptor.LABEL_REPEATED
-        )
-        fields[f.name] = st.lists(one, max_size=3) if repeated else one
+        fields[f.name] = st.lists(one, max_size=3) if f.is_repeated else one
     return st.fixed_dictionaries({}, optional=fields)
 
 
@@ -132,7 +135,7 @@ def requests(draw: st.DrawFn) -> tuple[d.MethodDescriptor, Message]:
 @dataclass
 class Rig:
     channel: grpc.aio.Channel
-    stub: pb_grpc.RoomServiceStub
+    stub: pb_grpc.RoomServiceAsyncStub
     guarded_participant: str
     outcomes: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
 
@@ -170,7 +173,7 @@ async def rig(room_service: RoomServiceProcess) -> AsyncIterator[Rig]:
             print(f"  {method:20} {result:36} {count}")
 
 
-async def _heartbeats(stub: pb_grpc.RoomServiceStub) -> None:
+async def _heartbeats(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     while True:
         await stub.Heartbeat(pb.HeartbeatRequest(edge_id="fuzz-edge"), timeout=5)
         await asyncio.sleep(0.5)

@@ -131,7 +131,7 @@ class Rig:
     """The edge, the room service stub and the fuzzing socket."""
 
     edge: EdgeProcess
-    stub: pb_grpc.RoomServiceStub
+    stub: pb_grpc.RoomServiceAsyncStub
     host: socketio.AsyncClient
     fuzzer: socketio.AsyncClient
     seen: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -180,7 +180,7 @@ async def rig(room_service: RoomServiceProcess) -> AsyncIterator[Rig]:
     finally:
         for client in (host, fuzzer):
             await client.disconnect()
-        await channel.close()
+        await channel.close(None)
         await edge.terminate()
 
 

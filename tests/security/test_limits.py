@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from edge_gateway.limits import TokenBucket
 from room_service.domain.throttle import FailureThrottle
@@ -184,14 +185,14 @@ async def test_room_capacity(js: JsClientPool) -> None:
 
 
 async def test_cors_refuses_other_origins(room_service: RoomServiceProcess) -> None:
-    good = "http://app.example.test"
+    good = Origin("http://app.example.test")
     async with await start_edge(
         room_service.grpc_address, "--cors-allowed-origins", good, name="edge-cors"
     ) as edge:
         host = edge.http_address
         ws_url = f"ws://{host}/socket.io/?EIO=4&transport=websocket"
         with pytest.raises(websockets.InvalidStatus) as info:
-            async with websockets.connect(ws_url, origin="http://evil.example.test", open_timeout=5):
+            async with websockets.connect(ws_url, origin=Origin("http://evil.example.test"), open_timeout=5):
                 pass
         assert info.value.response.status_code == 400
         async with websockets.connect(ws_url, origin=good, open_timeout=5) as ws:

@@ -64,7 +64,7 @@ async def test_a_pid_presented_with_another_users_token_recovers_nothing(
 
 
 async def test_no_caller_can_send_the_room_services_session_moved_notice(
-    stub: pb_grpc.RoomServiceStub,
+    stub: pb_grpc.RoomServiceAsyncStub,
 ) -> None:
     """The notice that closes a socket without a leave comes only from the room service."""
     first = await stub.Join(join_request("user-2-id"), timeout=10)

@@ -18,7 +18,7 @@ HOST = "host-user"
 EVERYTHING = pb.Permissions(can_share=True, can_chat=True, can_record=True, is_host=True)
 
 
-async def _meeting(stub: pb_grpc.RoomServiceStub) -> None:
+async def _meeting(stub: pb_grpc.RoomServiceAsyncStub) -> None:
     meeting = pb.Meeting(id=MEETING, meeting_name="Restore", status=pb.MEETING_STATUS_LIVE, creator_id=HOST)
     await stub.UpsertMeeting(pb.UpsertMeetingRequest(meeting=meeting), timeout=5)
 
@@ -36,7 +36,7 @@ def _record(participant_id: str, user: str, edge: str, socket: str) -> pb.Sessio
     return pb.SessionRecord(meeting_id=MEETING, participant=participant)
 
 
-async def _roster(stub: pb_grpc.RoomServiceStub) -> dict[str, pb.Participant]:
+async def _roster(stub: pb_grpc.RoomServiceAsyncStub) -> dict[str, pb.Participant]:
     return {p.participant_id: p for p in (await room_snapshot(stub, MEETING)).participants}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import helm_python as helm
 import kubernetes_validate
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from meeting_common.settings import Option, parse_address
 from tests.support.dashboard import CHART
@@ -94,4 +94,4 @@ def env(entry: dict[str, Any]) -> dict[str, Any]:
 def default_port(options: tuple[Option, ...], name: str) -> int:
     """The port of an address option's default."""
     (option,) = [option for option in options if option.name == name]
-    return parse_address(option.default)[1]
+    return int(parse_address(option.default)[1])

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.managed import Managed, ManagedProcess

@@ -71,7 +71,7 @@ class RedisServer(ManagedProcess):
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    async def start(self) -> None:  # type: ignore[override]
+    async def start(self) -> None:
         """Starts and waits until it accepts connections."""
         await super().start()
         await self.wait_for_log(lambda r: READY_TEXT in str(r.get("msg", "")), timeout=20.0)
@@ -124,7 +124,7 @@ class SentinelServer(ManagedProcess):
         config.write_text("\n".join(lines) + "\n")
         super().__init__(f"sentinel-{self.port}", [binary, str(config), "--sentinel"], ready_msg=None)
 
-    async def start(self) -> None:  # type: ignore[override]
+    async def start(self) -> None:
         """Starts and waits until it watches the primary."""
         await super().start()
         await self.wait_for_log(lambda r: "+monitor master" in str(r.get("msg", "")), timeout=20.0)

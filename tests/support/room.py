@@ -129,19 +129,19 @@ async def refused(client: SocketClient, event: str, payload: Any, code: str) -> 
 
 
 @asynccontextmanager
-async def room_stub(address: str) -> AsyncIterator[pb_grpc.RoomServiceStub]:
+async def room_stub(address: str) -> AsyncIterator[pb_grpc.RoomServiceAsyncStub]:
     """A RoomService stub on `address` (closed on exit)."""
     async with grpc.aio.insecure_channel(address) as channel:
         yield pb_grpc.RoomServiceStub(channel)
 
 
-async def room_snapshot(stub: pb_grpc.RoomServiceStub, meeting: str = MEETING) -> pb.RoomSnapshot:
+async def room_snapshot(stub: pb_grpc.RoomServiceAsyncStub, meeting: str = MEETING) -> pb.RoomSnapshot:
     """The room as the room service holds it."""
     reply = await stub.ListParticipants(pb.ListParticipantsRequest(meeting_id=meeting), timeout=10)
     return reply.snapshot
 
 
-async def truth(stub: pb_grpc.RoomServiceStub, meeting: str = MEETING) -> set[str]:
+async def truth(stub: pb_grpc.RoomServiceAsyncStub, meeting: str = MEETING) -> set[str]:
     """Who is in the room, per the room service: its participant ids."""
     return {p.participant_id for p in (await room_snapshot(stub, meeting)).participants}
 

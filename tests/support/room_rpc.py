@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -22,7 +22,7 @@ LOCKED_PASSWORD = "password123"
 
 
 @asynccontextmanager
-async def room_service_app(*flags: str) -> AsyncIterator[tuple[RoomServiceApp, pb_grpc.RoomServiceStub]]:
+async def room_service_app(*flags: str) -> AsyncIterator[tuple[RoomServiceApp, pb_grpc.RoomServiceAsyncStub]]:
     """A started RoomServiceApp (demo meetings, no restore grace, `flags` on top) and a
     stub on a real channel to it; both closed on exit."""
     settings = load_settings(
@@ -60,15 +60,17 @@ def join_request(user: str, meeting: str = OPEN, **fields: Any) -> pb.JoinReques
 def reason_of(error: grpc.aio.AioRpcError) -> str:
     """The google.rpc.ErrorInfo reason in a refusal's status details, read off the wire
     here (not with the code under test); the status must agree with the call's code."""
-    for key, value in error.trailing_metadata() or ():
+    # grpc-stubs types the trailing metadata of the sync RpcError; an aio call's is grpc.aio.Metadata.
+    for key, value in cast("grpc.aio.Metadata", error.trailing_metadata()) or ():
         if key == "grpc-status-details-bin":
+            assert isinstance(value, bytes), value
             status = status_pb2.Status.FromString(value)
             assert status.code == error.code().value[0]
             for detail in status.details:
                 info = error_details_pb2.ErrorInfo()
                 if detail.Unpack(info):
                     assert info.domain == "meeting.v1"
-                    return info.reason
+                    return str(info.reason)
     raise AssertionError(f"no ErrorInfo in {error!r}")
 
 

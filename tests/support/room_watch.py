@@ -17,7 +17,12 @@ class Watch:
     """A WatchRoom stream piped into a queue, so tests can wait with a timeout."""
 
     def __init__(
-        self, stub: pb_grpc.RoomServiceStub, meeting: str, after: pb.StreamPosition, *, batch: bool = False
+        self,
+        stub: pb_grpc.RoomServiceAsyncStub,
+        meeting: str,
+        after: pb.StreamPosition,
+        *,
+        batch: bool = False,
     ) -> None:
         self.call = stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting, after=after, batch=batch))
         self.items: asyncio.Queue[pb.WatchRoomResponse | grpc.aio.AioRpcError] = asyncio.Queue()

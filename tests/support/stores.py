@@ -12,15 +12,9 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from room_service.domain.models import (
-    JoinSpec,
-    MediaState,
-    Meeting,
-    MeetingStatus,
-    Position,
-    RecoverSpec,
-    RoomEvent,
-)
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import MediaState, Meeting, MeetingStatus, Position
+from room_service.domain.requests import JoinSpec, RecoverSpec
 from room_service.store.base import RoomStore, StoreOptions
 from room_service.store.memory import MemoryStore
 from room_service.store.redis import RedisStore, connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
@@ -43,7 +44,7 @@ async def drive_traffic(js: JsClientPool, edges: Sequence[EdgeProcess], tag: str
     await _connect(carol, first, ids)
     await _connect(dave, second, ids)
 
-    joins = (
+    joins: tuple[tuple[JsClient, str, dict[str, Any]], ...] = (
         (alice, f"ops-alice-{tag}", {}),
         (bob, f"ops-bob-{tag}", {"video": False}),
         (carol, f"ops-carol-{tag}", {}),

@@ -53,16 +53,16 @@ async def serve(max_buffered_bytes: int = 1 << 20, **options: Any) -> AsyncItera
     await site.start()
     served = Served(sio, f"http://127.0.0.1:{bound_port(site)}", drops)
 
-    @sio.on("connect")
     async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         await sio.enter_room(sid, ROOM)
 
-    @sio.on("disconnect")
     async def on_disconnect(sid: str, reason: Any = None) -> None:
         served.left[sid] = str(reason)
         async with served.changed:
             served.changed.notify_all()
 
+    sio.on("connect", on_connect)
+    sio.on("disconnect", on_disconnect)
     try:
         yield served
     finally:

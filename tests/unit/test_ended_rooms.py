@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from meeting.v1 import room_service_pb2 as pb
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus
+from room_service.domain.models import MediaState, Meeting, MeetingStatus
+from room_service.domain.requests import JoinSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from room_service.domain.models import JoinSpec, MediaState, Meeting, MeetingStatus, Position, Snapshot
+from room_service.domain.models import MediaState, Meeting, MeetingStatus, Position, Snapshot
+from room_service.domain.requests import JoinSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
@@ -20,6 +22,11 @@ from room_service.store.memory import MemoryStore
 from tests.support.timing import FakeClock, wait_until
 
 ROOM = "room"
+
+
+async def _close(stream: AsyncIterator[object]) -> None:
+    assert isinstance(stream, AsyncGenerator)  # RoomManager.watch is an async generator
+    await stream.aclose()
 
 
 def _spec(user: str, edge: str) -> JoinSpec:
@@ -112,7 +119,7 @@ async def test_a_fresh_service_holds_resync_snapshots_for_the_grace() -> None:
     assert isinstance(first, Snapshot)
     assert time.monotonic() - started >= 0.29
     assert [p.participant_id for p in first.participants] == [restored.participant.participant_id]
-    await stream.aclose()
+    await _close(stream)
 
 
 @pytest.mark.parametrize("grace", [0.0])
@@ -121,4 +128,4 @@ async def test_without_grace_the_snapshot_is_immediate(grace: float) -> None:
     stream = manager.watch(ROOM, Position(7, "old"))
     first = await asyncio.wait_for(anext(stream), 1.0)
     assert isinstance(first, Snapshot) and first.participants == ()
-    await stream.aclose()
+    await _close(stream)

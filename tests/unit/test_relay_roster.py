@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from edge_gateway import wire
 from edge_gateway.metrics import EdgeMetrics
 from edge_gateway.relay import RoomRelay
+from edge_gateway.relay_host import Broadcast, Payload
 from edge_gateway.relay_view import views_from
 from edge_gateway.sessions import SessionRegistry
 from meeting.v1 import room_service_pb2 as pb
@@ -45,6 +46,22 @@ class _Host:
 
     def watch_room(self, meeting_id: str, position: pb.StreamPosition) -> Any:
         return _QuietStream()
+
+    # A quiet stream delivers nothing: none of these is ever called.
+    async def emit(self, event: str, data: Payload, *, to: str | Broadcast) -> None:
+        raise AssertionError("nothing to emit")
+
+    async def enter_room(self, sid: str, room: str) -> None:
+        raise AssertionError("no socket registers")
+
+    async def joiner_told(self, participant: pb.Participant) -> None:
+        raise AssertionError("nobody joins")
+
+    async def local_participant_left(self, participant_id: str, reason: pb.LeaveReason.ValueType) -> None:
+        raise AssertionError("nobody leaves")
+
+    async def drop_session(self, sid: str) -> None:
+        raise AssertionError("the meeting stays")
 
 
 def _participant(name: str) -> pb.Participant:

@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import JoinSpec, LeaveReason, MediaState, Meeting, MeetingStatus, Position
+from room_service.domain.models import LeaveReason, MediaState, Meeting, MeetingStatus, Position
 from room_service.domain.passwords import hash_password, verify_password
+from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions
@@ -275,7 +276,9 @@ async def test_idempotent_rejoin_logs_nothing_and_appends_nothing(
 
 async def test_join_results_are_counted_including_unexpected_failures(clock: FakeClock) -> None:
     class BrokenStore(MemoryStore):
-        async def join(self, spec: JoinSpec, meeting: object = None, lease_until: object = None) -> object:  # type: ignore[override]
+        async def join(
+            self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
+        ) -> JoinOutcome:
             raise RuntimeError("disk on fire")
 
     registry = CollectorRegistry()

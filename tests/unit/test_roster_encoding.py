@@ -29,9 +29,10 @@ def participant(i: int) -> Participant:
 def test_a_filled_reply_equals_one_built_field_by_field() -> None:
     roster = RosterEncoder(pb.JoinResponse)
     others = [participant(i) for i in range(5)]
-    head = {"participant": participant_to_pb(participant(99)), "instance_id": "i-1"}
-    reply = roster.fill(pb.JoinResponse(**head), others)
-    assert reply == pb.JoinResponse(**head, participants=[participant_to_pb(p) for p in others])
+    me = participant_to_pb(participant(99))
+    reply = roster.fill(pb.JoinResponse(participant=me, instance_id="i-1"), others)
+    listed = [participant_to_pb(p) for p in others]
+    assert reply == pb.JoinResponse(participant=me, participants=listed, instance_id="i-1")
     # Through the wire as well: the order of the roster is kept.
     again = pb.JoinResponse.FromString(reply.SerializeToString())
     assert [p.participant_id for p in again.participants] == [p.participant_id for p in others]

@@ -3,6 +3,7 @@ the guests of a meeting, and an internal service (an empty requester)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import pytest
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.models import MediaState, Meeting, MeetingStatus, Participant
+from room_service.domain.requests import MediaChange
 
 HOST = "host-user"
 
@@ -96,12 +98,16 @@ def test_only_the_host_or_a_service_kicks_and_the_host_not_itself() -> None:
     )
 
 
+def _media_of(target: Participant, changed_by: str, **media: bool) -> MediaChange:
+    return MediaChange("m", target.participant_id, changed_by, **media)
+
+
 def test_media_of_others_only_by_a_service() -> None:
     guest, other = _participant("guest"), _participant("other")
-    rules.require_may_change_media(guest, guest.participant_id, {"audio": False})
-    rules.require_may_change_media(guest, "", {"audio": False})
+    rules.require_may_change_media(guest, _media_of(guest, guest.participant_id, audio=False))
+    rules.require_may_change_media(guest, _media_of(guest, "", audio=False))
     _refused(
-        lambda: rules.require_may_change_media(guest, other.participant_id, {"audio": False}),
+        lambda: rules.require_may_change_media(guest, _media_of(guest, other.participant_id, audio=False)),
         ErrorCode.FORBIDDEN,
         "Participants change only their own media",
     )
@@ -110,11 +116,13 @@ def test_media_of_others_only_by_a_service() -> None:
 def test_screen_sharing_needs_the_permission_to_share() -> None:
     locked = _meeting(guests=False)
     guest, host = _participant("guest", locked), _participant(HOST, locked)
-    rules.require_may_change_media(host, host.participant_id, {"screen": True})
-    rules.require_may_change_media(guest, guest.participant_id, {"screen": False})
+    rules.require_may_change_media(host, _media_of(host, host.participant_id, screen=True))
+    rules.require_may_change_media(guest, _media_of(guest, guest.participant_id, screen=False))
     for requester in (guest.participant_id, ""):  # not even a service turns it on
         _refused(
-            lambda requester=requester: rules.require_may_change_media(guest, requester, {"screen": True}),
+            functools.partial(
+                rules.require_may_change_media, guest, _media_of(guest, requester, screen=True)
+            ),
             ErrorCode.FORBIDDEN,
             "Screen sharing is not allowed",
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from room_service.domain.models import LeaveReason, MeetingStatus, ParticipantLeft
+from room_service.domain.events import ParticipantLeft
+from room_service.domain.models import LeaveReason, MeetingStatus
 from room_service.store.base_edges import RestoreRecord
 from tests.support.stores import MEETING, StoreFactory, meeting, spec
 

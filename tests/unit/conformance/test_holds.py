@@ -10,7 +10,9 @@ import dataclasses
 import pytest
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import ChatSent, LeaveReason, ParticipantLeft, Position, RecoverSpec
+from room_service.domain.events import ChatSent, ParticipantLeft
+from room_service.domain.models import LeaveReason, Position
+from room_service.domain.requests import MediaChange, RecoverSpec
 from room_service.store.base import RoomStore
 from tests.support.stores import MEETING, StoreFactory, claim, spec
 
@@ -32,7 +34,7 @@ async def test_a_held_session_is_recovered_once_with_the_events_it_missed_in_ord
     store = await new_store()
     alice, position = await joined(store, "alice", "pid-a")
     bob, _ = await joined(store, "bob", "pid-b")
-    await store.update_media(MEETING, alice, {"audio": False, "screen": True}, alice)
+    await store.update_media(MediaChange(MEETING, alice, alice, audio=False, screen=True))
     before = await store.get_participant(MEETING, alice)
     assert await store.hold(MEETING, alice, "edge-a", until=10.0)
     first = await store.append_chat(MEETING, bob, "one")

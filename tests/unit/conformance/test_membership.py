@@ -8,18 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import (
-    JoinSpec,
-    LeaveReason,
-    MediaState,
-    Meeting,
-    MeetingEnded,
-    MeetingStatus,
-    ParticipantJoined,
-    ParticipantLeft,
-    Position,
-    Snapshot,
-)
+from room_service.domain.events import MeetingEnded, ParticipantJoined, ParticipantLeft
+from room_service.domain.models import LeaveReason, MediaState, Meeting, MeetingStatus, Position, Snapshot
+from room_service.domain.requests import JoinSpec
 from tests.support.stores import MEETING, StoreFactory, events_after, meeting, spec
 
 

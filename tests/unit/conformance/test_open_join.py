@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.models import JoinOutcome, JoinSpec, MeetingStatus, Permissions, Position
+from room_service.domain.models import MeetingStatus, Permissions, Position
+from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.store.base import RoomStore
 from tests.support.stores import MEETING, StoreFactory, claim, meeting, spec
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from room_service.domain.models import JoinOutcome, LeaveReason, Position, Snapshot
+from room_service.domain.models import LeaveReason, Position, Snapshot
+from room_service.domain.requests import JoinOutcome
 from room_service.store.base import RoomStore
 from tests.support.stores import MEETING, StoreFactory, events_after, spec
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from room_service.domain.models import LeaveReason, ParticipantJoined, ParticipantLeft, Position
+from room_service.domain.events import ParticipantJoined, ParticipantLeft
+from room_service.domain.models import LeaveReason, Position
+from room_service.domain.requests import MediaChange
 from tests.support.stores import MEETING, StoreFactory, events_after, meeting, spec
 
 
@@ -15,7 +17,9 @@ async def test_sequences_are_strictly_increasing_without_gaps(new_store: StoreFa
     epoch = first.position.epoch
     assert first.position == Position(1, epoch)
     second = await store.join(spec("u2"))
-    _, updated = await store.update_media(MEETING, second.participant.participant_id, {"audio": False}, "")
+    _, updated = await store.update_media(
+        MediaChange(MEETING, second.participant.participant_id, "", audio=False)
+    )
     chat = await store.append_chat(MEETING, first.participant.participant_id, "hi")
     left = await store.leave(MEETING, second.participant.participant_id, LeaveReason.LEFT)
     assert updated is not None
@@ -32,7 +36,7 @@ async def test_a_change_that_changes_nothing_appends_nothing(new_store: StoreFac
     store = await new_store()
     joined = await store.join(spec("u1"))
     participant, event = await store.update_media(
-        MEETING, joined.participant.participant_id, {"audio": True}, ""
+        MediaChange(MEETING, joined.participant.participant_id, "", audio=True)
     )
     assert event is None
     assert participant == joined.participant

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from room_service.domain.models import ParticipantLeft, Position
+from room_service.domain.events import ParticipantLeft
+from room_service.domain.models import Position
 from room_service.store.base_edges import RestoreRecord
 from tests.support.stores import MEETING, StoreFactory, events_after, spec
 
