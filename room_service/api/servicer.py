@@ -17,6 +17,7 @@ from meeting_common.codes import ErrorCode
 from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
 from room_service.api.refusals import RefusalLog
+from room_service.api.roster import RosterEncoder
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, invalid
 from room_service.domain.events import RoomEvent
@@ -98,6 +99,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self._manager = manager
         # Events converted once and shared by every stream that relays them.
         self._encoded: OrderedDict[tuple[str, str, int], pb.WatchRoomResponse] = OrderedDict()
+        # Rosters from cached participant encodings: a join costs no conversion per participant.
+        self._join_roster = RosterEncoder(pb.JoinResponse)
+        self._recover_roster = RosterEncoder(pb.RecoverSessionResponse)
 
     @unary
     async def UpsertMeeting(self, request: pb.UpsertMeetingRequest, context: Any) -> pb.UpsertMeetingResponse:
@@ -137,11 +141,12 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             recovery_id=_optional(request.recovery_id, "recovery_id"),
         )
         outcome = await self._manager.join(spec, request.password)
-        return pb.JoinResponse(
+        reply = pb.JoinResponse(
             **convert.seat_to_pb(outcome),
             already_joined=outcome.already_joined,
             instance_id=outcome.instance_id or await self._manager.instance_id(),
         )
+        return self._join_roster.fill(reply, outcome.others)
 
     @unary
     async def Leave(self, request: pb.LeaveRequest, context: Any) -> pb.LeaveResponse:
@@ -179,12 +184,13 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
                 fresh_recovery_id=_optional(request.fresh_recovery_id, "fresh_recovery_id"),
             )
         )
-        return pb.RecoverSessionResponse(
+        reply = pb.RecoverSessionResponse(
             **convert.seat_to_pb(recovered),
             missed=[convert.event_to_pb(e) for e in recovered.missed],
             resynced=recovered.resynced,
             socket_id=recovered.participant.socket_id,
         )
+        return self._recover_roster.fill(reply, recovered.others)
 
     @unary
     async def UpdateMediaState(
