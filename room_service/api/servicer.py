@@ -1,95 +1,25 @@
-"""The meeting.v1.RoomService servicer: convert, delegate to RoomManager, map errors."""
+"""The meeting.v1.RoomService servicer: convert, delegate to RoomManager; errors are mapped by
+error_mapping.py."""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
+from collections.abc import AsyncIterator
+from typing import Any
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from meeting_common.codes import ErrorCode
-from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
-from room_service.api.refusals import RefusalLog
+from room_service.api.error_mapping import optional, require, streaming, unary
 from room_service.api.roster import RosterEncoder
 from room_service.domain import rules
-from room_service.domain.errors import DomainError, invalid
+from room_service.domain.errors import invalid
 from room_service.domain.events import RoomEvent
 from room_service.domain.models import MediaState, Snapshot
 from room_service.domain.requests import JoinSpec, MediaChange, RecoverSpec
 from room_service.rooms import RoomManager
 from room_service.store.base_edges import RestoreRecord
-
-log = logging.getLogger("room_service.api")
-
-# Why a call was answered UNAVAILABLE, or too late (bounded; see refusals.py).
-refusals = RefusalLog()
-
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-
-
-def unary(
-    method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
-    """Maps DomainError to its status; anything else to INTERNAL with a generic message."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
-        try:
-            reply = await method(self, request, context)
-            remaining = context.time_remaining()
-            if remaining is not None and remaining < 0:
-                refusals.late(method.__name__, -remaining)
-            return reply
-        except DomainError as exc:
-            if exc.code is ErrorCode.UNAVAILABLE:
-                refusals.refused(method.__name__, exc)
-            await _abort(context, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await _abort(context, ErrorCode.INTERNAL, "Internal error")
-        raise AssertionError("unreachable: abort raises")
-
-    return wrapper
-
-
-def streaming(
-    method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
-    """The same error mapping for server-streaming methods."""
-
-    @functools.wraps(method)
-    async def wrapper(
-        self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
-    ) -> AsyncIterator[Resp]:
-        try:
-            async for item in method(self, request, context):
-                yield item
-        except DomainError as exc:
-            if exc.code is ErrorCode.UNAVAILABLE:
-                refusals.refused(method.__name__, exc)
-            await _abort(context, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await _abort(context, ErrorCode.INTERNAL, "Internal error")
-
-    return wrapper
-
-
-def _require(value: str, name: str) -> str:
-    return rules.checked_id(value, name)
-
-
-def _optional(value: str, name: str) -> str:
-    """An id that may be empty (e.g. `requested_by`: empty means an internal service)."""
-    return rules.checked_id(value, name) if value else value
 
 
 class RoomServicer(pb_grpc.RoomServiceServicer):
@@ -105,9 +35,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     @unary
     async def UpsertMeeting(self, request: pb.UpsertMeetingRequest, context: Any) -> pb.UpsertMeetingResponse:
-        _require(request.meeting.id, "meeting.id")
+        require(request.meeting.id, "meeting.id")
         rules.checked_name(request.meeting.meeting_name, "meeting.meeting_name", required=False)
-        _optional(request.meeting.creator_id, "meeting.creator_id")
+        optional(request.meeting.creator_id, "meeting.creator_id")
         meeting = await self._manager.upsert_meeting(
             convert.meeting_from_pb(request.meeting), request.password or None
         )
@@ -115,14 +45,14 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     @unary
     async def GetMeeting(self, request: pb.GetMeetingRequest, context: Any) -> pb.GetMeetingResponse:
-        meeting = await self._manager.get_meeting(_require(request.meeting_id, "meeting_id"))
+        meeting = await self._manager.get_meeting(require(request.meeting_id, "meeting_id"))
         return pb.GetMeetingResponse(meeting=convert.meeting_to_pb(meeting))
 
     @unary
     async def EndMeeting(self, request: pb.EndMeetingRequest, context: Any) -> pb.EndMeetingResponse:
         meeting, position = await self._manager.end_meeting(
-            _require(request.meeting_id, "meeting_id"),
-            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         return pb.EndMeetingResponse(
             meeting=convert.meeting_to_pb(meeting), position=convert.position_to_pb(position)
@@ -132,13 +62,13 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def Join(self, request: pb.JoinRequest, context: Any) -> pb.JoinResponse:
         media = convert.media_from_pb(request.media) if request.HasField("media") else None
         spec = JoinSpec(
-            meeting_id=_require(request.meeting_id, "meeting_id"),
-            user_id=_require(request.user_id, "user_id"),
+            meeting_id=require(request.meeting_id, "meeting_id"),
+            user_id=require(request.user_id, "user_id"),
             user_name=rules.checked_name(request.user_name, "user_name"),
             media=media if media is not None else MediaState(),
-            edge_id=_require(request.edge_id, "edge_id"),
-            socket_id=_require(request.socket_id, "socket_id"),
-            recovery_id=_optional(request.recovery_id, "recovery_id"),
+            edge_id=require(request.edge_id, "edge_id"),
+            socket_id=require(request.socket_id, "socket_id"),
+            recovery_id=optional(request.recovery_id, "recovery_id"),
         )
         outcome = await self._manager.join(spec, request.password)
         reply = pb.JoinResponse(
@@ -151,8 +81,8 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def Leave(self, request: pb.LeaveRequest, context: Any) -> pb.LeaveResponse:
         event = await self._manager.leave(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
             convert.reason_from_pb(request.reason),
         )
         return pb.LeaveResponse(
@@ -163,9 +93,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def HoldSession(self, request: pb.HoldSessionRequest, context: Any) -> pb.HoldSessionResponse:
         held = await self._manager.hold(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
-            _require(request.edge_id, "edge_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
+            require(request.edge_id, "edge_id"),
             request.silent_seconds,
         )
         return pb.HoldSessionResponse(held=held)
@@ -177,11 +107,11 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         after = convert.position_from_pb(request.after) if request.HasField("after") else None
         recovered = await self._manager.recover(
             RecoverSpec(
-                recovery_id=_require(request.recovery_id, "recovery_id"),
+                recovery_id=require(request.recovery_id, "recovery_id"),
                 after=after,
-                edge_id=_require(request.edge_id, "edge_id"),
-                user_id=_optional(request.user_id, "user_id"),
-                fresh_recovery_id=_optional(request.fresh_recovery_id, "fresh_recovery_id"),
+                edge_id=require(request.edge_id, "edge_id"),
+                user_id=optional(request.user_id, "user_id"),
+                fresh_recovery_id=optional(request.fresh_recovery_id, "fresh_recovery_id"),
             )
         )
         reply = pb.RecoverSessionResponse(
@@ -197,9 +127,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.UpdateMediaStateRequest, context: Any
     ) -> pb.UpdateMediaStateResponse:
         change = MediaChange(
-            meeting_id=_require(request.meeting_id, "meeting_id"),
-            participant_id=_require(request.participant_id, "participant_id"),
-            changed_by=_optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            meeting_id=require(request.meeting_id, "meeting_id"),
+            participant_id=require(request.participant_id, "participant_id"),
+            changed_by=optional(request.requested_by_participant_id, "requested_by_participant_id"),
             audio=request.audio if request.HasField("audio") else None,
             video=request.video if request.HasField("video") else None,
             screen=request.screen if request.HasField("screen") else None,
@@ -216,9 +146,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.RemoveParticipantRequest, context: Any
     ) -> pb.RemoveParticipantResponse:
         event = await self._manager.remove_participant(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
-            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
+            optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         return pb.RemoveParticipantResponse(
             participant=convert.event_to_pb(event).participant_left.participant,
@@ -229,7 +159,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def ListParticipants(
         self, request: pb.ListParticipantsRequest, context: Any
     ) -> pb.ListParticipantsResponse:
-        snapshot = await self._manager.list_participants(_require(request.meeting_id, "meeting_id"))
+        snapshot = await self._manager.list_participants(require(request.meeting_id, "meeting_id"))
         return pb.ListParticipantsResponse(snapshot=convert.snapshot_to_pb(snapshot))
 
     @unary
@@ -240,9 +170,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def SendSignal(self, request: pb.SendSignalRequest, context: Any) -> pb.SendSignalResponse:
         signal = convert.signal_from_pb(request.signal)
-        _require(signal.meeting_id, "signal.meeting_id")
-        _require(signal.from_participant_id, "signal.from_participant_id")
-        _require(signal.target_participant_id, "signal.target_participant_id")
+        require(signal.meeting_id, "signal.meeting_id")
+        require(signal.from_participant_id, "signal.from_participant_id")
+        require(signal.target_participant_id, "signal.target_participant_id")
         try:
             json.loads(signal.payload_json or "null")
         except ValueError as exc:
@@ -253,8 +183,8 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def SendChat(self, request: pb.SendChatRequest, context: Any) -> pb.SendChatResponse:
         message, position = await self._manager.send_chat(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
             request.text,
         )
         return pb.SendChatResponse(
@@ -266,7 +196,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.WatchRoomRequest, context: Any
     ) -> AsyncIterator[pb.WatchRoomResponse]:
         after = convert.position_from_pb(request.after)
-        async for item in self._manager.watch(_require(request.meeting_id, "meeting_id"), after):
+        async for item in self._manager.watch(require(request.meeting_id, "meeting_id"), after):
             if isinstance(item, Snapshot):
                 yield pb.WatchRoomResponse(snapshot=convert.snapshot_to_pb(item))
             elif request.batch and len(item) > 1:
@@ -279,7 +209,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     @unary
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.HeartbeatResponse:
-        known = await self._manager.heartbeat(_require(request.edge_id, "edge_id"))
+        known = await self._manager.heartbeat(require(request.edge_id, "edge_id"))
         return pb.HeartbeatResponse(
             known=known,
             lease_seconds=self._manager.lease_seconds,
@@ -291,17 +221,17 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.RestoreSessionsRequest, context: Any
     ) -> pb.RestoreSessionsResponse:
         records = [
-            RestoreRecord(_require(r.meeting_id, "meeting_id"), convert.participant_from_pb(r.participant))
+            RestoreRecord(require(r.meeting_id, "meeting_id"), convert.participant_from_pb(r.participant))
             for r in request.sessions
         ]
-        rejected = await self._manager.restore(_require(request.edge_id, "edge_id"), records)
+        rejected = await self._manager.restore(require(request.edge_id, "edge_id"), records)
         return pb.RestoreSessionsResponse(rejected_participant_ids=rejected)
 
     @streaming
     async def WatchEdge(
         self, request: pb.WatchEdgeRequest, context: Any
     ) -> AsyncIterator[pb.WatchEdgeResponse]:
-        async for signal in self._manager.edge_signals(_require(request.edge_id, "edge_id")):
+        async for signal in self._manager.edge_signals(require(request.edge_id, "edge_id")):
             yield pb.WatchEdgeResponse(signal=convert.signal_to_pb(signal))
 
     def _encode(self, event: RoomEvent) -> pb.WatchRoomResponse:
