@@ -10,21 +10,18 @@ nothing here decides pass or fail.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from servers import reference, stack
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -60,27 +57,6 @@ SCENARIOS = (
         (("kb_per_socket", "idle 1000 joined: KB/socket"), ("cpu_pct", "idle 1000: CPU %")),
     ),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"{what} not ready within {timeout:.0f} s")
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def rss_bytes(pids: list[int]) -> int:
@@ -119,82 +95,6 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLK_TCK
-
-
-@contextlib.contextmanager
-def reference() -> Iterator[tuple[str, list[int]]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        ["node", str(BENCH / "reference.js"), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # "listening <port>"
-        yield f"http://127.0.0.1:{port}", [proc.pid]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
-
-
-def _answers(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-@contextlib.contextmanager
-def redis_store() -> Iterator[dict[str, str]]:
-    """A throwaway redis-server on a free port (no persistence): the stack's store settings."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: _answers(port), "redis-server")
-        yield {"ROOM_SERVICE_STORE": "redis", "ROOM_SERVICE_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-@contextlib.contextmanager
-def stack(clients: int, root: Path, store: str = "memory") -> Iterator[tuple[str, list[int]]]:
-    with contextlib.ExitStack() as scope:
-        store_env = scope.enter_context(redis_store()) if store == "redis" else {}
-        yield scope.enter_context(_stack(clients, root, store_env))
-
-
-@contextlib.contextmanager
-def _stack(clients: int, root: Path, store_env: dict[str, str]) -> Iterator[tuple[str, list[int]]]:
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    env = dict(
-        os.environ,
-        **store_env,
-        ROOM_SERVICE_GRPC_ADDRESS=f"127.0.0.1:{grpc}",
-        ROOM_SERVICE_METRICS_ADDRESS=f"127.0.0.1:{metrics}",
-        EDGE_GATEWAY_HTTP_ADDRESS=f"127.0.0.1:{http}",
-        # The caps a load test from one address meets first, raised by their settings.
-        EDGE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS=str(clients + 10),
-        ROOM_SERVICE_MAX_PARTICIPANTS=str(clients + 10),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.run_local"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        ready = f"http://127.0.0.1:{http}/readyz"
-        wait_until(lambda: urllib.request.urlopen(ready, timeout=1).status == 200, "the stack")
-        yield f"http://127.0.0.1:{http}", children(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def drive(url: str, pids: list[int], scenario: Scenario, settle: float) -> dict[str, float]:
@@ -247,7 +147,16 @@ def main() -> int:
         default=os.environ.get("BENCH_STORE", "memory"),
         help="the room service's store for our stack (redis: a redis-server of its own on a free port)",
     )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        default=None,
+        help="directory to keep our stack's logs and both tiers' final /metrics in, one set per "
+        "run and scenario (default: discarded)",
+    )
     args = parser.parse_args()
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
     stores = ("memory", "redis") if args.store == "both" else (args.store,)
     sides = ("node", *(f"ours-{store}" for store in stores))
@@ -256,7 +165,10 @@ def main() -> int:
         for scenario in chosen:
             for side in sides:
                 store = side.removeprefix("ours-")
-                server = reference() if side == "node" else stack(scenario.clients, args.stack_root, store)
+                logs = args.logs / f"run{run + 1}-{scenario.name}-{side}" if args.logs else None
+                server = (
+                    reference() if side == "node" else stack(scenario.clients, args.stack_root, store, logs)
+                )
                 with server as (url, pids):
                     figures = drive(url, pids, scenario, args.settle)
                 print(f"run {run + 1} {scenario.name} {side}: {json.dumps(figures)}", file=sys.stderr)

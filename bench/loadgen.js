@@ -27,7 +27,21 @@ function fail(message) {
 }
 
 let progress = () => "";
-setTimeout(() => fail(`deadline of ${DEADLINE_MS} ms passed${progress()}`), DEADLINE_MS).unref();
+// What each client saw go wrong (error events, failed acks, connect errors), reported on
+// a deadline so that a run that does not converge says why.
+const problems = new Map();
+function noteProblem(index, what) {
+  const count = problems.get(what) || { count: 0, clients: [] };
+  count.count += 1;
+  if (count.clients.length < 10) count.clients.push(index);
+  problems.set(what, count);
+}
+function problemSummary() {
+  if (problems.size === 0) return "";
+  const parts = [...problems].map(([what, { count, clients }]) => `${count}x ${what} (clients ${clients.join(",")})`);
+  return `; problems: ${parts.join("; ")}`;
+}
+setTimeout(() => fail(`deadline of ${DEADLINE_MS} ms passed${progress()}${problemSummary()}`), DEADLINE_MS).unref();
 
 // One client: its socket and its roster (participant ids it believes are in the meeting).
 function makeClient(index) {
@@ -52,8 +66,9 @@ function makeClient(index) {
     client.updates += 1;
     client.onUpdate?.();
   });
+  socket.on("error", (err) => noteProblem(index, `error event ${JSON.stringify(err)}`));
   socket.on("disconnect", (reason) => {
-    if (!client.closing) fail(`client ${index} disconnected: ${reason}`);
+    if (!client.closing) fail(`client ${index} disconnected: ${reason}${problemSummary()}`);
   });
   return client;
 }

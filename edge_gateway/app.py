@@ -64,6 +64,7 @@ class EdgeApp:
                 *bearer_interceptors(settings),
             ],
             credentials=room_service_credentials(settings),
+            joins_per_meeting=settings.joins_in_flight_per_meeting,
         )
         self.hub = Hub(self.sio, self.client, self.metrics)
         webrtc_config = WebRtcConfigBuilder(

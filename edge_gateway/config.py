@@ -51,6 +51,11 @@ class Settings(LimitSettings, TierSettings):
         "calls are balanced round-robin",
     )
     rpc_timeout_seconds: Seconds = Field(5, description="deadline of each unary RPC")
+    joins_in_flight_per_meeting: Count = Field(
+        32,
+        description="Join calls one edge has in flight per meeting; more wait their turn at the edge, "
+        "so that a join storm's deadlines run from each call, not from the start of the storm",
+    )
     heartbeat_interval_seconds: Seconds = Field(
         2, description="how often the edge renews its lease with the room service"
     )

@@ -534,3 +534,11 @@ class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore
         return functools.partial(
             EdgeEngineServer, max_buffered_bytes=self._max_buffered_bytes, on_drop=self._on_drop
         )
+
+    def flush(self, sid: str) -> None:
+        """Writes what was emitted to one socket so far at once, instead of with the rest of
+        this loop iteration's writes: for a reply its client is waiting for."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, "/")
+        sock = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if sock is not None and isinstance(sock.queue, Outbox):
+            sock.queue.flush()

@@ -21,7 +21,7 @@ _FALLBACK = {
 
 log = logging.getLogger("edge_gateway")
 
-_UNAVAILABLE_MESSAGE = "Meeting service is unavailable, please retry"
+UNAVAILABLE_MESSAGE = "Meeting service is unavailable, please retry"
 
 
 class EdgeError(Exception):
@@ -49,7 +49,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> EdgeError:
         log.error("room service refused the edge's credentials", extra={"details": error.details()})
         code = ErrorCode.UNAVAILABLE
     if code is ErrorCode.UNAVAILABLE:
-        return EdgeError(code, _UNAVAILABLE_MESSAGE)
+        return EdgeError(code, UNAVAILABLE_MESSAGE)
     if code is ErrorCode.INTERNAL:
         return EdgeError(code, "Internal error")
     return EdgeError(code, error.details() or code.value)

@@ -14,6 +14,7 @@ import grpc
 import socketio
 
 from edge_gateway import events, wire
+from edge_gateway.engine import EdgeSocketServer
 from edge_gateway.errors import EdgeError
 from edge_gateway.events import SIGNAL_EVENT_OF
 from edge_gateway.metrics import EdgeMetrics
@@ -69,6 +70,13 @@ class Hub:
         else:
             await self.sio.emit(event, data, to=to)
         self.metrics.emitted(event)
+
+    async def emit_now(self, event: str, data: dict[str, Any] | tuple[Any, ...], *, to: str) -> None:
+        """Emits to one socket and writes at once: a reply its client waits for does not wait
+        for the end of the loop iteration (which the rest of the handler runs first)."""
+        await self.emit(event, data, to=to)
+        if isinstance(self.sio, EdgeSocketServer):
+            self.sio.flush(to)
 
     async def enter_room(self, sid: str, room: str) -> None:
         """Puts a socket in a Socket.IO room (for its relay)."""

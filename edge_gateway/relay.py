@@ -56,6 +56,7 @@ class RoomRelay(RelayView):
         # Epochs the stream has left behind: a socket that joined in one of them is
         # behind the relay; one that joined in an epoch not seen yet is ahead of it.
         self._past_epochs: set[str] = set()
+        self._fragments = {}
         self.members: dict[str, Session] = {}
         self.pending: dict[str, Session] = {}
         # Held while the stream applies one item and while a socket is brought into step:
@@ -81,6 +82,12 @@ class RoomRelay(RelayView):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    @property
+    def streaming(self) -> bool:
+        """The stream runs (or resumes) and the view follows it: not closed, and not given
+        up because the meeting is gone (the view is emptied then, the position kept)."""
+        return not self.closed and self._task is not None and not self._task.done()
 
     @property
     def empty(self) -> bool:

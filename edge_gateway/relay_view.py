@@ -1,6 +1,7 @@
 """A room relay's participant view and how it is repaired: a diff for one socket whose
 roster is behind, a snapshot turned into the joined/left/updated events that bring every
-socket back to the truth, and the emit every relayed event goes through."""
+socket back to the truth, the emit every relayed event goes through, and the view as a
+joiner's roster (each participant's JSON made once, not once per joiner)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from edge_gateway import events, wire
 from edge_gateway.relay_host import Broadcast, RelayHost
@@ -29,6 +32,13 @@ class RelayView:
     pending: dict[str, Session]
     _ring: deque[pb.RoomEvent]
     _past_epochs: set[str]
+    # participant_id → (the view's participant, its `participants[]` entry as JSON).
+    _fragments: dict[str, tuple[pb.Participant, bytes]]
+
+    @property
+    def streaming(self) -> bool:
+        """The room stream is open and the view follows it (RoomRelay's)."""
+        raise NotImplementedError
 
     async def _activate_ready(self) -> None:
         """Lets the sockets the relay now stands in step with into the room (RoomRelay's)."""
@@ -47,6 +57,34 @@ class RelayView:
                 await self._emit(events.PARTICIPANT_JOINED, wire.participant(p), session.sid)
             elif known[pid].media != p.media:
                 await self._emit(events.PARTICIPANT_UPDATED, wire.participant_updated(p, ""), session.sid)
+
+    def roster_json(self, position: tuple[int, str], me: str, *, own_join: bool) -> bytes | None:
+        """A `meeting-joined`'s `participants` (everyone but `me`) as of `position`, as JSON,
+        taken from the view when it stands exactly there; None when it stands elsewhere.
+
+        The view at a position is the room's roster at that position (the stream applies
+        the log in order, a snapshot resets both together), so it is the Join reply's
+        roster without its per-participant conversion: each entry's JSON is kept from
+        the first joiner that needed it. `own_join`: the event at `position` is `me`
+        joining, so the view one event before it is the roster too."""
+        sequence, epoch = position
+        at, view_epoch = self.position
+        if not self.streaming or epoch != view_epoch:
+            return None
+        if at != sequence and not (own_join and at == sequence - 1 and me not in self.view):
+            return None
+        fragments = self._fragments
+        if len(fragments) > 2 * len(self.view) + 64:  # those who left go, now and then
+            self._fragments = fragments = {pid: f for pid, f in fragments.items() if pid in self.view}
+        out = []
+        for pid, p in self.view.items():
+            if pid == me:
+                continue
+            entry = fragments.get(pid)
+            if entry is None or entry[0] is not p:
+                entry = fragments[pid] = (p, orjson.dumps(wire.participant(p)))
+            out.append(entry[1])
+        return b"[" + b",".join(out) + b"]"
 
     # -- emitting, and repairing the view ----------------------------------------------
 

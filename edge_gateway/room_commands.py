@@ -66,15 +66,22 @@ class RoomCommands:
             raise EdgeError(ErrorCode.FORBIDDEN, "userId does not match the authenticated user")
         return identity.user_name or request.userName
 
-    def _joined_payload(self, reply: pb.JoinResponse | pb.RecoverSessionResponse, sid: str) -> dict[str, Any]:
+    def _joined_payload(
+        self,
+        reply: pb.JoinResponse | pb.RecoverSessionResponse,
+        sid: str,
+        roster: orjson.Fragment | None = None,
+    ) -> dict[str, Any]:
         """`meeting-joined` (and the join's ack): the meeting, the socket's participant and
-        everyone else as of the reply's position."""
+        everyone else as of the reply's position (`roster`: that list as JSON already)."""
         return {
             "success": True,
             "meeting": wire.meeting(reply.meeting),
             "participantId": reply.participant.participant_id,
             "participant": wire.participant(reply.participant),
-            "participants": [wire.participant(p) for p in reply.participants],
+            "participants": roster
+            if roster is not None
+            else [wire.participant(p) for p in reply.participants],
             "permissions": wire.permissions(reply.participant.permissions),
             "webrtcConfig": self._webrtc_config(reply.participant.user_id, self.deadlines.expires_at(sid)),
         }
@@ -119,15 +126,24 @@ class RoomCommands:
                 self.recovery.pid_of(sid),
             )
             position = (reply.position.sequence, reply.position.epoch)
+            # The roster as this edge's view of the room has it, when that stands where the
+            # reply does (each entry converted once per room, not once per joiner).
+            relay = self.hub.relays.get(request.meetingId)
+            me, own_join = reply.participant.participant_id, not reply.already_joined
+            roster = relay.roster_json(position, me, own_join=own_join) if relay is not None else None
             # Serialised once: the ack repeats `meeting-joined` (roster included) byte for byte.
-            payload = orjson.Fragment(orjson.dumps(self._joined_payload(reply, sid)))
+            payload = orjson.Fragment(
+                orjson.dumps(
+                    self._joined_payload(reply, sid, None if roster is None else orjson.Fragment(roster))
+                )
+            )
             if current is not None:
                 # Same meeting again. The fresh roster is as of the log head, which the room
                 # stream may not have relayed yet: out of the room until re-registered at the
                 # head, or events already in the roster would reach the socket a second time.
                 await self.hub.detach(sid)
             # Its own join's position is where the socket's room view starts: the recovery offset.
-            await self.hub.emit(events.MEETING_JOINED, (payload, wire.offset(position)), to=sid)
+            await self.hub.emit_now(events.MEETING_JOINED, (payload, wire.offset(position)), to=sid)
         session = Session(
             sid=sid,
             meeting_id=request.meetingId,

@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import grpc
 
-from edge_gateway.errors import EdgeError, from_rpc_error
+from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError, from_rpc_error
+from edge_gateway.join_queue import JoinQueue
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
@@ -49,9 +50,16 @@ class RoomClient:
         timeout: float,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        joins_per_meeting: int = 32,
     ) -> None:
         self.edge_id = edge_id
         self._timeout = timeout
+        # Join calls wait their turn per meeting (edge_gateway.join_queue), so that a join
+        # storm's deadlines run from each call, not from the start of the storm.
+        self.joins = JoinQueue(joins_per_meeting)
+        # False while the last heartbeat failed: a join that waited its turn meanwhile is
+        # refused at once, as one arriving then is, instead of trying a service known away.
+        self.reachable = True
         # Called with the instance id of each Join reply: the hub re-announces its
         # sockets at once when the room service's state changed under it.
         self.on_instance: Callable[[str], None] | None = None
@@ -133,11 +141,14 @@ class RoomClient:
         # retries (0.2 + 0.4 + 0.8 s) outlast the channel's reconnect backoff (1 s), so a
         # join during a rolling restart finds the replica that just came back; with no
         # replica serving each attempt fails at once.
-        reply = await self._call(
-            lambda: self._stub.Join(request, timeout=self._timeout),
-            retries=3,
-            retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
-        )
+        async with self.joins.turn(meeting_id):
+            if not self.reachable:
+                raise EdgeError(ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
+            reply = await self._call(
+                lambda: self._stub.Join(request, timeout=self._timeout),
+                retries=3,
+                retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
+            )
         if self.on_instance is not None:
             self.on_instance(reply.instance_id)
         return reply
@@ -228,13 +239,19 @@ class RoomClient:
         # reconnect backoff towards the one that just came back; failing fast then would
         # mark the service unreachable (and refuse every join at once) although a
         # replica is serving. The wait is bounded well under the RPC deadline.
-        return await self._call(
-            lambda: self._stub.Heartbeat(
-                request, timeout=min(self._timeout, _RECONNECT_WAIT), wait_for_ready=True
-            ),
-            retries=1,
-            retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
-        )
+        try:
+            reply = await self._call(
+                lambda: self._stub.Heartbeat(
+                    request, timeout=min(self._timeout, _RECONNECT_WAIT), wait_for_ready=True
+                ),
+                retries=1,
+                retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
+            )
+        except EdgeError:
+            self.reachable = False
+            raise
+        self.reachable = True
+        return reply
 
     async def restore(self, sessions: Sequence[pb.SessionRecord]) -> pb.RestoreSessionsResponse:
         """Re-announces this edge's sockets. Idempotent: known participants are skipped."""

@@ -2,10 +2,15 @@
 
 Call sites log a human message (the seed's console lines) and put every variable part
 in `extra`, so the same record reads well on a terminal and parses in a log pipeline.
+
+Records logged on the event loop are formatted and written after the callback that logged
+them, not inside it: a join's two console lines cost the room service about 0.2 ms, which
+its Join reply waited for (measured in a join200 run), and now do not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -55,9 +60,43 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class DeferredStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that, on a thread running an event loop, writes after the current
+    callback: the records one callback logs are formatted and written together, by one
+    callback scheduled for them, in the order they were logged. Elsewhere (start-up,
+    shutdown, other threads) it writes at once, after anything still pending."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Called under the handler's lock (Handler.handle)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_pending()
+            super().emit(record)
+            return
+        if not self._pending:
+            loop.call_soon(self.flush)
+        self._pending.append(record)
+
+    def flush(self) -> None:
+        """Writes what is pending, then flushes the stream (also at exit: logging.shutdown)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+        super().flush()
+
+    def _write_pending(self) -> None:
+        records, self._pending = self._pending, []
+        for record in records:
+            super().emit(record)
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Sends every log record to stderr in the chosen format ("json" or "text")."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = DeferredStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

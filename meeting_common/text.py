@@ -17,6 +17,9 @@ from __future__ import annotations
 import unicodedata
 
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# `str.isprintable()` is false for every character of the categories "Other" and
+# "Separator" but the ASCII space: a printable text holds none of the refused ones, and
+# that check runs in C (these rules run on every join's ids and every log line's values).
 _JOINERS = frozenset({"\u200c", "\u200d"})
 
 
@@ -28,6 +31,8 @@ def unsafe_character(text: str, *, joiners: bool = False) -> str | None:
     """The first character `text` may not hold (as `U+XXXX`), or None when it is clean.
 
     With `joiners`, ZWNJ and ZWJ are accepted where both neighbours are visible."""
+    if text.isprintable():
+        return None
     for index, char in enumerate(text):
         if unicodedata.category(char) not in _REFUSED_CATEGORIES:
             continue
@@ -50,6 +55,8 @@ _CHAT_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 def chat_problem(text: str) -> str | None:
     """Why `text` cannot be a chat message, or None."""
+    if text.isprintable():
+        return None
     for char in text:
         if char in _CHAT_CONTROLS_ALLOWED:
             continue
@@ -62,6 +69,8 @@ def printable(text: str) -> str:
     """`text` with every character the id rule refuses written as a JSON-style `\\uXXXX`
     escape (a surrogate pair beyond the BMP), so that a value written into a log line can
     neither end it nor restyle or reorder it, and JSON lines stay valid."""
+    if text.isprintable():
+        return text
     out = []
     for char in text:
         if unicodedata.category(char) not in _REFUSED_CATEGORIES:

@@ -96,7 +96,9 @@ class Settings(TierSettings):
         "password in the URL, e.g. redis://:PASSWORD@redis:6379/0",
     )
     redis_timeout_seconds: Seconds = Field(
-        1, description="each Redis command's timeout; beyond it (Redis away) calls fail with UNAVAILABLE"
+        1,
+        description="each Redis store operation's deadline (a stall of this process does not count); "
+        "beyond it calls fail with UNAVAILABLE",
     )
 
     def problems(self) -> list[str]:

@@ -81,7 +81,9 @@ class UseCases(ManagerCore):
 
     async def _join(self, spec: JoinSpec, password: str) -> JoinOutcome:
         if not self.store_answering:
-            raise StoreUnavailableError("Meeting service is unavailable, please retry")
+            raise StoreUnavailableError(
+                "Meeting service is unavailable, please retry", cause="store known down (pings unanswered)"
+            )
         lease_until = self._clock() + self._options.edge_lease_seconds
         if not self._options.ban_kicked_users:
             # One round trip unless the meeting turns out to have a password.
@@ -148,8 +150,14 @@ class UseCases(ManagerCore):
 
     async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
         """Changes media state: the participant itself, or an internal service (empty)."""
-        participant = await self._store.get_participant(change.meeting_id, change.participant_id)
-        rules.require_may_change_media(participant, change)
+        if change.screen:
+            # Turning sharing on depends on the participant's permission: read it first.
+            participant = await self._store.get_participant(change.meeting_id, change.participant_id)
+            rules.require_may_change_media(participant, change)
+        else:
+            # Nothing to read (a store round trip on Redis): the change itself answers
+            # NOT_IN_MEETING for a participant who is not there.
+            rules.require_own_media(change)
         updated, event = await self._store.update_media(change)
         if event is not None:
             await self._published(event)

@@ -203,20 +203,19 @@ def signal_to_pb(signal: models.Signal) -> pb.Signal:
 
 
 class SeatFields(TypedDict):
-    """The response fields a join and a recovery share."""
+    """The response fields a join and a recovery share, but for the roster (everyone
+    else), which the servicer adds from its cached encodings (api.roster)."""
 
     meeting: pb.Meeting
     participant: pb.Participant
-    participants: list[pb.Participant]
     position: pb.StreamPosition
 
 
 def seat_to_pb(seated: Seat) -> SeatFields:
-    """The meeting, the client's participant, everyone else and the position they stand at."""
+    """The meeting, the client's participant and the position it stands at."""
     return SeatFields(
         meeting=meeting_to_pb(seated.meeting),
         participant=participant_to_pb(seated.participant),
-        participants=[participant_to_pb(p) for p in seated.others],
         position=position_to_pb(seated.position),
     )
 

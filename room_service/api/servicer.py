@@ -1,83 +1,25 @@
-"""The meeting.v1.RoomService servicer: convert, delegate to RoomManager, map errors."""
+"""The meeting.v1.RoomService servicer: convert, delegate to RoomManager; errors are mapped by
+error_mapping.py."""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
+from collections.abc import AsyncIterator
+from typing import Any
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
-from meeting_common.codes import ErrorCode
-from meeting_common.rpc_status import abort as _abort
 from room_service.api import convert
+from room_service.api.error_mapping import optional, require, streaming, unary
+from room_service.api.roster import RosterEncoder
 from room_service.domain import rules
-from room_service.domain.errors import DomainError, invalid
+from room_service.domain.errors import invalid
 from room_service.domain.events import RoomEvent
 from room_service.domain.models import MediaState, Snapshot
 from room_service.domain.requests import JoinSpec, MediaChange, RecoverSpec
 from room_service.rooms import RoomManager
 from room_service.store.base_edges import RestoreRecord
-
-log = logging.getLogger("room_service.api")
-
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-
-
-def unary(
-    method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
-    """Maps DomainError to its status; anything else to INTERNAL with a generic message."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
-        try:
-            return await method(self, request, context)
-        except DomainError as exc:
-            await _abort(context, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await _abort(context, ErrorCode.INTERNAL, "Internal error")
-        raise AssertionError("unreachable: abort raises")
-
-    return wrapper
-
-
-def streaming(
-    method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
-    """The same error mapping for server-streaming methods."""
-
-    @functools.wraps(method)
-    async def wrapper(
-        self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
-    ) -> AsyncIterator[Resp]:
-        try:
-            async for item in method(self, request, context):
-                yield item
-        except DomainError as exc:
-            await _abort(context, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await _abort(context, ErrorCode.INTERNAL, "Internal error")
-
-    return wrapper
-
-
-def _require(value: str, name: str) -> str:
-    return rules.checked_id(value, name)
-
-
-def _optional(value: str, name: str) -> str:
-    """An id that may be empty (e.g. `requested_by`: empty means an internal service)."""
-    return rules.checked_id(value, name) if value else value
-
 
 ENCODED_EVENTS = 256
 """Converted room events kept for the other streams relaying them. The streams of one room
@@ -93,12 +35,15 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self._manager = manager
         # Events converted once and shared by every stream that relays them.
         self._encoded: OrderedDict[tuple[str, str, int], pb.WatchRoomResponse] = OrderedDict()
+        # Rosters from cached participant encodings: a join costs no conversion per participant.
+        self._join_roster = RosterEncoder(pb.JoinResponse)
+        self._recover_roster = RosterEncoder(pb.RecoverSessionResponse)
 
     @unary
     async def UpsertMeeting(self, request: pb.UpsertMeetingRequest, context: Any) -> pb.UpsertMeetingResponse:
-        _require(request.meeting.id, "meeting.id")
+        require(request.meeting.id, "meeting.id")
         rules.checked_name(request.meeting.meeting_name, "meeting.meeting_name", required=False)
-        _optional(request.meeting.creator_id, "meeting.creator_id")
+        optional(request.meeting.creator_id, "meeting.creator_id")
         meeting = await self._manager.upsert_meeting(
             convert.meeting_from_pb(request.meeting), request.password or None
         )
@@ -106,14 +51,14 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     @unary
     async def GetMeeting(self, request: pb.GetMeetingRequest, context: Any) -> pb.GetMeetingResponse:
-        meeting = await self._manager.get_meeting(_require(request.meeting_id, "meeting_id"))
+        meeting = await self._manager.get_meeting(require(request.meeting_id, "meeting_id"))
         return pb.GetMeetingResponse(meeting=convert.meeting_to_pb(meeting))
 
     @unary
     async def EndMeeting(self, request: pb.EndMeetingRequest, context: Any) -> pb.EndMeetingResponse:
         meeting, position = await self._manager.end_meeting(
-            _require(request.meeting_id, "meeting_id"),
-            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         return pb.EndMeetingResponse(
             meeting=convert.meeting_to_pb(meeting), position=convert.position_to_pb(position)
@@ -123,26 +68,27 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def Join(self, request: pb.JoinRequest, context: Any) -> pb.JoinResponse:
         media = convert.media_from_pb(request.media) if request.HasField("media") else None
         spec = JoinSpec(
-            meeting_id=_require(request.meeting_id, "meeting_id"),
-            user_id=_require(request.user_id, "user_id"),
+            meeting_id=require(request.meeting_id, "meeting_id"),
+            user_id=require(request.user_id, "user_id"),
             user_name=rules.checked_name(request.user_name, "user_name"),
             media=media if media is not None else MediaState(),
-            edge_id=_require(request.edge_id, "edge_id"),
-            socket_id=_require(request.socket_id, "socket_id"),
-            recovery_id=_optional(request.recovery_id, "recovery_id"),
+            edge_id=require(request.edge_id, "edge_id"),
+            socket_id=require(request.socket_id, "socket_id"),
+            recovery_id=optional(request.recovery_id, "recovery_id"),
         )
         outcome = await self._manager.join(spec, request.password)
-        return pb.JoinResponse(
+        reply = pb.JoinResponse(
             **convert.seat_to_pb(outcome),
             already_joined=outcome.already_joined,
             instance_id=outcome.instance_id or await self._manager.instance_id(),
         )
+        return self._join_roster.fill(reply, outcome.others)
 
     @unary
     async def Leave(self, request: pb.LeaveRequest, context: Any) -> pb.LeaveResponse:
         event = await self._manager.leave(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
             convert.reason_from_pb(request.reason),
         )
         return pb.LeaveResponse(
@@ -153,9 +99,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def HoldSession(self, request: pb.HoldSessionRequest, context: Any) -> pb.HoldSessionResponse:
         held = await self._manager.hold(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
-            _require(request.edge_id, "edge_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
+            require(request.edge_id, "edge_id"),
             request.silent_seconds,
         )
         return pb.HoldSessionResponse(held=held)
@@ -167,28 +113,29 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         after = convert.position_from_pb(request.after) if request.HasField("after") else None
         recovered = await self._manager.recover(
             RecoverSpec(
-                recovery_id=_require(request.recovery_id, "recovery_id"),
+                recovery_id=require(request.recovery_id, "recovery_id"),
                 after=after,
-                edge_id=_require(request.edge_id, "edge_id"),
-                user_id=_optional(request.user_id, "user_id"),
-                fresh_recovery_id=_optional(request.fresh_recovery_id, "fresh_recovery_id"),
+                edge_id=require(request.edge_id, "edge_id"),
+                user_id=optional(request.user_id, "user_id"),
+                fresh_recovery_id=optional(request.fresh_recovery_id, "fresh_recovery_id"),
             )
         )
-        return pb.RecoverSessionResponse(
+        reply = pb.RecoverSessionResponse(
             **convert.seat_to_pb(recovered),
             missed=[convert.event_to_pb(e) for e in recovered.missed],
             resynced=recovered.resynced,
             socket_id=recovered.participant.socket_id,
         )
+        return self._recover_roster.fill(reply, recovered.others)
 
     @unary
     async def UpdateMediaState(
         self, request: pb.UpdateMediaStateRequest, context: Any
     ) -> pb.UpdateMediaStateResponse:
         change = MediaChange(
-            meeting_id=_require(request.meeting_id, "meeting_id"),
-            participant_id=_require(request.participant_id, "participant_id"),
-            changed_by=_optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            meeting_id=require(request.meeting_id, "meeting_id"),
+            participant_id=require(request.participant_id, "participant_id"),
+            changed_by=optional(request.requested_by_participant_id, "requested_by_participant_id"),
             audio=request.audio if request.HasField("audio") else None,
             video=request.video if request.HasField("video") else None,
             screen=request.screen if request.HasField("screen") else None,
@@ -205,9 +152,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.RemoveParticipantRequest, context: Any
     ) -> pb.RemoveParticipantResponse:
         event = await self._manager.remove_participant(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
-            _optional(request.requested_by_participant_id, "requested_by_participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
+            optional(request.requested_by_participant_id, "requested_by_participant_id"),
         )
         return pb.RemoveParticipantResponse(
             participant=convert.event_to_pb(event).participant_left.participant,
@@ -218,7 +165,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def ListParticipants(
         self, request: pb.ListParticipantsRequest, context: Any
     ) -> pb.ListParticipantsResponse:
-        snapshot = await self._manager.list_participants(_require(request.meeting_id, "meeting_id"))
+        snapshot = await self._manager.list_participants(require(request.meeting_id, "meeting_id"))
         return pb.ListParticipantsResponse(snapshot=convert.snapshot_to_pb(snapshot))
 
     @unary
@@ -229,9 +176,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def SendSignal(self, request: pb.SendSignalRequest, context: Any) -> pb.SendSignalResponse:
         signal = convert.signal_from_pb(request.signal)
-        _require(signal.meeting_id, "signal.meeting_id")
-        _require(signal.from_participant_id, "signal.from_participant_id")
-        _require(signal.target_participant_id, "signal.target_participant_id")
+        require(signal.meeting_id, "signal.meeting_id")
+        require(signal.from_participant_id, "signal.from_participant_id")
+        require(signal.target_participant_id, "signal.target_participant_id")
         try:
             json.loads(signal.payload_json or "null")
         except ValueError as exc:
@@ -242,8 +189,8 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     @unary
     async def SendChat(self, request: pb.SendChatRequest, context: Any) -> pb.SendChatResponse:
         message, position = await self._manager.send_chat(
-            _require(request.meeting_id, "meeting_id"),
-            _require(request.participant_id, "participant_id"),
+            require(request.meeting_id, "meeting_id"),
+            require(request.participant_id, "participant_id"),
             request.text,
         )
         return pb.SendChatResponse(
@@ -255,7 +202,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.WatchRoomRequest, context: Any
     ) -> AsyncIterator[pb.WatchRoomResponse]:
         after = convert.position_from_pb(request.after)
-        async for item in self._manager.watch(_require(request.meeting_id, "meeting_id"), after):
+        async for item in self._manager.watch(require(request.meeting_id, "meeting_id"), after):
             if isinstance(item, Snapshot):
                 yield pb.WatchRoomResponse(snapshot=convert.snapshot_to_pb(item))
             elif request.batch and len(item) > 1:
@@ -268,7 +215,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     @unary
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.HeartbeatResponse:
-        known = await self._manager.heartbeat(_require(request.edge_id, "edge_id"))
+        known = await self._manager.heartbeat(require(request.edge_id, "edge_id"))
         return pb.HeartbeatResponse(
             known=known,
             lease_seconds=self._manager.lease_seconds,
@@ -280,17 +227,17 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self, request: pb.RestoreSessionsRequest, context: Any
     ) -> pb.RestoreSessionsResponse:
         records = [
-            RestoreRecord(_require(r.meeting_id, "meeting_id"), convert.participant_from_pb(r.participant))
+            RestoreRecord(require(r.meeting_id, "meeting_id"), convert.participant_from_pb(r.participant))
             for r in request.sessions
         ]
-        rejected = await self._manager.restore(_require(request.edge_id, "edge_id"), records)
+        rejected = await self._manager.restore(require(request.edge_id, "edge_id"), records)
         return pb.RestoreSessionsResponse(rejected_participant_ids=rejected)
 
     @streaming
     async def WatchEdge(
         self, request: pb.WatchEdgeRequest, context: Any
     ) -> AsyncIterator[pb.WatchEdgeResponse]:
-        async for signal in self._manager.edge_signals(_require(request.edge_id, "edge_id")):
+        async for signal in self._manager.edge_signals(require(request.edge_id, "edge_id")):
             yield pb.WatchEdgeResponse(signal=convert.signal_to_pb(signal))
 
     def _encode(self, event: RoomEvent) -> pb.WatchRoomResponse:

@@ -128,10 +128,15 @@ def require_may_kick(actor: Participant | None, target_id: str) -> None:
 def require_may_change_media(participant: Participant, change: MediaChange) -> None:
     """A participant changes only its own media (a service anyone's); turning screen
     sharing on needs the permission to share."""
-    if not is_internal(change.changed_by) and change.changed_by != participant.participant_id:
-        raise errors.forbidden("Participants change only their own media")
+    require_own_media(change)
     if change.screen and not participant.permissions.can_share:
         raise errors.forbidden("Screen sharing is not allowed")
+
+
+def require_own_media(change: MediaChange) -> None:
+    """The part of `require_may_change_media` that needs no participant: who asks."""
+    if not is_internal(change.changed_by) and change.changed_by != change.participant_id:
+        raise errors.forbidden("Participants change only their own media")
 
 
 def require_may_chat(sender: Participant) -> None:

@@ -64,8 +64,10 @@ class StoreOptions:
 class StoreUnavailableError(DomainError):
     """The store cannot be reached (or did not answer in time); the caller may retry."""
 
-    def __init__(self, message: str = "Room store unavailable") -> None:
+    def __init__(self, message: str = "Room store unavailable", cause: str = "") -> None:
         super().__init__(ErrorCode.UNAVAILABLE, message)
+        self.cause = cause
+        """Why, for the log (never shown to callers): what failed, in which operation."""
 
 
 class MeetingDirectory(Protocol):

@@ -1,5 +1,6 @@
 """What every part of the Redis store shares: the client, key names, the time, and one
-wrapper that measures each store operation and turns Redis failures into UNAVAILABLE."""
+wrapper that measures each store operation, gives it a deadline that a stalled event loop
+does not use up (`redis_deadline`), and turns Redis failures into UNAVAILABLE."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from room_service.store.base import StoreOptions, StoreUnavailableError
+from room_service.store.redis_deadline import BACKSTOP, within
 
 T = TypeVar("T")
 
@@ -38,6 +40,17 @@ RedisClient = Redis | RedisCluster
 
 Observer = Callable[[str, float, bool], None]
 """Called after each store operation with its name, seconds taken and success."""
+
+
+def operation_timeout(redis: RedisClient) -> float:
+    """Each store operation's deadline: the timeout `connect` was given (it sets the
+    client's own socket timeouts to `BACKSTOP` times that); 0 for a client without one."""
+    if isinstance(redis, RedisCluster):
+        kwargs = redis.connection_kwargs
+    else:
+        kwargs = redis.connection_pool.connection_kwargs
+    timeout = kwargs.get("socket_timeout")
+    return float(timeout) / BACKSTOP if timeout else 0.0
 
 
 def room_tag(meeting_id: str) -> str:
@@ -83,6 +96,7 @@ class RedisPart:
         self._options = options
         self._observe = observe
         self._clock = clock
+        self._timeout = operation_timeout(redis)
         # A Cluster client learns the slot map on first use; many first uses at once race
         # each other in the client, so the first one learns it for all.
         self._cluster_ready = not isinstance(redis, RedisCluster)
@@ -108,17 +122,27 @@ class RedisPart:
         try:
             if not self._cluster_ready:
                 await self._learn_slots()
-            result = await make()
+            result = await within(self._timeout, make)
             ok = True
             return result
         except _UNAVAILABLE as exc:
-            raise StoreUnavailableError() from exc
+            raise self._unavailable(name, exc, started) from exc
         except ResponseError as exc:
             if str(exc).startswith(_TRANSIENT_REPLIES):
-                raise StoreUnavailableError() from exc
+                raise self._unavailable(name, exc, started) from exc
             raise
         finally:
             self._observe(name, time.perf_counter() - started, ok)
+
+    @staticmethod
+    def _unavailable(name: str, exc: Exception, started: float) -> StoreUnavailableError:
+        # The error's type and the reply's first word only: a Redis error's text may
+        # name the server's address.
+        what = type(exc).__name__
+        if isinstance(exc, ResponseError):
+            what = f"{what} {str(exc).split(' ', 1)[0]}"
+        took = time.perf_counter() - started
+        return StoreUnavailableError(cause=f"redis {what} in {name} after {took:.3f} s")
 
 
 def run_script(script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:

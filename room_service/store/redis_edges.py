@@ -9,8 +9,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-
 from room_service.domain import rules
 from room_service.domain.errors import DomainError
 from room_service.domain.events import RoomEvent
@@ -20,7 +18,6 @@ from room_service.store.redis_base import (
     LEASES,
     REAPED,
     REAPING,
-    RedisClient,
     edge_rooms_key,
     edge_signals_key,
     run_script,
@@ -65,13 +62,9 @@ _SIGNAL_POLL_SECONDS = 1.0
 _READER_TTL_SECONDS = 30
 
 
-def _pop_seconds(redis: RedisClient) -> float:
-    """How long one blocking pop waits: half the command timeout, at most the poll."""
-    if isinstance(redis, RedisCluster):
-        timeout = redis.connection_kwargs.get("socket_timeout")
-    else:
-        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-    return _SIGNAL_POLL_SECONDS if timeout is None else min(_SIGNAL_POLL_SECONDS, float(timeout) / 2)
+def _pop_seconds(timeout: float) -> float:
+    """How long one blocking pop waits: half the operation timeout, at most the poll."""
+    return _SIGNAL_POLL_SECONDS if timeout <= 0 else min(_SIGNAL_POLL_SECONDS, timeout / 2)
 
 
 def _readers_key(edge_id: str) -> str:
@@ -92,7 +85,7 @@ class RedisEdges(RedisHolds):
         self._leaving: set[asyncio.Task[None]] = set()
         self._claim = self._script(_CLAIM)
         self._touch = self._script(_TOUCH)
-        self._pop_seconds = _pop_seconds(self._redis)
+        self._pop_seconds = _pop_seconds(self._timeout)
 
     async def touch_edge(self, edge_id: str, expires_at: float, *, create: bool = True) -> bool:
         args = [edge_id, repr(expires_at), "1" if create else "0"]

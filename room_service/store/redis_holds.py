@@ -23,168 +23,51 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from room_service.domain import errors, rules
+from room_service.domain import errors
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.events import ParticipantLeft, RoomEvent
-from room_service.domain.models import Meeting, MeetingStatus, Participant, Position
-from room_service.domain.requests import JoinOutcome, JoinSpec, Recovered, RecoverSpec
+from room_service.domain.events import RoomEvent
+from room_service.domain.models import Participant, Position
+from room_service.domain.requests import Recovered, RecoverSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import (
-    INCARNATION,
-    LEASES,
     edge_rooms_key,
-    room_keys,
-    room_tag,
     run_script,
 )
-from room_service.store.redis_codec import event_from, meeting_from, participant_from, participant_json
-from room_service.store.redis_log import Along, Command
-from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
+from room_service.store.redis_codec import event_from, participant_from, participant_json
+from room_service.store.redis_seats import RedisSeats, hold_keys, recovery_pointer_key, session_entry
 
 # Held sessions by deadline, across every room (a slot of its own).
 HOLDS_DUE = "{holds}:due"
-# Bindings a room may carry beyond twice its participants before they are swept.
-_SWEEP_SLACK = 16
 # Recovering is compare-and-set on the participant; concurrent changes to it retry.
 _RECOVER_ATTEMPTS = 8
 # Held sessions expired per call at most (the rest on the next tick).
 _EXPIRE_BATCH = 1000
 
 
-def recovery_pointer_key(recovery_id: str) -> str:
-    """Where a recovery id's room and participant are found."""
-    return f"{{recovery:{recovery_id}}}"
-
-
-def _entry(meeting_id: str, participant_id: str) -> str:
-    """A held session as named by its pointer and in the deadline index."""
-    return json.dumps([meeting_id, participant_id], separators=(",", ":"), ensure_ascii=False)
-
-
-def _hold_keys(meeting_id: str) -> list[str]:
-    tag = room_tag(meeting_id)
-    return [*room_keys(meeting_id), f"{tag}:recovery", f"{tag}:held", f"{tag}:created"]
-
-
-class RedisHolds(RedisRooms):
-    """SessionHolds on Redis (see the module docstring); binds recovery ids on join and
-    reaps an edge's rooms holding its recoverable sessions."""
+class RedisHolds(RedisSeats):
+    """SessionHolds on Redis (see the module docstring); reaps an edge's rooms holding its
+    recoverable sessions."""
 
     def _init_holds(self) -> None:
+        self._init_seats()
         # By the operation name each is measured under. These append nothing to the log;
         # those that do are room changes, so this replica's watchers learn their entries.
         self._holds = {"hold": self._script(lua.HOLD), "recover": self._script(lua.RECOVER)}
-        self._add_changes(
-            _hold_keys, {"join": lua.JOIN, "expire_holds": lua.EXPIRE, "drop_edge": lua.DROP_EDGE}
-        )
-        self._delete_if = self._script(lua.DELETE_IF)
+        self._add_changes(hold_keys, {"expire_holds": lua.EXPIRE, "drop_edge": lua.DROP_EDGE})
         self._settle = self._script(lua.SETTLE)
 
     async def _hold_script(self, op: str, meeting_id: str, args: list[Any]) -> list[Any]:
         """Runs one of the scripts above on a room (the event time and log bound first)."""
-        script, keys = self._holds[op], _hold_keys(meeting_id)
+        script, keys = self._holds[op], hold_keys(meeting_id)
         timed = [self._now(), self._options.replay_buffer, *args]
         reply: list[Any] = await self._op(op, lambda: run_script(script, keys, timed))
         return reply
 
-    async def _forget_pointer(self, recovery_id: str, meeting_id: str, participant_id: str) -> None:
-        key, value = recovery_pointer_key(recovery_id), _entry(meeting_id, participant_id)
-        await self._op("recovery_pointer", lambda: run_script(self._delete_if, [key], [value]))
-
-    async def _set_pointer(self, recovery_id: str, meeting_id: str, participant_id: str) -> None:
-        key, value = recovery_pointer_key(recovery_id), _entry(meeting_id, participant_id)
-        await self._op("recovery_pointer", lambda: self._redis.set(key, value))
-
     async def _index(self, meeting_id: str, participant_id: str, until: float, *, lower_only: bool) -> None:
-        mapping = {_entry(meeting_id, participant_id): until}
+        mapping = {session_entry(meeting_id, participant_id): until}
         await self._op("hold_index", lambda: self._redis.zadd(HOLDS_DUE, mapping, lt=lower_only))
-
-    # -- binding --------------------------------------------------------------------------
-
-    async def join(
-        self, spec: JoinSpec, meeting: Meeting | None = None, lease_until: float | None = None
-    ) -> JoinOutcome:
-        if meeting is None:
-            meeting = await self.get_meeting(spec.meeting_id)
-        if not meeting.joinable:
-            raise DomainError(ErrorCode.MEETING_NOT_ACTIVE, "Meeting is not active")
-        outcome = await self._seat(spec, meeting, lease_until)
-        assert outcome is not None  # only an open join answers None
-        return outcome
-
-    async def join_open(self, spec: JoinSpec, lease_until: float | None = None) -> JoinOutcome | None:
-        # The script reads the meeting: a join without a password is one round trip.
-        stand_in = Meeting(spec.meeting_id, "", MeetingStatus.LIVE, "", datetime.now(UTC))
-        return await self._seat(spec, stand_in, lease_until, read_meeting=True)
-
-    async def _seat(
-        self, spec: JoinSpec, meeting: Meeting, lease_until: float | None, *, read_meeting: bool = False
-    ) -> JoinOutcome | None:
-        """The JOIN script with its pipeline. `read_meeting`: the script reads the meeting
-        (`meeting` only stands in for it) and a meeting with a password answers None."""
-        participant = rules.new_participant(meeting, spec, datetime.now(UTC))
-        pid = participant.participant_id
-        # Along with the script: the edge's lease renewed, the room indexed under the edge
-        # (so that reaping it always finds the room), the recovery id's pointer (a pointer
-        # whose binding never came recovers nothing, and is deleted below), and the store's
-        # instance id read.
-        before = [Command("index_edge", "sadd", (edge_rooms_key(spec.edge_id), spec.meeting_id))]
-        if lease_until is not None:
-            before.insert(0, Command("touch_edge", "zadd", (LEASES, {spec.edge_id: lease_until})))
-        if spec.recovery_id:
-            pointer = (recovery_pointer_key(spec.recovery_id), _entry(spec.meeting_id, pid))
-            before.append(Command("recovery_pointer", "set", pointer))
-        reply, (incarnation,) = await self._change_room_with(
-            "join",
-            spec.meeting_id,
-            [
-                rules.new_epoch(),
-                pid,
-                participant_json(participant),
-                spec.user_id,
-                spec.edge_id,
-                spec.socket_id,
-                "1" if self._options.multiple_sessions else "0",
-                rules.room_capacity(meeting, self._options.default_capacity),
-                spec.recovery_id,
-                _SWEEP_SLACK,
-                "1" if read_meeting else "0",
-            ],
-            Along(before, [Command("instance_id", "get", (INCARNATION,))]),
-        )
-        status = reply[0]
-        if read_meeting and status in {"ALREADY", "OK"}:
-            meeting = meeting_from(reply[6], reply[7] or datetime.now(UTC).isoformat())
-        if status == "ALREADY":
-            outcome = dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
-            if spec.recovery_id:  # it named the unseated id a moment: the seated one again
-                seated = outcome.participant.participant_id
-                await self._set_pointer(spec.recovery_id, spec.meeting_id, seated)
-            return outcome
-        if status != "OK":
-            if spec.recovery_id:
-                await self._forget_pointer(spec.recovery_id, spec.meeting_id, pid)
-            if status == "PASSWORD":
-                return None
-            raise refusal(status)
-        if read_meeting:
-            participant = participant_from(reply[5])
-        for gone, recovery_id in reply[4]:
-            await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
-        events = self._events(reply)
-        replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
-        others = tuple(participant_of(raw) for raw in reply[3])
-        return JoinOutcome(
-            meeting,
-            participant,
-            others,
-            events[-1].position,
-            replaced=replaced,
-            instance_id=incarnation or "",
-        )
 
     # -- SessionHolds -----------------------------------------------------------------------
 

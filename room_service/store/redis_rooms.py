@@ -32,6 +32,7 @@ from room_service.store.redis_codec import (
 )
 from room_service.store.redis_log import RedisLog
 from room_service.store.redis_notify import RoomNotifier
+from room_service.store.redis_tails import KnownParticipants
 
 # Media updates are compare-and-set; concurrent changes to one participant retry.
 _UPDATE_ATTEMPTS = 8
@@ -66,6 +67,7 @@ class RedisRooms(RedisLog):
         self._init_log(notifier)
         self._read_after = self._script(lua.READ_AFTER)
         self._snapshot = self._script(lua.SNAPSHOT)
+        self._participants = KnownParticipants()
 
     # -- meetings ---------------------------------------------------------------------
 
@@ -136,22 +138,33 @@ class RedisRooms(RedisLog):
         return self._events(reply)[0]
 
     async def update_media(self, change: MediaChange) -> tuple[Participant, RoomEvent | None]:
+        # One round trip when this replica knows the participant's stored JSON (it seated
+        # or last changed it): the compare-and-set starts from that, and a stale guess
+        # fails the compare, whose reply carries the current JSON for the next attempt.
+        meeting_id, pid = change.meeting_id, change.participant_id
+        raw = self._participants.get(meeting_id, pid)
+        fresh = raw is None
+        if raw is None:
+            raw = await self._participant_json(meeting_id, pid)
         for _ in range(_UPDATE_ATTEMPTS):
-            raw = await self._participant_json(change.meeting_id, change.participant_id)
             participant = participant_of(raw)
             media = change.applied_to(participant.media)
-            if media == participant.media:
+            if media == participant.media and fresh:
                 return participant, None
-            updated = dataclasses.replace(participant, media=media)
+            updated = participant_json(dataclasses.replace(participant, media=media))
             reply = await self._change_room(
-                "update_media",
-                change.meeting_id,
-                [change.participant_id, raw, participant_json(updated), change.changed_by],
+                "update_media", meeting_id, [pid, raw, updated, change.changed_by]
             )
+            if reply[0] == "SAME":  # the guess was right, and asked for no change
+                return participant, None
             if reply[0] == "OK":
-                return updated, self._events(reply)[0]
+                self._participants.saw(meeting_id, pid, updated)
+                return participant_of(updated), self._events(reply)[0]
             if reply[0] != "CONFLICT":
+                self._participants.forget(meeting_id, pid)
                 raise refusal(reply[0])
+            raw, fresh = str(reply[1]), True
+            self._participants.saw(meeting_id, pid, raw)
         raise DomainError(ErrorCode.UNAVAILABLE, "Participant changed concurrently, try again")
 
     async def append_chat(self, meeting_id: str, participant_id: str, text: str) -> RoomEvent:

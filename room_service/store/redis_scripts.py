@@ -153,14 +153,17 @@ return finish('OK', close_if_empty())
 """
 )
 
-# ARGV: now, maxlen, participant id, JSON expected now, new JSON, changed by.
+# ARGV: now, maxlen, participant id, JSON expected now, new JSON, changed by. Answers
+# CONFLICT with the current JSON when it is not the expected one, SAME (nothing logged)
+# when the new JSON is the current one.
 UPDATE = (
     _PRELUDE
     + """
 local pid, expected, pjson, by = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local current = redis.call('HGET', people, pid)
 if epoch == '' or not current then return {'NOT_IN_MEETING'} end
-if current ~= expected then return {'CONFLICT'} end
+if current ~= expected then return {'CONFLICT', current} end
+if pjson == current then return {'SAME'} end
 redis.call('HSET', people, pid, pjson)
 append('updated', pjson, '', by)
 return finish('OK')

@@ -5,6 +5,9 @@ when they reach past its position, or "nothing yet" when its position is that he
 nothing was heard since. Entries of a log never change, so an answer from here is the
 answer Redis would give; a watcher reads strictly after its position, so an entry that
 both this replica's write and its pub/sub message announce is still delivered once.
+
+Also the stored JSON it last saw of each participant (`KnownParticipants`), a guess that
+a compare-and-set checks.
 """
 
 from __future__ import annotations
@@ -87,3 +90,33 @@ class RoomTails:
     def forget(self, meeting_id: str) -> None:
         """Drops what is known of a room whose log may have been dropped."""
         self._tails.pop(meeting_id, None)
+
+
+# Participants whose stored JSON is remembered (the oldest forgotten first).
+_PARTICIPANTS = 65536
+
+
+class KnownParticipants:
+    """The stored JSON this replica last wrote or read of each participant: a media
+    update's compare-and-set starts from it instead of reading it from Redis first. Only
+    a guess: a stale one fails the compare, whose reply carries the current JSON."""
+
+    def __init__(self, size: int = _PARTICIPANTS) -> None:
+        self._size = size
+        self._raw: dict[tuple[str, str], str] = {}
+
+    def get(self, meeting_id: str, participant_id: str) -> str | None:
+        """The JSON last seen, if any."""
+        return self._raw.get((meeting_id, participant_id))
+
+    def saw(self, meeting_id: str, participant_id: str, raw: str) -> None:
+        """`raw` is what Redis holds for the participant now."""
+        key = (meeting_id, participant_id)
+        self._raw.pop(key, None)
+        self._raw[key] = raw
+        if len(self._raw) > self._size:
+            del self._raw[next(iter(self._raw))]
+
+    def forget(self, meeting_id: str, participant_id: str) -> None:
+        """The participant is gone (or its JSON unknown)."""
+        self._raw.pop((meeting_id, participant_id), None)

@@ -77,6 +77,14 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
             exposition = parse_exposition(await http_get_text(f"http://{proc.metrics_address}/metrics"))
             refusals += exposition.value("room_service_joins_total", result="UNAVAILABLE") or 0.0
         assert refusals == 1, refusals
+        # The replica that refused says why (the edge says nothing): Redis did not answer.
+        causes = [
+            str(line.record.get("cause", ""))
+            for proc in replicas.procs
+            for line in proc.lines
+            if line.msg == "answered UNAVAILABLE" and line.record.get("method") == "Join"
+        ]
+        assert len(causes) == 1 and causes[0].startswith("redis TimeoutError in "), causes
         await wait_until(lambda: status_is(edge_a.url, 503), within=20, what="edge /readyz 503")
         for proc in replicas.procs:
             await wait_until(
@@ -97,6 +105,12 @@ async def test_an_unreachable_redis_makes_joins_unavailable_and_both_tiers_unrea
             )
             report("Redis known down: replica refused a join after", time.monotonic() - asked)
             assert "unavailable" in (refused.details() or "").lower()
+            await replicas.procs[0].wait_for_log(
+                lambda r: (
+                    r.get("msg") == "answered UNAVAILABLE"
+                    and str(r.get("cause", "")).startswith("store known down")
+                )
+            )
     finally:
         replicas.redis.thaw()
     back = time.monotonic()

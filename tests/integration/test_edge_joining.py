@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from edge_gateway.relay import RoomRelay
 from tests.support.edge_stack import LOCKED, OPEN, Client, Connect, Stack, sockets_connected
 from tests.support.room import join
 from tests.support.timing import wait_until
@@ -150,3 +151,35 @@ async def test_the_edge_keeps_one_copy_of_each_participant(connected: Connect, s
         )
 
     await wait_until(lambda: shared(me) and shared(peer), within=5, what="both sockets in step")
+
+
+async def test_a_roster_from_the_edges_view_is_the_rooms_as_of_the_join(
+    connected: Connect, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the room has a relay here, a joiner's roster is taken from its view (each entry
+    converted once, not once per joiner): the room service's list, in its order, with the
+    media as changed since the entry was first converted."""
+    from_view: list[bool] = []
+    real = RoomRelay.roster_json
+
+    def watched(relay: RoomRelay, *args: Any, **kwargs: Any) -> bytes | None:
+        roster = real(relay, *args, **kwargs)
+        from_view.append(roster is not None)
+        return roster
+
+    monkeypatch.setattr(RoomRelay, "roster_json", watched)
+    people = await connected(*(f"person-{i}" for i in range(5)))
+    first = await join(people[0], "user-0")
+    for i, person in enumerate(people[1:], start=1):
+        mark = people[0].mark()
+        before = await stack.participants()
+        joined = await join(person, f"user-{i}")
+        assert [p["participantId"] for p in joined["participants"]] == before
+        listed = {p["participantId"]: p for p in joined["participants"]}
+        assert listed[first["participantId"]]["audio"] is (i < 3)
+        if i == 2:  # muted after two joiners have its entry
+            assert (await people[0].emit_with_ack("update-media", {"audio": False}))["success"]
+            await person.wait_for_event("participant-updated", lambda d: d["audio"] is False)
+        # The relay stands at the join before the next one comes: the view is used.
+        await people[0].wait_for_event("participant-joined", start=mark)
+    assert from_view == [True] * 4  # every joiner after the first, which opened the relay

@@ -17,6 +17,7 @@ from room_service.config import load_settings, redacted_url
 from room_service.domain.errors import ErrorCode
 from room_service.domain.events import RoomEvent
 from room_service.domain.models import Position, Signal, SignalType, Snapshot
+from room_service.domain.requests import MediaChange
 from room_service.metrics import RoomMetrics
 from room_service.rooms import ManagerOptions, RoomManager
 from room_service.store.base import StoreOptions, StoreUnavailableError
@@ -251,3 +252,31 @@ async def test_a_join_answers_the_store_instance_with_it(session_redis: SessionR
         assert (await store.join(spec("u1"))).instance_id == instance  # already joined
     finally:
         await store.close()
+
+
+async def test_a_media_change_through_the_replica_that_seated_the_participant_is_one_round_trip(
+    session_redis: SessionRedis,
+) -> None:
+    # The seating replica knows the stored participant: the compare-and-set needs no read
+    # first. Another replica reads it once, then knows it too.
+    local, operations = await observed_store(session_redis.url)
+    remote, remote_operations = await observed_store(session_redis.url)
+    try:
+        await local.upsert_meeting(meeting())
+        pid = (await local.join(spec("u1"))).participant.participant_id
+        operations.clear()
+        for audio in (False, True, False):
+            assert (await local.update_media(MediaChange(MEETING, pid, pid, audio=audio)))[1] is not None
+        assert operations == ["update_media"] * 3, operations
+        # Through the use case too: its permission check reads nothing for this change.
+        manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
+        operations.clear()
+        assert (await manager.update_media(MediaChange(MEETING, pid, pid, video=False)))[1] is not None
+        assert operations == ["update_media"], operations
+        remote_operations.clear()
+        assert (await remote.update_media(MediaChange(MEETING, pid, pid, video=True)))[1] is not None
+        assert (await remote.update_media(MediaChange(MEETING, pid, pid, video=False)))[1] is not None
+        assert remote_operations == ["get_participant", "update_media", "update_media"], remote_operations
+    finally:
+        await local.close()
+        await remote.close()

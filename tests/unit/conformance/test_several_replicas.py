@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from room_service.domain.events import ParticipantLeft
+from room_service.domain.events import ParticipantLeft, ParticipantUpdated
 from room_service.domain.models import Position
+from room_service.domain.requests import MediaChange
 from room_service.store.base_edges import RestoreRecord
 from tests.support.stores import MEETING, StoreFactory, events_after, spec
 
@@ -83,3 +84,34 @@ async def test_every_replica_names_the_same_instance(new_store: StoreFactory) ->
     await store.join(spec("u1"))
     assert await other.instance_id() == first
     assert await store.ready()
+
+
+async def test_media_changes_through_two_replicas_each_apply_to_the_current_state(
+    new_store: StoreFactory,
+) -> None:
+    # The replica that seated a participant remembers its stored state; a change made
+    # through another replica makes that memory stale, which must never decide an answer.
+    seater = await new_store()
+    other = await new_store.replica()
+    pid = (await seater.join(spec("u1"))).participant.participant_id
+    changed, event = await other.update_media(MediaChange(MEETING, pid, pid, audio=False))
+    assert changed.media.audio is False and event is not None
+    # Already so (the seater last saw it on): no change, nothing logged.
+    same, nothing = await seater.update_media(MediaChange(MEETING, pid, pid, audio=False))
+    assert same.media.audio is False and nothing is None
+    # Back on through the seater, then the other sees it on, and off again through it.
+    on, turned_on = await seater.update_media(MediaChange(MEETING, pid, pid, audio=True))
+    assert on.media.audio is True and turned_on is not None
+    again, repeat = await other.update_media(MediaChange(MEETING, pid, pid, audio=True))
+    assert again.media.audio is True and repeat is None
+    off, turned_off = await other.update_media(MediaChange(MEETING, pid, pid, audio=False, video=False))
+    assert (off.media.audio, off.media.video) == (False, False) and turned_off is not None
+    stored = {p.participant_id: p for p in (await seater.snapshot(MEETING)).participants}[pid]
+    assert (stored.media.audio, stored.media.video) == (False, False)
+    events = await events_after(seater, Position(0, (await seater.snapshot(MEETING)).position.epoch))
+    updates = [e.payload.participant.media for e in events if isinstance(e.payload, ParticipantUpdated)]
+    assert [(media.audio, media.video) for media in updates] == [
+        (False, True),
+        (True, True),
+        (False, False),
+    ]
