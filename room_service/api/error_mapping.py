@@ -26,6 +26,16 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+async def _answer(context: grpc.aio.ServicerContext[Any, Any], method: str, exc: Exception) -> None:
+    """Aborts the call with the status `exc` stands for (always raises)."""
+    if isinstance(exc, DomainError):
+        if exc.code is ErrorCode.UNAVAILABLE:
+            refusals.refused(method, exc)
+        await _abort(context, exc.code, exc.message)
+    log.error("unhandled error in %s", method, exc_info=exc)
+    await _abort(context, ErrorCode.INTERNAL, "Internal error")
+
+
 def unary(
     method: Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
 ) -> Callable[[Any, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
@@ -39,13 +49,8 @@ def unary(
             if remaining is not None and remaining < 0:
                 refusals.late(method.__name__, -remaining)
             return reply
-        except DomainError as exc:
-            if exc.code is ErrorCode.UNAVAILABLE:
-                refusals.refused(method.__name__, exc)
-            await _abort(context, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await _abort(context, ErrorCode.INTERNAL, "Internal error")
+        except Exception as exc:
+            await _answer(context, method.__name__, exc)
         raise AssertionError("unreachable: abort raises")
 
     return wrapper
@@ -63,13 +68,8 @@ def streaming(
         try:
             async for item in method(self, request, context):
                 yield item
-        except DomainError as exc:
-            if exc.code is ErrorCode.UNAVAILABLE:
-                refusals.refused(method.__name__, exc)
-            await _abort(context, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await _abort(context, ErrorCode.INTERNAL, "Internal error")
+        except Exception as exc:
+            await _answer(context, method.__name__, exc)
 
     return wrapper
 
