@@ -129,6 +129,16 @@ class RawPeer:
 
 
 @contextlib.asynccontextmanager
+async def raw_peer(url: str, *, tail: bytes = b"") -> AsyncIterator[RawPeer]:
+    """A RawPeer, upgraded and connected, closed on the way out."""
+    peer = await RawPeer.open(url, tail=tail)
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+@contextlib.asynccontextmanager
 async def echo_server(**options: Any) -> AsyncIterator[Served]:
     """serve() with an `echo` event that sends its data back as `echoed`."""
     async with serve(**options) as served:
@@ -141,58 +151,46 @@ async def echo_server(**options: Any) -> AsyncIterator[Served]:
 
 
 async def test_after_the_upgrade_the_connection_is_ours_and_aiohttp_forgets_the_request() -> None:
-    async with echo_server() as served:
-        peer = await RawPeer.open(served.url)
-        try:
-            await peer.connect()
-            sock = next(iter(served.sio.eio.sockets.values()))
-            transport = sock.queue.transport
-            assert isinstance(transport.get_protocol(), EngineConnection)
-            # aiohttp's request handler and its task are gone (its server tracks no connection).
-            assert served.runner is not None
-            runner_server = served.runner.server
-            assert runner_server is not None
-            assert not runner_server.connections
-        finally:
-            peer.close()
+    async with echo_server() as served, raw_peer(served.url) as peer:
+        await peer.connect()
+        sock = next(iter(served.sio.eio.sockets.values()))
+        transport = sock.queue.transport
+        assert isinstance(transport.get_protocol(), EngineConnection)
+        # aiohttp's request handler and its task are gone (its server tracks no connection).
+        assert served.runner is not None
+        runner_server = served.runner.server
+        assert runner_server is not None
+        assert not runner_server.connections
 
 
 async def test_frames_sent_with_the_upgrade_request_are_read() -> None:
-    async with echo_server() as served:
-        peer = await RawPeer.open(served.url, tail=frame(TEXT, b"40"))
-        try:
-            opcode, data = await peer.read_data()
-            assert opcode == TEXT and data.startswith(b"40{")
-        finally:
-            peer.close()
+    async with echo_server() as served, raw_peer(served.url, tail=frame(TEXT, b"40")) as peer:
+        opcode, data = await peer.read_data()
+        assert opcode == TEXT and data.startswith(b"40{")
 
 
 async def test_a_fragmented_message_with_a_ping_between_its_fragments_and_frames_cut_anywhere() -> None:
-    async with echo_server() as served:
-        peer = await RawPeer.open(served.url)
-        try:
-            await peer.connect()
-            message = b'42["echo",{"text":"' + "é".encode() * 200 + b'"}]'
-            wire = (
-                frame(TEXT, message[:10], fin=False)
-                + frame(PING, b"are you there")
-                + frame(0x0, message[10:300], fin=False)
-                + frame(0x0, message[300:])
-            )
-            for i in range(0, len(wire), 7):  # seven bytes a write: every frame cut somewhere
-                peer.send(wire[i : i + 7])
-                await peer.writer.drain()
-            assert await peer.read_data() == (PONG, b"are you there")
-            opcode, echoed = await peer.read_data()
-            assert opcode == TEXT
-            assert json.loads(echoed[2:]) == ["echoed", {"text": "é" * 200}]
-            # Two messages in one write, the first with a 16-bit length.
-            big = b'42["echo",{"n":"' + b"x" * 300 + b'"}]'
-            peer.send(frame(TEXT, big) + frame(TEXT, b'42["echo",{"n":2}]'))
-            assert json.loads((await peer.read_data())[1][2:]) == ["echoed", {"n": "x" * 300}]
-            assert json.loads((await peer.read_data())[1][2:]) == ["echoed", {"n": 2}]
-        finally:
-            peer.close()
+    async with echo_server() as served, raw_peer(served.url) as peer:
+        await peer.connect()
+        message = b'42["echo",{"text":"' + "é".encode() * 200 + b'"}]'
+        wire = (
+            frame(TEXT, message[:10], fin=False)
+            + frame(PING, b"are you there")
+            + frame(0x0, message[10:300], fin=False)
+            + frame(0x0, message[300:])
+        )
+        for i in range(0, len(wire), 7):  # seven bytes a write: every frame cut somewhere
+            peer.send(wire[i : i + 7])
+            await peer.writer.drain()
+        assert await peer.read_data() == (PONG, b"are you there")
+        opcode, echoed = await peer.read_data()
+        assert opcode == TEXT
+        assert json.loads(echoed[2:]) == ["echoed", {"text": "é" * 200}]
+        # Two messages in one write, the first with a 16-bit length.
+        big = b'42["echo",{"n":"' + b"x" * 300 + b'"}]'
+        peer.send(frame(TEXT, big) + frame(TEXT, b'42["echo",{"n":2}]'))
+        assert json.loads((await peer.read_data())[1][2:]) == ["echoed", {"n": "x" * 300}]
+        assert json.loads((await peer.read_data())[1][2:]) == ["echoed", {"n": 2}]
 
 
 async def test_a_binary_attachment_arrives_in_a_binary_frame() -> None:
@@ -205,8 +203,7 @@ async def test_a_binary_attachment_arrives_in_a_binary_frame() -> None:
             arrived.set()
 
         served.sio.on("bin", on_bin)
-        peer = await RawPeer.open(served.url)
-        try:
+        async with raw_peer(served.url) as peer:
             await peer.connect()
             peer.send(
                 frame(TEXT, b'451-["bin",{"_placeholder":true,"num":0}]') + frame(BINARY, b"\x00\x01\xff")
@@ -214,8 +211,6 @@ async def test_a_binary_attachment_arrives_in_a_binary_frame() -> None:
             async with asyncio.timeout(10):
                 await arrived.wait()
             assert got == [b"\x00\x01\xff"]
-        finally:
-            peer.close()
 
 
 @pytest.mark.parametrize(
@@ -234,76 +229,55 @@ async def test_a_binary_attachment_arrives_in_a_binary_frame() -> None:
     ids=["unmasked", "rsv", "orphan", "nested", "fragmented-ping", "long-ping", "opcode", "utf8", "too-big"],
 )
 async def test_a_protocol_error_closes_with_its_code_and_the_socket_leaves(wire: bytes, code: int) -> None:
-    async with echo_server(max_http_buffer_size=1 << 20) as served:
-        peer = await RawPeer.open(served.url)
-        try:
-            sid = await peer.connect()
-            peer.send(wire)
-            assert await peer.read_close() == code
-            assert await peer.ended()
-            assert await served.wait_left(sid, 10) == "transport close"
-        finally:
-            peer.close()
+    async with echo_server(max_http_buffer_size=1 << 20) as served, raw_peer(served.url) as peer:
+        sid = await peer.connect()
+        peer.send(wire)
+        assert await peer.read_close() == code
+        assert await peer.ended()
+        assert await served.wait_left(sid, 10) == "transport close"
 
 
 async def test_a_message_over_the_limit_in_fragments_is_refused() -> None:
-    async with echo_server(max_http_buffer_size=1000) as served:
-        peer = await RawPeer.open(served.url)
-        try:
-            sid = await peer.connect()
-            peer.send(frame(TEXT, b"4" + b"x" * 600, fin=False) + frame(0x0, b"x" * 600))
-            assert await peer.read_close() == 1009
-            assert await served.wait_left(sid, 10) == "transport close"
-        finally:
-            peer.close()
+    async with echo_server(max_http_buffer_size=1000) as served, raw_peer(served.url) as peer:
+        sid = await peer.connect()
+        peer.send(frame(TEXT, b"4" + b"x" * 600, fin=False) + frame(0x0, b"x" * 600))
+        assert await peer.read_close() == 1009
+        assert await served.wait_left(sid, 10) == "transport close"
 
 
 async def test_the_clients_close_is_answered_with_its_code() -> None:
-    async with echo_server() as served:
-        peer = await RawPeer.open(served.url)
-        try:
-            sid = await peer.connect()
-            peer.send(frame(CLOSE, struct.pack("!H", 4001) + b"bye"))
-            assert await peer.read_close() == 4001
-            assert await peer.ended()
-            assert await served.wait_left(sid, 10) == "transport close"
-        finally:
-            peer.close()
+    async with echo_server() as served, raw_peer(served.url) as peer:
+        sid = await peer.connect()
+        peer.send(frame(CLOSE, struct.pack("!H", 4001) + b"bye"))
+        assert await peer.read_close() == 4001
+        assert await peer.ended()
+        assert await served.wait_left(sid, 10) == "transport close"
 
 
 async def test_a_server_disconnect_closes_and_cuts_a_peer_that_never_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(engine_ws, "CLOSE_SECONDS", 0.5)
-    async with echo_server() as served:
-        answering, silent = await RawPeer.open(served.url), await RawPeer.open(served.url)
-        try:
-            for peer in (answering, silent):
-                await peer.connect()
-                await served.sio.eio.disconnect(peer.eio_sid)
-                frames = []
-                while (got := await peer.read_data())[0] != CLOSE:
-                    frames.append(got)
-                assert frames == [(TEXT, b"1")]  # Engine.IO's goodbye before the WebSocket's
-                assert struct.unpack("!H", got[1][:2])[0] == 1000
-            answering.send(frame(CLOSE, struct.pack("!H", 1000)))
-            assert await answering.ended()
-            assert await silent.ended()  # cut once CLOSE_SECONDS passed without its answer
-        finally:
-            answering.close()
-            silent.close()
+    async with echo_server() as served, raw_peer(served.url) as answering, raw_peer(served.url) as silent:
+        for peer in (answering, silent):
+            await peer.connect()
+            await served.sio.eio.disconnect(peer.eio_sid)
+            frames = []
+            while (got := await peer.read_data())[0] != CLOSE:
+                frames.append(got)
+            assert frames == [(TEXT, b"1")]  # Engine.IO's goodbye before the WebSocket's
+            assert struct.unpack("!H", got[1][:2])[0] == 1000
+        answering.send(frame(CLOSE, struct.pack("!H", 1000)))
+        assert await answering.ended()
+        assert await silent.ended()  # cut once CLOSE_SECONDS passed without its answer
 
 
 async def test_a_malformed_engineio_packet_closes_the_socket() -> None:
-    async with echo_server() as served:
-        peer = await RawPeer.open(served.url)
-        try:
-            sid = await peer.connect()
-            peer.send(frame(TEXT, b""))  # no packet type at all
-            assert await peer.read_close() == 1000
-            assert await served.wait_left(sid, 10) == "transport close"
-        finally:
-            peer.close()
+    async with echo_server() as served, raw_peer(served.url) as peer:
+        sid = await peer.connect()
+        peer.send(frame(TEXT, b""))  # no packet type at all
+        assert await peer.read_close() == 1000
+        assert await served.wait_left(sid, 10) == "transport close"
 
 
 async def test_a_failed_upgrade_probe_closes_the_websocket_and_the_socket_goes_on_polling() -> None:
