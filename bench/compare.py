@@ -40,22 +40,14 @@ class Scenario:
     figures: tuple[tuple[str, str], ...]  # (key in the generator's result, label)
 
 
+JOIN_FIGURES = (("p50_ms", "join at 50/s: p50 ms"), ("p99_ms", "join at 50/s: p99 ms"))
+IDLE_FIGURES = (("kb_per_socket", "idle 1000 joined: KB/socket"), ("cpu_pct", "idle 1000: CPU %"))
 SCENARIOS = (
     Scenario("fanout", "fanout", 100, (("deliveries_per_s", "fan-out 100x10 deliveries/s"),)),
     Scenario("storm300", "storm", 300, (("converged_ms", "storm 300: converged ms"),)),
-    Scenario(
-        "join200",
-        "join",
-        200,
-        (("p50_ms", "join at 50/s: p50 ms"), ("p99_ms", "join at 50/s: p99 ms")),
-    ),
+    Scenario("join200", "join", 200, JOIN_FIGURES),
     Scenario("storm1000", "storm", 1000, (("converged_ms", "storm 1000: converged ms"),)),
-    Scenario(
-        "idle1000",
-        "idle",
-        1000,
-        (("kb_per_socket", "idle 1000 joined: KB/socket"), ("cpu_pct", "idle 1000: CPU %")),
-    ),
+    Scenario("idle1000", "idle", 1000, IDLE_FIGURES),
 )
 
 
