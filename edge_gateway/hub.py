@@ -71,7 +71,7 @@ class Hub:
             await self.sio.emit(event, data, to=to)
         self.metrics.emitted(event)
 
-    async def emit_now(self, event: str, data: dict[str, Any] | tuple[Any, ...], *, to: str) -> None:
+    async def emit_now(self, event: str, data: Payload, *, to: str) -> None:
         """Emits to one socket and writes at once: a reply its client waits for does not wait
         for the end of the loop iteration (which the rest of the handler runs first)."""
         await self.emit(event, data, to=to)
