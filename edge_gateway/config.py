@@ -138,6 +138,13 @@ class Settings(LimitSettings, TierSettings):
     room_service_token: SecretStr = Field(
         SecretStr(""), description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN)"
     )
+    # -- idle cost and pauses -------------------------------------------------------------
+    gc_young_threshold: Count = Field(
+        20_000,
+        description="allocations between two collections of Python's youngest generation (the "
+        "interpreter's default is 700); fewer, larger collections, and far fewer of the older "
+        "generations, whose pauses a join or a broadcast waiting in the loop would feel",
+    )
 
     def problems(self) -> list[str]:
         """Checks across settings, each problem as one line."""
