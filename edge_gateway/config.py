@@ -61,12 +61,13 @@ class Settings(LimitSettings, TierSettings):
     )
     ping_interval_seconds: Seconds = Field(
         3,
-        description="Engine.IO ping interval (with the timeout, a vanished client is reported left in < 9 s)",
+        description="Engine.IO ping interval (with the batch grid and the timeout, a vanished client is "
+        "reported left in < 10 s)",
     )
     ping_timeout_seconds: Seconds = Field(
         5,
-        description="Engine.IO ping timeout (a silent client is dropped after interval + timeout + 0.5 s "
-        "at most)",
+        description="Engine.IO ping timeout (a silent client is dropped after interval + batch grid + "
+        "timeout + 0.5 s at most)",
     )
     max_buffered_bytes: Count = Field(
         1 << 20,
@@ -139,6 +140,12 @@ class Settings(LimitSettings, TierSettings):
         SecretStr(""), description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN)"
     )
     # -- idle cost and pauses -------------------------------------------------------------
+    ping_batch_seconds: Pause = Field(
+        0.5,
+        description="Engine.IO pings are due on a grid of this many seconds, so that idle sockets are "
+        "pinged (and answer) in batches: a PING goes out at most this much after its interval "
+        "(0: exactly on time)",
+    )
     gc_young_threshold: Count = Field(
         20_000,
         description="allocations between two collections of Python's youngest generation (the "
