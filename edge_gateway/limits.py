@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge_gateway.errors import EdgeError
 from edge_gateway.events import CHAT_MESSAGE, JOIN_MEETING
+from edge_gateway.payloads import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 from meeting_common.codes import ErrorCode
 from meeting_common.settings import Count
 
@@ -90,10 +91,16 @@ class LimitSettings(BaseModel):
         "twice this are refused); behind --trusted-proxies the forwarded client's address",
     )
     max_name_length: int = Field(
-        100, gt=0, le=100, description="longest userName, in characters (at most 100)"
+        MAX_NAME_LENGTH,
+        gt=0,
+        le=MAX_NAME_LENGTH,
+        description=f"longest userName, in characters (at most {MAX_NAME_LENGTH})",
     )
     max_text_length: int = Field(
-        2000, gt=0, le=4000, description="longest chat text, in characters (at most 4000)"
+        2000,
+        gt=0,
+        le=MAX_TEXT_LENGTH,
+        description=f"longest chat text, in characters (at most {MAX_TEXT_LENGTH})",
     )
 
 
