@@ -26,10 +26,9 @@ the head only, writes the pre-framed PING to every socket then due. An idle sock
 no task, coroutine or timer of its own; a PONG is taken as its frame is read
 (edge_gateway.engine_ws: no coroutine wakes for it) and costs a deque append. Due times
 are rounded up to a grid (`ping_batch_seconds`): at 1,000 idle sockets the edge's CPU is
-mostly the kernel's, a send and a receive per ping plus a wake-up of the process for
-each PONG that arrives alone; pings sent together come back together and are read
-together, a few wake-ups per batch instead of one per socket. A batch is written in
-chunks, so a large one never holds the loop for long.
+mostly the kernel's, a send and a receive per ping; pings sent together come back
+together and are read many per wake-up, and the timer fires a few times a second at
+most. A batch is written in chunks, so a large one never holds the loop for long.
 
 Dead peers. Each Engine.IO PING sent puts the socket on a deadline list (deadlines only
 grow, so it is a FIFO); twice a second the sweep looks at the expired entries only and
