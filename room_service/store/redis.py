@@ -135,5 +135,7 @@ class RedisStore(RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
 
     async def close(self) -> None:
         await self._notifier.close()
+        if self._line is not None:
+            await self._line.close()
         with contextlib.suppress(RedisError, OSError):
             await self._redis.aclose()

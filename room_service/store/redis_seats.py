@@ -82,12 +82,12 @@ class RedisSeats(RedisRooms):
         # (so that reaping it always finds the room), the recovery id's pointer (a pointer
         # whose binding never came recovers nothing, and is deleted below), and the store's
         # instance id read.
-        before = [Command("index_edge", "sadd", (edge_rooms_key(spec.edge_id), spec.meeting_id))]
+        before = [Command("index_edge", ("SADD", edge_rooms_key(spec.edge_id), spec.meeting_id))]
         if lease_until is not None:
-            before.insert(0, Command("touch_edge", "zadd", (LEASES, {spec.edge_id: lease_until})))
+            before.insert(0, Command("touch_edge", ("ZADD", LEASES, lease_until, spec.edge_id)))
         if spec.recovery_id:
             pointer = (recovery_pointer_key(spec.recovery_id), session_entry(spec.meeting_id, pid))
-            before.append(Command("recovery_pointer", "set", pointer))
+            before.append(Command("recovery_pointer", ("SET", *pointer)))
         reply, (incarnation,) = await self._change_room_with(
             "join",
             spec.meeting_id,
@@ -104,7 +104,7 @@ class RedisSeats(RedisRooms):
                 _SWEEP_SLACK,
                 "1" if read_meeting else "0",
             ],
-            Along(before, [Command("instance_id", "get", (INCARNATION,))]),
+            Along(before, [Command("instance_id", ("GET", INCARNATION))]),
         )
         status = reply[0]
         if read_meeting and status in {"ALREADY", "OK"}:
