@@ -21,6 +21,7 @@ from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import RedisPart, room_keys, run_script
 from room_service.store.redis_codec import event_from
 from room_service.store.redis_notify import RoomNotifier
+from room_service.store.redis_rosters import RoomRosters
 from room_service.store.redis_tails import RoomTails
 
 # A wait for a room's next change returns after this long even without news; the
@@ -62,6 +63,7 @@ class RedisLog(RedisPart):
     def _init_log(self, notifier: RoomNotifier) -> None:
         self._notifier = notifier
         self._tails = RoomTails(self._options.replay_buffer)
+        self._rosters = RoomRosters()
         self._change: dict[str, tuple[AsyncScript, Callable[[str], list[str]]]] = {}
         self._add_changes(
             room_keys,
@@ -107,6 +109,7 @@ class RedisLog(RedisPart):
             if len(reply) > 2:
                 events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
                 head = events[-1].position if events else None
+                self._rosters.apply(meeting_id, events)
             remaining = _REMAINING_AT.get(op)
             if op in _KEEPS_ROOM_OPEN or (
                 remaining is not None and reply[0] == "OK" and int(reply[remaining]) > 0

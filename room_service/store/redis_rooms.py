@@ -247,4 +247,5 @@ class RedisRooms(RedisLog):
             return await self.snapshot(meeting_id)
         events = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
         self._tails.learned(meeting_id, events, Position(int(reply[3]), reply[1]), mark)
+        self._rosters.apply(meeting_id, events)
         return events

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, ErrorCode
 from room_service.domain.events import ParticipantLeft
-from room_service.domain.models import Meeting, MeetingStatus
+from room_service.domain.models import Meeting, MeetingStatus, Position
 from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import INCARNATION, LEASES, edge_rooms_key, room_keys, room_tag, run_script
@@ -88,6 +88,8 @@ class RedisSeats(RedisRooms):
         if spec.recovery_id:
             pointer = (recovery_pointer_key(spec.recovery_id), session_entry(spec.meeting_id, pid))
             before.append(Command("recovery_pointer", ("SET", *pointer)))
+        known = self._rosters.known(spec.meeting_id)
+        claim = [known.position.epoch, known.position.sequence, known.version] if known else ["", "", ""]
         reply, (incarnation,) = await self._change_room_with(
             "join",
             spec.meeting_id,
@@ -103,6 +105,7 @@ class RedisSeats(RedisRooms):
                 spec.recovery_id,
                 _SWEEP_SLACK,
                 "1" if read_meeting else "0",
+                *claim,
             ],
             Along(before, [Command("instance_id", ("GET", INCARNATION))]),
         )
@@ -128,7 +131,16 @@ class RedisSeats(RedisRooms):
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
         events = self._events(reply)
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
-        others = tuple(participant_of(raw) for raw in reply[3])
+        if reply[3] is None:  # the room was where `known` was: its roster, less the replaced
+            assert known is not None
+            left = {p.participant_id for p in replaced}
+            others = tuple(p for p in known.participants if p.participant_id not in left)
+        else:
+            others = tuple(participant_of(raw) for raw in reply[3])
+            own = events[-1]
+            at = Position(own.position.sequence - 1, own.position.epoch)
+            self._rosters.reset(spec.meeting_id, at, str(reply[8]), others)
+            self._rosters.apply(spec.meeting_id, [own])
         return JoinOutcome(
             meeting,
             participant,
