@@ -6,6 +6,7 @@ in its pipeline, and the binding of the participant to its recovery id (the poin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from datetime import UTC, datetime
 
@@ -16,10 +17,12 @@ from room_service.domain.models import Meeting, MeetingStatus, Position
 from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import INCARNATION, LEASES, edge_rooms_key, room_keys, room_tag, run_script
-from room_service.store.redis_codec import meeting_from, participant_from, participant_json
+from room_service.store.redis_codec import meeting_from, participant_json
 from room_service.store.redis_log import Along, Command
 from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
 
+# Every open join answers the meeting as stored, the same JSON until the meeting changes.
+meeting_of = functools.lru_cache(maxsize=1024)(meeting_from)
 # Bindings a room may carry beyond twice its participants before they are swept.
 _SWEEP_SLACK = 16
 
@@ -111,7 +114,7 @@ class RedisSeats(RedisRooms):
         )
         status = reply[0]
         if read_meeting and status in {"ALREADY", "OK"}:
-            meeting = meeting_from(reply[6], reply[7] or datetime.now(UTC).isoformat())
+            meeting = meeting_of(reply[6], reply[7] or datetime.now(UTC).isoformat())
         if status == "ALREADY":
             outcome = dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
             if spec.recovery_id:  # it named the unseated id a moment: the seated one again
@@ -125,7 +128,7 @@ class RedisSeats(RedisRooms):
                 return None
             raise refusal(status)
         if read_meeting:
-            participant = participant_from(reply[5])
+            participant = participant_of(reply[5])
         self._participants.saw(spec.meeting_id, pid, str(reply[5]))  # as stored
         for gone, recovery_id in reply[4]:
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
@@ -133,8 +136,10 @@ class RedisSeats(RedisRooms):
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
         if reply[3] is None:  # the room was where `known` was: its roster, less the replaced
             assert known is not None
-            left = {p.participant_id for p in replaced}
-            others = tuple(p for p in known.participants if p.participant_id not in left)
+            others = known.participants
+            if replaced:
+                left = {p.participant_id for p in replaced}
+                others = tuple(p for p in others if p.participant_id not in left)
         else:
             others = tuple(participant_of(raw) for raw in reply[3])
             own = events[-1]
