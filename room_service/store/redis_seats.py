@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.events import ParticipantLeft
+from room_service.domain.events import ParticipantJoined, ParticipantLeft
 from room_service.domain.models import Meeting, MeetingStatus, Position
 from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import INCARNATION, LEASES, edge_rooms_key, room_keys, room_tag, run_script
-from room_service.store.redis_codec import meeting_from, participant_json
+from room_service.store.redis_codec import meeting_from, participant_json, participant_of
 from room_service.store.redis_log import Along, Command
-from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
+from room_service.store.redis_rooms import RedisRooms, already_joined, refusal
 
 # Every open join answers the meeting as stored, the same JSON until the meeting changes.
 meeting_of = functools.lru_cache(maxsize=1024)(meeting_from)
@@ -127,12 +127,14 @@ class RedisSeats(RedisRooms):
             if status == "PASSWORD":
                 return None
             raise refusal(status)
-        if read_meeting:
-            participant = participant_of(reply[5])
+        events = self._events(reply)
+        own = events[-1]
+        assert isinstance(own.payload, ParticipantJoined)
+        if read_meeting:  # the script set its permissions: the joined entry has it as stored
+            participant = own.payload.participant
         self._participants.saw(spec.meeting_id, pid, str(reply[5]))  # as stored
         for gone, recovery_id in reply[4]:
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
-        events = self._events(reply)
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
         if reply[3] is None:  # the room was where `known` was: its roster, less the replaced
             assert known is not None
@@ -142,7 +144,6 @@ class RedisSeats(RedisRooms):
                 others = tuple(p for p in others if p.participant_id not in left)
         else:
             others = tuple(participant_of(raw) for raw in reply[3])
-            own = events[-1]
             at = Position(own.position.sequence - 1, own.position.epoch)
             self._rosters.reset(spec.meeting_id, at, str(reply[8]), others)
             self._rosters.apply(spec.meeting_id, [own])
