@@ -64,9 +64,10 @@ class _Link:
         self.broken = False
 
     def add(self, commands: Sequence[Words]) -> asyncio.Future[list[Any]]:
+        packed = self.connection.pack_commands(commands)  # first: it may refuse an argument
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.waiting.append(_Call(len(commands), future))
-        self.outbox.extend(self.connection.pack_commands(commands))
+        self.outbox.extend(packed)
         if self.writer is None:
             self.writer = asyncio.create_task(self._write(), name="redis-line-writer")
         return future

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 
 from room_service.store.redis import connect
 from room_service.store.redis_line import RedisLine
@@ -40,6 +40,12 @@ async def test_an_error_reply_is_that_commands_reply(line: RedisLine) -> None:
     first, failed, last = await line.call([("ECHO", "x"), ("NO-SUCH-COMMAND",), ("ECHO", "y")])
     assert (first, last) == ("x", "y")
     assert isinstance(failed, ResponseError)
+
+
+async def test_a_command_that_cannot_be_sent_is_refused_and_disturbs_nothing(line: RedisLine) -> None:
+    with pytest.raises(DataError):
+        await line.call([("ECHO", "fine"), ("ECHO", {"not": "encodable"})])
+    assert await line.call([("ECHO", "after")]) == ["after"]
 
 
 async def test_a_caller_that_stops_waiting_leaves_the_calls_behind_it_their_replies(
