@@ -3,13 +3,14 @@ managed service, a primary found through Sentinel, or a Cluster); every key of a
 carries the room's hash tag, so each room change is one single-slot script.
 
 The parts by role: `redis_rooms` (meeting directory, rooms and their logs),
-`redis_log` (running a room's changes, waiting for them), `redis_tails` (what this replica
-knows of each log), `redis_edges` (leases, reaping, re-announcements, signals),
-`redis_seats` (joins, binding recovery ids), `redis_holds` (held sessions for
-connection-state recovery), `redis_notify` (waking watchers on any replica),
-`redis_attempts` (wrong-password counts), `redis_bans`, `redis_scripts` and
-`redis_holds_scripts` (the Lua), `redis_codec` (the JSON), `redis_deadline` (each
-operation's deadline).
+`redis_log` (running a room's changes, waiting for them), `redis_line` (the connection
+room changes take to one server), `redis_tails` (what this replica knows of each log),
+`redis_rosters` (what it knows of each room's participants), `redis_edges` (leases,
+reaping, re-announcements, signals), `redis_seats` (joins, binding recovery ids),
+`redis_holds` (held sessions for connection-state recovery), `redis_notify` (waking
+watchers on any replica), `redis_attempts` (wrong-password counts), `redis_bans`,
+`redis_scripts` and `redis_holds_scripts` (the Lua), `redis_codec` (the JSON),
+`redis_deadline` (each operation's deadline).
 """
 
 from __future__ import annotations
@@ -135,5 +136,7 @@ class RedisStore(RedisEdges, RedisPasswordAttempts, RedisMeetingBans):
 
     async def close(self) -> None:
         await self._notifier.close()
+        if self._line is not None:
+            await self._line.close()
         with contextlib.suppress(RedisError, OSError):
             await self._redis.aclose()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from room_service.store.base import StoreOptions, StoreUnavailableError
 from room_service.store.redis_deadline import BACKSTOP, within
+from room_service.store.redis_line import RedisLine
 
 T = TypeVar("T")
 
@@ -51,6 +52,14 @@ def operation_timeout(redis: RedisClient) -> float:
         kwargs = redis.connection_pool.connection_kwargs
     timeout = kwargs.get("socket_timeout")
     return float(timeout) / BACKSTOP if timeout else 0.0
+
+
+def line_for(redis: RedisClient) -> RedisLine | None:
+    """The line room changes take (see `redis_line`) to one server; None for a Cluster or
+    a primary found through Sentinel (their clients route each command themselves)."""
+    if isinstance(redis, Redis) and type(redis.connection_pool) in (ConnectionPool, BlockingConnectionPool):
+        return RedisLine(redis.connection_pool.make_connection)
+    return None
 
 
 def room_tag(meeting_id: str) -> str:
@@ -97,6 +106,7 @@ class RedisPart:
         self._observe = observe
         self._clock = clock
         self._timeout = operation_timeout(redis)
+        self._line = line_for(redis)
         # A Cluster client learns the slot map on first use; many first uses at once race
         # each other in the client, so the first one learns it for all.
         self._cluster_ready = not isinstance(redis, RedisCluster)

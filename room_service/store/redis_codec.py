@@ -6,6 +6,7 @@ participant; everything else is opaque to them.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -100,6 +101,11 @@ def participant_from(raw: str | bytes) -> Participant:
     )
 
 
+# A room's participants come back as JSON with joins, snapshots and log entries; each
+# stored JSON names one immutable Participant, so its decoding is kept for the next time.
+participant_of = functools.lru_cache(maxsize=8192)(participant_from)
+
+
 def chat_json(message: ChatMessage) -> str:
     """A chat message as logged."""
     return _dumps(
@@ -133,11 +139,11 @@ def event_from(meeting_id: str, epoch: str, entry: list[Any]) -> events.RoomEven
     seq, kind, payload, reason, by, at = (str(_text(v)) if not isinstance(v, int) else str(v) for v in entry)
     body: events.EventPayload
     if kind == JOINED:
-        body = events.ParticipantJoined(participant_from(payload))
+        body = events.ParticipantJoined(participant_of(payload))
     elif kind == LEFT:
-        body = events.ParticipantLeft(participant_from(payload), LeaveReason(reason))
+        body = events.ParticipantLeft(participant_of(payload), LeaveReason(reason))
     elif kind == UPDATED:
-        body = events.ParticipantUpdated(participant_from(payload), by)
+        body = events.ParticipantUpdated(participant_of(payload), by)
     elif kind == CHAT:
         body = events.ChatSent(_chat_from(payload))
     elif kind == ENDED:

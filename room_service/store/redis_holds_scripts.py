@@ -53,13 +53,15 @@ end
 
 # ARGV: now, maxlen, new_epoch, participant id, participant JSON, user id, edge id,
 # socket id, multiple sessions ("1"/"0"), capacity, recovery id ('' : none), sweep slack,
-# open ("1"/"0"). Open: the meeting is read here, and a meeting with a password answers
+# open ("1"/"0"), then the roster the caller knows: its epoch, head and roster version
+# ('' : none). Open: the meeting is read here, and a meeting with a password answers
 # {"PASSWORD"} (nothing changed: the caller checks it first); the capacity (the argument
 # being the default) and the joiner's permissions come from the meeting as stored.
 # Finds the socket and the user's other sessions through the room's indexes, so a join
 # decodes none of the others. Answers {refusal}, {"ALREADY", epoch, {}, own JSON, others,
 # head, meeting JSON, created} or {"OK", epoch, entries, others, swept bindings (see
-# `bind`), own JSON, meeting JSON, created}.
+# `bind`), own JSON, meeting JSON, created, roster version}, where `others` is nil when
+# the room was at the caller's epoch, head and roster version (see `redis_rosters`).
 JOIN = (
     _PRELUDE
     + _BIND
@@ -89,8 +91,9 @@ if own then
   reply[7], reply[8] = raw, created
   return reply
 end
-local replaced, count = {}, 0
+local replaced, count, head = {}, 0, false
 if epoch ~= '' then
+  head = redis.call('HGET', state, 'head')
   count = redis.call('ZCARD', members)
   if not multiple then
     for id in string.gmatch(redis.call('HGET', state, 'u:' .. user) or '', '%S+') do
@@ -105,9 +108,11 @@ for _, pair in ipairs(replaced) do
   remove(pair[1])
   append('left', pair[2], 'replaced', '')
 end
-local others = others_than(nil)
+local version = redis.call('HGET', state, 'rv') or '0'
+local others = false
+if ARGV[14] ~= epoch or ARGV[15] ~= head or ARGV[16] ~= version then others = others_than(nil) end
 add(pid, append('joined', pjson, '', ''), pjson, user, edge, sock)
-return finish('OK', others, bind(pid, ARGV[11], tonumber(ARGV[12])), pjson, raw, created)
+return finish('OK', others, bind(pid, ARGV[11], tonumber(ARGV[12])), pjson, raw, created, version)
 """
 )
 
@@ -144,6 +149,7 @@ if user ~= '' and p['user_id'] ~= user then return {'FORBIDDEN'} end
 if raw ~= ARGV[6] then return {'CONFLICT'} end
 redis.call('ZREM', held, pid)
 redis.call('HSET', people, pid, ARGV[7])
+redis.call('HINCRBY', state, 'rv', 1)  -- the roster changed without an entry: see JOIN
 unindex(pid, p)
 local q = cjson.decode(ARGV[7])
 index(pid, q['user_id'], q['edge_id'], q['socket_id'])

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from room_service.domain.events import RoomEvent
@@ -20,6 +21,7 @@ from room_service.store import redis_scripts as lua
 from room_service.store.redis_base import RedisPart, room_keys, run_script
 from room_service.store.redis_codec import event_from
 from room_service.store.redis_notify import RoomNotifier
+from room_service.store.redis_rosters import RoomRosters
 from room_service.store.redis_tails import RoomTails
 
 # A wait for a room's next change returns after this long even without news; the
@@ -35,13 +37,12 @@ class Command:
 
     op: str
     """The operation it is measured under when it goes alone."""
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    words: tuple[Any, ...]
+    """The command as sent: its name, then its arguments."""
 
     def send(self, target: Any) -> Any:
         """Queues it on a pipeline, or runs it on a client (then awaitable)."""
-        return getattr(target, self.name)(*self.args, **self.kwargs)
+        return target.execute_command(*self.words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class RedisLog(RedisPart):
     def _init_log(self, notifier: RoomNotifier) -> None:
         self._notifier = notifier
         self._tails = RoomTails(self._options.replay_buffer)
+        self._rosters = RoomRosters()
         self._change: dict[str, tuple[AsyncScript, Callable[[str], list[str]]]] = {}
         self._add_changes(
             room_keys,
@@ -107,6 +109,7 @@ class RedisLog(RedisPart):
             if len(reply) > 2:
                 events = reply[2] = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
                 head = events[-1].position if events else None
+                self._rosters.apply(meeting_id, events)
             remaining = _REMAINING_AT.get(op)
             if op in _KEEPS_ROOM_OPEN or (
                 remaining is not None and reply[0] == "OK" and int(reply[remaining]) > 0
@@ -124,6 +127,8 @@ class RedisLog(RedisPart):
         script, keys_of = self._change[op]
         keys = keys_of(meeting_id)
         full = [self._now(), self._options.replay_buffer, *args]
+        if self._line is not None:
+            return await self._op(op, lambda: self._on_line(script, keys, full, along))
         if (along.before or along.after) and not isinstance(self._redis, RedisCluster):
             return await self._op(op, lambda: self._pipelined(script, keys, full, along))
         for command in along.before:
@@ -131,6 +136,38 @@ class RedisLog(RedisPart):
         reply: list[Any] = await self._op(op, lambda: run_script(script, keys, full))
         later = [await self._op(c.op, functools.partial(c.send, self._redis)) for c in along.after]
         return reply, later
+
+    async def _on_line(
+        self, script: AsyncScript, keys: list[str], args: list[Any], along: Along
+    ) -> tuple[list[Any], list[Any]]:
+        """The change and its commands in one write on the store's line (see `redis_line`):
+        again once if the connection broke (as the client retries), and after loading the
+        script if Redis lost it (it restarted empty)."""
+        assert self._line is not None
+        at = len(along.before)
+        commands = [
+            *(c.words for c in along.before),
+            ("EVALSHA", script.sha, len(keys), *keys, *args),
+            *(c.words for c in along.after),
+        ]
+        reconnected = loaded = False
+        while True:
+            try:
+                replies = await self._line.call(commands)
+            except RedisConnectionError:
+                if reconnected:
+                    raise
+                reconnected = True
+                continue
+            if isinstance(replies[at], NoScriptError) and not loaded:
+                loaded = True
+                await self._line.call([("SCRIPT", "LOAD", script.script)])
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies[at], replies[at + 1 :]
 
     async def _pipelined(
         self, script: AsyncScript, keys: list[str], args: list[Any], along: Along

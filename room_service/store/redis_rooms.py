@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +25,7 @@ from room_service.store.redis_codec import (
     meeting_from,
     meeting_json,
     participant_json,
-)
-from room_service.store.redis_codec import (
-    participant_from as decode_participant,
+    participant_of,
 )
 from room_service.store.redis_log import RedisLog
 from room_service.store.redis_notify import RoomNotifier
@@ -36,9 +33,6 @@ from room_service.store.redis_tails import KnownParticipants
 
 # Media updates are compare-and-set; concurrent changes to one participant retry.
 _UPDATE_ATTEMPTS = 8
-# A room's participants come back as JSON with every join and snapshot; each stored JSON
-# names one immutable Participant, so its decoding is kept for the next reply.
-participant_of = functools.lru_cache(maxsize=8192)(decode_participant)
 
 
 def refusal(status: str) -> DomainError:
@@ -247,4 +241,5 @@ class RedisRooms(RedisLog):
             return await self.snapshot(meeting_id)
         events = [event_from(meeting_id, reply[1], entry) for entry in reply[2]]
         self._tails.learned(meeting_id, events, Position(int(reply[3]), reply[1]), mark)
+        self._rosters.apply(meeting_id, events)
         return events

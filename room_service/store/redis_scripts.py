@@ -10,7 +10,8 @@ or a domain error code.
 
 from __future__ import annotations
 
-# state: hash {epoch, head}; exists exactly while the room is open.
+# state: hash {epoch, head, rv (roster version: see `redis_rosters`)}; exists exactly
+# while the room is open.
 # members: zset participant id -> sequence of its join (join order).
 # people: hash participant id -> participant JSON.
 # log: stream of entries with ids 0-<sequence>, trimmed to the replay buffer.

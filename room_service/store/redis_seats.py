@@ -6,20 +6,23 @@ in its pipeline, and the binding of the participant to its recovery id (the poin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from datetime import UTC, datetime
 
 from room_service.domain import rules
 from room_service.domain.errors import DomainError, ErrorCode
-from room_service.domain.events import ParticipantLeft
-from room_service.domain.models import Meeting, MeetingStatus
+from room_service.domain.events import ParticipantJoined, ParticipantLeft
+from room_service.domain.models import Meeting, MeetingStatus, Position
 from room_service.domain.requests import JoinOutcome, JoinSpec
 from room_service.store import redis_holds_scripts as lua
 from room_service.store.redis_base import INCARNATION, LEASES, edge_rooms_key, room_keys, room_tag, run_script
-from room_service.store.redis_codec import meeting_from, participant_from, participant_json
+from room_service.store.redis_codec import meeting_from, participant_json, participant_of
 from room_service.store.redis_log import Along, Command
-from room_service.store.redis_rooms import RedisRooms, already_joined, participant_of, refusal
+from room_service.store.redis_rooms import RedisRooms, already_joined, refusal
 
+# Every open join answers the meeting as stored, the same JSON until the meeting changes.
+meeting_of = functools.lru_cache(maxsize=1024)(meeting_from)
 # Bindings a room may carry beyond twice its participants before they are swept.
 _SWEEP_SLACK = 16
 
@@ -82,12 +85,14 @@ class RedisSeats(RedisRooms):
         # (so that reaping it always finds the room), the recovery id's pointer (a pointer
         # whose binding never came recovers nothing, and is deleted below), and the store's
         # instance id read.
-        before = [Command("index_edge", "sadd", (edge_rooms_key(spec.edge_id), spec.meeting_id))]
+        before = [Command("index_edge", ("SADD", edge_rooms_key(spec.edge_id), spec.meeting_id))]
         if lease_until is not None:
-            before.insert(0, Command("touch_edge", "zadd", (LEASES, {spec.edge_id: lease_until})))
+            before.insert(0, Command("touch_edge", ("ZADD", LEASES, lease_until, spec.edge_id)))
         if spec.recovery_id:
             pointer = (recovery_pointer_key(spec.recovery_id), session_entry(spec.meeting_id, pid))
-            before.append(Command("recovery_pointer", "set", pointer))
+            before.append(Command("recovery_pointer", ("SET", *pointer)))
+        known = self._rosters.known(spec.meeting_id)
+        claim = [known.position.epoch, known.position.sequence, known.version] if known else ["", "", ""]
         reply, (incarnation,) = await self._change_room_with(
             "join",
             spec.meeting_id,
@@ -103,12 +108,13 @@ class RedisSeats(RedisRooms):
                 spec.recovery_id,
                 _SWEEP_SLACK,
                 "1" if read_meeting else "0",
+                *claim,
             ],
-            Along(before, [Command("instance_id", "get", (INCARNATION,))]),
+            Along(before, [Command("instance_id", ("GET", INCARNATION))]),
         )
         status = reply[0]
         if read_meeting and status in {"ALREADY", "OK"}:
-            meeting = meeting_from(reply[6], reply[7] or datetime.now(UTC).isoformat())
+            meeting = meeting_of(reply[6], reply[7] or datetime.now(UTC).isoformat())
         if status == "ALREADY":
             outcome = dataclasses.replace(already_joined(meeting, reply), instance_id=incarnation or "")
             if spec.recovery_id:  # it named the unseated id a moment: the seated one again
@@ -121,14 +127,26 @@ class RedisSeats(RedisRooms):
             if status == "PASSWORD":
                 return None
             raise refusal(status)
-        if read_meeting:
-            participant = participant_from(reply[5])
+        events = self._events(reply)
+        own = events[-1]
+        assert isinstance(own.payload, ParticipantJoined)
+        if read_meeting:  # the script set its permissions: the joined entry has it as stored
+            participant = own.payload.participant
         self._participants.saw(spec.meeting_id, pid, str(reply[5]))  # as stored
         for gone, recovery_id in reply[4]:
             await self._forget_pointer(str(recovery_id), spec.meeting_id, str(gone))
-        events = self._events(reply)
         replaced = tuple(e.payload.participant for e in events if isinstance(e.payload, ParticipantLeft))
-        others = tuple(participant_of(raw) for raw in reply[3])
+        if reply[3] is None:  # the room was where `known` was: its roster, less the replaced
+            assert known is not None
+            others = known.participants
+            if replaced:
+                left = {p.participant_id for p in replaced}
+                others = tuple(p for p in others if p.participant_id not in left)
+        else:
+            others = tuple(participant_of(raw) for raw in reply[3])
+            at = Position(own.position.sequence - 1, own.position.epoch)
+            self._rosters.reset(spec.meeting_id, at, str(reply[8]), others)
+            self._rosters.apply(spec.meeting_id, [own])
         return JoinOutcome(
             meeting,
             participant,

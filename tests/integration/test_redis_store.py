@@ -280,3 +280,24 @@ async def test_a_media_change_through_the_replica_that_seated_the_participant_is
     finally:
         await local.close()
         await remote.close()
+
+
+async def test_joins_through_the_replica_that_made_every_change_do_not_read_the_roster_back(
+    session_redis: SessionRedis,
+) -> None:
+    # The replica knows the room's roster at its head: Redis checks that claim and sends
+    # nobody back (the join script reads the roster with ZRANGE only when it must).
+    store, _ = await observed_store(session_redis.url)
+    raw = aioredis.Redis.from_url(session_redis.url, decode_responses=True)
+    try:
+        await store.upsert_meeting(meeting())
+        await store.join(spec("u0"))
+        await raw.config_resetstat()
+        outcomes = [await store.join(spec(f"u{i}")) for i in range(1, 6)]
+        assert [p.user_id for p in outcomes[-1].others] == ["u0", "u1", "u2", "u3", "u4"]
+        stats = await raw.info("commandstats")
+        assert stats.get("cmdstat_evalsha", {}).get("calls") == 5, stats
+        assert "cmdstat_zrange" not in stats, stats
+    finally:
+        await store.close()
+        await raw.aclose()

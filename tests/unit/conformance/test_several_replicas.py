@@ -4,12 +4,13 @@ one instance id, wake-ups across replicas (signals: test_signals.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from room_service.domain.events import ParticipantLeft, ParticipantUpdated
-from room_service.domain.models import Position
+from room_service.domain.models import LeaveReason, Position
 from room_service.domain.requests import MediaChange
 from room_service.store.base_edges import RestoreRecord
-from tests.support.stores import MEETING, StoreFactory, events_after, spec
+from tests.support.stores import MEETING, StoreFactory, claim, events_after, spec
 
 
 async def test_an_expired_edge_is_reaped_exactly_once_whichever_replica_notices(
@@ -115,3 +116,30 @@ async def test_media_changes_through_two_replicas_each_apply_to_the_current_stat
         (True, True),
         (False, False),
     ]
+
+
+async def test_a_join_lists_the_room_as_it_is_whatever_another_replica_changed_meanwhile(
+    new_store: StoreFactory,
+) -> None:
+    # A replica may remember the rosters of rooms it changed, so that its joins need not
+    # read them back: changes through another replica must show, a recovery (which logs
+    # nothing) too.
+    here = await new_store()
+    there = await new_store.replica()
+    alice = (await here.join(dataclasses.replace(spec("alice"), recovery_id="pid-a"))).participant
+    bob = (await here.join(spec("bob"))).participant
+    carol = await here.join(spec("carol"))
+    assert [p.user_id for p in carol.others] == ["alice", "bob"]
+    await there.leave(MEETING, bob.participant_id, LeaveReason.LEFT)
+    await there.update_media(MediaChange(MEETING, alice.participant_id, alice.participant_id, audio=False))
+    dave = await here.join(spec("dave"))
+    assert [(p.user_id, p.media.audio) for p in dave.others] == [("alice", False), ("carol", True)]
+    assert await there.hold(MEETING, alice.participant_id, "edge-a", until=10.0)
+    await there.recover(claim("pid-a", dave.position))
+    erin = await here.join(spec("erin"))
+    assert [(p.user_id, p.edge_id) for p in erin.others] == [
+        ("alice", "edge-b"),
+        ("carol", "edge-a"),
+        ("dave", "edge-a"),
+    ]
+    assert erin.others == (await there.snapshot(MEETING)).participants[:-1]
