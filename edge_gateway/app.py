@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from edge_gateway.auth import authenticator_for
-from edge_gateway.channel import bearer_interceptors, room_service_credentials
+from edge_gateway.channel import bearer_metadata, room_service_credentials
 from edge_gateway.config import Settings
 from edge_gateway.guard import ClientAddresses, GuardedSocketServer
 from edge_gateway.handlers import EventHandlers
@@ -64,10 +64,8 @@ class EdgeApp:
             settings.room_service_address,
             self.edge_id,
             settings.rpc_timeout_seconds,
-            interceptors=[
-                *self.grpc_metrics.interceptors(),
-                *bearer_interceptors(settings),
-            ],
+            metrics=self.grpc_metrics,
+            metadata=bearer_metadata(settings),
             credentials=room_service_credentials(settings),
             joins_per_meeting=settings.joins_in_flight_per_meeting,
         )

@@ -1,4 +1,4 @@
-"""The edge's metrics (the gRPC client metrics come from an interceptor)."""
+"""The edge's metrics (the gRPC client metrics are recorded by the RoomClient, edge_gateway.rpc)."""
 
 from __future__ import annotations
 

@@ -7,26 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
+from prometheus_client import CollectorRegistry
 
 from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError, from_rpc_error
 from edge_gateway.join_queue import JoinQueue
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
+from meeting_common.grpc_metrics import SERVER_STREAM, UNARY, ClientMetrics, CountedStream
 from meeting_common.rpc_status import error_code_from
 
 T = TypeVar("T")
 
+_SERVICE = pb.DESCRIPTOR.services_by_name["RoomService"]
 _SERVICE_CONFIG = json.dumps(
-    {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["RoomService"].full_name},
-    }
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": _SERVICE.full_name}}
 )
+
+# The full name of the method each request message is for (one Request message per RPC).
+_METHOD_FOR: dict[str, str] = {
+    method.input_type.full_name: f"/{_SERVICE.full_name}/{method.name}" for method in _SERVICE.methods
+}
+assert len(_METHOD_FOR) == len(_SERVICE.methods), "a request message shared by two RPCs"
 
 # Longest pause between two attempts of a retried call.
 _MAX_RETRY_PAUSE = 0.8
@@ -48,12 +55,19 @@ class RoomClient:
         target: str,
         edge_id: str,
         timeout: float,
-        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
         credentials: grpc.ChannelCredentials | None = None,
         joins_per_meeting: int = 32,
     ) -> None:
         self.edge_id = edge_id
         self._timeout = timeout
+        # Every call is reported here, where it is made: the channel has no interceptor
+        # (grpc.aio would run each intercepted unary call in a task of its own, and relay
+        # each streamed message through one more async generator).
+        self._metrics = metrics if metrics is not None else ClientMetrics(CollectorRegistry())
+        # Sent with every call (the internal bearer token); None when there is none.
+        self._metadata = tuple(metadata) or None
         # Join calls wait their turn per meeting (edge_gateway.join_queue), so that a join
         # storm's deadlines run from each call, not from the start of the storm.
         self.joins = JoinQueue(joins_per_meeting)
@@ -81,14 +95,10 @@ class RoomClient:
         ]
         # TLS (and the edge's client certificate for mutual TLS) when credentials are given.
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(
-                target, interceptors=list(interceptors), options=options
-            )
+            self._channel = grpc.aio.insecure_channel(target, options=options)
         else:
-            self._channel = grpc.aio.secure_channel(
-                target, credentials, interceptors=list(interceptors), options=options
-            )
-        self._stub = pb_grpc.RoomServiceStub(self._channel)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
+        self._stub: pb_grpc.RoomServiceAsyncStub = pb_grpc.RoomServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel, cancelling open streams."""
@@ -96,15 +106,27 @@ class RoomClient:
 
     async def _call(
         self,
-        make: Callable[[], Awaitable[T]],
+        invoke: grpc.aio.UnaryUnaryMultiCallable[Any, T],
+        request: Message,
         *,
+        deadline: float | None = None,
+        wait_for_ready: bool | None = None,
         retries: int = 0,
         retry_on: frozenset[grpc.StatusCode] = _RETRYABLE,
     ) -> T:
+        """`invoke(request)` with this client's deadline (or `deadline` seconds) and metadata; each
+        attempt is reported as one RPC."""
+        method = _METHOD_FOR[request.DESCRIPTOR.full_name]
         attempt = 0
         while True:
+            call = invoke(
+                request,
+                timeout=deadline or self._timeout,
+                metadata=self._metadata,
+                wait_for_ready=wait_for_ready,
+            )
             try:
-                return await make()
+                return await self._metrics.start(UNARY, method).response(call)
             except grpc.aio.AioRpcError as exc:
                 # Only a call that got no answer is retried: a refusal the room service
                 # itself gave (it carries an ErrorInfo; e.g. its store is down) would
@@ -145,7 +167,8 @@ class RoomClient:
             if not self.reachable:
                 raise EdgeError(ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE)
             reply = await self._call(
-                lambda: self._stub.Join(request, timeout=self._timeout),
+                self._stub.Join,
+                request,
                 retries=3,
                 retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
             )
@@ -157,7 +180,7 @@ class RoomClient:
         """Leave; True once the participant is gone (also when it already was)."""
         request = pb.LeaveRequest(meeting_id=meeting_id, participant_id=participant_id, reason=reason)
         try:
-            await self._call(lambda: self._stub.Leave(request, timeout=self._timeout), retries=2)
+            await self._call(self._stub.Leave, request, retries=2)
         except EdgeError as exc:
             if exc.code is ErrorCode.NOT_IN_MEETING:
                 return True
@@ -172,7 +195,7 @@ class RoomClient:
             edge_id=self.edge_id,
             silent_seconds=silent_seconds,
         )
-        reply = await self._call(lambda: self._stub.HoldSession(request, timeout=self._timeout), retries=2)
+        reply = await self._call(self._stub.HoldSession, request, retries=2)
         return reply.held
 
     async def recover(
@@ -187,7 +210,8 @@ class RoomClient:
             fresh_recovery_id=fresh_recovery_id,
         )
         return await self._call(
-            lambda: self._stub.RecoverSession(request, timeout=self._timeout),
+            self._stub.RecoverSession,
+            request,
             retries=1,
             retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
         )
@@ -202,19 +226,17 @@ class RoomClient:
             requested_by_participant_id=participant_id,
             **changes,
         )
-        return await self._call(
-            lambda: self._stub.UpdateMediaState(request, timeout=self._timeout), retries=1
-        )
+        return await self._call(self._stub.UpdateMediaState, request, retries=1)
 
     async def send_signal(self, signal: pb.Signal) -> None:
         """A WebRTC signal. Not retried: a duplicate offer would confuse the peer."""
         request = pb.SendSignalRequest(signal=signal)
-        await self._call(lambda: self._stub.SendSignal(request, timeout=self._timeout))
+        await self._call(self._stub.SendSignal, request)
 
     async def send_chat(self, meeting_id: str, participant_id: str, text: str) -> pb.SendChatResponse:
         """A chat message. Not retried: it would be sent twice."""
         request = pb.SendChatRequest(meeting_id=meeting_id, participant_id=participant_id, text=text)
-        return await self._call(lambda: self._stub.SendChat(request, timeout=self._timeout))
+        return await self._call(self._stub.SendChat, request)
 
     async def remove_participant(
         self, meeting_id: str, participant_id: str, requested_by: str
@@ -223,12 +245,12 @@ class RoomClient:
         request = pb.RemoveParticipantRequest(
             meeting_id=meeting_id, participant_id=participant_id, requested_by_participant_id=requested_by
         )
-        return await self._call(lambda: self._stub.RemoveParticipant(request, timeout=self._timeout))
+        return await self._call(self._stub.RemoveParticipant, request)
 
     async def end_meeting(self, meeting_id: str, requested_by: str) -> pb.EndMeetingResponse:
         """End the meeting as the host."""
         request = pb.EndMeetingRequest(meeting_id=meeting_id, requested_by_participant_id=requested_by)
-        return await self._call(lambda: self._stub.EndMeeting(request, timeout=self._timeout))
+        return await self._call(self._stub.EndMeeting, request)
 
     async def heartbeat(self) -> pb.HeartbeatResponse:
         """Renews this edge's lease."""
@@ -241,9 +263,10 @@ class RoomClient:
         # replica is serving. The wait is bounded well under the RPC deadline.
         try:
             reply = await self._call(
-                lambda: self._stub.Heartbeat(
-                    request, timeout=min(self._timeout, _RECONNECT_WAIT), wait_for_ready=True
-                ),
+                self._stub.Heartbeat,
+                request,
+                deadline=min(self._timeout, _RECONNECT_WAIT),
+                wait_for_ready=True,
                 retries=1,
                 retry_on=frozenset({grpc.StatusCode.UNAVAILABLE}),
             )
@@ -256,18 +279,16 @@ class RoomClient:
     async def restore(self, sessions: Sequence[pb.SessionRecord]) -> pb.RestoreSessionsResponse:
         """Re-announces this edge's sockets. Idempotent: known participants are skipped."""
         request = pb.RestoreSessionsRequest(edge_id=self.edge_id, sessions=sessions)
-        return await self._call(lambda: self._stub.RestoreSessions(request, timeout=self._timeout), retries=2)
+        return await self._call(self._stub.RestoreSessions, request, retries=2)
 
-    def watch_room(
-        self, meeting_id: str, after: pb.StreamPosition
-    ) -> grpc.aio.UnaryStreamCall[pb.WatchRoomRequest, pb.WatchRoomResponse]:
+    def watch_room(self, meeting_id: str, after: pb.StreamPosition) -> CountedStream[pb.WatchRoomResponse]:
         """The room's event stream after `after` (no deadline: it lives as long as the room)."""
-        call: grpc.aio.UnaryStreamCall[pb.WatchRoomRequest, pb.WatchRoomResponse]
-        call = self._stub.WatchRoom(pb.WatchRoomRequest(meeting_id=meeting_id, after=after, batch=True))
-        return call
+        request = pb.WatchRoomRequest(meeting_id=meeting_id, after=after, batch=True)
+        rpc = self._metrics.start(SERVER_STREAM, _METHOD_FOR[request.DESCRIPTOR.full_name])
+        return rpc.responses(self._stub.WatchRoom(request, metadata=self._metadata))
 
-    def watch_edge(self) -> grpc.aio.UnaryStreamCall[pb.WatchEdgeRequest, pb.WatchEdgeResponse]:
+    def watch_edge(self) -> CountedStream[pb.WatchEdgeResponse]:
         """The stream of signals for this edge's sockets."""
-        call: grpc.aio.UnaryStreamCall[pb.WatchEdgeRequest, pb.WatchEdgeResponse]
-        call = self._stub.WatchEdge(pb.WatchEdgeRequest(edge_id=self.edge_id))
-        return call
+        request = pb.WatchEdgeRequest(edge_id=self.edge_id)
+        rpc = self._metrics.start(SERVER_STREAM, _METHOD_FOR[request.DESCRIPTOR.full_name])
+        return rpc.responses(self._stub.WatchEdge(request, metadata=self._metadata))

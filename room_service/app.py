@@ -17,9 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.grpc_metrics import ServerMetrics
+from meeting_common.grpc_wrapping import WrappingServer
 from meeting_common.net import bound_port
 from meeting_common.tls import server_credentials
-from room_service.api.auth import BearerTokenInterceptor
+from room_service.api.auth import BearerToken
 from room_service.api.servicer import RoomServicer
 from room_service.config import Settings, redacted_url
 from room_service.domain.errors import DomainError
@@ -69,19 +70,20 @@ class RoomServiceApp:
         self.grpc_metrics = ServerMetrics(self.registry)
         self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])
         internal_token = settings.internal_token.get_secret_value()
-        self.server = grpc.aio.server(
-            interceptors=[
-                # Metrics first, so refusals by later interceptors are counted too.
-                self.grpc_metrics.interceptor(),
-                *([BearerTokenInterceptor(internal_token)] if internal_token else []),
-            ],
-            options=[
-                # Detect a dead or frozen edge connection even when no call is active.
-                ("grpc.keepalive_time_ms", 10_000),
-                ("grpc.keepalive_timeout_ms", 5_000),
-                ("grpc.http2.min_ping_interval_without_data_ms", 2_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-            ],
+        # No interceptors (grpc.aio runs their chain as coroutines on every call): each
+        # method's handler is wrapped once, as it is registered. Metrics outermost, so the
+        # token's refusals are counted too.
+        self.server = WrappingServer(
+            grpc.aio.server(
+                options=[
+                    # Detect a dead or frozen edge connection even when no call is active.
+                    ("grpc.keepalive_time_ms", 10_000),
+                    ("grpc.keepalive_timeout_ms", 5_000),
+                    ("grpc.http2.min_ping_interval_without_data_ms", 2_000),
+                    ("grpc.keepalive_permit_without_calls", 1),
+                ],
+            ),
+            [self.grpc_metrics.wrap, *([BearerToken(internal_token).wrap] if internal_token else [])],
         )
         self.grpc_port = 0
         self.metrics_port = 0

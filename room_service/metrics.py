@@ -1,4 +1,4 @@
-"""The room service's domain metrics (the gRPC server metrics come from an interceptor)."""
+"""The room service's domain metrics (the gRPC server metrics wrap each method's handler, app.py)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,18 @@
-"""gRPC metrics under go-grpc-prometheus names, as grpc.aio server and client interceptors.
+"""gRPC metrics under go-grpc-prometheus names, recorded without grpc.aio interceptors.
 
 Dashboards and alerts written for Go services (`grpc_server_handled_total{grpc_code="OK"}`
 and friends) work unchanged against our tiers: the metric names, label names, `grpc_type`
 values and CamelCase `grpc_code` values are the ones go-grpc-prometheus exports.
 
-Server: `ServerMetrics(registry).interceptor()` goes into `grpc.aio.server(interceptors=...)`.
-Client: `ClientMetrics(registry).interceptors()` goes into `grpc.aio.insecure_channel(...,
-interceptors=...)`. Both handle async handlers/calls of the four RPC shapes; messages a
-client writes with `call.write()` (instead of a request iterator) are not counted.
+Server: `ServerMetrics(registry).wrap` is a handler wrap for `meeting_common.grpc_wrapping.
+WrappingServer`: each method's handler is instrumented once, at registration. Client:
+`ClientMetrics(registry).start(kind, method)` reports one call at the place the caller
+makes it. Both handle the four RPC shapes with async handlers and calls; messages a client
+writes with `call.write()` (instead of a request iterator) are not counted. Each method's
+series are bound once, so recording an RPC costs no label look-up.
 """
 
-from meeting_common.grpc_metrics.client import ClientMetrics
+from meeting_common.grpc_metrics.client import ClientMetrics, ClientRpc, CountedStream
 from meeting_common.grpc_metrics.families import (
     BIDI_STREAM,
     CLIENT_STREAM,
@@ -29,6 +31,8 @@ __all__ = [
     "SERVER_STREAM",
     "UNARY",
     "ClientMetrics",
+    "ClientRpc",
+    "CountedStream",
     "ServerMetrics",
     "rpc_type",
     "split_method",

@@ -1,140 +1,123 @@
-"""Client side: `ClientMetrics(registry).interceptors()` for a grpc.aio channel."""
+"""Client side: `ClientMetrics(registry).start(...)` reports one call made on a grpc.aio channel.
+
+No interceptor: grpc.aio runs every intercepted unary call in an extra task and relays each
+streamed message through one more async generator. The caller records its calls instead,
+at the one place it makes them:
+
+    rpc = metrics.start(UNARY, "/meeting.v1.RoomService/Join")
+    reply = await rpc.response(stub.Join(request))              # unary, client stream
+    stream = rpc.responses(stub.WatchRoom(request))             # server, bidi stream
+    stub.Collect(rpc.requests(iterator))                        # a request stream, counted
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, Generic, TypeVar
 
 import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry, Histogram
 
-from meeting_common.grpc_metrics.families import (
-    BIDI_STREAM,
-    CLIENT_STREAM,
-    SERVER_STREAM,
-    UNARY,
-    Families,
-    Rpc,
-    SideMetrics,
-)
-from meeting_common.grpc_types import StreamStreamClientInterceptor as _StreamStreamInterceptor
-from meeting_common.grpc_types import StreamUnaryClientInterceptor as _StreamUnaryInterceptor
-from meeting_common.grpc_types import UnaryStreamClientInterceptor as _UnaryStreamInterceptor
-from meeting_common.grpc_types import UnaryUnaryClientInterceptor as _UnaryUnaryInterceptor
+from meeting_common.grpc_metrics.families import SERVER_STREAM, UNARY, Rpc, SideMetrics
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-async def _finish_from(rpc: Rpc, call: Any) -> None:
-    rpc.finish(await call.code())
+class ClientRpc(Rpc):
+    """One call as the client reports it: started at creation, ended exactly once."""
 
+    __slots__ = ("_tasks",)
 
-class _ClientInterceptor:
-    """Shared by the four client interceptors (grpc.aio sorts interceptors by class)."""
+    def __init__(self, metrics: ClientMetrics, kind: str, full_method: str) -> None:
+        super().__init__(metrics.method(kind, full_method))
+        self._tasks = metrics.tasks
 
-    def __init__(self, families: Families, tasks: set[asyncio.Task[None]]) -> None:
-        self._families = families
-        self._tasks = tasks
+    def requests(self, messages: Any) -> AsyncIterator[Any]:
+        """The request stream to pass to the call, counting each message gRPC has sent."""
+        return self.count_sent(messages)
 
-    async def _start(
-        self, kind: str, continuation: Callable[..., Any], details: Any, request: Any
-    ) -> tuple[Rpc, Any]:
-        """Starts the call, counting a single request as sent."""
-        rpc = Rpc(self._families, kind, details.method)
-        if kind in (CLIENT_STREAM, BIDI_STREAM) and request is not None:
-            request = rpc.count_sent(request)  # None means the caller uses call.write()
+    async def response(self, call: Awaitable[T]) -> T:
+        """Awaits a single-response call (unary or client-streaming): its reply, or its error."""
         try:
-            call = await continuation(details, request)
+            reply = await call
         except grpc.aio.AioRpcError as error:
-            rpc.finish(error.code())
+            self.finish(error.code())
             raise
         except asyncio.CancelledError:
-            rpc.finish(grpc.StatusCode.CANCELLED)
+            self.finish(grpc.StatusCode.CANCELLED)
             raise
-        if kind in (UNARY, SERVER_STREAM):
-            rpc.sent()
-        return rpc, call
+        self.received()
+        self.finish(grpc.StatusCode.OK)
+        return reply
 
-    async def _single_response(self, rpc: Rpc, call: Any) -> Any:
-        """Waits for the call to end; the caller then awaits the same (finished) call."""
+    def responses(self, call: grpc.aio.Call) -> CountedStream[Any]:
+        """A response-streaming call, read through a counter (iterate it, cancel it)."""
+        call.add_done_callback(self._ended)
+        return CountedStream(call, self)
+
+    def _ended(self, call: Any) -> None:
+        """The call ended where no reader saw it (cancelled, or left unread to its end)."""
+        if call.cancelled():
+            self.finish(grpc.StatusCode.CANCELLED)
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: interpreter exit
+            task = asyncio.get_running_loop().create_task(self._finish_from(call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _finish_from(self, call: Any) -> None:
+        self.finish(await call.code())
+
+
+class CountedStream(Generic[R]):
+    """A response stream that counts each message as the reader takes it and records how
+    the stream ended. One awaited read per message, no generator in between."""
+
+    __slots__ = ("_call", "_rpc")
+
+    def __init__(self, call: Any, rpc: ClientRpc) -> None:
+        self._call = call
+        self._rpc = rpc
+
+    def __aiter__(self) -> CountedStream[R]:
+        return self
+
+    async def __anext__(self) -> R:
+        message = await self.read()
+        if message is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing in grpc-stubs
+            raise StopAsyncIteration
+        return message  # type: ignore[no-any-return]
+
+    async def read(self) -> Any:
+        """The next message, or `grpc.aio.EOF` once the stream ended well (as `call.read()`)."""
         try:
-            await call
+            message = await self._call.read()
         except grpc.aio.AioRpcError as error:
-            rpc.finish(error.code())
-            return call
-        except asyncio.CancelledError:
-            rpc.finish(grpc.StatusCode.CANCELLED)
-            raise
-        rpc.received()
-        rpc.finish(grpc.StatusCode.OK)
-        return call
-
-    def _stream_responses(self, rpc: Rpc, call: Any) -> AsyncIterator[Any]:
-        """Relays the responses, counting each; the status is recorded when the stream
-        ends, or from a done-callback when the caller cancels or stops reading."""
-
-        def done(finished: Any) -> None:
-            if finished.cancelled():
-                rpc.finish(grpc.StatusCode.CANCELLED)
-                return
-            with contextlib.suppress(RuntimeError):  # no running loop: interpreter exit
-                task = asyncio.get_running_loop().create_task(_finish_from(rpc, finished))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-        call.add_done_callback(done)
-        return self._relay(rpc, call)
-
-    @staticmethod
-    async def _relay(rpc: Rpc, call: Any) -> AsyncIterator[Any]:
-        try:
-            async for response in call:
-                rpc.received()
-                yield response
-        except grpc.aio.AioRpcError as error:
-            rpc.finish(error.code())
+            self._rpc.finish(error.code())
             raise
         except asyncio.CancelledError:
-            rpc.finish(grpc.StatusCode.CANCELLED)
+            self._rpc.finish(grpc.StatusCode.CANCELLED)
             raise
-        rpc.finish(grpc.StatusCode.OK)
+        if message is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing in grpc-stubs
+            self._rpc.finish(grpc.StatusCode.OK)
+        else:
+            self._rpc.received()
+        return message
 
+    def cancel(self) -> bool:
+        """Cancels the call (recorded as Canceled unless it had ended)."""
+        return self._call.cancel()  # type: ignore[no-any-return]
 
-class _UnaryUnary(_ClientInterceptor, _UnaryUnaryInterceptor):
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
-    ) -> Any:
-        rpc, call = await self._start(UNARY, continuation, client_call_details, request)
-        return await self._single_response(rpc, call)
-
-
-class _UnaryStream(_ClientInterceptor, _UnaryStreamInterceptor):
-    async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
-    ) -> Any:
-        rpc, call = await self._start(SERVER_STREAM, continuation, client_call_details, request)
-        return self._stream_responses(rpc, call)
-
-
-class _StreamUnary(_ClientInterceptor, _StreamUnaryInterceptor):
-    async def intercept_stream_unary(
-        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        rpc, call = await self._start(CLIENT_STREAM, continuation, client_call_details, request_iterator)
-        return await self._single_response(rpc, call)
-
-
-class _StreamStream(_ClientInterceptor, _StreamStreamInterceptor):
-    async def intercept_stream_stream(
-        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        rpc, call = await self._start(BIDI_STREAM, continuation, client_call_details, request_iterator)
-        return self._stream_responses(rpc, call)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
 
 
 class ClientMetrics(SideMetrics):
-    """`grpc_client_*` metrics in `registry`, recorded by `interceptors()`."""
+    """`grpc_client_*` metrics in `registry`, recorded by the calls `start` reports."""
 
     SIDE = "client"
 
@@ -143,12 +126,12 @@ class ClientMetrics(SideMetrics):
     ) -> None:
         super().__init__(registry, buckets=buckets)
         # Status look-ups scheduled by done-callbacks, held so they are not collected early.
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    def interceptors(self) -> list[Any]:
-        """The interceptors to pass to `grpc.aio.insecure_channel(..., interceptors=...)`
-        (or `secure_channel`): one per RPC shape, as grpc.aio sorts them by class."""
-        return [
-            kind(self._families, self._tasks)
-            for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-        ]
+    def start(self, kind: str, full_method: str) -> ClientRpc:
+        """Reports a call of `full_method` (`/package.Service/Method`) as started now; a
+        single request is counted as sent (a request stream through `requests()`)."""
+        rpc = ClientRpc(self, kind, full_method)
+        if kind in (UNARY, SERVER_STREAM):
+            rpc.sent()
+        return rpc

@@ -1,4 +1,5 @@
-"""The go-grpc-prometheus metric families of one side, and the report of one RPC to them."""
+"""The go-grpc-prometheus metric families of one side, each method's series bound once, and
+the report of one RPC to them."""
 
 from __future__ import annotations
 
@@ -51,6 +52,32 @@ def split_method(full_method: str | bytes) -> tuple[str, str]:
     return (service, method) if service else ("unknown", method)
 
 
+class MethodSeries:
+    """The series of one method of one side, bound once: recording an RPC then costs no
+    label look-up (a look-up takes as long as two increments)."""
+
+    __slots__ = ("_handled", "_labels", "handled_family", "received", "seconds", "sent", "started")
+
+    def __init__(self, families: Families, labels: tuple[str, str, str]) -> None:
+        self._labels = labels
+        self.started = families.started.labels(*labels)
+        self.seconds = families.handling_seconds.labels(*labels)
+        self.received = families.msg_received.labels(*labels)
+        self.sent = families.msg_sent.labels(*labels)
+        self.handled_family = families.handled
+        # Bound on first use, so that a method never answered with a code has no series
+        # for it unless `Families.initialize` created them all at zero.
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        """The `handled_total` child of `code`."""
+        child = self._handled.get(code)
+        if child is None:
+            name = CODE_NAMES.get(code, "Unknown")
+            child = self._handled[code] = self.handled_family.labels(*self._labels, name)
+        return child
+
+
 class Families:
     """The five metric families of one side ("server" or "client")."""
 
@@ -83,6 +110,15 @@ class Families:
         self.msg_sent = counter(
             "msg_sent_total", f"Total number of gRPC stream messages sent by the {side} to the {peer}."
         )
+        self._methods: dict[tuple[str, str], MethodSeries] = {}
+
+    def method(self, kind: str, full_method: str | bytes) -> MethodSeries:
+        """The series of `full_method` called as `kind`, bound on first use."""
+        key = (kind, full_method.decode() if isinstance(full_method, bytes) else full_method)
+        series = self._methods.get(key)
+        if series is None:
+            series = self._methods[key] = MethodSeries(self, (kind, *split_method(key[1])))
+        return series
 
     def initialize(self, service: ServiceDescriptor) -> None:
         """Creates every series of `service`'s methods at zero, like Go's InitializeMetrics.
@@ -91,17 +127,10 @@ class Families:
         in alerts see nothing until then.
         """
         for method in service.methods:
-            labels = (
-                rpc_type(method.client_streaming, method.server_streaming),
-                service.full_name,
-                method.name,
-            )
-            self.started.labels(*labels)
-            self.handling_seconds.labels(*labels)
-            self.msg_received.labels(*labels)
-            self.msg_sent.labels(*labels)
-            for code_name in CODE_NAMES.values():
-                self.handled.labels(*labels, code_name)
+            kind = rpc_type(method.client_streaming, method.server_streaming)
+            series = self.method(kind, f"/{service.full_name}/{method.name}")
+            for code in CODE_NAMES:
+                series.handled(code)
 
 
 class SideMetrics:
@@ -118,36 +147,37 @@ class SideMetrics:
         """Creates all of `service`'s series at zero (call once per registered service)."""
         self._families.initialize(service)
 
+    def method(self, kind: str, full_method: str | bytes) -> MethodSeries:
+        """The bound series of one method (look it up once, record many RPCs to it)."""
+        return self._families.method(kind, full_method)
+
 
 class Rpc:
     """Reports one RPC: counts it started at creation and handled exactly once."""
 
-    __slots__ = ("_families", "_finished", "_labels", "_received", "_sent", "_started_at")
+    __slots__ = ("_finished", "_series", "_started_at")
 
-    def __init__(self, families: Families, kind: str, full_method: str | bytes) -> None:
-        self._families = families
-        self._labels = (kind, *split_method(full_method))
-        self._received = families.msg_received.labels(*self._labels)
-        self._sent = families.msg_sent.labels(*self._labels)
+    def __init__(self, series: MethodSeries) -> None:
+        self._series = series
         self._finished = False
-        families.started.labels(*self._labels).inc()
+        series.started.inc()
         self._started_at = time.perf_counter()
 
     def received(self) -> None:
         """One message came in."""
-        self._received.inc()
+        self._series.received.inc()
 
     def sent(self) -> None:
         """One message went out."""
-        self._sent.inc()
+        self._series.sent.inc()
 
     def finish(self, code: grpc.StatusCode) -> None:
         """Records the final status; later calls are ignored (several paths may see the end)."""
         if self._finished:
             return
         self._finished = True
-        self._families.handled.labels(*self._labels, CODE_NAMES.get(code, "Unknown")).inc()
-        self._families.handling_seconds.labels(*self._labels).observe(time.perf_counter() - self._started_at)
+        self._series.handled(code).inc()
+        self._series.seconds.observe(time.perf_counter() - self._started_at)
 
     async def count_received(self, messages: Any) -> AsyncIterator[Any]:
         """Relays a sync or async iterable, counting each message as it is taken."""

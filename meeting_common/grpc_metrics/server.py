@@ -1,18 +1,19 @@
-"""Server side: `ServerMetrics(registry).interceptor()` for `grpc.aio.server(interceptors=...)`."""
+"""Server side: `ServerMetrics(registry).wrap` instruments a method's handler once, when it is
+registered (see `meeting_common.grpc_wrapping.WrappingServer`), instead of per call."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import grpc
 import grpc.aio
 
-from meeting_common.grpc_metrics.families import Families, Rpc, SideMetrics, rpc_type
+from meeting_common.grpc_metrics.families import MethodSeries, Rpc, SideMetrics, rpc_type
 from meeting_common.grpc_types import RpcMethodHandler as _Handler
-from meeting_common.grpc_types import ServerInterceptor as _ServerInterceptor
+from meeting_common.grpc_wrapping import behavior_of
 
 # A client's expired deadline often reaches the server as a cancellation (RST_STREAM) just
 # before the server's own timer fires; so close to the deadline, it is the deadline.
@@ -40,6 +41,8 @@ def _server_code(context: _ObservedContext, error: BaseException | None) -> grpc
 class _ObservedContext:
     """The servicer context as the handler sees it: counts reader/writer-API messages and
     remembers the code set, which synchronous contexts cannot report."""
+
+    __slots__ = ("_code", "_context", "_rpc")
 
     def __init__(self, context: Any, rpc: Rpc) -> None:
         self._context = context
@@ -77,25 +80,21 @@ class _ObservedContext:
         await self._context.write(message)
         self._rpc.sent()
 
+    # Asked on every call by our own handlers: forwarded without the __getattr__ detour.
+    def time_remaining(self) -> float | None:
+        return self._context.time_remaining()  # type: ignore[no-any-return]
+
+    def invocation_metadata(self) -> Any:
+        return self._context.invocation_metadata()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
 
 
-_FACTORIES: Final[dict[tuple[bool, bool], tuple[str, Callable[..., _Handler]]]] = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-}
-
-
-def _instrument(handler: _Handler, families: Families, method: str) -> _Handler:
-    """A copy of `handler` whose behaviour reports to `families`."""
-    shape = (handler.request_streaming, handler.response_streaming)
-    attribute, factory = _FACTORIES[shape]
-    behavior: Any = getattr(handler, attribute)
-    kind = rpc_type(*shape)
-    request_streaming, response_streaming = shape
+def _instrument(handler: _Handler, series: MethodSeries) -> _Handler:
+    """A copy of `handler` whose behaviour reports each call to `series`."""
+    request_streaming, response_streaming = handler.request_streaming, handler.response_streaming
+    behavior, factory = behavior_of(handler)
     is_async = inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)
     if not is_async and (request_streaming or response_streaming):
         # Synchronous streaming handlers run their iterators in the server's thread pool;
@@ -103,9 +102,10 @@ def _instrument(handler: _Handler, families: Families, method: str) -> _Handler:
         return handler
 
     def begin(request: Any, context: Any) -> tuple[Rpc, Any, _ObservedContext]:
-        rpc = Rpc(families, kind, method)
-        if hasattr(context, "add_done_callback"):  # async contexts only
+        rpc = Rpc(series)
+        if response_streaming and hasattr(context, "add_done_callback"):  # async contexts only
             # Covers ends the handler never sees, e.g. a cancel while a yield is being sent.
+            # (A unary handler sees each of its ends, the cancellations included.)
             context.add_done_callback(lambda ctx: rpc.finish(_interrupted_code(ctx)))
         if request_streaming:
             request = rpc.count_received(request)
@@ -164,26 +164,13 @@ def _instrument(handler: _Handler, families: Families, method: str) -> _Handler:
     )
 
 
-class _MetricsServerInterceptor(_ServerInterceptor):
-    """Wraps every registered method's handler; unknown methods pass through untouched."""
-
-    def __init__(self, families: Families) -> None:
-        self._families = families
-
-    async def intercept_service(
-        self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        return _instrument(handler, self._families, handler_call_details.method)
-
-
 class ServerMetrics(SideMetrics):
-    """`grpc_server_*` metrics in `registry`, recorded by `interceptor()`."""
+    """`grpc_server_*` metrics in `registry`, recorded by the handlers `wrap` returns."""
 
     SIDE = "server"
 
-    def interceptor(self) -> _ServerInterceptor:
-        """The interceptor to pass to `grpc.aio.server(interceptors=[...])`."""
-        return _MetricsServerInterceptor(self._families)
+    def wrap(self, full_method: str, handler: _Handler) -> _Handler:
+        """`handler` reporting every call of `full_method` (`/package.Service/Method`):
+        pass it to `WrappingServer`, which wraps each method once when it is registered."""
+        kind = rpc_type(handler.request_streaming, handler.response_streaming)
+        return _instrument(handler, self.method(kind, full_method))

@@ -1,24 +1,26 @@
-"""Internal-caller authentication: a shared bearer token checked by a server interceptor.
+"""Internal-caller authentication: a shared bearer token checked before each handler runs.
 
 Every RPC must carry `authorization: Bearer <token>` metadata equal to the configured
 token (compared in constant time); otherwise it ends with UNAUTHENTICATED before the
 servicer sees it. Health checks are exempt so that probes and load balancers need no
 secret. The token never appears in a log line or a status message.
+
+`BearerToken.wrap` guards a method's handler once, at registration (meeting_common's
+`WrappingServer`), rather than per call as a server interceptor would.
 """
 
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
-
-import grpc
 
 from meeting_common.codes import ErrorCode
 from meeting_common.grpc_types import RpcMethodHandler as _Handler
-from meeting_common.grpc_types import ServerInterceptor as _ServerInterceptor
-from meeting_common.rpc_status import abort
+from meeting_common.grpc_wrapping import behavior_of
+from meeting_common.rpc_status import abort, refusal
 
 log = logging.getLogger("room_service.api")
 
@@ -38,30 +40,7 @@ def _presented(metadata: Any) -> bytes | None:
     return None
 
 
-def _refusal(handler: _Handler) -> _Handler:
-    """A handler of the same shape as `handler` that only refuses."""
-
-    async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
-
-    async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
-        yield  # pragma: no cover - abort raises; the yield makes this a generator
-
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse_stream, **kwargs)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse, **kwargs)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream, **kwargs)
-    return grpc.unary_unary_rpc_method_handler(refuse, **kwargs)
-
-
-class BearerTokenInterceptor(_ServerInterceptor):
+class BearerToken:
     """Refuses every non-exempt call whose bearer token is not `token`."""
 
     def __init__(self, token: str) -> None:
@@ -69,21 +48,49 @@ class BearerTokenInterceptor(_ServerInterceptor):
             raise ValueError("an empty internal token would let everyone in")
         self._token = token.encode()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        """Passes the call on when exempt or authenticated, else answers UNAUTHENTICATED."""
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(EXEMPT_PREFIXES):
-            return handler
-        presented = _presented(handler_call_details.invocation_metadata)
+    def _admits(self, method: str, context: Any) -> bool:
+        presented = _presented(context.invocation_metadata())
         if presented is not None and hmac.compare_digest(presented, self._token):
-            return handler
+            return True
         log.warning(
             "internal call refused: missing or invalid token",
             extra={"method": method, "token_present": presented is not None},
         )
-        return _refusal(handler)
+        return False
+
+    def wrap(self, full_method: str, handler: _Handler) -> _Handler:
+        """`handler` answering UNAUTHENTICATED, before its behaviour runs, to any call
+        without the token; exempt methods are served as they are."""
+        if full_method.startswith(EXEMPT_PREFIXES):
+            return handler
+        behavior, factory = behavior_of(handler)
+        admits = self._admits
+        guarded: Any
+        if inspect.isasyncgenfunction(behavior):
+
+            async def guarded(request: Any, context: Any) -> AsyncIterator[Any]:
+                if not admits(full_method, context):
+                    await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
+                async for response in behavior(request, context):
+                    yield response
+
+        elif inspect.iscoroutinefunction(behavior):
+
+            async def guarded(request: Any, context: Any) -> Any:
+                if not admits(full_method, context):
+                    await abort(context, ErrorCode.UNAUTHENTICATED, _MESSAGE)
+                return await behavior(request, context)
+
+        else:  # synchronous: runs in the server's thread pool, whose context aborts by raising
+
+            def guarded(request: Any, context: Any) -> Any:
+                if not admits(full_method, context):
+                    status = refusal(ErrorCode.UNAUTHENTICATED, _MESSAGE)
+                    context.abort(status.code, status.details, status.trailing_metadata)
+                return behavior(request, context)
+
+        return factory(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -48,11 +48,16 @@ _SIGNAL_FROM_PB = {
 }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime) -> Timestamp:
-    """A protobuf Timestamp."""
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    """A protobuf Timestamp (a naive datetime is taken as UTC, as `FromDatetime` takes it).
+
+    Computed here rather than by `Timestamp.FromDatetime`, which costs three times as much
+    and runs for every event and reply."""
+    delta = value - (_EPOCH if value.tzinfo is not None else _EPOCH.replace(tzinfo=None))
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000)
 
 
 def from_timestamp(ts: Timestamp) -> datetime:

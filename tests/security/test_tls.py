@@ -92,7 +92,7 @@ async def test_edge_over_mutual_tls_with_token_serves_a_meeting(
         assert (await a.emit_with_ack("join-meeting", join))["success"] is True
         reply = await b.emit_with_ack("join-meeting", {**join, "userId": "u2", "userName": "Two"})
         assert reply["success"] is True and len(reply["participants"]) == 1
-        # The room stream (WatchRoom) also passes TLS and the token interceptor.
+        # The room stream (WatchRoom) also passes TLS and the token check.
         seen = await a.wait_for_event("participant-joined")
         assert seen.data["userName"] == "Two"
 

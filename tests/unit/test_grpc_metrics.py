@@ -1,4 +1,5 @@
-"""The gRPC metrics interceptors against a real grpc.aio server and client on loopback."""
+"""The gRPC metrics (handlers wrapped at registration, calls reported by the caller) against a
+real grpc.aio server and client on loopback."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.grpc_metrics import (
+    BIDI_STREAM,
+    CLIENT_STREAM,
     CODE_NAMES,
+    SERVER_STREAM,
+    UNARY,
     ClientMetrics,
+    CountedStream,
     ServerMetrics,
     split_method,
 )
+from meeting_common.grpc_wrapping import WrappingServer
 from tests.support.timing import wait_until
 
 SERVICE = "meeting.v1.RoomService"
@@ -72,9 +79,18 @@ async def _echo(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[b
 class _Rig:
     server_registry: CollectorRegistry
     client_registry: CollectorRegistry
+    client_metrics: ClientMetrics
     stub: Any
     channel: grpc.aio.Channel
     servicer: _Servicer
+
+    async def unary(self, method: str, call: Any) -> Any:
+        """Awaits a RoomService unary call, reported as the edge's RoomClient reports it."""
+        return await self.client_metrics.start(UNARY, f"/{SERVICE}/{method}").response(call)
+
+    def stream(self, method: str, call: Any) -> CountedStream[Any]:
+        """A RoomService response stream, reported as the edge's RoomClient reports it."""
+        return self.client_metrics.start(SERVER_STREAM, f"/{SERVICE}/{method}").responses(call)
 
     def server(self, name: str, **labels: str) -> float:
         return self.server_registry.get_sample_value(name, labels) or 0.0
@@ -87,7 +103,7 @@ class _Rig:
 async def rig() -> AsyncIterator[_Rig]:
     server_registry, client_registry = CollectorRegistry(), CollectorRegistry()
     server_metrics, client_metrics = ServerMetrics(server_registry), ClientMetrics(client_registry)
-    server = grpc.aio.server(interceptors=[server_metrics.interceptor()])
+    server = WrappingServer(grpc.aio.server(), [server_metrics.wrap])
     servicer = _Servicer()  # type: ignore[abstract]  # the methods it lacks answer UNIMPLEMENTED
     pb_grpc.add_RoomServiceServicer_to_server(servicer, server)
     echo = {
@@ -97,9 +113,10 @@ async def rig() -> AsyncIterator[_Rig]:
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(ECHO, echo)])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", interceptors=client_metrics.interceptors())
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield _Rig(server_registry, client_registry, pb_grpc.RoomServiceStub(channel), channel, servicer)
+        stub = pb_grpc.RoomServiceStub(channel)
+        yield _Rig(server_registry, client_registry, client_metrics, stub, channel, servicer)
     finally:
         await channel.close(grace=None)
         await server.stop(None)
@@ -112,7 +129,7 @@ def _labels(kind: str, method: str, service: str = SERVICE) -> dict[str, str]:
 @pytest.mark.asyncio
 async def test_unary_not_found_is_counted_on_both_sides(rig: _Rig) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await rig.stub.GetMeeting(pb.GetMeetingRequest(meeting_id="nope"))
+        await rig.unary("GetMeeting", rig.stub.GetMeeting(pb.GetMeetingRequest(meeting_id="nope")))
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
 
     labels = _labels("unary", "GetMeeting")
@@ -132,8 +149,8 @@ async def test_unary_not_found_is_counted_on_both_sides(rig: _Rig) -> None:
 @pytest.mark.asyncio
 async def test_unary_ok_counts_one_message_each_way(rig: _Rig) -> None:
     call = rig.stub.GetMeeting(pb.GetMeetingRequest(meeting_id="known"))
-    assert isinstance(await call, pb.GetMeetingResponse)
-    assert await call.code() is grpc.StatusCode.OK  # the intercepted call stays usable
+    assert isinstance(await rig.unary("GetMeeting", call), pb.GetMeetingResponse)
+    assert await call.code() is grpc.StatusCode.OK  # the reported call stays usable
 
     labels = _labels("unary", "GetMeeting")
     assert rig.server("grpc_server_handled_total", **labels, grpc_code="OK") == 1
@@ -145,7 +162,9 @@ async def test_unary_ok_counts_one_message_each_way(rig: _Rig) -> None:
 
 @pytest.mark.asyncio
 async def test_server_stream_counts_every_message_and_the_final_code(rig: _Rig) -> None:
-    responses = [r async for r in rig.stub.WatchRoom(pb.WatchRoomRequest(meeting_id="m"))]
+    responses = [
+        r async for r in rig.stream("WatchRoom", rig.stub.WatchRoom(pb.WatchRoomRequest(meeting_id="m")))
+    ]
     assert len(responses) == 3
 
     labels = _labels("server_stream", "WatchRoom")
@@ -162,7 +181,7 @@ async def test_server_stream_counts_every_message_and_the_final_code(rig: _Rig) 
 
 @pytest.mark.asyncio
 async def test_cancelled_server_stream_is_handled_as_canceled(rig: _Rig) -> None:
-    call = rig.stub.WatchRoom(pb.WatchRoomRequest(meeting_id="forever"))
+    call = rig.stream("WatchRoom", rig.stub.WatchRoom(pb.WatchRoomRequest(meeting_id="forever")))
     first = await call.read()
     assert isinstance(first, pb.WatchRoomResponse)
     await asyncio.wait_for(rig.servicer.watch_started.wait(), 5)
@@ -191,7 +210,7 @@ async def test_cancelled_server_stream_is_handled_as_canceled(rig: _Rig) -> None
 @pytest.mark.asyncio
 async def test_deadline_is_handled_as_deadline_exceeded(rig: _Rig) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await rig.stub.GetMeeting(pb.GetMeetingRequest(meeting_id="slow"), timeout=1)
+        await rig.unary("GetMeeting", rig.stub.GetMeeting(pb.GetMeetingRequest(meeting_id="slow"), timeout=1))
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert rig.servicer.slow_started.is_set()
 
@@ -209,7 +228,7 @@ async def test_deadline_is_handled_as_deadline_exceeded(rig: _Rig) -> None:
 @pytest.mark.asyncio
 async def test_unimplemented_method_is_counted(rig: _Rig) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await rig.stub.ListRooms(pb.ListRoomsRequest())
+        await rig.unary("ListRooms", rig.stub.ListRooms(pb.ListRoomsRequest()))
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
     labels = {**_labels("unary", "ListRooms"), "grpc_code": "Unimplemented"}
     assert rig.server("grpc_server_handled_total", **labels) == 1
@@ -223,9 +242,11 @@ async def test_client_and_bidi_streams(rig: _Rig) -> None:
             yield chunk
 
     collect = rig.channel.stream_unary(f"/{ECHO}/Collect", _raw, _raw)
-    assert await collect(three()) == b"abc"
+    rpc = rig.client_metrics.start(CLIENT_STREAM, f"/{ECHO}/Collect")
+    assert await rpc.response(collect(rpc.requests(three()))) == b"abc"
     echo = rig.channel.stream_stream(f"/{ECHO}/Echo", _raw, _raw)
-    assert [r async for r in echo(three())] == [b"a", b"b", b"c"]
+    rpc = rig.client_metrics.start(BIDI_STREAM, f"/{ECHO}/Echo")
+    assert [r async for r in rpc.responses(echo(rpc.requests(three())))] == [b"a", b"b", b"c"]
 
     collected = _labels("client_stream", "Collect", ECHO)
     echoed = _labels("bidi_stream", "Echo", ECHO)
