@@ -52,6 +52,7 @@ class EdgeApp:
             max_http_buffer_size=settings.max_payload_bytes,
             max_buffered_bytes=settings.max_buffered_bytes,
             on_drop=self.metrics.slow_sockets_dropped.inc,
+            write_window=settings.write_window_seconds,
         )
         self.grpc_metrics = ClientMetrics(self.registry)
         self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])

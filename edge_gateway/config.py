@@ -138,6 +138,12 @@ class Settings(LimitSettings, TierSettings):
     room_service_token: SecretStr = Field(
         SecretStr(""), description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN)"
     )
+    # -- the write path -------------------------------------------------------------------
+    write_window_seconds: Pause = Field(
+        0.002,
+        description="under load, a socket's outgoing frames are written at most once per this long, "
+        "several in one write (an idle socket's leave at once; 0: every loop iteration)",
+    )
 
     def problems(self) -> list[str]:
         """Checks across settings, each problem as one line."""

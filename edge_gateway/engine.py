@@ -4,14 +4,16 @@ its upgrade (reading frames, closing), in edge_gateway/engine_ws.py. Over 300 li
 because the extensions of upstream internals are kept together (issue 9), split only
 between writing and pinging (here) and reading a connection (engine_ws).
 
-One write per recipient per loop iteration. A room event is serialised once (orjson),
-made an Engine.IO message once and framed once; the same bytes are appended to each
-recipient's outbox, synchronously, in the emitting coroutine: no task, queue hop or
-re-encoding per recipient. Direct emits, acknowledgements, pings and broadcasts all take
-that same path, so a socket receives its packets exactly in the order they were emitted.
-The frames a socket gathered during one loop iteration go to its transport in one
-write (one syscall for a burst of room events, not one per event), from one callback
-that the first frame of the iteration schedules for all sockets (`Coalescer`).
+Few writes per recipient. A room event is serialised once (orjson), made an Engine.IO
+message once and framed once; the same bytes are appended to each recipient's outbox,
+synchronously, in the emitting coroutine: no task, queue hop or re-encoding per
+recipient. Direct emits, acknowledgements, pings and broadcasts all take that same
+path, so a socket receives its packets exactly in the order they were emitted. The
+frames a socket gathered since its last write go to its transport in one write, from one
+callback for all sockets (`Coalescer`): on an idle edge at the start of the next loop
+iteration, under load at most once per `write_window` (a stream of room events costs one
+syscall per few events per socket, not one per event). A reply its client waits for is
+written at once (`EdgeSocketServer.flush`).
 Long-polling sockets (and a WebSocket socket before its transport is attached) keep
 engine.io's queue, drained by upstream's poll.
 
@@ -51,6 +53,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -86,22 +89,38 @@ def _size(pkt: Any) -> int:
 
 
 class Coalescer:
-    """The outboxes written to during this loop iteration, flushed together by one callback
-    at the start of the next: each socket's frames of an iteration leave in one write."""
+    """The outboxes written to since the last flush, flushed together by one callback: each
+    socket's frames gathered meanwhile leave in one write.
 
-    def __init__(self) -> None:
+    Adaptive. When nothing was flushed for `window` seconds (an idle edge), the flush runs
+    at the start of the next loop iteration, as soon as it can. Under load (the previous
+    flush was less than `window` ago) it waits until `window` after the previous one, so
+    that a socket receiving a stream of room events gets several per write instead of one
+    syscall each. A reply its client waits for is flushed at once regardless
+    (EdgeSocketServer.flush), and the byte bound and the early flush of a big burst work
+    on what is held (Outbox._write). A `window` of 0 flushes every loop iteration."""
+
+    def __init__(self, window: float = 0.0) -> None:
         self._dirty: list[Outbox] = []
         self._handle: asyncio.Handle | None = None
+        self._window = window
+        self._flushed_at = -math.inf  # loop time of the last flush
 
     def add(self, outbox: Outbox) -> None:
-        """An outbox got its first frame of this iteration."""
+        """An outbox got its first frame since it was last flushed."""
         self._dirty.append(outbox)
         if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
+            due = self._flushed_at + self._window
+            if due > loop.time():
+                self._handle = loop.call_at(due, self.flush)
+            else:
+                self._handle = loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Writes every dirty outbox's frames (one failing socket never holds back the rest)."""
         self._handle = None
+        self._flushed_at = asyncio.get_running_loop().time()
         dirty, self._dirty = self._dirty, []
         for outbox in dirty:
             try:
@@ -341,7 +360,12 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
     _async: dict[str, Any]  # the async driver table, set by the base constructor
 
     def __init__(
-        self, *args: Any, max_buffered_bytes: int, on_drop: Callable[[], None], **kwargs: Any
+        self,
+        *args: Any,
+        max_buffered_bytes: int,
+        on_drop: Callable[[], None],
+        write_window: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_buffered_bytes = max_buffered_bytes
@@ -350,7 +374,7 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self._deadlines: deque[tuple[float, Outbox]] = deque()
         self._pings: deque[tuple[float, Any]] = deque()  # (loop time due, socket), in due order
         self._ping_timer: asyncio.TimerHandle | None = None
-        self.coalescer = Coalescer()
+        self.coalescer = Coalescer(write_window)
         drivers = dict(self._async)
         drivers["websocket"] = EdgeWebSocket
         self._async = drivers
@@ -521,18 +545,27 @@ class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore
     its CONNECT answer carries a recovery pid (edge_gateway.connect)."""
 
     def __init__(
-        self, *args: Any, max_buffered_bytes: int, on_drop: Callable[[], None], **kwargs: Any
+        self,
+        *args: Any,
+        max_buffered_bytes: int,
+        on_drop: Callable[[], None],
+        write_window: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         # Read by _engineio_server_class, which the base constructor calls.
         self._max_buffered_bytes = max_buffered_bytes
         self._on_drop = on_drop
+        self._write_window = write_window
         super().__init__(
             *args, client_manager=EdgeManager(), serializer=EdgePacket, json=OrjsonCodec, **kwargs
         )
 
     def _engineio_server_class(self) -> Any:
         return functools.partial(
-            EdgeEngineServer, max_buffered_bytes=self._max_buffered_bytes, on_drop=self._on_drop
+            EdgeEngineServer,
+            max_buffered_bytes=self._max_buffered_bytes,
+            on_drop=self._on_drop,
+            write_window=self._write_window,
         )
 
     def flush(self, sid: str) -> None:
