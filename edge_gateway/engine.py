@@ -5,9 +5,10 @@ because the extensions of upstream internals are kept together (issue 9), split 
 between writing and pinging (here) and reading a connection (engine_ws).
 
 Few writes per recipient. A room event is serialised once (orjson), made an Engine.IO
-message once and framed once; the same bytes are appended to each recipient's outbox,
-synchronously, in the emitting coroutine: no task, queue hop or re-encoding per
-recipient. Direct emits, acknowledgements, pings and broadcasts all take that same
+message once and framed once; the same bytes are appended to each recipient's outbox
+(the room's recipients kept from one broadcast to the next until its membership
+changes), synchronously, in the emitting coroutine: no task, queue hop or re-encoding
+per recipient. Direct emits, acknowledgements, pings and broadcasts all take that same
 path, so a socket receives its packets exactly in the order they were emitted. The
 frames a socket gathered since its last write go to its transport in one write, from one
 callback for all sockets (`Coalescer`): on an idle edge at the start of the next loop
@@ -503,7 +504,26 @@ class EdgePacket(sio_packet.Packet):  # type: ignore[misc]
 
 
 class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
-    """Socket.IO emits without a task per recipient: encoded and framed once, written in place."""
+    """Socket.IO emits without a task per recipient: encoded and framed once, written in place.
+
+    A room's recipients (each socket with its Socket.IO sid) are kept as one tuple from the
+    first broadcast after the room last changed, so a stream of room events walks no
+    dictionaries per recipient; entering or leaving the room drops the tuple. Sid rooms
+    (direct emits) are not kept: one entry per socket would cost every idle socket memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._recipients: dict[tuple[str, Any], tuple[tuple[str, Any], ...]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        """As upstream's; the room's recipients are looked up again at its next emit."""
+        self._recipients.pop((namespace, room), None)
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """As upstream's (its disconnect and close_room leave through here too)."""
+        self._recipients.pop((namespace, room), None)
+        super().basic_leave_room(sid, namespace, room)
 
     async def emit(
         self,
@@ -531,13 +551,24 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
         pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = engineio_frame(pkt)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        sockets = self.server.eio.sockets
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip:
-                continue
-            sock = sockets.get(eio_sid)
-            if sock is not None and not sock.closed:
+        for sid, sock in self._recipients_of(namespace, room):
+            if sid not in skip and not sock.closed:
                 sock.queue.send_frame(frame, pkt)
+
+    def _recipients_of(self, namespace: str, room: Any) -> tuple[tuple[str, Any], ...]:
+        """(sid, engine.io socket) of each socket in `room` on this server."""
+        key = (namespace, room)
+        found = self._recipients.get(key)
+        if found is not None:
+            return found
+        sockets = self.server.eio.sockets
+        pairs = [(sid, sockets.get(eio_sid)) for sid, eio_sid in self.get_participants(namespace, room)]
+        found = tuple(pair for pair in pairs if pair[1] is not None)
+        # Kept only when every member has its socket (a vanished one leaves the room soon,
+        # and must not be left out for good), and not for a socket's own room.
+        if len(found) == len(pairs) and isinstance(room, str) and not self.is_sid_room(namespace, room):
+            self._recipients[key] = found
+        return found
 
 
 class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore[misc]

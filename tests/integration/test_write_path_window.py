@@ -1,6 +1,7 @@
 """The write path under load (edge_gateway/engine.py) on a real aiohttp server over loopback:
-frames of several loop iterations share one write and keep their order, and frames held for
-the window leave when traffic stops (the byte bound with a window: test_write_path.py)."""
+frames of several loop iterations share one write and keep their order, frames held for
+the window leave when traffic stops, and a room's broadcast follows its members (the
+byte bound with a window: test_write_path.py)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,22 @@ async def test_frames_held_for_the_window_leave_when_traffic_stops(js: JsClientP
         assert numbers(await raw.frames_until('42["n",{"n":4}]'), "n") == list(range(5))
         assert [e.data["n"] for e in await other.wait_for_events("n", 5, timeout=10)] == list(range(5))
         await raw.ws.close()
+
+
+async def test_a_room_broadcast_reaches_exactly_the_sockets_in_the_room_at_each_emit() -> None:
+    """Broadcasts reuse the room's recipients until someone enters or leaves it."""
+    async with serve() as served:
+        sio = served.sio
+        first = await RawSocket.open(served.url)
+        await sio.emit("n", {"n": 0}, room=ROOM)
+        late = await RawSocket.open(served.url)  # enters the room after a broadcast
+        await sio.emit("n", {"n": 1}, room=ROOM)
+        await sio.leave_room(first.sid, ROOM)
+        await sio.emit("n", {"n": 2}, room=ROOM)
+        await sio.enter_room(first.sid, ROOM)
+        await sio.emit("n", {"n": 3}, room=ROOM)
+        await sio.emit("end", None, room=ROOM)
+        assert numbers(await first.frames_until('42["end"]'), "n") == [0, 1, 3]
+        assert numbers(await late.frames_until('42["end"]'), "n") == [1, 2, 3]
+        await first.ws.close()
+        await late.ws.close()
