@@ -140,7 +140,7 @@ class Settings(LimitSettings, TierSettings):
     )
     # -- the write path -------------------------------------------------------------------
     write_window_seconds: Pause = Field(
-        0.002,
+        0.005,
         description="under load, a socket's outgoing frames are written at most once per this long, "
         "several in one write (an idle socket's leave at once; 0: every loop iteration)",
     )
