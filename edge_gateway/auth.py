@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import jwt
 
 from edge_gateway.errors import EdgeError
+from edge_gateway.payloads import MAX_ID_LENGTH, MAX_NAME_LENGTH
 from meeting_common.codes import ErrorCode
 from meeting_common.text import unsafe_character
 
@@ -33,9 +34,8 @@ HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 PUBLIC_KEY_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384")
 """Accepted with a public key, a JWKS file or a JWKS URL (never an HMAC: see _decode)."""
 
-_USER_ID = re.compile(r"^\S{1,128}$")
+_USER_ID = re.compile(rf"^\S{{1,{MAX_ID_LENGTH}}}$")
 _MAX_TOKEN_CHARS = 8192
-_MAX_NAME = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ class JwtAuthenticator:
         name = claims.get(self._name_claim)
         if (
             not isinstance(name, str)
-            or not 0 < len(name.strip()) <= _MAX_NAME
+            or not 0 < len(name.strip()) <= MAX_NAME_LENGTH
             or unsafe_character(name, joiners=True)
         ):
             name = None  # the join's userName (validated like any other) is used instead

@@ -13,9 +13,9 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from edge_gateway.guard import Network, parse_trusted_proxies
+from edge_gateway.guard import TrustedProxies
 from edge_gateway.limits import LimitSettings
-from edge_gateway.webrtc import IceServer, parse_ice_servers, parse_turn_urls
+from edge_gateway.webrtc import IceServers, TurnUrls
 from meeting_common.net import insecure_listen_problem
 from meeting_common.settings import Address, Count, Flag, HostPort, Pause, Seconds, TierSettings, from_text
 from meeting_common.tls import TlsConfigError, channel_credentials
@@ -29,6 +29,9 @@ def _origins(text: str) -> str | list[str]:
         raise ValueError("give '*' or a comma-separated list of origins")
     return items
 
+
+Origins = Annotated[str | list[str], from_text(_origins)]
+"""'*' or the allowed origins, given as comma-separated text."""
 
 JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key_file", "jwt_jwks_file", "jwt_jwks_url")
 """Where token keys may come from; exactly one in jwt mode."""
@@ -61,12 +64,13 @@ class Settings(LimitSettings, TierSettings):
     )
     ping_interval_seconds: Seconds = Field(
         3,
-        description="Engine.IO ping interval (with the timeout, a vanished client is reported left in < 9 s)",
+        description="Engine.IO ping interval (with the batch grid and the timeout, a vanished client is "
+        "reported left in < 10 s)",
     )
     ping_timeout_seconds: Seconds = Field(
         5,
-        description="Engine.IO ping timeout (a silent client is dropped after interval + timeout + 0.5 s "
-        "at most)",
+        description="Engine.IO ping timeout (a silent client is dropped after interval + batch grid + "
+        "timeout + 0.5 s at most)",
     )
     max_buffered_bytes: Count = Field(
         1 << 20,
@@ -74,16 +78,16 @@ class Settings(LimitSettings, TierSettings):
         "dropped beyond",
     )
     max_payload_bytes: Count = Field(65536, description="largest Socket.IO message accepted")
-    cors_allowed_origins: Annotated[str | list[str], from_text(_origins)] = Field(
+    cors_allowed_origins: Origins = Field(
         "*", description="'*' or comma-separated origins allowed to connect"
     )
     # -- WebRTC ---------------------------------------------------------------------------
-    ice_servers: Annotated[tuple[IceServer, ...], from_text(parse_ice_servers)] = Field(
+    ice_servers: IceServers = Field(
         (),
         description="webrtcConfig.iceServers sent to every joiner: a JSON list of "
         "{urls, username?, credential?}",
     )
-    turn_urls: Annotated[tuple[str, ...], from_text(parse_turn_urls)] = Field(
+    turn_urls: TurnUrls = Field(
         (),
         description="comma-separated turn:/turns: URLs given time-limited TURN REST credentials "
         "(needs --turn-secret)",
@@ -122,7 +126,7 @@ class Settings(LimitSettings, TierSettings):
         "fail closed)",
     )
     # -- client addresses -----------------------------------------------------------------
-    trusted_proxies: Annotated[tuple[Network, ...], from_text(parse_trusted_proxies)] = Field(
+    trusted_proxies: TrustedProxies = Field(
         (),
         description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed: the "
         "right-most hop that is not one of them is the client (empty: the peer is the client)",
@@ -137,6 +141,19 @@ class Settings(LimitSettings, TierSettings):
     tls_key_file: str = Field("", description="key of --tls-cert-file (PEM)")
     room_service_token: SecretStr = Field(
         SecretStr(""), description="bearer token sent to the room service (its ROOM_SERVICE_INTERNAL_TOKEN)"
+    )
+    # -- idle cost and pauses -------------------------------------------------------------
+    ping_batch_seconds: Pause = Field(
+        0.5,
+        description="Engine.IO pings are due on a grid of this many seconds, so that idle sockets are "
+        "pinged (and answer) in batches: a PING goes out at most this much after its interval "
+        "(0: exactly on time)",
+    )
+    gc_young_threshold: Count = Field(
+        20_000,
+        description="allocations between two collections of Python's youngest generation (the "
+        "interpreter's default is 700); fewer, larger collections, and far fewer of the older "
+        "generations, whose pauses a join or a broadcast waiting in the loop would feel",
     )
     # -- the write path -------------------------------------------------------------------
     write_window_seconds: Pause = Field(

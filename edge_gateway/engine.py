@@ -27,12 +27,17 @@ Pings. No task per ping: a socket that answered (or just connected) goes on one 
 due times (the interval is constant, so it stays sorted), and one loop timer, armed for
 the head only, writes the pre-framed PING to every socket then due. An idle socket costs
 no task, coroutine or timer of its own; a PONG is taken as its frame is read
-(edge_gateway.engine_ws: no coroutine wakes for it) and costs a deque append.
+(edge_gateway.engine_ws: no coroutine wakes for it) and costs a deque append. Due times
+are rounded up to a grid (`ping_batch_seconds`): at 1,000 idle sockets the edge's CPU is
+mostly the kernel's, a send and a receive per ping; pings sent together come back
+together and are read many per wake-up, and the timer fires a few times a second at
+most. A batch is written in chunks, so a large one never holds the loop for long.
 
 Dead peers. Each Engine.IO PING sent puts the socket on a deadline list (deadlines only
 grow, so it is a FIFO); twice a second the sweep looks at the expired entries only and
-drops a socket whose answer is overdue, so one is gone within interval + timeout + 0.5 s
-of its last answer. The cost per tick is the number of expired pings, not of sockets.
+drops a socket whose answer is overdue, so one is gone within interval + batch grid +
+timeout + 0.5 s of its last answer. The cost per tick is the number of expired pings,
+not of sockets.
 
 Upstream members relied on (python-engineio 4.15.1, python-socketio 5.18.1, pinned in
 pyproject.toml; tests/integration/test_write_path.py covers the behaviour built on them):
@@ -75,7 +80,10 @@ log = logging.getLogger("edge_gateway.engine")
 
 _SWEEP_SECONDS = 0.5
 # Pings due this close to the timer firing go out with it (one wake-up, not several).
-_PING_BATCH_SECONDS = 0.05
+_PING_EARLY_SECONDS = 0.05
+# Pings written per loop callback: the rest of a batch follows in the next iteration, so a
+# batch of thousands never delays a join's reply by more than one chunk's writes.
+_PING_CHUNK = 256
 _PING = eio_packet.Packet(eio_packet.PING)
 _PING_FRAME = engineio_frame(_PING)
 # Frames gathered for one socket in one loop iteration are written early past this many
@@ -365,11 +373,13 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         *args: Any,
         max_buffered_bytes: int,
         on_drop: Callable[[], None],
+        ping_batch_seconds: float = 0.0,
         write_window: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_buffered_bytes = max_buffered_bytes
+        self.ping_batch_seconds = ping_batch_seconds
         self._on_drop = on_drop
         self._background: set[asyncio.Future[Any]] = set()
         self._deadlines: deque[tuple[float, Outbox]] = deque()
@@ -403,20 +413,28 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self._deadlines.append((time.monotonic() + self.ping_timeout + 0.05, outbox))
 
     def ping_later(self, sock: Any) -> None:
-        """Puts a socket's next PING one interval from now on the FIFO."""
+        """Puts a socket's next PING on the FIFO: one interval from now, rounded up to
+        the batch grid (so that sockets answering at different times share a batch)."""
         loop = asyncio.get_running_loop()
-        self._pings.append((loop.time() + self.ping_interval, sock))
+        due = loop.time() + self.ping_interval
+        grid = self.ping_batch_seconds
+        if grid > 0:
+            due = math.ceil(due / grid) * grid  # monotonic in `due`: the FIFO stays sorted
+        self._pings.append((due, sock))
         if self._ping_timer is None:
             self._ping_timer = loop.call_at(self._pings[0][0], self._send_due_pings)
 
     def _send_due_pings(self) -> None:
-        """Writes the PING to every socket now due; re-arms for the next one due."""
+        """Writes the PING to the sockets now due, a chunk at a time; re-arms for the rest
+        (next loop iteration) or for the next one due."""
         self._ping_timer = None
         loop = asyncio.get_running_loop()
-        until = loop.time() + _PING_BATCH_SECONDS
+        until = loop.time() + _PING_EARLY_SECONDS
         pings = self._pings
         now = time.time()
-        while pings and pings[0][0] <= until:
+        for _ in range(_PING_CHUNK):
+            if not pings or pings[0][0] > until:
+                break
             sock = pings.popleft()[1]
             if not sock.closing and not sock.closed:
                 sock.last_ping = now
@@ -424,8 +442,8 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
                     sock.queue.put_nowait(_PING)
                 except Exception:  # one broken socket must not stop the others' pings
                     log.exception("ping failed", extra={"eio_sid": sock.sid})
-        if pings:
-            self._ping_timer = loop.call_at(pings[0][0], self._send_due_pings)
+        if pings:  # the rest of this batch after whatever else is ready, or the next one
+            self._ping_timer = loop.call_at(max(pings[0][0], loop.time()), self._send_due_pings)
 
     async def _service_task(self) -> None:
         """Replaces engine.io's sweep (which visits every socket once per ping_timeout)."""
@@ -576,27 +594,18 @@ class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore
     its CONNECT answer carries a recovery pid (edge_gateway.connect)."""
 
     def __init__(
-        self,
-        *args: Any,
-        max_buffered_bytes: int,
-        on_drop: Callable[[], None],
-        write_window: float = 0.0,
-        **kwargs: Any,
+        self, *args: Any, max_buffered_bytes: int, on_drop: Callable[[], None], **kwargs: Any
     ) -> None:
         # Read by _engineio_server_class, which the base constructor calls.
         self._max_buffered_bytes = max_buffered_bytes
         self._on_drop = on_drop
-        self._write_window = write_window
         super().__init__(
             *args, client_manager=EdgeManager(), serializer=EdgePacket, json=OrjsonCodec, **kwargs
         )
 
     def _engineio_server_class(self) -> Any:
         return functools.partial(
-            EdgeEngineServer,
-            max_buffered_bytes=self._max_buffered_bytes,
-            on_drop=self._on_drop,
-            write_window=self._write_window,
+            EdgeEngineServer, max_buffered_bytes=self._max_buffered_bytes, on_drop=self._on_drop
         )
 
     def flush(self, sid: str) -> None:

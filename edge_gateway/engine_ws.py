@@ -67,6 +67,8 @@ _FIN = 0x80
 _RSV = 0x70
 _MASKED = 0x80
 _ENGINE_PONG = "3"
+_ENGINE_PONG_BYTE = ord(_ENGINE_PONG)
+_PONG_FRAME_SIZE = 7  # two header bytes, the mask key, one payload byte
 _PROBE, _PROBE_ANSWER, _UPGRADE = "2probe", "3probe", "5"
 
 # Where a connection is: the upgrade probe (from long-polling), open, closing, closed.
@@ -159,6 +161,19 @@ class EngineConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Parses every complete frame; keeps the start of an incomplete one."""
+        if (
+            len(data) == _PONG_FRAME_SIZE
+            and data[0] == _FIN | _TEXT
+            and data[1] == _MASKED | 1
+            and data[6] ^ data[2] == _ENGINE_PONG_BYTE
+            and not self._buffer
+            and self._fragments is None
+            and self._stage < _CLOSING
+        ):
+            # A PONG alone, what an idle socket sends every ping interval: taken without
+            # building the frame (what _frame and _message would do with it, in short).
+            self.sock.schedule_ping()
+            return
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""

@@ -8,10 +8,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from edge_gateway.engine import EdgeSocketServer
 from edge_gateway.limits import EdgeLimits
+from meeting_common.settings import from_text
 
 log = logging.getLogger("edge_gateway.guard")
 
@@ -34,6 +35,10 @@ _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, R
 def parse_trusted_proxies(text: str) -> tuple[Network, ...]:
     """Comma-separated addresses or CIDRs ('' = trust no proxy)."""
     return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
+
+
+TrustedProxies = Annotated[tuple[Network, ...], from_text(parse_trusted_proxies)]
+"""A setting's trusted proxies, given as the text `parse_trusted_proxies` reads."""
 
 
 class ClientAddresses:

@@ -166,8 +166,10 @@ class EventHandlers(RoomCommands):
     # -- plumbing ---------------------------------------------------------------------
 
     def _wrap(self, name: str, handler: Handler) -> Callable[..., Awaitable[Reply]]:
+        received = self.hub.metrics.received.labels(event=name)  # looked up once, not per event
+
         async def run(sid: str, *args: Any) -> Reply:
-            self.hub.metrics.received.labels(event=name).inc()
+            received.inc()
             try:
                 self.limits.check_event(sid, name, args)
             except EdgeError as exc:

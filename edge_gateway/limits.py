@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_gateway.errors import EdgeError
+from edge_gateway.events import CHAT_MESSAGE, JOIN_MEETING
+from edge_gateway.payloads import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 from meeting_common.codes import ErrorCode
 from meeting_common.settings import Count
 
@@ -89,10 +91,16 @@ class LimitSettings(BaseModel):
         "twice this are refused); behind --trusted-proxies the forwarded client's address",
     )
     max_name_length: int = Field(
-        100, gt=0, le=100, description="longest userName, in characters (at most 100)"
+        MAX_NAME_LENGTH,
+        gt=0,
+        le=MAX_NAME_LENGTH,
+        description=f"longest userName, in characters (at most {MAX_NAME_LENGTH})",
     )
     max_text_length: int = Field(
-        2000, gt=0, le=4000, description="longest chat text, in characters (at most 4000)"
+        2000,
+        gt=0,
+        le=MAX_TEXT_LENGTH,
+        description=f"longest chat text, in characters (at most {MAX_TEXT_LENGTH})",
     )
 
 
@@ -168,7 +176,7 @@ class EdgeLimits:
         bucket = self._buckets.get(sid)
         if bucket is not None and not bucket.take():
             raise EdgeError(ErrorCode.RATE_LIMITED, _RATE_LIMITED)
-        if event == "join-meeting":
+        if event == JOIN_MEETING:
             window = self._passwords.get(sid)
             if window is not None and window.blocked():
                 raise EdgeError(ErrorCode.RATE_LIMITED, _PASSWORD_LIMITED)
@@ -177,7 +185,7 @@ class EdgeLimits:
     def record_error(self, sid: str, event: str, code: ErrorCode, args: tuple[Any, ...]) -> None:
         """After a handler failed: counts wrong passwords per socket (a join without a
         password is the client asking whether one is needed, not a guess)."""
-        if event != "join-meeting" or code is not ErrorCode.INVALID_PASSWORD or sid not in self._buckets:
+        if event != JOIN_MEETING or code is not ErrorCode.INVALID_PASSWORD or sid not in self._buckets:
             return
         payload = args[0] if args and isinstance(args[0], dict) else {}
         if not payload.get("meeting_password"):
@@ -195,9 +203,9 @@ class EdgeLimits:
         if payload is None:
             return
         s = self.settings
-        if event == "join-meeting":
+        if event == JOIN_MEETING:
             _max_length(payload, "userName", s.max_name_length)
-        elif event == "chat-message":
+        elif event == CHAT_MESSAGE:
             _max_length(payload, "text", s.max_text_length)
 
 

@@ -23,6 +23,12 @@ from meeting_common.text import chat_problem, unsafe_character
 MAX_SIGNAL_DEPTH = 32
 """Deepest nesting of arrays and objects in a WebRTC signal (real SDP and ICE payloads
 are two or three levels deep)."""
+MAX_ID_LENGTH = 128
+"""Longest id (meetingId, userId, participantId) a payload may carry."""
+MAX_NAME_LENGTH = 100
+"""Longest userName a payload may carry; `--max-name-length` may allow less."""
+MAX_TEXT_LENGTH = 4000
+"""Longest chat text a payload may carry; `--max-text-length` may allow less."""
 
 
 def _id_text(value: Any) -> Any:
@@ -57,10 +63,10 @@ def _name_problem(text: str) -> str | None:
 Id = Annotated[
     str,
     BeforeValidator(_id_text),
-    Field(min_length=1, max_length=128, pattern=r"^\S+$"),
+    Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^\S+$"),
     _refusing(_id_problem),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=100), _refusing(_name_problem)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), _refusing(_name_problem)]
 
 
 class _Payload(BaseModel):
@@ -106,7 +112,7 @@ class WebRtcSignal(_Payload):
 class ChatMessage(_Payload):
     """`chat-message`."""
 
-    text: Annotated[str, Field(min_length=1, max_length=4000), _refusing(chat_problem)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH), _refusing(chat_problem)]
 
 
 class KickParticipant(_Payload):

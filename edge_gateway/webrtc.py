@@ -17,7 +17,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from meeting_common.settings import from_text
 
 _SCHEMES = ("stun:", "turn:", "turns:")
 
@@ -84,6 +86,12 @@ def parse_turn_urls(text: str) -> tuple[str, ...]:
         if not url.startswith(("turn:", "turns:")):
             raise ValueError(f"TURN URL must start with turn: or turns:; got {url!r}")
     return urls
+
+
+IceServers = Annotated[tuple[IceServer, ...], from_text(parse_ice_servers)]
+"""A setting's ICE servers, given as the text `parse_ice_servers` reads."""
+TurnUrls = Annotated[tuple[str, ...], from_text(parse_turn_urls)]
+"""A setting's TURN URLs, given as the text `parse_turn_urls` reads."""
 
 
 def turn_rest_credential(secret: str, user_id: str, expires_at: int) -> tuple[str, str]:

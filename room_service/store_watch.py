@@ -38,6 +38,12 @@ class LoopLag:
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
+    def pause(self) -> None:
+        """Stops sampling until the next start(): nothing wakes the loop meanwhile."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
     def sampled(self, lag: float) -> None:
         """One sample: the loop woke a sleeper `lag` seconds late."""
         self._worst = max(self._worst, lag)
@@ -74,18 +80,23 @@ class StoreWatch:
         """Whether the last ping was answered."""
 
     async def check(self) -> bool:
-        """Pings once; whether the store counts as answering afterwards."""
+        """Pings once; whether the store counts as answering afterwards. The loop is
+        sampled only while a check runs: lateness between two pings excuses neither, and
+        a sampler left running woke an idle process twenty times a second."""
         self.lag.start()
-        await asyncio.sleep(0)  # the sampler is asleep before the ping goes out
-        self.lag.take_worst()
-        answered = self.answered = await self._ping()
-        if answered:
-            self.misses = 0
-            return True
-        # A stall that ended just now is sampled once the sampler gets its turn.
-        await asyncio.sleep(self.lag.tick)
-        self.observe_miss(self.lag.take_worst())
-        return self.misses < self._limit
+        try:
+            await asyncio.sleep(0)  # the sampler is asleep before the ping goes out
+            self.lag.take_worst()
+            answered = self.answered = await self._ping()
+            if answered:
+                self.misses = 0
+                return True
+            # A stall that ended just now is sampled once the sampler gets its turn.
+            await asyncio.sleep(self.lag.tick)
+            self.observe_miss(self.lag.take_worst())
+            return self.misses < self._limit
+        finally:
+            self.lag.pause()
 
     def observe_miss(self, lag: float) -> None:
         """A failed ping during which the loop ran up to `lag` seconds late."""

@@ -17,8 +17,8 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import report
 
 LEASE = 2.0
-# A reaped edge's sockets stay recoverable through other edges for the recovery window
-# (issue 12); only then are the others told. Short here, to keep the tests short.
+# A reaped edge's sockets stay recoverable through other edges for the recovery window;
+# only then are the others told. Short here, to keep the tests short.
 RECOVERY_WINDOW = 1.0
 FAST = ("--ping-interval-seconds", "1", "--ping-timeout-seconds", "2", "--heartbeat-interval-seconds", "0.5")
 # Lease, plus the recovery window, plus the reaper's tick, plus relay and scheduling slack.

@@ -52,7 +52,7 @@ async def test_vanished_client_is_reported_left_within_10s_by_default(
 
 async def test_silent_client_timeout_is_configurable(js: JsClientPool) -> None:
     # The others learn of a silent loss after the longer of the ping bound and the
-    # recovery window (counted from the client's last sign of life, issue 12): a short
+    # recovery window (counted from the client's last sign of life): a short
     # window here, so the ping settings are what this measures.
     async with await start_room_service("--recovery-window-seconds", "1", name="rs-short-window") as rs:
         await _silent_client_with_fast_pings(rs, js)

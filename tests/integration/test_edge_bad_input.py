@@ -58,9 +58,9 @@ async def test_bad_join_input_is_refused_and_changes_nothing(
     assert ack["success"] is False
     assert ack["error"]["code"] == "INVALID_PAYLOAD"
     assert isinstance(ack["error"]["message"], str) and 0 < len(ack["error"]["message"]) < 300
-    error = await sender.wait_for_event("error", start=mark_s)
+    error = (await sender.wait_for_event("error", start=mark_s)).data
     assert error == ack["error"]
-    assert sender.named("meeting-joined", mark_s) == []
+    assert sender.payloads("meeting-joined", start=mark_s) == []
     assert await stack.participants() == before
     await watcher.expect_no_event("participant-joined", within=0.2, start=mark_w)
     # The socket is still usable: a proper join now works.
@@ -87,7 +87,7 @@ async def test_unknown_events_and_bad_leave_payloads_are_refused(
     mark = len(peer.events)
     ack = await client.emit_with_ack(event, args)
     assert ack == {"success": False, "error": {"code": "INVALID_PAYLOAD", "message": ack["error"]["message"]}}
-    assert (await client.wait_for_event("error"))["code"] == "INVALID_PAYLOAD"
+    assert (await client.wait_for_event("error")).data["code"] == "INVALID_PAYLOAD"
     assert await stack.participants() == before
     await peer.expect_no_event("participant-left", within=0.2, start=mark)
 
@@ -98,7 +98,7 @@ async def test_bad_input_without_an_ack_still_gets_an_error_event(
     client = clients("client")
     await client.connect(stack.url)
     await client.sio.emit("join-meeting", {"meetingId": OPEN})
-    error = await client.wait_for_event("error")
+    error = (await client.wait_for_event("error")).data
     assert error["code"] == "INVALID_PAYLOAD" and "userId" in error["message"]
     await join(client, "client")
 
@@ -114,8 +114,8 @@ async def test_chat_controls_and_deeply_nested_signals_are_refused(connected: Co
         ack = await a.emit_with_ack("chat-message", {"text": text})
         assert ack["error"]["code"] == "INVALID_PAYLOAD", ack
     assert (await a.emit_with_ack("chat-message", {"text": "two\n\tlines"}))["success"]
-    chat = await b.wait_for_event("chat-message", start=mark)
-    assert chat["text"] == "two\n\tlines" and len(b.named("chat-message", mark)) == 1
+    chat = (await b.wait_for_event("chat-message", start=mark)).data
+    assert chat["text"] == "two\n\tlines" and len(b.payloads("chat-message", start=mark)) == 1
     nested: Any = "x"
     for _ in range(64):
         nested = [nested]
@@ -126,8 +126,9 @@ async def test_chat_controls_and_deeply_nested_signals_are_refused(connected: Co
             "webrtc-offer", {"targetParticipantId": target, "sdp": {"type": "offer", "sdp": "v=0"}}
         )
     )["success"]
-    offer = await b.wait_for_event("webrtc-offer", start=mark)
-    assert offer["sdp"] == {"type": "offer", "sdp": "v=0"} and len(b.named("webrtc-offer", mark)) == 1
+    offer = (await b.wait_for_event("webrtc-offer", start=mark)).data
+    assert offer["sdp"] == {"type": "offer", "sdp": "v=0"}
+    assert len(b.payloads("webrtc-offer", start=mark)) == 1
 
 
 async def test_leave_when_not_in_a_meeting_is_not_in_meeting(
@@ -159,5 +160,5 @@ async def test_domain_refusals_use_the_seeds_messages(stack: Stack, clients: Cal
         mark = len(client.events)
         ack = await client.emit_with_ack("join-meeting", payload)
         assert ack == {"success": False, "error": {"code": code, "message": message}}
-        assert await client.wait_for_event("error", start=mark) == {"code": code, "message": message}
+        assert (await client.wait_for_event("error", start=mark)).data == {"code": code, "message": message}
     assert await stack.participants(LOCKED) == []

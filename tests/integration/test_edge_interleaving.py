@@ -122,10 +122,10 @@ async def test_an_idempotent_rejoin_while_the_stream_lags_repeats_nothing(
     view = replay(me.events)
     assert view.violations == []
     assert view.ids == set(await stack.participants()) - {first["participantId"]}
-    assert me.named("participant-joined", mark) == []
+    assert me.payloads("participant-joined", start=mark) == []
     # Still in step afterwards.
     await peer.emit_with_ack("leave-meeting", {})
-    left = await me.wait_for_event("participant-left", start=mark)
+    left = (await me.wait_for_event("participant-left", start=mark)).data
     assert left["userId"] == "user-peer"
 
 
@@ -172,14 +172,16 @@ async def test_a_socket_removed_before_it_registers_never_enters_the_fan_out(
         hub.attach = real_attach  # type: ignore[method-assign]
     (victim_pid,) = removed
     if removal == "kicked":
-        told = await victim.wait_for_event("kicked", start=mark)
+        told = (await victim.wait_for_event("kicked", start=mark)).data
         assert told == {"meetingId": OPEN, "participantId": victim_pid, "reason": "kicked"}
-        assert [d for d in victim.named("participant-left", mark) if d["participantId"] == victim_pid] == []
+        assert [
+            d for d in victim.payloads("participant-left", start=mark) if d["participantId"] == victim_pid
+        ] == []
     else:
         told = await victim.wait_for_event(
             "participant-left", lambda d: d["participantId"] == victim_pid, start=mark
         )
-        assert told["reason"] == "replaced"
+        assert told.data["reason"] == "replaced"
     # Out of the edge's fan-out and sessions: nothing more reaches it, nothing restores it.
     assert hub.sessions.by_sid(victim.sio.get_sid()) is None
     relay = hub.relays[OPEN]
@@ -221,7 +223,7 @@ async def test_a_local_joiner_hears_meeting_joined_before_the_others_hear_of_it(
     hub.emit = recorded_emit  # type: ignore[method-assign]
     try:
         joined = await join(second, "user-2-id")
-        announced = await first.wait_for_event("participant-joined")
+        announced = (await first.wait_for_event("participant-joined")).data
     finally:
         hub.client.join = real_join  # type: ignore[method-assign]
         hub.emit = real_emit  # type: ignore[method-assign]

@@ -36,10 +36,11 @@ async def test_meeting_never_contains_the_password_or_its_hash(connected: Connec
     assert meeting["meeting_status"] == "live"
     assert meeting["creator_id"] == "user-1-id"
     assert meeting["has_password"] is True
-    everything = json.dumps([host.events, guest.events], default=repr)
+    received = [[e.args for e in client.events] for client in (host, guest)]
+    everything = json.dumps(received, default=repr)
     assert "password123" not in everything
     assert "scrypt" not in everything
-    assert [k for k in _keys([host.events, guest.events]) if "password" in k.lower()] == ["has_password"] * 2
+    assert [k for k in _keys(received) if "password" in k.lower()] == ["has_password"] * 2
 
 
 async def test_meeting_joined_has_the_seeds_shape(connected: Connect) -> None:
@@ -54,7 +55,7 @@ async def test_meeting_joined_has_the_seeds_shape(connected: Connect) -> None:
     assert listed["participantId"] == first["participantId"]
     assert (listed["userId"], listed["userName"]) == ("user-1-id", "User-1-Id")
     assert (listed["audio"], listed["video"], listed["screen"]) == (True, False, False)
-    announced = await host.wait_for_event("participant-joined")
+    announced = (await host.wait_for_event("participant-joined")).data
     assert announced["participantId"] == second["participantId"]
     assert announced["permissions"] == {
         "canShare": True,
@@ -81,15 +82,15 @@ async def test_second_join_from_the_same_socket_is_idempotent(
     assert [p["userId"] for p in again["participants"]] == ["user-peer"]  # a fresh roster
     assert len(await stack.participants()) == 2
     await peer.expect_no_event("participant-joined", within=0.4, start=mark_peer)
-    assert peer.named("participant-left", mark_peer) == []
+    assert peer.payloads("participant-left", start=mark_peer) == []
     # The socket is still wired to the room: it hears the next change exactly once.
     third = clients("third")
     await third.connect(stack.url)
     joined = await join(third, "user-third")
-    announced = await me.wait_for_event("participant-joined", start=mark_me)
+    announced = (await me.wait_for_event("participant-joined", start=mark_me)).data
     assert announced["participantId"] == joined["participantId"]
     await me.expect_no_event("participant-joined", within=0.3, start=me.mark())
-    assert len(me.named("participant-joined", mark_me)) == 1
+    assert len(me.payloads("participant-joined", start=mark_me)) == 1
 
 
 async def test_same_user_from_a_second_socket_replaces_the_older_one(
@@ -107,15 +108,15 @@ async def test_same_user_from_a_second_socket_replaces_the_older_one(
 
     assert second["participantId"] != first["participantId"]
     assert [p["userId"] for p in second["participants"]] == ["user-peer"]  # not its older self
-    left = await peer.wait_for_event("participant-left", start=mark_peer)
+    left = (await peer.wait_for_event("participant-left", start=mark_peer)).data
     assert left["participantId"] == first["participantId"]
     assert left["reason"] == "replaced"
-    joined = await peer.wait_for_event("participant-joined", start=mark_peer)
+    joined = (await peer.wait_for_event("participant-joined", start=mark_peer)).data
     assert joined["participantId"] == second["participantId"]
     # The older socket is told it is out, and hears nothing more of the room.
-    told = await old.wait_for_event("participant-left", start=mark_old)
+    told = (await old.wait_for_event("participant-left", start=mark_old)).data
     assert told["participantId"] == first["participantId"] and told["reason"] == "replaced"
-    assert sorted(await stack.participants()) == sorted([second["participantId"], peer.named(
+    assert sorted(await stack.participants()) == sorted([second["participantId"], peer.payloads(
         "meeting-joined")[0]["participantId"]])  # fmt: skip
     mark_old = len(old.events)
     extra = clients("extra")

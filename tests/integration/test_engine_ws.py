@@ -303,3 +303,39 @@ async def test_a_failed_upgrade_probe_closes_the_websocket_and_the_socket_goes_o
             assert reply.status == 200
         async with http.get(polling) as reply:
             assert '42["echoed",{"still":"polling"}]' in await reply.text()
+
+
+async def test_a_pong_is_taken_alone_cut_in_two_or_glued_to_another_frame() -> None:
+    """An Engine.IO PONG however TCP delivers it: each PING here follows only once the
+    previous one's PONG was taken (the next PING is scheduled by the PONG)."""
+    async with echo_server(ping_interval=0.1, ping_timeout=5) as served, raw_peer(served.url) as peer:
+        await peer.connect()
+        conn = served.sio.eio.sockets[peer.eio_sid].queue.transport.get_protocol()
+        pong = frame(TEXT, b"3")
+        others: list[bytes] = []
+
+        async def next_ping() -> None:
+            while (got := await peer.read()) != (TEXT, b"2"):
+                others.append(got[1])
+
+        await next_ping()
+        peer.send(pong)  # alone
+        await next_ping()
+        peer.send(pong[:3])  # cut in two, each part read on its own
+        await wait_until(lambda: conn._buffer == pong[:3], within=10, what="the first part read")
+        peer.send(pong[3:])
+        await next_ping()
+        peer.send(pong + frame(TEXT, b'42["echo",1]'))  # glued to another frame
+        await next_ping()
+        assert others == [b'42["echoed",1]']
+
+
+async def test_a_pong_inside_a_fragmented_message_is_a_protocol_error() -> None:
+    async with echo_server() as served, raw_peer(served.url) as peer:
+        sid = await peer.connect()
+        conn = served.sio.eio.sockets[peer.eio_sid].queue.transport.get_protocol()
+        peer.send(frame(TEXT, b'42["ec', fin=False))
+        await wait_until(lambda: conn._fragments is not None, within=10, what="the first fragment read")
+        peer.send(frame(TEXT, b"3"))  # a frame of its own, alone in its read
+        assert await peer.read_close() == 1002
+        assert await served.wait_left(sid, 10) == "transport close"

@@ -67,19 +67,19 @@ async def test_a_batch_reaches_each_socket_once_in_order_after_its_direct_replie
     await b.wait_for_event("chat-message", lambda d: d["text"] == "two", start=mark_b)
     assert kinds[0] == ("events", 6), kinds  # b joined, three updates, two chats: one item
 
-    seen_a = [(name, data.get("participantId"), data.get("audio")) for name, data in a.events[mark_a:]]
+    seen_a = [(e.event, e.data.get("participantId"), e.data.get("audio")) for e in a.events[mark_a:]]
     assert seen_a[:4] == [
         ("participant-joined", pb_, True),
         ("participant-updated", pb_, False),
         ("participant-updated", pb_, True),
         ("participant-updated", pb_, False),
     ], seen_a
-    assert [d["text"] for d in a.named("chat-message", mark_a)] == ["one", "two"]
+    assert [d["text"] for d in a.payloads("chat-message", start=mark_a)] == ["one", "two"]
     assert len(seen_a) == 6
     # b: not its own join nor its own updates again, both chats once, in order.
-    assert [name for name, _ in b.events[mark_b:]] == ["chat-message", "chat-message"]
-    assert [d["text"] for d in b.named("chat-message", mark_b)] == ["one", "two"]
+    assert [e.event for e in b.events[mark_b:]] == ["chat-message", "chat-message"]
+    assert [d["text"] for d in b.payloads("chat-message", start=mark_b)] == ["one", "two"]
     # After the batch the stream goes on: a's next update reaches b once.
     assert (await a.emit_with_ack("update-media", {"video": False}))["success"]
     await b.wait_for_event("participant-updated", about(pa), start=mark_b)
-    assert len(b.named("participant-updated", mark_b)) == 1
+    assert len(b.payloads("participant-updated", start=mark_b)) == 1

@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
 import uvloop
 
+from edge_gateway import engine
+from tests.support.timing import wait_until
 from tests.support.write_path import RawSocket, serve
 
 LOOP_FACTORY = uvloop.new_event_loop
@@ -98,3 +101,68 @@ async def test_a_pong_is_taken_as_it_is_read_without_waking_the_reading_loop() -
         assert received == ["41"]  # the goodbye only: no PONG went through receive
         with contextlib.suppress(Exception):
             await peer.ws.close()
+
+
+async def _answer_pings(peer: RawSocket, pings: dict[str, int]) -> None:
+    while True:
+        if str(await peer.ws.recv()) == "2":
+            pings[peer.sid] += 1
+            await peer.ws.send("3")
+
+
+async def test_pings_are_due_on_the_batch_grid() -> None:
+    """With a batch grid every socket's next PING is due on a multiple of it, whenever its
+    PONG came: sockets that answer at different moments are pinged in one batch."""
+    grid = 0.5
+    async with serve(ping_interval=0.2, ping_timeout=2, ping_batch_seconds=grid) as served:
+        eio = served.sio.eio
+        peers = [await RawSocket.open(served.url) for _ in range(5)]
+        pings = dict.fromkeys((p.sid for p in peers), 0)
+        dues: list[float] = []
+        answering = [asyncio.create_task(_answer_pings(p, pings)) for p in peers]
+        try:
+            async with asyncio.timeout(20):
+                while min(pings.values()) < 3:
+                    dues.extend(due for due, _ in eio._pings)
+                    await asyncio.sleep(0.02)
+        finally:
+            for task in answering:
+                task.cancel()
+        assert dues
+        assert all(abs(due / grid - round(due / grid)) < 1e-6 for due in dues), dues
+        assert served.left == {}
+        for peer in peers:
+            with contextlib.suppress(Exception):
+                await peer.ws.close()
+
+
+async def test_a_batch_of_pings_is_written_a_chunk_per_loop_callback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sockets due together are pinged a chunk at a time, the rest in later callbacks (other
+    work runs in between), and every one of them still gets its PING."""
+    monkeypatch.setattr(engine, "_PING_CHUNK", 2)
+    # A long grid and a short interval: sockets that answer within one grid step are due at
+    # the same instant, so a batch is larger than a chunk.
+    async with serve(ping_interval=0.1, ping_timeout=5, ping_batch_seconds=1.0) as served:
+        eio = served.sio.eio
+        written: list[int] = []
+        send_due_pings = eio._send_due_pings
+
+        def counted() -> None:
+            before = len(eio._pings)
+            send_due_pings()
+            written.append(before - len(eio._pings))
+
+        eio._send_due_pings = counted  # looked up on the instance whenever the timer is armed
+        peers = [await RawSocket.open(served.url) for _ in range(7)]
+        pings = dict.fromkeys((p.sid for p in peers), 0)
+        answering = [asyncio.create_task(_answer_pings(p, pings)) for p in peers]
+        try:
+            await wait_until(lambda: min(pings.values()) >= 3, within=20, what="three pings each")
+        finally:
+            for task in answering:
+                task.cancel()
+        assert max(written) == 2, written  # chunks, and batches larger than one chunk
+        assert served.left == {}
+        for peer in peers:
+            with contextlib.suppress(Exception):
+                await peer.ws.close()

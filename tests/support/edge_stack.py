@@ -1,12 +1,12 @@
 """The edge tier in this process for integration tests: a real EdgeApp in front of a real
 RoomServiceApp (`start_stack`), and a python-socketio client that records what it
-receives and answers the same calls as the official JS client's handle (`Client`)."""
+receives as the official JS client's handle does (`Client`)."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -15,7 +15,7 @@ from edge_gateway.app import EdgeApp
 from edge_gateway.config import load_settings as edge_settings
 from room_service.app import RoomServiceApp
 from room_service.config import load_settings as room_settings
-from tests.support.timing import condition_met, nothing_arrives
+from tests.support.received import RecordingClient
 
 OPEN = "test-meeting-123"
 LOCKED = "test-meeting-locked"
@@ -59,24 +59,18 @@ async def stop_stack(stack: Stack) -> None:
     await stack.room.stop()
 
 
-@dataclass
-class Client:
-    """A python-socketio client that records every event it receives."""
+class Client(RecordingClient):
+    """A python-socketio client (WebSocket only) that records every event it receives."""
 
-    name: str
-    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
-    events: list[tuple[str, Any]] = field(default_factory=list)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio.on("*", self._record)
 
-    def __post_init__(self) -> None:
-        async def record(event: str, *args: Any) -> None:
-            self.events.append((event, args[0] if args else None))
-            async with self.changed:
-                self.changed.notify_all()
-
-        self.sio.on("*", record)
-
-    # The same calls as tests.support.jsclient.JsClient, so tests.support.room works here.
+    async def _record(self, event: str, *args: Any) -> None:
+        now = time.monotonic()
+        self._add(event, list(args), ts=time.time() * 1000, hr=now * 1000, received=now)
+        await self.notify()
 
     @property
     def connected(self) -> bool:
@@ -90,39 +84,6 @@ class Client:
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
         return await self.sio.call(event, args[0] if args else None, timeout=timeout)
-
-    def mark(self) -> int:
-        return len(self.events)
-
-    def named(self, event: str, start: int = 0) -> list[Any]:
-        return [data for name, data in self.events[start:] if name == event]
-
-    async def wait_for_event(
-        self,
-        event: str | None,
-        where: Callable[[Any], bool] | None = None,
-        *,
-        timeout: float = 5.0,
-        start: int = 0,
-    ) -> Any:
-        """The data of the first matching event at index >= `start` (received or to come)."""
-
-        def found() -> list[Any]:
-            return [
-                d for name, d in self.events[start:] if event in (None, name) and (where is None or where(d))
-            ]
-
-        if not await condition_met(self.changed, lambda: bool(found()), within=timeout):
-            raise TimeoutError(f"{self.name}: no {event!r} within {timeout}s")
-        return found()[0]
-
-    async def expect_no_event(
-        self, event: str | None, where: Callable[[Any], bool] | None = None, *, within: float, start: int
-    ) -> None:
-        """Asserts that no matching event arrives (or has arrived) during `within` seconds."""
-        await nothing_arrives(
-            lambda: self.wait_for_event(event, where, timeout=within + 1, start=start), within=within
-        )
 
 
 def sockets_connected(stack: Stack) -> float | None:

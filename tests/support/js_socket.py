@@ -1,29 +1,24 @@
 """One socket.io-client socket living in the node driver, seen from asyncio: the commands
-it accepts (connect, emit, ack, drop, raw packets) and the events it has received, with
-waits on them. The pool (`tests.support.jsclient.JsClientPool`) runs the driver and
-routes its records here."""
+it accepts (connect, emit, ack, drop, raw packets); the events it has received, and the
+waits on them, are kept as every test client keeps them (`tests.support.received`). The
+pool (`tests.support.jsclient.JsClientPool`) runs the driver and routes its records here."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from tests.support.js_wire import (
     AckTimeoutError,
-    DataPredicate,
     DropMode,
-    EventTimeoutError,
     JsCommandError,
-    JsEvent,
     JsHarnessError,
     RawLevel,
     decode_value,
-    describe,
     encode_value,
 )
-from tests.support.timing import condition_met, nothing_arrives
+from tests.support.received import RecordingClient
 
 
 class Driver(Protocol):
@@ -39,20 +34,30 @@ class Driver(Protocol):
         """What helps find out why the driver failed."""
 
 
-class JsClient:
+class JsClient(RecordingClient):
     """A handle on one socket.io-client socket living in the pool's node process."""
 
     def __init__(self, pool: Driver, name: str) -> None:
+        super().__init__(name)
         self.pool = pool
-        self.name = name
-        self.events: list[JsEvent] = []
         self.sid: str | None = None
         self.transport: str | None = None
-        self.connected = False
-        self._cond = asyncio.Condition()
+        self._connected = False
 
     def __repr__(self) -> str:
         return f"JsClient({self.name!r}, connected={self.connected}, sid={self.sid!r})"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the driver last reported the socket connected."""
+        return self._connected
+
+    def _lost(self, waiting_for: str) -> Exception | None:
+        if not self.pool.dead:
+            return None
+        return JsHarnessError(
+            f"driver died while {self.name} waited for {waiting_for}\n{self.pool.diagnostics()}"
+        )
 
     # -- commands ---------------------------------------------------------------------
 
@@ -147,112 +152,22 @@ class JsClient:
         """Disconnect (if needed) and remove the socket from the driver entirely."""
         await self.pool.command("forget", client=self.name)
 
-    # -- events -----------------------------------------------------------------------
-
-    def mark(self) -> int:
-        """Current end of the event list; pass as ``start=`` to only see later events."""
-        return len(self.events)
-
-    def events_named(self, name: str, *, start: int = 0) -> list[JsEvent]:
-        return [e for e in self.events[start:] if e.event == name]
-
-    def payloads(self, name: str, *, start: int = 0) -> list[Any]:
-        """The ``data`` of every event called ``name``."""
-        return [e.data for e in self.events_named(name, start=start)]
-
-    def _matches(self, name: str | None, predicate: DataPredicate | None, start: int) -> list[JsEvent]:
-        return [
-            e
-            for e in self.events[start:]
-            if (name is None or e.event == name) and (predicate is None or predicate(e.data))
-        ]
-
-    async def wait_for_event(
-        self,
-        name: str | None,
-        predicate: DataPredicate | None = None,
-        *,
-        timeout: float = 5.0,
-        start: int = 0,
-    ) -> JsEvent:
-        """First event called ``name`` (any event if None) at index >= ``start`` whose
-        ``data`` satisfies ``predicate``; already received events count."""
-        events = await self.wait_for_events(name, 1, predicate, timeout=timeout, start=start)
-        return events[0]
-
-    async def wait_for_events(
-        self,
-        name: str | None,
-        count: int,
-        predicate: DataPredicate | None = None,
-        *,
-        timeout: float = 5.0,
-        start: int = 0,
-    ) -> list[JsEvent]:
-        """Wait until at least ``count`` matching events exist; returns all matches."""
-        found: list[JsEvent] = []
-
-        def ready() -> bool:
-            nonlocal found
-            found = self._matches(name, predicate, start)
-            return len(found) >= count or self.pool.dead
-
-        if not await condition_met(self._cond, ready, within=timeout):
-            raise EventTimeoutError(
-                f"{self.name}: waited {timeout}s for {count} x {name!r} (from #{start}), "
-                f"got {len(found)}; events:\n{describe(self.events)}"
-            )
-        if len(found) < count:
-            raise JsHarnessError(
-                f"driver died while {self.name} waited for {name!r}\n{self.pool.diagnostics()}"
-            )
-        return found
-
-    async def expect_no_event(
-        self,
-        name: str | None,
-        predicate: DataPredicate | None = None,
-        *,
-        within: float = 0.5,
-        start: int = 0,
-    ) -> None:
-        """Assert that no matching event arrives (or has arrived) during ``within`` s."""
-        try:
-            await nothing_arrives(
-                lambda: self.wait_for_event(name, predicate, timeout=within + 1, start=start), within=within
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{self.name}: {exc}\n{describe(self.events)}") from None
-
-    def clear_events(self) -> None:
-        self.events.clear()
-
     # -- called by the pool ------------------------------------------------------------
 
     def receive(self, record: Mapping[str, Any], received: float) -> None:
         """Records an event record of the driver, read at `received` (monotonic)."""
-        args = decode_value(record.get("args") or [])
-        event = JsEvent(
-            client=self.name,
-            event=str(record.get("event")),
-            data=args[0] if args else None,
-            args=args,
+        event = self._add(
+            str(record.get("event")),
+            decode_value(record.get("args") or []),
             ts=float(record.get("ts") or 0.0),
             hr=float(record.get("hr") or 0.0),
             received=received,
-            index=len(self.events),
         )
-        self.events.append(event)
         if event.event == "connect" and isinstance(event.data, dict):
-            self.connected = True
+            self._connected = True
             self.sid = event.data.get("id")
             self.transport = event.data.get("transport")
         elif event.event in ("$open", "$upgrade") and isinstance(event.data, dict):
             self.transport = event.data.get("transport")
         elif event.event == "disconnect":
-            self.connected = False
-
-    async def notify(self) -> None:
-        """Wakes the waits, after a record or when the driver died."""
-        async with self._cond:
-            self._cond.notify_all()
+            self._connected = False

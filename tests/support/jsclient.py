@@ -33,16 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.js_socket import JsClient
-from tests.support.js_wire import (
-    AckTimeoutError,
-    EventTimeoutError,
-    JsCommandError,
-    JsEvent,
-    JsHarnessError,
-    decode_value,
-)
+from tests.support.js_wire import AckTimeoutError, JsCommandError, JsHarnessError, decode_value
 from tests.support.managed import REPO_ROOT, Managed, ManagedProcess
 from tests.support.process_log import LogLine, ProcessError
+from tests.support.received import ClientEvent, EventTimeoutError
 
 JS_DIR = REPO_ROOT / "tests" / "e2e" / "js"
 DRIVER = JS_DIR / "driver.js"
@@ -53,11 +47,11 @@ _STREAM_LIMIT = 64 * 1024 * 1024
 __all__ = [
     "JS_DIR",
     "AckTimeoutError",
+    "ClientEvent",
     "EventTimeoutError",
     "JsClient",
     "JsClientPool",
     "JsCommandError",
-    "JsEvent",
     "JsHarnessError",
 ]
 

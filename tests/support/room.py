@@ -1,21 +1,21 @@
 """The demo meetings, joining one from a client, refusals, and the room service's truth.
 
-`join` and `refused` work with any client that records the events it receives the way
-`tests.support.jsclient.JsClient` does (`mark`, `emit`, `emit_with_ack`,
-`wait_for_event`); the truth comes from the room service itself (ListParticipants),
-never from a client.
+`join` and `refused` take either test client (a `tests.support.received.RecordingClient`:
+the JS client's handle or the in-process python-socketio one); the truth comes from the
+room service itself (ListParticipants), never from a client.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.support.received import RecordingClient
 
 MEETING = "test-meeting-123"
 """The open demo meeting."""
@@ -23,30 +23,6 @@ LOCKED_MEETING = "test-meeting-locked"
 """The demo meeting with a password."""
 PASSWORD = "password123"
 """Its password."""
-
-
-class SocketClient(Protocol):
-    """A Socket.IO client that records what it receives."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def connect(self, url: str, **options: Any) -> Any: ...
-
-    async def emit(self, event: str, *args: Any) -> None: ...
-
-    async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any: ...
-
-    def mark(self) -> int: ...
-
-    async def wait_for_event(
-        self,
-        name: str | None,
-        predicate: Callable[[Any], bool] | None = None,
-        *,
-        timeout: float = 5.0,
-        start: int = 0,
-    ) -> Any: ...
 
 
 def join_payload(
@@ -57,7 +33,7 @@ def join_payload(
 
 
 async def join(
-    client: SocketClient,
+    client: RecordingClient,
     user: str,
     meeting: str = MEETING,
     *,
@@ -84,12 +60,16 @@ async def join(
     else:
         await client.emit("join-meeting", payload)
     event = await client.wait_for_event("meeting-joined", start=start, timeout=within)
-    data: dict[str, Any] = getattr(event, "data", event)
+    data: dict[str, Any] = event.data
     return data
 
 
 async def join_seen(
-    newcomer: SocketClient, user: str, *watchers: SocketClient, url: str | None = None, within: float = 10.0
+    newcomer: RecordingClient,
+    user: str,
+    *watchers: RecordingClient,
+    url: str | None = None,
+    within: float = 10.0,
 ) -> str:
     """Joins `newcomer` as `user` (see `join`) and waits until each of `watchers` has been
     told (`participant-joined`); returns the new participant id."""
@@ -115,7 +95,7 @@ async def seed_pair(
     return user1, user2, first, second
 
 
-async def refused(client: SocketClient, event: str, payload: Any, code: str) -> dict[str, Any]:
+async def refused(client: RecordingClient, event: str, payload: Any, code: str) -> dict[str, Any]:
     """Sends `event`; asserts the acknowledgement and the `error` event both carry `code`.
     Returns the error."""
     start = client.mark()
@@ -123,7 +103,7 @@ async def refused(client: SocketClient, event: str, payload: Any, code: str) -> 
     assert reply["success"] is False, reply
     assert reply["error"]["code"] == code, reply
     error = await client.wait_for_event("error", start=start)
-    data: dict[str, Any] = getattr(error, "data", error)
+    data: dict[str, Any] = error.data
     assert data["code"] == code, data
     return data
 

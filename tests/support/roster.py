@@ -12,8 +12,7 @@ the history shows:
 - ``before-joined``: a room event (`participant-*`, `chat-message`, `meeting-ended`)
   before the client's `meeting-joined`, or after it left its meeting.
 
-Typical use (the event lists of :class:`tests.support.jsclient.JsClient` work as is, and
-so do ``(name, data)`` pairs)::
+Typical use (the event list of any test client, `tests.support.received.RecordingClient`)::
 
     view = replay(client.events)
     assert view.violations == []
@@ -28,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.support.received import ClientEvent
 
 # Events that only make sense for a socket that is in a meeting.
 ROOM_EVENTS = frozenset(
@@ -78,27 +79,20 @@ class RosterView:
         return [str(p.get("userName")) for p in self.roster.values()]
 
 
-def _name_and_data(item: Any) -> tuple[str, Any]:
-    if isinstance(item, tuple) and len(item) == 2:
-        return str(item[0]), item[1]
-    return str(item.event), item.data
-
-
 def _pid(data: Any) -> str | None:
     if isinstance(data, dict) and isinstance(data.get("participantId"), str):
         return str(data["participantId"])
     return None
 
 
-def replay(history: Iterable[Any]) -> RosterView:
+def replay(history: Iterable[ClientEvent]) -> RosterView:
     """Replays a client's received events (oldest first) into its roster view.
 
-    Items are objects with ``event`` and ``data`` attributes (like ``JsEvent``) or
-    ``(name, data)`` pairs; events other than the room events above are ignored.
+    Events other than the room events above are ignored.
     """
     view = RosterView()
     for index, item in enumerate(history):
-        name, data = _name_and_data(item)
+        name, data = item.event, item.data
         if name == "meeting-joined":
             view.joins_seen += 1
             view.in_meeting = True

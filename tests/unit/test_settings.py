@@ -49,7 +49,8 @@ def test_default_time_budgets_keep_the_designs_promises() -> None:
     """DESIGN.md's budgets at the defaults, from the settings that make them up. The fault
     tests measure and report the real times; this pins the arithmetic.
 
-    - A silent client is reported left within 10 s: ping interval + ping timeout + one sweep.
+    - A silent client is reported left within 10 s: ping interval + the ping batch grid +
+      ping timeout + one sweep.
       Its recovery window counts from its last sign of life, so a loss found by the ping
       timeout has already spent it.
     - A crashed edge's connection closes at once: its sessions are held for the recovery
@@ -58,7 +59,9 @@ def test_default_time_budgets_keep_the_designs_promises() -> None:
     """
     edge = edge_config.load_settings([], {})
     room = room_config.load_settings([], {})
-    silent_loss = edge.ping_interval_seconds + edge.ping_timeout_seconds + SWEEP_SECONDS
+    silent_loss = (
+        edge.ping_interval_seconds + edge.ping_batch_seconds + edge.ping_timeout_seconds + SWEEP_SECONDS
+    )
     assert silent_loss <= 10.0
     assert room.recovery_window_seconds <= edge.ping_interval_seconds + edge.ping_timeout_seconds
     crash_noticed = room.edge_disconnect_grace_seconds + REAPER_TICK_SECONDS

@@ -78,3 +78,25 @@ async def test_a_store_that_does_not_answer_is_down_after_three_misses_and_back_
     finally:
         await watch.close()
         await store.close()
+
+
+def _sampling() -> bool:
+    return any(t.get_name() == "loop-lag" and not t.done() for t in asyncio.all_tasks())
+
+
+async def test_the_loop_is_sampled_only_while_a_check_runs() -> None:
+    during: list[bool] = []
+
+    async def ping() -> bool:
+        during.append(_sampling())
+        return len(during) != 2  # the second ping fails: sampled up to the end of its check
+
+    watch = StoreWatch(ping, _TIMEOUT, misses=3)
+    try:
+        for _ in range(3):
+            await watch.check()
+            await asyncio.sleep(0)  # the sampler's cancellation is delivered
+            assert not _sampling()
+        assert during == [True, True, True]
+    finally:
+        await watch.close()
