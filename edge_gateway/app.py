@@ -57,6 +57,7 @@ class EdgeApp:
             max_buffered_bytes=settings.max_buffered_bytes,
             on_drop=self.metrics.slow_sockets_dropped.inc,
             ping_batch_seconds=settings.ping_batch_seconds,
+            write_window=settings.write_window_seconds,
         )
         self.grpc_metrics = ClientMetrics(self.registry)
         self.grpc_metrics.initialize(pb.DESCRIPTOR.services_by_name["RoomService"])

@@ -155,6 +155,12 @@ class Settings(LimitSettings, TierSettings):
         "interpreter's default is 700); fewer, larger collections, and far fewer of the older "
         "generations, whose pauses a join or a broadcast waiting in the loop would feel",
     )
+    # -- the write path -------------------------------------------------------------------
+    write_window_seconds: Pause = Field(
+        0.005,
+        description="under load, a socket's outgoing frames are written at most once per this long, "
+        "several in one write (an idle socket's leave at once; 0: every loop iteration)",
+    )
 
     def problems(self) -> list[str]:
         """Checks across settings, each problem as one line."""

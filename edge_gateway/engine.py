@@ -4,14 +4,17 @@ its upgrade (reading frames, closing), in edge_gateway/engine_ws.py. Over 300 li
 because the extensions of upstream internals are kept together (issue 9), split only
 between writing and pinging (here) and reading a connection (engine_ws).
 
-One write per recipient per loop iteration. A room event is serialised once (orjson),
-made an Engine.IO message once and framed once; the same bytes are appended to each
-recipient's outbox, synchronously, in the emitting coroutine: no task, queue hop or
-re-encoding per recipient. Direct emits, acknowledgements, pings and broadcasts all take
-that same path, so a socket receives its packets exactly in the order they were emitted.
-The frames a socket gathered during one loop iteration go to its transport in one
-write (one syscall for a burst of room events, not one per event), from one callback
-that the first frame of the iteration schedules for all sockets (`Coalescer`).
+Few writes per recipient. A room event is serialised once (orjson), made an Engine.IO
+message once and framed once; the same bytes are appended to each recipient's outbox
+(the room's recipients kept from one broadcast to the next until its membership
+changes), synchronously, in the emitting coroutine: no task, queue hop or re-encoding
+per recipient. Direct emits, acknowledgements, pings and broadcasts all take that same
+path, so a socket receives its packets exactly in the order they were emitted. The
+frames a socket gathered since its last write go to its transport in one write, from one
+callback for all sockets (`Coalescer`): on an idle edge at the start of the next loop
+iteration, under load at most once per `write_window` (a stream of room events costs one
+syscall per few events per socket, not one per event). A reply its client waits for is
+written at once (`EdgeSocketServer.flush`).
 Long-polling sockets (and a WebSocket socket before its transport is attached) keep
 engine.io's queue, drained by upstream's poll.
 
@@ -95,22 +98,38 @@ def _size(pkt: Any) -> int:
 
 
 class Coalescer:
-    """The outboxes written to during this loop iteration, flushed together by one callback
-    at the start of the next: each socket's frames of an iteration leave in one write."""
+    """The outboxes written to since the last flush, flushed together by one callback: each
+    socket's frames gathered meanwhile leave in one write.
 
-    def __init__(self) -> None:
+    Adaptive. When nothing was flushed for `window` seconds (an idle edge), the flush runs
+    at the start of the next loop iteration, as soon as it can. Under load (the previous
+    flush was less than `window` ago) it waits until `window` after the previous one, so
+    that a socket receiving a stream of room events gets several per write instead of one
+    syscall each. A reply its client waits for is flushed at once regardless
+    (EdgeSocketServer.flush), and the byte bound and the early flush of a big burst work
+    on what is held (Outbox._write). A `window` of 0 flushes every loop iteration."""
+
+    def __init__(self, window: float = 0.0) -> None:
         self._dirty: list[Outbox] = []
         self._handle: asyncio.Handle | None = None
+        self._window = window
+        self._flushed_at = -math.inf  # loop time of the last flush
 
     def add(self, outbox: Outbox) -> None:
-        """An outbox got its first frame of this iteration."""
+        """An outbox got its first frame since it was last flushed."""
         self._dirty.append(outbox)
         if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
+            due = self._flushed_at + self._window
+            if due > loop.time():
+                self._handle = loop.call_at(due, self.flush)
+            else:
+                self._handle = loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Writes every dirty outbox's frames (one failing socket never holds back the rest)."""
         self._handle = None
+        self._flushed_at = asyncio.get_running_loop().time()
         dirty, self._dirty = self._dirty, []
         for outbox in dirty:
             try:
@@ -355,6 +374,7 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         max_buffered_bytes: int,
         on_drop: Callable[[], None],
         ping_batch_seconds: float = 0.0,
+        write_window: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -365,7 +385,7 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self._deadlines: deque[tuple[float, Outbox]] = deque()
         self._pings: deque[tuple[float, Any]] = deque()  # (loop time due, socket), in due order
         self._ping_timer: asyncio.TimerHandle | None = None
-        self.coalescer = Coalescer()
+        self.coalescer = Coalescer(write_window)
         drivers = dict(self._async)
         drivers["websocket"] = EdgeWebSocket
         self._async = drivers
@@ -502,7 +522,26 @@ class EdgePacket(sio_packet.Packet):  # type: ignore[misc]
 
 
 class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
-    """Socket.IO emits without a task per recipient: encoded and framed once, written in place."""
+    """Socket.IO emits without a task per recipient: encoded and framed once, written in place.
+
+    A room's recipients (each socket with its Socket.IO sid) are kept as one tuple from the
+    first broadcast after the room last changed, so a stream of room events walks no
+    dictionaries per recipient; entering or leaving the room drops the tuple. Sid rooms
+    (direct emits) are not kept: one entry per socket would cost every idle socket memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._recipients: dict[tuple[str, Any], tuple[tuple[str, Any], ...]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        """As upstream's; the room's recipients are looked up again at its next emit."""
+        self._recipients.pop((namespace, room), None)
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """As upstream's (its disconnect and close_room leave through here too)."""
+        self._recipients.pop((namespace, room), None)
+        super().basic_leave_room(sid, namespace, room)
 
     async def emit(
         self,
@@ -530,13 +569,24 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
         pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = engineio_frame(pkt)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        sockets = self.server.eio.sockets
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip:
-                continue
-            sock = sockets.get(eio_sid)
-            if sock is not None and not sock.closed:
+        for sid, sock in self._recipients_of(namespace, room):
+            if sid not in skip and not sock.closed:
                 sock.queue.send_frame(frame, pkt)
+
+    def _recipients_of(self, namespace: str, room: Any) -> tuple[tuple[str, Any], ...]:
+        """(sid, engine.io socket) of each socket in `room` on this server."""
+        key = (namespace, room)
+        found = self._recipients.get(key)
+        if found is not None:
+            return found
+        sockets = self.server.eio.sockets
+        pairs = [(sid, sockets.get(eio_sid)) for sid, eio_sid in self.get_participants(namespace, room)]
+        found = tuple(pair for pair in pairs if pair[1] is not None)
+        # Kept only when every member has its socket (a vanished one leaves the room soon,
+        # and must not be left out for good), and not for a socket's own room.
+        if len(found) == len(pairs) and isinstance(room, str) and not self.is_sid_room(namespace, room):
+            self._recipients[key] = found
+        return found
 
 
 class EdgeSocketServer(RecoveringConnect, socketio.AsyncServer):  # type: ignore[misc]

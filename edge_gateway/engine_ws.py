@@ -87,7 +87,7 @@ class SocketOutbox(Protocol):
         """The connection ended: nothing more is written."""
 
     def flush(self) -> None:
-        """What was gathered this loop iteration goes to the transport now."""
+        """What was gathered since the last write goes to the transport now."""
 
     def put_nowait(self, item: Any) -> None:
         """An Engine.IO packet for the socket."""

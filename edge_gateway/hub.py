@@ -73,7 +73,8 @@ class Hub:
 
     async def emit_now(self, event: str, data: Payload, *, to: str) -> None:
         """Emits to one socket and writes at once: a reply its client waits for does not wait
-        for the end of the loop iteration (which the rest of the handler runs first)."""
+        for the next write of all sockets (after this loop iteration, or under load after the
+        write window)."""
         await self.emit(event, data, to=to)
         if isinstance(self.sio, EdgeSocketServer):
             self.sio.flush(to)

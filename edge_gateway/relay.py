@@ -193,7 +193,7 @@ class RoomRelay(RelayView):
                             kind = item.WhichOneof("item")
                             if kind == "events":
                                 # One pass: the sockets' writes of the whole batch leave
-                                # together (engine.py gathers them per loop iteration).
+                                # together (engine.py gathers them until its next write).
                                 for event in item.events.events:
                                     await self._apply(event)
                             elif kind == "event":

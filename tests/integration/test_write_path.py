@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import uvloop
 
 from tests.support.jsclient import JsClientPool
-from tests.support.write_path import ROOM, RawSocket, numbers, serve
+from tests.support.write_path import ROOM, CountingTransport, RawSocket, numbers, on_burst, serve
 
 LOOP_FACTORY = uvloop.new_event_loop
 """The edge runs on uvloop (meeting_common.lifecycle), and so do these tests: its
@@ -44,9 +45,12 @@ async def test_direct_emits_broadcasts_and_the_ack_reach_a_socket_in_emit_order(
         await raw.ws.close()
 
 
-async def test_a_socket_that_stops_reading_is_dropped_at_its_byte_bound_while_others_get_everything() -> None:
+@pytest.mark.parametrize("write_window", [0.0, 2.0], ids=["every-iteration", "held-for-a-window"])
+async def test_a_socket_that_stops_reading_is_dropped_at_its_byte_bound_while_others_get_everything(
+    write_window: float,
+) -> None:
     limit = 64 * 1024
-    async with serve(max_buffered_bytes=limit) as served:
+    async with serve(max_buffered_bytes=limit, write_window=write_window) as served:
         sio = served.sio
         stuck = await RawSocket.open(served.url, rcvbuf=4096)
         healthy = await RawSocket.open(served.url)
@@ -187,49 +191,17 @@ async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_re
             await raw.ws.close()
 
 
-class CountingTransport:
-    """A transport that counts the writes given to it (frames per write), passing them on."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.writes: list[int] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(1)
-        self.inner.write(data)
-
-    def writelines(self, frames: Any) -> None:
-        frames = list(frames)
-        self.writes.append(len(frames))
-        self.inner.writelines(frames)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 async def test_a_burst_leaves_in_one_write_per_socket_in_order_beside_a_polling_socket(
     js: JsClientPool,
 ) -> None:
     """Direct emits, broadcasts and the ack of one loop iteration reach a WebSocket socket in
     one write, in emit order; a long-polling socket in the same room gets its share in order."""
     async with serve() as served:
-        sio = served.sio
-
-        async def burst(sid: str, count: int) -> int:
-            for n in range(count):
-                if n % 3 == 0:
-                    await sio.emit("n", {"n": n}, to=sid)
-                else:
-                    await sio.emit("n", {"n": n}, room=ROOM)
-            return count
-
-        sio.on("burst", burst)
+        on_burst(served.sio)
         raw = await RawSocket.open(served.url)
         polling = js.client("polling")
         await polling.connect(served.url, transports=["polling"])
-        outbox = sio.eio.sockets[raw.eio_sid].queue
-        counting = CountingTransport(outbox.transport)
-        outbox._transport = counting
+        counting = CountingTransport.around(served.sio, raw)
         await raw.ws.send('421["burst",60]')
         frames = await raw.frames_until("431[60]")
         assert numbers(frames, "n") == list(range(60))

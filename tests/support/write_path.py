@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,3 +125,49 @@ def numbers(frames: list[str], event: str) -> list[int]:
             if name == event:
                 out.append(data[0]["n"])
     return out
+
+
+class CountingTransport:
+    """A transport that counts the writes given to it (frames per write), passing them on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(1)
+        self.inner.write(data)
+
+    def writelines(self, frames: Any) -> None:
+        frames = list(frames)
+        self.writes.append(len(frames))
+        self.inner.writelines(frames)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @classmethod
+    def around(cls, sio: EdgeSocketServer, raw: RawSocket) -> CountingTransport:
+        """Counts the writes to `raw`'s connection from now on."""
+        outbox = sio.eio.sockets[raw.eio_sid].queue
+        counting = cls(outbox.transport)
+        outbox._transport = counting
+        return counting
+
+
+def on_burst(sio: EdgeSocketServer, after_each: Callable[[str, int], Any] | None = None) -> None:
+    """Answers `burst` (count) with events `n` numbered 0..count-1, every third emitted to
+    the asking socket alone and the others to ROOM, then the ack `count`; `after_each`
+    (sid, n), if given, is awaited after each emit."""
+
+    async def burst(sid: str, count: int) -> int:
+        for n in range(count):
+            if n % 3 == 0:
+                await sio.emit("n", {"n": n}, to=sid)
+            else:
+                await sio.emit("n", {"n": n}, room=ROOM)
+            if after_each is not None:
+                await after_each(sid, n)
+        return count
+
+    sio.on("burst", burst)
