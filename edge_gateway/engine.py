@@ -1,7 +1,7 @@
 """The edge's Engine.IO/Socket.IO write path: the extensions of python-engineio and
 python-socketio internals live in this module and, for the WebSocket connection after
 its upgrade (reading frames, closing), in edge_gateway/engine_ws.py. Over 300 lines
-because the extensions of upstream internals are kept together (issue 9), split only
+because the extensions of upstream internals are kept together, split only
 between writing and pinging (here) and reading a connection (engine_ws).
 
 Few writes per recipient. A room event is serialised once (orjson), made an Engine.IO

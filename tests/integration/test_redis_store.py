@@ -25,7 +25,7 @@ from room_service.store.redis import RedisStore, connect
 from tests.support.processes import start_room_service
 from tests.support.redis_server import RedisServer, SentinelServer, SessionRedis, start_redis
 from tests.support.room import room_stub, truth
-from tests.support.stores import MEETING, meeting, observed_store, spec
+from tests.support.stores import MEETING, RedisStores, meeting, spec
 from tests.support.timing import wait_until
 
 
@@ -47,6 +47,17 @@ async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
     await opened.close()
 
 
+@pytest.fixture
+async def redis_stores(session_redis: SessionRedis) -> AsyncIterator[RedisStores]:
+    """Stores and plain clients on the session's redis-server, emptied first."""
+    stores = RedisStores(session_redis.url)
+    await stores.raw().flushall()
+    try:
+        yield stores
+    finally:
+        await stores.close()
+
+
 async def _store(url: str, **options: object) -> RedisStore:
     store = RedisStore(connect(url, 0.5), StoreOptions(**options))  # type: ignore[arg-type]
     await store.upsert_meeting(meeting())
@@ -54,40 +65,34 @@ async def _store(url: str, **options: object) -> RedisStore:
 
 
 async def test_every_key_of_a_room_shares_its_hash_tag_and_the_log_stays_bounded(
-    session_redis: SessionRedis,
+    redis_stores: RedisStores,
 ) -> None:
-    raw = aioredis.Redis.from_url(session_redis.url, decode_responses=True)
-    await raw.flushall()
-    store = await _store(session_redis.url, replay_buffer=5)
-    try:
-        joined = await store.join(spec("u1"))
-        for i in range(20):
-            await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
-        keys = cast("list[str]", await raw.keys("*"))  # text: decode_responses
-        room_keys = [k for k in keys if MEETING in k and not k.startswith("{edge:")]
-        assert room_keys, "the room's keys were not found"
-        assert all(k.startswith(f"{{room:{MEETING}}}:") for k in room_keys), room_keys
-        assert await raw.xlen(f"{{room:{MEETING}}}:log") == 5
-        # The bound is the replay buffer: older positions get a snapshot, newer ones replay.
-        assert isinstance(await store.read_after(MEETING, Position(15, joined.position.epoch), 100), Snapshot)
-        replay = await store.read_after(MEETING, Position(16, joined.position.epoch), 100)
-        assert isinstance(replay, list)
-        assert [e.position.sequence for e in replay] == [17, 18, 19, 20, 21]
-    finally:
-        await store.close()
-        await raw.flushall()
-        await raw.aclose()
+    raw = redis_stores.raw()
+    store = await redis_stores.store(replay_buffer=5)
+    joined = await store.join(spec("u1"))
+    for i in range(20):
+        await store.append_chat(MEETING, joined.participant.participant_id, f"m{i}")
+    keys = cast("list[str]", await raw.keys("*"))  # text: decode_responses
+    room_keys = [k for k in keys if MEETING in k and not k.startswith("{edge:")]
+    assert room_keys, "the room's keys were not found"
+    assert all(k.startswith(f"{{room:{MEETING}}}:") for k in room_keys), room_keys
+    assert await raw.xlen(f"{{room:{MEETING}}}:log") == 5
+    # The bound is the replay buffer: older positions get a snapshot, newer ones replay.
+    assert isinstance(await store.read_after(MEETING, Position(15, joined.position.epoch), 100), Snapshot)
+    replay = await store.read_after(MEETING, Position(16, joined.position.epoch), 100)
+    assert isinstance(replay, list)
+    assert [e.position.sequence for e in replay] == [17, 18, 19, 20, 21]
 
 
 async def test_a_watcher_gets_each_change_once_whether_its_replica_or_another_made_it(
-    session_redis: SessionRedis,
+    redis_stores: RedisStores,
 ) -> None:
     # A change made through the watcher's own replica reaches it twice over: the replica
     # wakes it with the entries the script returned, and the change's pub/sub message
     # arrives later; changes through another replica come by pub/sub and a Redis read.
-    local, operations = await observed_store(session_redis.url)
-    remote = await _store(session_redis.url)
-    await local.upsert_meeting(meeting())
+    operations: list[str] = []
+    local = await redis_stores.store(operations)
+    remote = await redis_stores.store()
     manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
     first = await local.join(spec("u0"))
     seen: list[RoomEvent] = []
@@ -115,24 +120,19 @@ async def test_a_watcher_gets_each_change_once_whether_its_replica_or_another_ma
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        await local.close()
-        await remote.close()
 
 
-async def test_a_quiet_signal_reader_outlasts_the_command_timeout(session_redis: SessionRedis) -> None:
+async def test_a_quiet_signal_reader_outlasts_the_command_timeout(redis_stores: RedisStores) -> None:
     # A quiet WatchEdge stream is one blocking pop after another: each must return within
     # the client's command timeout (0.5 s here), or every pop fails as a timeout and the
     # edge's stream ends, again and again, as though the edge had gone.
-    store = await _store(session_redis.url)
-    try:
-        reader = asyncio.create_task(store.next_signal("edge-quiet"))
-        done, _ = await asyncio.wait({reader}, timeout=2.5)  # five command timeouts
-        assert not done, f"the reader ended: {reader.exception()!r}"
-        signal = Signal(SignalType.OFFER, MEETING, "participant-a", "participant-b", '"late"', "sock-b")
-        await store.publish_signal("edge-quiet", signal)
-        assert await asyncio.wait_for(reader, 5.0) == signal
-    finally:
-        await store.close()
+    store = await redis_stores.store()
+    reader = asyncio.create_task(store.next_signal("edge-quiet"))
+    done, _ = await asyncio.wait({reader}, timeout=2.5)  # five command timeouts
+    assert not done, f"the reader ended: {reader.exception()!r}"
+    signal = Signal(SignalType.OFFER, MEETING, "participant-a", "participant-b", '"late"', "sock-b")
+    await store.publish_signal("edge-quiet", signal)
+    assert await asyncio.wait_for(reader, 5.0) == signal
 
 
 async def test_a_redis_that_lost_its_data_starts_a_new_incarnation_and_new_epochs(
@@ -241,63 +241,54 @@ async def _joins(store: RedisStore) -> bool:
     return True
 
 
-async def test_a_join_answers_the_store_instance_with_it(session_redis: SessionRedis) -> None:
+async def test_a_join_answers_the_store_instance_with_it(redis_stores: RedisStores) -> None:
     # The Join reply names the dataset the edge talks to; the store reads it in the
     # join's own round trip instead of a read of its own.
-    store = await _store(session_redis.url)
-    try:
-        instance = await store.instance_id()
-        assert instance
-        assert (await store.join(spec("u1"))).instance_id == instance
-        assert (await store.join(spec("u1"))).instance_id == instance  # already joined
-    finally:
-        await store.close()
+    store = await redis_stores.store()
+    instance = await store.instance_id()
+    assert instance
+    assert (await store.join(spec("u1"))).instance_id == instance
+    assert (await store.join(spec("u1"))).instance_id == instance  # already joined
 
 
 async def test_a_media_change_through_the_replica_that_seated_the_participant_is_one_round_trip(
-    session_redis: SessionRedis,
+    redis_stores: RedisStores,
 ) -> None:
     # The seating replica knows the stored participant: the compare-and-set needs no read
     # first. Another replica reads it once, then knows it too.
-    local, operations = await observed_store(session_redis.url)
-    remote, remote_operations = await observed_store(session_redis.url)
-    try:
-        await local.upsert_meeting(meeting())
-        pid = (await local.join(spec("u1"))).participant.participant_id
-        operations.clear()
-        for audio in (False, True, False):
-            assert (await local.update_media(MediaChange(MEETING, pid, pid, audio=audio)))[1] is not None
-        assert operations == ["update_media"] * 3, operations
-        # Through the use case too: its permission check reads nothing for this change.
-        manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
-        operations.clear()
-        assert (await manager.update_media(MediaChange(MEETING, pid, pid, video=False)))[1] is not None
-        assert operations == ["update_media"], operations
-        remote_operations.clear()
-        assert (await remote.update_media(MediaChange(MEETING, pid, pid, video=True)))[1] is not None
-        assert (await remote.update_media(MediaChange(MEETING, pid, pid, video=False)))[1] is not None
-        assert remote_operations == ["get_participant", "update_media", "update_media"], remote_operations
-    finally:
-        await local.close()
-        await remote.close()
+    operations: list[str] = []
+    remote_operations: list[str] = []
+    local = await redis_stores.store(operations)
+    remote = await redis_stores.store(remote_operations)
+    await local.upsert_meeting(meeting())
+    pid = (await local.join(spec("u1"))).participant.participant_id
+    operations.clear()
+    for audio in (False, True, False):
+        assert (await local.update_media(MediaChange(MEETING, pid, pid, audio=audio)))[1] is not None
+    assert operations == ["update_media"] * 3, operations
+    # Through the use case too: its permission check reads nothing for this change.
+    manager = RoomManager(local, ManagerOptions(), RoomMetrics(CollectorRegistry()))
+    operations.clear()
+    assert (await manager.update_media(MediaChange(MEETING, pid, pid, video=False)))[1] is not None
+    assert operations == ["update_media"], operations
+    remote_operations.clear()
+    assert (await remote.update_media(MediaChange(MEETING, pid, pid, video=True)))[1] is not None
+    assert (await remote.update_media(MediaChange(MEETING, pid, pid, video=False)))[1] is not None
+    assert remote_operations == ["get_participant", "update_media", "update_media"], remote_operations
 
 
 async def test_joins_through_the_replica_that_made_every_change_do_not_read_the_roster_back(
-    session_redis: SessionRedis,
+    redis_stores: RedisStores,
 ) -> None:
     # The replica knows the room's roster at its head: Redis checks that claim and sends
     # nobody back (the join script reads the roster with ZRANGE only when it must).
-    store, _ = await observed_store(session_redis.url)
-    raw = aioredis.Redis.from_url(session_redis.url, decode_responses=True)
-    try:
-        await store.upsert_meeting(meeting())
-        await store.join(spec("u0"))
-        await raw.config_resetstat()
-        outcomes = [await store.join(spec(f"u{i}")) for i in range(1, 6)]
-        assert [p.user_id for p in outcomes[-1].others] == ["u0", "u1", "u2", "u3", "u4"]
-        stats = await raw.info("commandstats")
-        assert stats.get("cmdstat_evalsha", {}).get("calls") == 5, stats
-        assert "cmdstat_zrange" not in stats, stats
-    finally:
-        await store.close()
-        await raw.aclose()
+    store = await redis_stores.store()
+    raw = redis_stores.raw()
+    await store.upsert_meeting(meeting())
+    await store.join(spec("u0"))
+    await raw.config_resetstat()
+    outcomes = [await store.join(spec(f"u{i}")) for i in range(1, 6)]
+    assert [p.user_id for p in outcomes[-1].others] == ["u0", "u1", "u2", "u3", "u4"]
+    stats = await raw.info("commandstats")
+    assert stats.get("cmdstat_evalsha", {}).get("calls") == 5, stats
+    assert "cmdstat_zrange" not in stats, stats

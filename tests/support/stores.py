@@ -8,6 +8,7 @@ room-service replica sees it (for the memory store: the same object). Kinds: "me
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -77,6 +78,38 @@ async def observed_store(url: str) -> tuple[RedisStore, list[str]]:
     operations: list[str] = []
     store = RedisStore(connect(url, 0.5), StoreOptions(), lambda op, _s, _ok: operations.append(op))
     return store, operations
+
+
+class RedisStores:
+    """Redis stores and plain clients on one server for one test, all closed by `close`
+    (the tests' `redis_stores` fixture), so a test needs no clean-up of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._opened = contextlib.AsyncExitStack()
+
+    async def store(self, operations: list[str] | None = None, **options: object) -> RedisStore:
+        """A store (a replica's view) with `options` and MEETING registered; the names of
+        the operations it runs are appended to `operations` when given."""
+
+        def observe(operation: str, _seconds: float, _ok: bool) -> None:
+            if operations is not None:
+                operations.append(operation)
+
+        store = RedisStore(connect(self.url, 0.5), StoreOptions(**options), observe)  # type: ignore[arg-type]
+        self._opened.push_async_callback(store.close)
+        await store.upsert_meeting(meeting())
+        return store
+
+    def raw(self) -> aioredis.Redis:
+        """A plain client (replies decoded) for looking at what the stores wrote."""
+        client = aioredis.Redis.from_url(self.url, decode_responses=True)
+        self._opened.push_async_callback(client.aclose)
+        return client
+
+    async def close(self) -> None:
+        """Closes every store and client made, the last first."""
+        await self._opened.aclose()
 
 
 async def events_after(store: RoomStore, after: Position, limit: int = 10_000) -> list[RoomEvent]:
