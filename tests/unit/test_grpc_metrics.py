@@ -1,5 +1,6 @@
 """The gRPC metrics (handlers wrapped at registration, calls reported by the caller) against a
-real grpc.aio server and client on loopback."""
+real grpc.aio server and client on loopback. Just over 300 lines: the four call shapes, each
+finished, cancelled, past its deadline and unimplemented, share one server fixture."""
 
 from __future__ import annotations
 
