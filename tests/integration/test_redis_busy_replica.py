@@ -41,18 +41,35 @@ class _Stalls:
     pending = 0
 
 
+def _stall_if_asked() -> None:
+    if _Stalls.pending > 0:
+        _Stalls.pending -= 1
+        # Runs once the writer waits for the reply: the whole loop stops, as in a stall.
+        asyncio.get_running_loop().call_soon(time.sleep, _STALL)
+
+
+class _StallingWriter(asyncio.StreamWriter):
+    """The stream the store's line writes room changes to directly (see `redis_line`)."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        _stall_if_asked()
+
+
 class StallingConnection(Connection):
     """A connection after whose next writes (while `_Stalls.pending`) the event loop is
     blocked for `_STALL` seconds, with the reply on its way."""
+
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        if self._writer is not None:
+            self._writer.__class__ = _StallingWriter
 
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
         await super().send_packed_command(command, check_health)
-        if _Stalls.pending > 0:
-            _Stalls.pending -= 1
-            # Runs once this task waits for the reply: the whole loop stops, as in a stall.
-            asyncio.get_running_loop().call_soon(time.sleep, _STALL)
+        _stall_if_asked()
 
 
 @pytest.fixture

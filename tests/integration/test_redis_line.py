@@ -12,9 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from room_service.store.redis import connect
-from room_service.store.redis_line import RedisLine
+from room_service.store.redis_line import RedisLine, pack
 from tests.support.redis_server import SessionRedis
 from tests.support.timing import wait_until
 
@@ -80,3 +81,45 @@ async def test_a_broken_connection_fails_its_calls_and_the_next_call_connects_ag
         assert await line.call([("ECHO", "again")]) == ["again"]
     finally:
         await admin.aclose()
+
+
+async def test_calls_that_redis_never_answers_fail_at_the_socket_timeout_and_the_line_recovers(
+    session_redis: SessionRedis,
+) -> None:
+    # As on a half-open connection: nothing comes back. No deadline wraps these calls, so
+    # only the line's backstop (the connection's socket timeout) can end them.
+    client = connect(session_redis.url, 0.1)
+    assert isinstance(client, aioredis.Redis)
+    made = RedisLine(client.connection_pool.make_connection)
+    try:
+        assert await made.call([("ECHO", "first")]) == ["first"]
+        silent = asyncio.create_task(made.call([("BLPOP", "{line-test}:never", 0)]))
+        behind = asyncio.create_task(made.call([("ECHO", "behind")]))
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(silent, 30.0)
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(behind, 30.0)
+        assert await made.call([("ECHO", "again")]) == ["again"]
+    finally:
+        await made.close()
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("SET", "k", "välue ✓"),
+        ("ZADD", "{edges}:leases", 1733140000.123456, "edge-1"),
+        ("ECHO", b"\x00\xffraw"),
+        ("EVALSHA", "abc", 2, "a", "b", -7, 0.1, "", 10**20),
+    ],
+)
+def test_commands_are_packed_as_redis_py_packs_them(words: tuple[object, ...]) -> None:
+    connection = connect("redis://localhost:1/0", 1.0).connection_pool.make_connection()  # type: ignore[union-attr]
+    assert pack([words, words], "utf-8", "strict") == b"".join(connection.pack_commands([words, words]))
+
+
+@pytest.mark.parametrize("word", [True, None, {"a": 1}, [1]])
+def test_an_argument_redis_py_would_refuse_is_refused(word: object) -> None:
+    with pytest.raises(DataError):
+        pack([("ECHO", word)], "utf-8", "strict")
