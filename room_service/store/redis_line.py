@@ -12,7 +12,7 @@ calls in order.
 Why not the connection's own send and read either: its send runs under `wait_for` (a
 task per write) and its read under a timeout per reply, and its packing encodes each
 argument through several checks: together most of what was left of a join's Python time.
-So the line packs its commands itself, a call on a connected line writes them at once
+So the line packs its commands with hiredis's packer, a call on a connected line writes them at once
 from the caller (the transport buffers; no task is woken to write), and one reader task,
 alive as long as the connection, parses replies with its own `hiredis` reader (pinned,
 redis-py's C parser) as bytes arrive. Each call is bounded by its operation's deadline
@@ -62,21 +62,22 @@ _LATE = 0.1
 
 
 def pack(commands: Sequence[Words], encoding: str, errors: str) -> bytes:
-    """`commands` in the Redis protocol, as redis-py would send them: str as `encoding`,
-    int and float as their repr; anything else (bool included) is refused (DataError)."""
+    """`commands` in the Redis protocol, as redis-py would send them, by hiredis's packer
+    (str as `encoding`, int and float as their repr); anything else (bool included) is
+    refused (DataError)."""
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8") and errors == "strict"
     out: list[bytes] = []
     for words in commands:
-        out.append(b"*%d\r\n" % len(words))
-        for word in words:
-            if isinstance(word, str):
-                data = word.encode(encoding, errors)
-            elif isinstance(word, bytes):
-                data = word
-            elif isinstance(word, int | float) and not isinstance(word, bool):
-                data = repr(word).encode()
-            else:
-                raise DataError(f"Invalid input of type: {type(word).__name__!r}")
-            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+        # hiredis encodes str as UTF-8 itself; another encoding is applied here first.
+        args: Any = (
+            tuple(words)
+            if utf8
+            else tuple(w.encode(encoding, errors) if isinstance(w, str) else w for w in words)
+        )
+        try:
+            out.append(hiredis.pack_command(args))
+        except TypeError as exc:
+            raise DataError(f"Invalid input: {exc}") from None
     return b"".join(out)
 
 
