@@ -82,7 +82,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             already_joined=outcome.already_joined,
             instance_id=outcome.instance_id or await self._manager.instance_id(),
         )
-        return self._join_roster.fill(reply, outcome.others)
+        return self._join_roster.fill(reply, outcome.others, spec.meeting_id)
 
     @unary
     async def Leave(self, request: pb.LeaveRequest, context: Any) -> pb.LeaveResponse:
@@ -126,7 +126,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             resynced=recovered.resynced,
             socket_id=recovered.participant.socket_id,
         )
-        return self._recover_roster.fill(reply, recovered.others)
+        return self._recover_roster.fill(reply, recovered.others, recovered.meeting.id)
 
     @unary
     async def UpdateMediaState(

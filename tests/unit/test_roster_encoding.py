@@ -67,3 +67,30 @@ def test_the_cache_is_bounded_and_past_it_replies_stay_right() -> None:
         reply = roster.fill(pb.JoinResponse(), others)
         assert list(reply.participants) == [participant_to_pb(p) for p in others]
     assert len(roster) == 4
+
+
+def test_a_growing_room_reuses_its_last_roster_and_a_change_in_it_is_seen() -> None:
+    roster = RosterEncoder(pb.JoinResponse)
+    room = [participant(i) for i in range(4)]
+    for n in range(1, 5):  # each joiner lists everyone before it
+        reply = roster.fill(pb.JoinResponse(), room[:n], "m-1")
+        assert list(reply.participants) == [participant_to_pb(p) for p in room[:n]]
+    # Someone early in the roster changes, and someone leaves: never the kept bytes.
+    room[1] = dataclasses.replace(room[1], media=MediaState(audio=False))
+    reply = roster.fill(pb.JoinResponse(), room, "m-1")
+    assert reply.participants[1].media.audio is False
+    del room[2]
+    reply = roster.fill(pb.JoinResponse(), room, "m-1")
+    assert [p.participant_id for p in reply.participants] == [p.participant_id for p in room]
+    # Another room never gets this one's roster, nor an empty one a stale tail.
+    assert list(roster.fill(pb.JoinResponse(), room[:1], "m-2").participants) == [participant_to_pb(room[0])]
+    assert list(roster.fill(pb.JoinResponse(), [], "m-1").participants) == []
+
+
+def test_equal_copies_of_a_kept_roster_read_the_same() -> None:
+    roster = RosterEncoder(pb.JoinResponse)
+    room = [participant(i) for i in range(3)]
+    roster.encode(room, "m-1")
+    copies = [dataclasses.replace(p) for p in room] + [participant(7)]  # a store decoding anew
+    reply = roster.fill(pb.JoinResponse(), copies, "m-1")
+    assert list(reply.participants) == [participant_to_pb(p) for p in copies]
