@@ -74,7 +74,7 @@ from socketio import packet as sio_packet
 
 from edge_gateway.connect import RecoveringConnect
 from edge_gateway.engine_ws import EdgeWebSocket, EngineConnection
-from edge_gateway.frames import OrjsonCodec, engineio_frame
+from edge_gateway.frames import OrjsonCodec, engineio_frame, event_frame
 
 log = logging.getLogger("edge_gateway.engine")
 
@@ -219,12 +219,13 @@ class Outbox:
         elif not self._ended:
             self._enqueue(item)
 
-    def send_frame(self, frame: bytes, pkt: Any) -> None:
-        """A broadcast: its ready frame on a WebSocket, else its packet through the queue."""
+    def send_frame(self, frame: bytes, packet: Callable[[], Any]) -> None:
+        """An emit: its ready frame on a WebSocket, else its packet (made by `packet`, once
+        for all the emit's recipients that poll) through the queue."""
         if self._transport is not None:
             self._write(frame)
         elif not self._ended:
-            self._enqueue(pkt)
+            self._enqueue(packet())
 
     def get_nowait(self) -> Any:
         """Takes a queued packet (upstream's poll drains through here)."""
@@ -506,6 +507,26 @@ class EdgeEngineServer(engineio.AsyncServer):  # type: ignore[misc]
                 await sock.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
 
 
+def _json_array(items: list[Any]) -> bytes | None:
+    """`items` as JSON, serialised once in C; None for binary data or what only the codec's
+    standard-library fallback writes (those take upstream's packet encoding). The frame is
+    then built straight from these bytes: the same frame as upstream's packet and the codec
+    give, without their check for binary data (one more serialisation) and text copies."""
+    try:
+        return orjson.dumps(items)
+    except TypeError:
+        return None
+
+
+def _same(pkt: Any) -> Any:
+    return pkt
+
+
+def _message(body: bytes) -> Any:
+    """The Engine.IO packet of a default-namespace event whose JSON array is `body`."""
+    return eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
+
+
 class EdgePacket(sio_packet.Packet):  # type: ignore[misc]
     """A Socket.IO packet whose check for binary data is one attempt at serialising it in C
     (orjson refuses bytes) rather than upstream's Python walk over every value: a
@@ -560,18 +581,25 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
             await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
             return
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
-        if isinstance(encoded, list):  # binary attachments: several packets, upstream's path
-            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid)
-            return
-        pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = engineio_frame(pkt)
+        packet: Callable[[], Any]
+        body = _json_array([event, *args]) if namespace == "/" else None
+        if body is not None:
+            frame = event_frame(body)
+            packet = functools.cache(functools.partial(_message, body))
+        else:
+            encoded = self.server.packet_class(
+                sio_packet.EVENT, namespace=namespace, data=[event, *args]
+            ).encode()
+            if isinstance(encoded, list):  # binary attachments: several packets, upstream's path
+                await super().emit(event, data, namespace, room=room, skip_sid=skip_sid)
+                return
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            frame = engineio_frame(pkt)
+            packet = functools.partial(_same, pkt)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         for sid, sock in self._recipients_of(namespace, room):
             if sid not in skip and not sock.closed:
-                sock.queue.send_frame(frame, pkt)
+                sock.queue.send_frame(frame, packet)
 
     def _recipients_of(self, namespace: str, room: Any) -> tuple[tuple[str, Any], ...]:
         """(sid, engine.io socket) of each socket in `room` on this server."""

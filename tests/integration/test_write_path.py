@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from edge_gateway import engine
 from tests.support.jsclient import JsClientPool
 from tests.support.write_path import ROOM, CountingTransport, RawSocket, numbers, on_burst, serve
 
@@ -158,10 +159,12 @@ async def test_a_websocket_socket_keeps_no_queue_of_its_own_once_attached(js: Js
 
 
 async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_recipient(
-    js: JsClientPool,
+    js: JsClientPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with serve() as served:
         sio = served.sio
+        # Every serialisation counts, by either way an emit encodes: straight to JSON
+        # (engine._json_array) or through upstream's packet (for what orjson refuses).
         encoded: list[str] = []
         real_packet = sio.packet_class
 
@@ -170,6 +173,15 @@ async def test_a_broadcast_with_its_recovery_offset_is_encoded_once_for_every_re
                 result = super().encode()
                 encoded.append(str(result))
                 return result
+
+        real_json_array = engine._json_array
+
+        def counted_json_array(items: list[Any]) -> bytes | None:
+            result = real_json_array(items)
+            encoded.append(str(result))
+            return result
+
+        monkeypatch.setattr(engine, "_json_array", counted_json_array)
 
         clients = [js.client(f"c{i}") for i in range(3)]
         for client in clients:
