@@ -57,6 +57,7 @@ class RoomRelay(RelayView):
         # behind the relay; one that joined in an epoch not seen yet is ahead of it.
         self._past_epochs: set[str] = set()
         self._fragments = {}
+        self._roster = ((), b"[]")
         self.members: dict[str, Session] = {}
         self.pending: dict[str, Session] = {}
         # Held while the stream applies one item and while a socket is brought into step:

@@ -34,6 +34,8 @@ class RelayView:
     _past_epochs: set[str]
     # participant_id → (the view's participant, its `participants[]` entry as JSON).
     _fragments: dict[str, tuple[pb.Participant, bytes]]
+    # The last roster made: its participants, and it as a JSON array.
+    _roster: tuple[tuple[pb.Participant, ...], bytes]
 
     @property
     def streaming(self) -> bool:
@@ -73,13 +75,35 @@ class RelayView:
             return None
         if at != sequence and not (own_join and at == sequence - 1 and me not in self.view):
             return None
+        others = tuple(self.view.values())
+        if me in self.view:
+            if next(reversed(self.view)) != me:
+                return self._entries(p for p in others if p.participant_id != me)
+            others = others[:-1]  # the joiner came last: its own join is the latest event
+        # The view grows by joins at its end: the last roster made (normally the previous
+        # joiner's) is reused when this one starts with it (one comparison of two tuples,
+        # in C, identity first), and only the newcomers are added: a byte copy, not a
+        # Python step per participant in the room.
+        kept, encoded = self._roster
+        if len(others) >= len(kept) and others[: len(kept)] == kept:
+            if len(others) > len(kept):
+                more = self._entries(others[len(kept) :])
+                comma = b"," if kept else b""
+                encoded = b"".join((memoryview(encoded)[:-1], comma, memoryview(more)[1:]))
+        else:
+            encoded = self._entries(others)
+        self._roster = (others, encoded)
+        return encoded
+
+    def _entries(self, participants: Iterable[pb.Participant]) -> bytes:
+        """The participants as a JSON array, each entry's JSON kept while its participant
+        stays as it is in the view."""
         fragments = self._fragments
         if len(fragments) > 2 * len(self.view) + 64:  # those who left go, now and then
             self._fragments = fragments = {pid: f for pid, f in fragments.items() if pid in self.view}
         out = []
-        for pid, p in self.view.items():
-            if pid == me:
-                continue
+        for p in participants:
+            pid = p.participant_id
             entry = fragments.get(pid)
             if entry is None or entry[0] is not p:
                 entry = fragments[pid] = (p, orjson.dumps(wire.participant(p)))

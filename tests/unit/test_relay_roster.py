@@ -113,3 +113,33 @@ async def test_an_entry_follows_its_participants_changes(relay: RoomRelay) -> No
     relay.view["p-ann"] = changed  # as the stream replaces a participant that changed
     again = json.loads(relay.roster_json((5, "e1"), "p-cat", own_join=True) or b"")
     assert again[0]["audio"] is True and again[1] == first[1]
+
+
+def _truth(relay: RoomRelay, me: str) -> list[dict[str, object]]:
+    return [wire.participant(p) for pid, p in relay.view.items() if pid != me]
+
+
+async def test_a_roster_kept_from_the_last_join_grows_and_never_goes_stale(relay: RoomRelay) -> None:
+    """Each joiner's roster reuses the previous one's bytes; whatever else the view does
+    (a leave, a change, a snapshot's new view) is what the next roster says."""
+    for n, name in enumerate(("dan", "eve", "fay"), start=6):
+        # The joiner's reply may come one event before its join is relayed, or at it.
+        before = relay.roster_json((n, "e1"), f"p-{name}", own_join=True)
+        assert json.loads(before or b"") == _truth(relay, "")
+        relay.view[f"p-{name}"] = _participant(name)  # its join, as the stream applies it
+        relay.position = (n, "e1")
+        got = json.loads(relay.roster_json((n, "e1"), f"p-{name}", own_join=True) or b"")
+        assert got == _truth(relay, f"p-{name}")
+    del relay.view["p-bob"]  # a leave in the middle
+    relay.position = (9, "e1")
+    assert json.loads(relay.roster_json((9, "e1"), "p-fay", own_join=False) or b"") == _truth(relay, "p-fay")
+    changed = pb.Participant()
+    changed.CopyFrom(relay.view["p-ann"])
+    changed.media.video = True
+    relay.view["p-ann"] = changed  # a change early in the roster
+    got = json.loads(relay.roster_json((9, "e1"), "p-gus", own_join=True) or b"")
+    assert got == _truth(relay, "") and got[0]["video"] is True
+    relay.view = {"p-hal": _participant("hal")}  # a snapshot's view
+    assert _ids(relay.roster_json((9, "e1"), "p-gus", own_join=True)) == ["p-hal"]
+    relay.view = {}
+    assert relay.roster_json((9, "e1"), "p-gus", own_join=True) == b"[]"
