@@ -555,9 +555,18 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
         self._recipients: dict[tuple[str, Any], tuple[tuple[str, Any], ...]] = {}
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
-        """As upstream's; the room's recipients are looked up again at its next emit."""
-        self._recipients.pop((namespace, room), None)
+        """As upstream's; the room's kept recipients gain the socket (a room that grows by
+        one socket per join is not looked up again, socket by socket, at its next emit)."""
+        key = (namespace, room)
+        kept = self._recipients.pop(key, None)
+        if kept is not None and sid in self.rooms.get(namespace, {}).get(room, ()):
+            kept = None  # entering again: looked up afresh, as upstream then sees it
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if kept is None:
+            return
+        sock = self.server.eio.sockets.get(self.rooms[namespace][room][sid])
+        if sock is not None:  # else looked up afresh at the next emit (see _recipients_of)
+            self._recipients[key] = (*kept, (sid, sock))
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """As upstream's (its disconnect and close_room leave through here too)."""
@@ -608,6 +617,13 @@ class EdgeManager(socketio.AsyncManager):  # type: ignore[misc]
         if found is not None:
             return found
         sockets = self.server.eio.sockets
+        if isinstance(room, str):
+            # A socket's own room (a direct emit, e.g. a reply): its one member is itself.
+            rooms = self.rooms[namespace]
+            own = rooms[None].get(room)
+            if own is not None and room in rooms.get(room, ()):
+                sock = sockets.get(own)
+                return () if sock is None else ((room, sock),)
         pairs = [(sid, sockets.get(eio_sid)) for sid, eio_sid in self.get_participants(namespace, room)]
         found = tuple(pair for pair in pairs if pair[1] is not None)
         # Kept only when every member has its socket (a vanished one leaves the room soon,

@@ -222,3 +222,27 @@ async def test_a_burst_leaves_in_one_write_per_socket_in_order_beside_a_polling_
         got = await polling.wait_for_events("n", 40, timeout=15)
         assert [e.data["n"] for e in got] == [n for n in range(60) if n % 3]
         await raw.ws.close()
+
+
+async def test_a_rooms_kept_recipients_follow_its_members_and_a_direct_emit_its_one_socket() -> None:
+    """Between broadcasts a room gains a socket, one enters it again and one leaves: each
+    broadcast reaches exactly the members of that moment, once; a direct emit reaches only
+    its socket."""
+    async with serve() as served:
+        sio = served.sio
+        a, b, c = [await RawSocket.open(served.url) for _ in range(3)]
+        await sio.leave_room(c.sid, ROOM)
+        await sio.emit("n", {"n": 1}, room=ROOM)  # a, b; the room's recipients kept now
+        await sio.enter_room(c.sid, ROOM)
+        await sio.emit("n", {"n": 2}, room=ROOM)  # a, b, c
+        await sio.enter_room(a.sid, ROOM)  # already in
+        await sio.emit("n", {"n": 3}, room=ROOM)  # a, b, c, each once
+        await sio.leave_room(b.sid, ROOM)
+        await sio.emit("n", {"n": 4}, room=ROOM)  # a, c
+        await sio.emit("n", {"n": 5}, to=b.sid)  # b alone
+        await sio.emit("n", {"n": 6}, room=ROOM)  # a, c
+        assert numbers(await a.frames_until('42["n",{"n":6}]'), "n") == [1, 2, 3, 4, 6]
+        assert numbers(await b.frames_until('42["n",{"n":5}]'), "n") == [1, 2, 3, 5]
+        assert numbers(await c.frames_until('42["n",{"n":6}]'), "n") == [2, 3, 4, 6]
+        for raw in (a, b, c):
+            await raw.ws.close()
