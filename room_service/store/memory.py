@@ -92,7 +92,7 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         room = self._rooms.get(spec.meeting_id)
         replaced: list[Participant] = []
         if room is not None and not self._options.multiple_sessions:
-            replaced = [p for p in room.participants.values() if p.user_id == spec.user_id]
+            replaced = room.participants.of_user(spec.user_id)
         current = len(room.participants) if room is not None else 0
         if current - len(replaced) >= rules.room_capacity(meeting, self._options.default_capacity):
             raise errors.room_full()
@@ -120,11 +120,11 @@ class MemoryStore(MemoryEdges, MemoryHolds, MemoryGuards):
         room = self._rooms.get(spec.meeting_id)
         if room is None or not meeting.joinable:
             return None
-        for participant in room.participants.values():
-            if participant.edge_id == spec.edge_id and participant.socket_id == spec.socket_id:
-                others = tuple(p for p in room.participants.values() if p is not participant)
-                return JoinOutcome(meeting, participant, others, room.position, already_joined=True)
-        return None
+        participant = room.participants.at_socket(spec.edge_id, spec.socket_id)
+        if participant is None:
+            return None
+        others = tuple(p for p in room.participants.values() if p is not participant)
+        return JoinOutcome(meeting, participant, others, room.position, already_joined=True)
 
     async def leave(self, meeting_id: str, participant_id: str, reason: LeaveReason) -> RoomEvent:
         room = self._rooms.get(meeting_id)

@@ -9,6 +9,7 @@ import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from room_service.domain import errors, rules
 from room_service.domain.events import EventPayload, RoomEvent
@@ -23,6 +24,85 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_MISSING: Any = object()
+_K = TypeVar("_K")
+
+
+class Seats(dict[str, Participant]):
+    """A room's participants by id, in join order, that also know who sits at each socket
+    and each user's seats: a join finds the socket's own seat (a repeat join) and the
+    user's older sessions (to replace) without a Python step per participant in the room.
+
+    Kept by every change a dict takes here (set, del, pop, clear); the lookups answer
+    exactly what a scan in join order would, scanning only when several seats share the
+    key (a case the rules otherwise keep from arising)."""
+
+    __slots__ = ("_by_socket", "_by_user")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_socket: dict[tuple[str, str], set[str]] = {}
+        self._by_user: dict[str, set[str]] = {}
+
+    def __setitem__(self, participant_id: str, participant: Participant) -> None:
+        old = super().get(participant_id)
+        if old is not None:
+            self._forget(old)
+        super().__setitem__(participant_id, participant)
+        self._by_socket.setdefault((participant.edge_id, participant.socket_id), set()).add(participant_id)
+        self._by_user.setdefault(participant.user_id, set()).add(participant_id)
+
+    def __delitem__(self, participant_id: str) -> None:
+        self._forget(self[participant_id])
+        super().__delitem__(participant_id)
+
+    def pop(self, participant_id: str, default: Any = _MISSING) -> Any:
+        """As dict's."""
+        participant = super().get(participant_id)
+        if participant is None:
+            if default is _MISSING:
+                raise KeyError(participant_id)
+            return default
+        del self[participant_id]
+        return participant
+
+    def clear(self) -> None:
+        """As dict's."""
+        super().clear()
+        self._by_socket.clear()
+        self._by_user.clear()
+
+    def at_socket(self, edge_id: str, socket_id: str) -> Participant | None:
+        """The first seat (in join order) held by that socket, if any."""
+        ids = self._by_socket.get((edge_id, socket_id))
+        if not ids:
+            return None
+        if len(ids) == 1:
+            return self[next(iter(ids))]
+        return next(p for p in self.values() if p.participant_id in ids)
+
+    def of_user(self, user_id: str) -> list[Participant]:
+        """The user's seats, in join order."""
+        ids = self._by_user.get(user_id)
+        if not ids:
+            return []
+        if len(ids) == 1:
+            return [self[next(iter(ids))]]
+        return [p for p in self.values() if p.participant_id in ids]
+
+    def _forget(self, participant: Participant) -> None:
+        _discard(self._by_socket, (participant.edge_id, participant.socket_id), participant.participant_id)
+        _discard(self._by_user, participant.user_id, participant.participant_id)
+
+
+def _discard(index: dict[_K, set[str]], key: _K, participant_id: str) -> None:
+    ids = index.get(key)
+    if ids is not None:
+        ids.discard(participant_id)
+        if not ids:
+            del index[key]
+
+
 @dataclass(slots=True)
 class _Room:
     """One open room: its participants (join order) and its log."""
@@ -31,7 +111,7 @@ class _Room:
     epoch: str
     log: deque[RoomEvent]
     head: int = 0
-    participants: dict[str, Participant] = field(default_factory=dict)
+    participants: Seats = field(default_factory=Seats)
     drop_at: float | None = None
     """Set when its meeting ended: the deadline after which the room is forgotten."""
     # Set and replaced on every append: waiters hold the old one, so one append wakes
