@@ -70,8 +70,11 @@ def from_timestamp(ts: Timestamp) -> datetime:
         raise invalid("timestamp out of range") from exc
 
 
+@functools.lru_cache(maxsize=1 << 10)
 def meeting_to_pb(meeting: models.Meeting) -> pb.Meeting:
-    """The client-visible meeting: never the password or its hash."""
+    """The client-visible meeting: never the password or its hash. Cached (Meeting is
+    frozen; every caller copies the message into its reply): every Join reply carries
+    its meeting. Never mutate the result."""
     return pb.Meeting(
         id=meeting.id,
         meeting_name=meeting.meeting_name,
