@@ -8,7 +8,7 @@ its own authority, not from a participant, and is not held to a participant's ru
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import datetime
 
 from meeting_common.text import unsafe_character
@@ -60,9 +60,18 @@ def permissions_for(meeting: Meeting, user_id: str) -> Permissions:
     )
 
 
+def random_id() -> str:
+    """A random version-4 UUID as 32 hex digits, as `uuid.uuid4().hex` gives it, made
+    without building the UUID object (which cost a join's reply about 60 µs, cold)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 def new_participant_id() -> str:
     """A fresh id per join: random, so it never equals a user id and never repeats."""
-    return f"participant-{uuid.uuid4().hex}"
+    return f"participant-{random_id()}"
 
 
 def new_participant(meeting: Meeting, spec: JoinSpec, joined_at: datetime) -> Participant:
@@ -82,7 +91,7 @@ def new_participant(meeting: Meeting, spec: JoinSpec, joined_at: datetime) -> Pa
 def new_chat_message(sender: Participant, text: str, sent_at: datetime) -> ChatMessage:
     """The chat message `sender` sends: a fresh id, and the sender's name as it stands."""
     return ChatMessage(
-        message_id=f"msg-{uuid.uuid4().hex}",
+        message_id=f"msg-{random_id()}",
         participant_id=sender.participant_id,
         user_name=sender.user_name,
         text=text,
@@ -92,7 +101,7 @@ def new_chat_message(sender: Participant, text: str, sent_at: datetime) -> ChatM
 
 def new_epoch() -> str:
     """A fresh log epoch; a new one whenever a room's log starts afresh."""
-    return uuid.uuid4().hex[:16]
+    return random_id()[:16]
 
 
 def is_internal(requested_by: str) -> bool:

@@ -4,6 +4,7 @@ the guests of a meeting, and an internal service (an empty requester)."""
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -137,3 +138,11 @@ def test_chat_needs_the_permission_to_chat() -> None:
         ErrorCode.FORBIDDEN,
         "Chat is not allowed",
     )
+
+
+def test_random_ids_are_version_4_uuids() -> None:
+    ids = {rules.random_id() for _ in range(200)}
+    assert len(ids) == 200
+    for text in ids:
+        parsed = uuid.UUID(hex=text)
+        assert parsed.hex == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
