@@ -96,6 +96,13 @@ class DeferredStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging(level: str, fmt: str) -> None:
     """Sends every log record to stderr in the chosen format ("json" or "text")."""
+    # What no formatter here prints is not gathered for each record (the logging HOWTO's
+    # "Optimization"): the caller's file, line and function (a walk up the stack), the
+    # thread and the process. A join's console lines cost its reply that, cold.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = DeferredStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
