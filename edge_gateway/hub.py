@@ -74,11 +74,10 @@ class Hub:
     async def emit_now(self, event: str, data: Payload, *, to: str) -> None:
         """Emits to one socket and writes at once: a reply its client waits for does not wait
         for the next write of all sockets (after this loop iteration, or under load after the
-        write window). Counted once written."""
-        await self.sio.emit(event, data, to=to)
+        write window)."""
+        await self.emit(event, data, to=to)
         if isinstance(self.sio, EdgeSocketServer):
             self.sio.flush(to)
-        self.metrics.emitted(event)
 
     async def enter_room(self, sid: str, room: str) -> None:
         """Puts a socket in a Socket.IO room (for its relay)."""
