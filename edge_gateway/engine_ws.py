@@ -51,6 +51,7 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as aiohttp_driver
 
+from edge_gateway import eager
 from edge_gateway.frames import ws_frame
 
 log = logging.getLogger("edge_gateway.engine")
@@ -75,6 +76,17 @@ _PROBE, _PROBE_ANSWER, _UPGRADE = "2probe", "3probe", "5"
 _PROBING, _UPGRADING, _OPEN, _CLOSING, _CLOSED = range(5)
 
 _running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+_READING = object()  # the inbox's reader runs, started eagerly and not waiting (yet)
+
+
+def _is_event(pkt: Any) -> bool:
+    """A Socket.IO event: its reading (decode it, start its handler's task) never waits."""
+    return (
+        pkt is not None
+        and pkt.packet_type == eio_packet.MESSAGE
+        and isinstance(pkt.data, str)
+        and pkt.data.startswith("2")
+    )
 
 
 class SocketOutbox(Protocol):
@@ -136,7 +148,7 @@ class EngineConnection(asyncio.Protocol):
         self._fragments_size = 0
         self._inbox: deque[tuple[Any, int]] | None = None  # packets waiting for engine.io
         self._inbox_bytes = 0
-        self._reader: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | object | None = None  # None: nobody reads the inbox
         self._closer: asyncio.TimerHandle | None = None
         self._attached = False
         self._stage = _OPEN
@@ -316,6 +328,11 @@ class EngineConnection(asyncio.Protocol):
         inbox.append((pkt, size))
         self._inbox_bytes += size
         if self._reader is None:
+            if _is_event(pkt):
+                # Nothing before it: read now, not a loop turn later (edge_gateway.eager).
+                self._reader = _READING  # a packet that comes meanwhile joins the inbox
+                self._reader = eager.start(self._read_inbox())
+                return
             task = asyncio.ensure_future(self._read_inbox())
             self._reader = task
             _running.add(task)
