@@ -255,12 +255,14 @@ class RoomRelay(RelayView):
                 # Owned: an entry taken out of the event would keep the whole event alive
                 # for as long as the participant stays (long after the ring let it go).
                 p = self.view[p.participant_id] = owned(p)
+            # Converted before waiting below: when the stream outruns the Join reply, the
+            # joiner's own entry in its `meeting-joined` is then made already.
+            joined = wire.participant(p)
+            if broadcast:
                 # A local joiner hears it is in before the others hear of it (the seed's
                 # order), even when the stream outruns the Join reply.
                 await self._hub.joiner_told(p)
-            await self._emit(
-                events.PARTICIPANT_JOINED, wire.participant(p), only, skip=p.participant_id, offset=at
-            )
+            await self._emit(events.PARTICIPANT_JOINED, joined, only, skip=p.participant_id, offset=at)
         elif kind == "participant_left":
             p, reason = event.participant_left.participant, event.participant_left.reason
             if broadcast:
