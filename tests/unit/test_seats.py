@@ -34,6 +34,9 @@ def _agrees(seats: Seats) -> None:
         assert seats.at_socket(p.edge_id, p.socket_id) is first
         assert seats.of_user(p.user_id) == [q for q in everyone if q.user_id == p.user_id]
     assert seats.at_socket("edge-a", "nobody") is None
+    for p in everyone:  # the same socket id on an edge where nobody holds it
+        if not any(q.socket_id == p.socket_id and q.edge_id == "edge-z" for q in everyone):
+            assert seats.at_socket("edge-z", p.socket_id) is None
     assert seats.of_user("nobody") == []
 
 
@@ -67,7 +70,8 @@ def test_shared_keys_are_answered_in_join_order() -> None:
         if rng.random() < 0.3 and pid in seats:
             del seats[pid]
         else:  # few users and sockets: many seats share them
-            seats[pid] = _seat(pid, f"user-{rng.randrange(4)}", f"s{rng.randrange(5)}")
+            edge = f"edge-{rng.randrange(2)}"  # two edges may give the same socket id
+            seats[pid] = _seat(pid, f"user-{rng.randrange(4)}", f"s{rng.randrange(5)}", edge)
         if n % 10 == 0:
             _agrees(seats)
     _agrees(seats)
