@@ -10,7 +10,13 @@ import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.redis_server import SessionRedis
 
 # Short heartbeats so that tests of silent loss and leases finish in seconds.
@@ -27,7 +33,9 @@ FAST_EDGE_ARGS = (
 @pytest.fixture
 async def room_service() -> AsyncIterator[RoomServiceProcess]:
     """A room service process with the demo meetings."""
-    async with await start_room_service("--edge-lease-seconds", "3", "--restore-grace-seconds", "1") as proc:
+    async with await start_room_service(
+        "--edge-lease-seconds", "3", "--restore-grace-seconds", "1", *QUICK_STOP
+    ) as proc:
         yield proc
 
 

@@ -18,7 +18,13 @@ import pytest
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.replicas import replicas_on_redis
 from tests.support.room import MEETING, join, room_snapshot
 from tests.support.roster import replay
@@ -67,7 +73,7 @@ async def cluster(
                 for edge in edges:
                     await edge.terminate()
         return
-    rs = await start_room_service("--max-participants", "1000")
+    rs = await start_room_service("--max-participants", "1000", *QUICK_STOP)
     edges = []
     try:
         edges.append(await start_edge(rs.grpc_address, *EDGE_ARGS, name="edge-a"))

@@ -16,7 +16,13 @@ import pytest
 
 from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.recovery import (
     TRANSPORTS,
     chat,
@@ -218,7 +224,9 @@ async def test_a_log_that_no_longer_reaches_back_gives_a_fresh_meeting_joined_no
     js: JsClientPool,
 ) -> None:
     async with (
-        await start_room_service("--replay-buffer", "4", name="room-service-short-log") as service,
+        await start_room_service(
+            "--replay-buffer", "4", *QUICK_STOP, name="room-service-short-log"
+        ) as service,
         await start_edge(service.grpc_address, *FAST_EDGE_ARGS, name="edge-short-log") as edge,
         TcpProxy(edge.http_address) as proxy,
     ):

@@ -46,7 +46,9 @@ EDGE_ARGS = "--http-address 127.0.0.1:0 --heartbeat-interval-seconds 0.2 --rpc-t
 
 
 async def start_stack() -> Stack:
-    room = RoomServiceApp(room_settings([*ROOM_ARGS.split(), "--shutdown-grace-seconds", "0.5"], {}))
+    # A short grace: stopping waits out a drain of half of it (at most 0.5 s), and the
+    # stack is stopped when its test is done, with no calls left to drain.
+    room = RoomServiceApp(room_settings([*ROOM_ARGS.split(), "--shutdown-grace-seconds", "0.2"], {}))
     await room.start()
     target = f"127.0.0.1:{room.grpc_port}"
     edge = EdgeApp(edge_settings([*EDGE_ARGS.split(), "--room-service-address", target], {}))
