@@ -31,12 +31,19 @@ FAST_EDGE_ARGS = (
 
 
 @pytest.fixture
-async def room_service() -> AsyncIterator[RoomServiceProcess]:
-    """A room service process with the demo meetings."""
+async def room_service(request: pytest.FixtureRequest) -> AsyncIterator[RoomServiceProcess]:
+    """A room service process with the demo meetings; a module's or test's
+    `room_service_args` marker adds flags (e.g. a short recovery window)."""
+    extra = [arg for marker in request.node.iter_markers("room_service_args") for arg in marker.args]
     async with await start_room_service(
-        "--edge-lease-seconds", "3", "--restore-grace-seconds", "1", *QUICK_STOP
+        "--edge-lease-seconds", "3", "--restore-grace-seconds", "1", *QUICK_STOP, *extra
     ) as proc:
         yield proc
+
+
+SHORT_RECOVERY_WINDOW = pytest.mark.room_service_args("--recovery-window-seconds", "1")
+"""For tests that wait for a dropped socket to be reported left, not for it to recover:
+the others are told once its recovery window ends, 5 s at the shipped setting."""
 
 
 @pytest.fixture

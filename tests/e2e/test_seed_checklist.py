@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.conftest import SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JS_DIR, JsClient, JsClientPool
 from tests.support.managed import REPO_ROOT
 from tests.support.processes import EdgeProcess
@@ -141,10 +142,13 @@ async def test_4_user_leaves_and_rejoins(pair: Pair, stub: pb_grpc.RoomServiceAs
     no_errors(user1, user2)
 
 
+@SHORT_RECOVERY_WINDOW
 async def test_5_disconnect_handling(pair: Pair, stub: pb_grpc.RoomServiceAsyncStub) -> None:
     user1, user2, first, second = pair
     await user2.drop("reset")  # unexpected: no disconnect packet
-    # WebSocket: seen at once; a long-poll: at the ping timeout (3 s with the test edge).
+    # Told once the socket's recovery window (1 s here) ran out, counted from when it was
+    # last heard: a WebSocket's close is seen at once, a long-poll's loss at the ping
+    # timeout (3 s with the test edge).
     left = (await user1.wait_for_event("participant-left", timeout=15)).data
     assert left["participantId"] == second["participantId"]
     assert left["userName"] == "User Two" and left["reason"] == "disconnected"
