@@ -20,6 +20,7 @@ from tests.support.managed import REPO_ROOT
 from tests.support.processes import EdgeProcess
 from tests.support.room import LOCKED_MEETING, MEETING, join, seed_pair, truth
 from tests.support.roster import replay
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -259,6 +260,7 @@ async def run_seed_script(url: str, seconds: float) -> str:
     return stdout.decode()
 
 
+@SHORT_RECOVERY_WINDOW  # its users are gone once their windows end, after it is stopped
 async def test_the_seeds_verification_script_prints_the_expected_output(
     edge: EdgeProcess, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
@@ -276,12 +278,12 @@ async def test_the_seeds_verification_script_prints_the_expected_output(
             assert _ID.sub("<id>", got) == _ID.sub("<id>", want), output
     ids = {line.split(": ", 1)[1] for line in actual if line.startswith("- Participant ID:")}
     assert len(ids) == 2
+
     # Once the script is gone, so are its two users: no ghosts.
-    for _ in range(50):
-        if not await truth(stub):
-            break
-        await asyncio.sleep(0.2)
-    assert await truth(stub) == set()
+    async def nobody_left() -> bool:
+        return await truth(stub) == set()
+
+    await wait_until(nobody_left, within=10, what="the script's users gone")
 
 
 def test_logical_lines_joins_the_participants_dump() -> None:
