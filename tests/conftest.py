@@ -3,6 +3,8 @@ JavaScript client, and a gRPC stub on the running room service."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -41,23 +43,45 @@ async def room_service(request: pytest.FixtureRequest) -> AsyncIterator[RoomServ
         yield proc
 
 
+EDGE_NAMES = {"edge": "edge-a", "edge2": "edge-b"}
+"""The edge fixtures and the names of their processes."""
+Edges = dict[str, EdgeProcess]
+
 SHORT_RECOVERY_WINDOW = pytest.mark.room_service_args("--recovery-window-seconds", "1")
 """For tests that wait for a dropped socket to be reported left, not for it to recover:
 the others are told once its recovery window ends, 5 s at the shipped setting."""
 
 
 @pytest.fixture
-async def edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
-    """One edge gateway in front of `room_service`."""
-    async with await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-a") as proc:
-        yield proc
+async def edges(room_service: RoomServiceProcess, request: pytest.FixtureRequest) -> AsyncIterator[Edges]:
+    """The edge gateways in front of `room_service` that the test asks for (`edge`,
+    `edge2`), started together: most of a start is the interpreter importing the tier,
+    and one waiting on the other only added the two up."""
+    wanted = [fixture for fixture in EDGE_NAMES if fixture in request.fixturenames]
+    started = await asyncio.gather(
+        *(start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name=EDGE_NAMES[f]) for f in wanted),
+        return_exceptions=True,
+    )
+    running = {f: proc for f, proc in zip(wanted, started, strict=True) if isinstance(proc, EdgeProcess)}
+    async with contextlib.AsyncExitStack() as stack:
+        for proc in running.values():
+            await stack.enter_async_context(proc)  # stopped (output shown on failure) on exit
+        for failed in started:
+            if isinstance(failed, BaseException):
+                raise failed
+        yield running
 
 
 @pytest.fixture
-async def edge2(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+def edge(edges: Edges) -> EdgeProcess:
+    """One edge gateway in front of `room_service`."""
+    return edges["edge"]
+
+
+@pytest.fixture
+def edge2(edges: Edges) -> EdgeProcess:
     """A second edge gateway in front of the same room service."""
-    async with await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-b") as proc:
-        yield proc
+    return edges["edge2"]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,10 +18,15 @@ EDGE_ARGS = (*FAST_EDGE_ARGS, "--max-connections-per-address", "2000")
 async def cluster() -> AsyncIterator[tuple[Replicas, EdgeProcess, EdgeProcess]]:
     """Two replicas on one Redis, two edges each given both replicas as its target."""
     async with replicas_on_redis(2) as replicas:
-        edges: list[EdgeProcess] = []
+        started = await asyncio.gather(
+            *(start_edge(replicas.target, *EDGE_ARGS, name=name) for name in ("edge-a", "edge-b")),
+            return_exceptions=True,
+        )
+        edges = [edge for edge in started if isinstance(edge, EdgeProcess)]
         try:
-            for name in ("edge-a", "edge-b"):
-                edges.append(await start_edge(replicas.target, *EDGE_ARGS, name=name))
+            for failed in started:
+                if isinstance(failed, BaseException):
+                    raise failed
             yield replicas, edges[0], edges[1]
         finally:
             for edge in edges:

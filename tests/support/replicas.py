@@ -3,6 +3,7 @@ room service (`python -m room_service --store redis`), and the edge target namin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -23,11 +24,18 @@ class Replicas:
         self.addresses: list[str] = []
 
     async def start(self, count: int) -> None:
-        """Starts `count` replicas on free ports."""
-        for i in range(count):
-            proc = await self._start(i, "127.0.0.1:0")
-            self.procs.append(proc)
-            self.addresses.append(proc.grpc_address)
+        """Starts `count` replicas on free ports, together (a start is mostly the
+        interpreter importing the tier; nothing orders them)."""
+        started = await asyncio.gather(
+            *(self._start(i, "127.0.0.1:0") for i in range(count)), return_exceptions=True
+        )
+        for proc in started:
+            if isinstance(proc, RoomServiceProcess):  # kept, so that stop() stops it
+                self.procs.append(proc)
+                self.addresses.append(proc.grpc_address)
+        for failed in started:
+            if isinstance(failed, BaseException):
+                raise failed
 
     async def _start(self, index: int, address: str) -> RoomServiceProcess:
         return await start_room_service(
