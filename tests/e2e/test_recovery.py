@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAST_EDGE_ARGS
+from tests.conftest import FAST_EDGE_ARGS, SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import (
     QUICK_STOP,
@@ -131,6 +131,7 @@ async def test_a_cut_connection_is_recovered_through_the_other_edge(
     await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
 
 
+@SHORT_RECOVERY_WINDOW  # nobody comes back: the shipped 5 s would only be waited out
 async def test_a_window_that_expires_tells_the_others_the_participant_left(
     room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool
 ) -> None:
