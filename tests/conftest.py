@@ -3,7 +3,6 @@ JavaScript client, and a gRPC stub on the running room service."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,6 +17,7 @@ from tests.support.processes import (
     RoomServiceProcess,
     start_edge,
     start_room_service,
+    start_together,
 )
 from tests.support.redis_server import SessionRedis
 
@@ -55,21 +55,15 @@ the others are told once its recovery window ends, 5 s at the shipped setting.""
 @pytest.fixture
 async def edges(room_service: RoomServiceProcess, request: pytest.FixtureRequest) -> AsyncIterator[Edges]:
     """The edge gateways in front of `room_service` that the test asks for (`edge`,
-    `edge2`), started together: most of a start is the interpreter importing the tier,
-    and one waiting on the other only added the two up."""
+    `edge2`), started together."""
     wanted = [fixture for fixture in EDGE_NAMES if fixture in request.fixturenames]
-    started = await asyncio.gather(
-        *(start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name=EDGE_NAMES[f]) for f in wanted),
-        return_exceptions=True,
+    started = await start_together(
+        *(start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name=EDGE_NAMES[f]) for f in wanted)
     )
-    running = {f: proc for f, proc in zip(wanted, started, strict=True) if isinstance(proc, EdgeProcess)}
     async with contextlib.AsyncExitStack() as stack:
-        for proc in running.values():
+        for proc in started:
             await stack.enter_async_context(proc)  # stopped (output shown on failure) on exit
-        for failed in started:
-            if isinstance(failed, BaseException):
-                raise failed
-        yield running
+        yield dict(zip(wanted, started, strict=True))
 
 
 @pytest.fixture

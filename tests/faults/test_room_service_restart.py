@@ -13,7 +13,14 @@ import time
 from edge_gateway.config import Settings as EdgeSettings
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import QUICK_STOP, EdgeProcess, split_address, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    split_address,
+    start_edge,
+    start_room_service,
+    start_together,
+)
 from tests.support.room import about, join, join_payload, join_seen, refused, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
@@ -33,8 +40,9 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
     proxy = TcpProxy(address)
     await proxy.start()
     # Default heartbeat interval and ping settings: the race is the real one.
-    edge_a = await start_edge(address, name="edge-a")
-    edge_b = await start_edge(proxy.address, name="edge-b")
+    edge_a, edge_b = await start_together(
+        start_edge(address, name="edge-a"), start_edge(proxy.address, name="edge-b")
+    )
     clients: list[JsClient] = []
     try:
         pids: dict[str, str] = {}

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TypeVar
 
 import aiohttp
 
@@ -42,6 +43,7 @@ __all__ = [
     "split_address",
     "start_edge",
     "start_room_service",
+    "start_together",
     "terminate_all",
 ]
 
@@ -161,6 +163,22 @@ async def start_edge(
     proc = EdgeProcess(name, argv, ready_msg=EDGE_READY, env=env, ready_timeout=ready_timeout, echo=echo)
     await proc.start()
     return proc
+
+
+Started = TypeVar("Started", bound=ManagedProcess)
+
+
+async def start_together(*starts: Awaitable[Started]) -> list[Started]:
+    """Awaits several process starts at once (``start_edge(...)`` calls, say), in order.
+    A start is mostly the interpreter importing its tier: one after the other, the waits
+    only add up. When one fails, those that started are terminated and its error raised."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    started = [proc for proc in results if isinstance(proc, ManagedProcess)]
+    for failed in results:
+        if isinstance(failed, BaseException):
+            await terminate_all(started)
+            raise failed
+    return started
 
 
 async def terminate_all(procs: Sequence[ManagedProcess], grace: float = 5.0) -> None:

@@ -3,11 +3,10 @@ room service (`python -m room_service --store redis`), and the edge target namin
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from tests.support.processes import RoomServiceProcess, start_room_service, terminate_all
+from tests.support.processes import RoomServiceProcess, start_room_service, start_together, terminate_all
 from tests.support.redis_server import RedisServer, start_redis
 
 # Short leases and grace, as for the single room service of the other fault tests.
@@ -24,18 +23,9 @@ class Replicas:
         self.addresses: list[str] = []
 
     async def start(self, count: int) -> None:
-        """Starts `count` replicas on free ports, together (a start is mostly the
-        interpreter importing the tier; nothing orders them)."""
-        started = await asyncio.gather(
-            *(self._start(i, "127.0.0.1:0") for i in range(count)), return_exceptions=True
-        )
-        for proc in started:
-            if isinstance(proc, RoomServiceProcess):  # kept, so that stop() stops it
-                self.procs.append(proc)
-                self.addresses.append(proc.grpc_address)
-        for failed in started:
-            if isinstance(failed, BaseException):
-                raise failed
+        """Starts `count` replicas on free ports, together."""
+        self.procs = await start_together(*(self._start(i, "127.0.0.1:0") for i in range(count)))
+        self.addresses = [proc.grpc_address for proc in self.procs]
 
     async def _start(self, index: int, address: str) -> RoomServiceProcess:
         return await start_room_service(
