@@ -180,6 +180,8 @@ class CommandStreams:
         except asyncio.CancelledError:
             rpc.finish(grpc.StatusCode.CANCELLED)
             raise
-        getattr(reply, command.field).CopyFrom(result)
+        answer = getattr(reply, command.field)
+        answer.SetInParent()  # an empty reply (SendSignalResponse) is still the answer
+        answer.CopyFrom(result)
         rpc.sent()
         rpc.finish(_OK)
