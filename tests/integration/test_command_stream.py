@@ -12,16 +12,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import grpc
 import pytest
 import redis.asyncio as aioredis
 
 from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError
 from edge_gateway.rpc import RoomClient
 from meeting.v1 import room_service_pb2 as pb
-from meeting_common.codes import ErrorCode
 from room_service.app import RoomServiceApp
 from tests.support.redis_server import SessionRedis
-from tests.support.room_rpc import LOCKED, OPEN, room_service_app
+from tests.support.room_rpc import LOCKED, OPEN, join_request, reason_of, room_service_app
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -211,3 +211,35 @@ async def test_a_command_stuck_in_the_store_fails_at_its_deadline_and_the_stream
         await admin.aclose()
         await stream.close()
         await unary.close()
+
+
+TOKEN = "commands-test-token-9c2d"
+
+
+@pytest.mark.parametrize("metadata", [None, (("authorization", "Bearer not-the-token"),)])
+async def test_a_commands_stream_without_the_token_is_refused(
+    metadata: tuple[tuple[str, str], ...] | None,
+) -> None:
+    async with room_service_app("--internal-token", TOKEN) as (app, stub):
+        call = stub.Commands(metadata=metadata)
+        await call.write(pb.CommandsRequest(call_id=1, join=join_request("mallory")))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call.read()
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert reason_of(refused.value) == "UNAUTHENTICATED"
+        assert served(app, "Commands", "Unauthenticated", "bidi_stream") == 1
+        assert served(app, "Join", "OK") == 0
+        assert (await app.manager.list_participants(OPEN)).participants == ()
+
+        # An edge with the wrong token: its sockets see the service unavailable, as with
+        # unary calls, and the refusal (a stable code) is not retried.
+        target = f"127.0.0.1:{app.grpc_port}"
+        wrong = RoomClient(target, "edge-test", 5.0, metadata=[("authorization", "Bearer nope")])
+        right = RoomClient(target, "edge-test", 5.0, metadata=[("authorization", f"Bearer {TOKEN}")])
+        try:
+            assert await outcome(_join(wrong, "eve")) == ("UNAVAILABLE", UNAVAILABLE_MESSAGE)
+            assert served(app, "Commands", "Unauthenticated", "bidi_stream") == 2
+            assert (await _join(right, "alice")).participant.user_id == "alice"
+        finally:
+            await wrong.close()
+            await right.close()
