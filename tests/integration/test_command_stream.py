@@ -221,7 +221,7 @@ async def test_a_commands_stream_without_the_token_is_refused(
     metadata: tuple[tuple[str, str], ...] | None,
 ) -> None:
     async with room_service_app("--internal-token", TOKEN) as (app, stub):
-        call = stub.Commands(metadata=metadata)
+        call = stub.Commands(metadata=metadata)  # type: ignore[call-arg]  # written with call.write
         await call.write(pb.CommandsRequest(call_id=1, join=join_request("mallory")))
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await call.read()
