@@ -111,6 +111,8 @@ class CommandStreams:
 
     async def serve(self, context: Any) -> None:
         """Serves one stream until the edge closes it or the service stops (the writer)."""
+        if self._stopping:
+            return  # opened on a stopping replica: ends at once, the edge opens another
         stream = _Stream()
         self._streams.add(stream)
         reader = asyncio.create_task(self._read(context, stream))
@@ -139,6 +141,8 @@ class CommandStreams:
                     stream.replies.put_nowait(pb.CommandsResponse(call_id=request.call_id, error=_STOPPING))
                     continue
                 stream.in_flight.add(asyncio.create_task(self._run(request, stream)))
+        except Exception as error:  # the call broke; the writer ends once the commands are done
+            log.debug("Commands stream read failed", extra={"error": repr(error)})
         finally:
             stream.reading = False
             stream.replies.put_nowait(None)
