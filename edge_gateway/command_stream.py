@@ -131,6 +131,8 @@ class _Stream:
                     future.set_result(reply)
         except grpc.aio.AioRpcError as error:
             status = _stream_status(error)
+        except Exception as error:  # the call is unusable however it failed: no answer
+            log.debug("Commands stream read failed", extra={"error": repr(error)})
         finally:
             self._end(call, status)
 
@@ -155,9 +157,7 @@ class _Stream:
         if call is None:
             return
         self._end(call, _NO_ANSWER)
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _stream_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
