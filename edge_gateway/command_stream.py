@@ -45,17 +45,28 @@ COMMAND_FOR: dict[str, str] = {
 }
 """The CommandsRequest field of each request message the stream carries, by its full name."""
 
+_DETAILS_KEY = "grpc-status-details-bin"
+
 _NO_ANSWER = status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message="Commands stream ended")
 _DEADLINE = status_pb2.Status(code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message="Deadline Exceeded")
 
 
-class CommandError(Exception):
-    """A command that failed: the google.rpc.Status its unary call would have failed with."""
+class CommandError(grpc.aio.AioRpcError):
+    """A command that failed, as the error its unary call would have raised: the same code
+    and message, and the google.rpc.Status in the trailing metadata (where grpcio-status
+    reads it), so callers handle both paths alike."""
 
     def __init__(self, status: status_pb2.Status) -> None:
-        super().__init__(status.message)
-        self.status = status
-        self.code = CODE_FOR_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN)
+        trailing = grpc.aio.Metadata(
+            *([(_DETAILS_KEY, status.SerializeToString())] if status.details else [])
+        )
+        super().__init__(
+            CODE_FOR_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN),
+            grpc.aio.Metadata(),
+            trailing,
+            status.message,
+            None,
+        )
 
 
 class _Stream:

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from edge_gateway.command_stream import COMMAND_FOR, CommandError, CommandStreams
+from edge_gateway.command_stream import COMMAND_FOR, CommandStreams
 from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError, from_status
 from edge_gateway.join_queue import JoinQueue
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
-from meeting_common.grpc_metrics import SERVER_STREAM, UNARY, ClientMetrics, ClientRpc, CountedStream
-from meeting_common.rpc_status import error_code_from, error_code_of
+from meeting_common.grpc_metrics import SERVER_STREAM, UNARY, ClientMetrics, CountedStream
+from meeting_common.rpc_status import error_code_from
 
 T = TypeVar("T")
 
@@ -135,16 +135,14 @@ class RoomClient:
             rpc = self._metrics.start(UNARY, method)
             try:
                 if command is None or self._commands is None:
-                    call = invoke(
+                    call: Awaitable[T] = invoke(
                         request, timeout=timeout, metadata=self._metadata, wait_for_ready=wait_for_ready
                     )
-                    return await rpc.response(call)
-                reply: T = await self._command(rpc, command, request, timeout)
-                return reply
-            except grpc.aio.AioRpcError as exc:
+                else:
+                    call = self._commands.call(command, request, timeout)
+                return await rpc.response(call)
+            except grpc.aio.AioRpcError as exc:  # a CommandError too: the same code, message and details
                 code, reason, message = exc.code(), error_code_from(exc), exc.details() or ""
-            except CommandError as exc:
-                code, reason, message = exc.code, error_code_of(exc.status), exc.status.message
             # Only a call that got no answer is retried: a refusal the room service
             # itself gave (it carries an ErrorInfo; e.g. its store is down) would
             # only be given again, after the user waited once more.
@@ -153,20 +151,6 @@ class RoomClient:
                 await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
                 continue
             raise from_status(code, reason, message) from None
-
-    async def _command(self, rpc: ClientRpc, command: str, request: Message, deadline: float) -> Any:
-        assert self._commands is not None
-        try:
-            reply = await self._commands.call(command, request, deadline)
-        except CommandError as exc:
-            rpc.finish(exc.code)
-            raise
-        except asyncio.CancelledError:
-            rpc.finish(grpc.StatusCode.CANCELLED)
-            raise
-        rpc.received()
-        rpc.finish(grpc.StatusCode.OK)
-        return reply
 
     async def join(
         self,

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
-from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError
+from edge_gateway.errors import UNAVAILABLE_MESSAGE
 from edge_gateway.rpc import RoomClient
 from meeting_common.grpc_metrics import ClientMetrics
 from tests.support.prometheus import http_get_text, parse_exposition
 from tests.support.replicas import Replicas, replicas_on_redis
 from tests.support.room import MEETING
+from tests.support.room_rpc import outcome
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,14 +46,6 @@ async def _holder(replicas: Replicas) -> int:
 def _handled(registry: CollectorRegistry, method: str, code: str) -> float:
     labels = {"grpc_type": "unary", "grpc_service": "meeting.v1.RoomService", "grpc_method": method}
     return registry.get_sample_value("grpc_client_handled_total", {**labels, "grpc_code": code}) or 0.0
-
-
-async def _outcome(call: Awaitable[Any]) -> tuple[str, str]:
-    try:
-        await call
-    except EdgeError as error:
-        return error.code.value, error.message
-    return "ok", ""
 
 
 @pytest.fixture
@@ -85,7 +77,7 @@ async def test_a_replica_killed_mid_stream_fails_its_commands_at_once_and_the_ot
     try:
         # Redis holds every write: the chats stay in flight at the replica.
         await admin.client_pause(60_000, all=False)
-        chats = [asyncio.create_task(_outcome(client.send_chat(MEETING, alice, f"m{i}"))) for i in range(3)]
+        chats = [asyncio.create_task(outcome(client.send_chat(MEETING, alice, f"m{i}"))) for i in range(3)]
         await wait_until(
             lambda: _served_all(replicas, holder, "SendChat", 3), within=10, what="all chats in flight"
         )

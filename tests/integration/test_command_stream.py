@@ -16,17 +16,16 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError
+from edge_gateway.errors import UNAVAILABLE_MESSAGE
 from edge_gateway.rpc import RoomClient
 from meeting.v1 import room_service_pb2 as pb
 from room_service.app import RoomServiceApp
 from tests.support.redis_server import SessionRedis
-from tests.support.room_rpc import LOCKED, OPEN, join_request, reason_of, room_service_app
+from tests.support.room_rpc import LOCKED, OPEN, join_request, outcome, reason_of, room_service_app
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
-Outcome = tuple[str, str]
 """(code, message) of a refusal, or ("ok", "") for a reply."""
 
 
@@ -42,14 +41,6 @@ def served(app: RoomServiceApp, method: str, code: str = "OK", kind: str = "unar
         },
     )
     return value or 0.0
-
-
-async def outcome(call: Awaitable[Any]) -> Outcome:
-    try:
-        await call
-    except EdgeError as error:
-        return error.code.value, error.message
-    return "ok", ""
 
 
 @pytest.fixture
