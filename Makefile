@@ -55,9 +55,11 @@ test: $(STAMP) $(NODE_STAMP) $(SYSTEM_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not bench and not slow_fuzz and not solo'
 	$(PY) -m pytest -m solo
 
-## proto: regenerate the Python code (and type stubs) from protos/.
+## proto: regenerate the Python code (and type stubs) from protos/. google/rpc/status.proto
+## comes from the installed googleapis-common-protos (tools/proto_include.py finds it).
 proto: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos \
+		-I "$$($(PY) -m tools.proto_include)" \
 		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) \
 		protos/meeting/v1/room_service.proto

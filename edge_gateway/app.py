@@ -69,6 +69,7 @@ class EdgeApp:
             metadata=bearer_metadata(settings),
             credentials=room_service_credentials(settings),
             joins_per_meeting=settings.joins_in_flight_per_meeting,
+            command_streams=settings.command_streams,
         )
         self.hub = Hub(self.sio, self.client, self.metrics)
         webrtc_config = WebRtcConfigBuilder(

@@ -59,6 +59,12 @@ class Settings(LimitSettings, TierSettings):
         description="Join calls one edge has in flight per meeting; more wait their turn at the edge, "
         "so that a join storm's deadlines run from each call, not from the start of the storm",
     )
+    command_streams: Annotated[int, Field(ge=0)] = Field(
+        2,
+        description="long-lived gRPC streams that carry the commands the edge makes for its sockets "
+        "(join, leave, media, chat, ...) as messages, at about half a unary call's latency; their "
+        "starts are spread over the replicas (0: one unary call per command)",
+    )
     heartbeat_interval_seconds: Seconds = Field(
         2, description="how often the edge renews its lease with the room service"
     )

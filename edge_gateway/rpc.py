@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry
 
-from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError, from_rpc_error
+from edge_gateway.command_stream import COMMAND_FOR, CommandStreams
+from edge_gateway.errors import UNAVAILABLE_MESSAGE, EdgeError, from_status
 from edge_gateway.join_queue import JoinQueue
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
@@ -59,6 +60,7 @@ class RoomClient:
         metadata: Sequence[tuple[str, str]] = (),
         credentials: grpc.ChannelCredentials | None = None,
         joins_per_meeting: int = 32,
+        command_streams: int = 2,
     ) -> None:
         self.edge_id = edge_id
         self._timeout = timeout
@@ -99,9 +101,17 @@ class RoomClient:
         else:
             self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub: pb_grpc.RoomServiceAsyncStub = pb_grpc.RoomServiceStub(self._channel)
+        # The commands made for sockets go over these streams (None: as unary calls).
+        self._commands = (
+            CommandStreams(self._stub, self._metadata, self._metrics, command_streams)
+            if command_streams > 0
+            else None
+        )
 
     async def close(self) -> None:
-        """Closes the channel, cancelling open streams."""
+        """Closes the command streams and the channel, cancelling open streams."""
+        if self._commands is not None:
+            await self._commands.close()
         await self._channel.close(None)
 
     async def _call(
@@ -114,28 +124,33 @@ class RoomClient:
         retries: int = 0,
         retry_on: frozenset[grpc.StatusCode] = _RETRYABLE,
     ) -> T:
-        """`invoke(request)` with this client's deadline (or `deadline` seconds) and metadata; each
-        attempt is reported as one RPC."""
+        """`invoke(request)` with this client's deadline (or `deadline` seconds) and metadata,
+        as a command on the Commands streams when it is one and they are on; each attempt
+        is reported as one unary RPC of its method either way."""
         method = _METHOD_FOR[request.DESCRIPTOR.full_name]
+        command = COMMAND_FOR.get(request.DESCRIPTOR.full_name) if self._commands is not None else None
+        timeout = deadline or self._timeout
         attempt = 0
         while True:
-            call = invoke(
-                request,
-                timeout=deadline or self._timeout,
-                metadata=self._metadata,
-                wait_for_ready=wait_for_ready,
-            )
+            rpc = self._metrics.start(UNARY, method)
             try:
-                return await self._metrics.start(UNARY, method).response(call)
-            except grpc.aio.AioRpcError as exc:
-                # Only a call that got no answer is retried: a refusal the room service
-                # itself gave (it carries an ErrorInfo; e.g. its store is down) would
-                # only be given again, after the user waited once more.
-                if attempt < retries and exc.code() in retry_on and error_code_from(exc) is None:
-                    attempt += 1
-                    await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
-                    continue
-                raise from_rpc_error(exc) from None
+                if command is None or self._commands is None:
+                    call: Awaitable[T] = invoke(
+                        request, timeout=timeout, metadata=self._metadata, wait_for_ready=wait_for_ready
+                    )
+                else:
+                    call = self._commands.call(command, request, timeout)
+                return await rpc.response(call)
+            except grpc.aio.AioRpcError as exc:  # a CommandError too: the same code, message and details
+                code, reason, message = exc.code(), error_code_from(exc), exc.details() or ""
+            # Only a call that got no answer is retried: a refusal the room service
+            # itself gave (it carries an ErrorInfo; e.g. its store is down) would
+            # only be given again, after the user waited once more.
+            if attempt < retries and code in retry_on and reason is None:
+                attempt += 1
+                await asyncio.sleep(min(_MAX_RETRY_PAUSE, 0.1 * 2**attempt))
+                continue
+            raise from_status(code, reason, message) from None
 
     async def join(
         self,

@@ -35,21 +35,39 @@ STATUS_FOR_CODE: dict[ErrorCode, grpc.StatusCode] = {
 }
 
 
-def refusal(error_code: ErrorCode, message: str) -> grpc.Status:
-    """The status for an error: its gRPC code, message and ErrorInfo detail."""
+CODE_FOR_NUMBER: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+"""grpc.StatusCode by its number (a google.rpc.Status carries the number)."""
+
+
+def status_of(error_code: ErrorCode, message: str) -> status_pb2.Status:
+    """The google.rpc.Status for an error: its gRPC code, message and ErrorInfo detail (what a
+    unary call carries in its trailers, and a Commands reply in its `error`)."""
     code = STATUS_FOR_CODE.get(error_code, grpc.StatusCode.INTERNAL)
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=error_code.value, domain=ERROR_DOMAIN))
-    status: grpc.Status = rpc_status.to_status(
-        status_pb2.Status(code=code.value[0], message=message, details=[detail])
-    )
-    return status
+    return status_pb2.Status(code=code.value[0], message=message, details=[detail])
+
+
+def refusal(error_code: ErrorCode, message: str) -> grpc.Status:
+    """The status for an error, ready for `context.abort_with_status`."""
+    return to_grpc_status(status_of(error_code, message))
+
+
+def to_grpc_status(status: status_pb2.Status) -> grpc.Status:
+    """A google.rpc.Status as the grpc.Status a server aborts with (details in the trailers)."""
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
+    """Ends the call with `status` (raises, as `context.abort` does)."""
+    converted = to_grpc_status(status)
+    await context.abort(converted.code, converted.details, trailing_metadata=converted.trailing_metadata)
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error_code: ErrorCode, message: str) -> None:
     """Ends the call with the status for an error (raises, as `context.abort` does)."""
-    status = refusal(error_code, message)
-    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+    await abort_with(context, status_of(error_code, message))
 
 
 def error_code_from(error: grpc.RpcError) -> ErrorCode | None:
@@ -63,6 +81,12 @@ def error_code_from(error: grpc.RpcError) -> ErrorCode | None:
         return None
     if status is None:
         return None
+    return error_code_of(status)
+
+
+def error_code_of(status: status_pb2.Status) -> ErrorCode | None:
+    """The stable code in a google.rpc.Status's ErrorInfo, if any (None for none, or for a
+    reason this version does not know)."""
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):

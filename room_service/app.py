@@ -85,6 +85,7 @@ class RoomServiceApp:
             ),
             [self.grpc_metrics.wrap, *([BearerToken(internal_token).wrap] if internal_token else [])],
         )
+        self.servicer: RoomServicer | None = None
         self.grpc_port = 0
         self.metrics_port = 0
         self._runner: web.AppRunner | None = None
@@ -102,7 +103,8 @@ class RoomServiceApp:
         await self.manager.check_store_continuity()
         await self._register_meetings()
         self.manager.on_store_reset = self._register_meetings
-        pb_grpc.add_RoomServiceServicer_to_server(RoomServicer(self.manager), self.server)
+        self.servicer = RoomServicer(self.manager, self.grpc_metrics)
+        pb_grpc.add_RoomServiceServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -217,6 +219,10 @@ class RoomServiceApp:
         # after the restart from their last position) so that only unary calls use
         # the grace period.
         self.manager.close_streams()
+        # Commands streams end once their commands in flight are answered; the edges
+        # reopen them on a serving replica.
+        if self.servicer is not None:
+            self.servicer.commands.stop()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         for task in self._tasks:
             task.cancel()

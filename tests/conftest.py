@@ -3,6 +3,7 @@ JavaScript client, and a gRPC stub on the running room service."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -10,7 +11,14 @@ import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+    start_together,
+)
 from tests.support.redis_server import SessionRedis
 
 # Short heartbeats so that tests of silent loss and leases finish in seconds.
@@ -25,24 +33,49 @@ FAST_EDGE_ARGS = (
 
 
 @pytest.fixture
-async def room_service() -> AsyncIterator[RoomServiceProcess]:
-    """A room service process with the demo meetings."""
-    async with await start_room_service("--edge-lease-seconds", "3", "--restore-grace-seconds", "1") as proc:
+async def room_service(request: pytest.FixtureRequest) -> AsyncIterator[RoomServiceProcess]:
+    """A room service process with the demo meetings; a module's or test's
+    `room_service_args` marker adds flags (e.g. a short recovery window)."""
+    extra = [arg for marker in request.node.iter_markers("room_service_args") for arg in marker.args]
+    async with await start_room_service(
+        "--edge-lease-seconds", "3", "--restore-grace-seconds", "1", *QUICK_STOP, *extra
+    ) as proc:
         yield proc
 
 
+EDGE_NAMES = {"edge": "edge-a", "edge2": "edge-b"}
+"""The edge fixtures and the names of their processes."""
+Edges = dict[str, EdgeProcess]
+
+SHORT_RECOVERY_WINDOW = pytest.mark.room_service_args("--recovery-window-seconds", "1")
+"""For tests that wait for a dropped socket to be reported left, not for it to recover:
+the others are told once its recovery window ends, 5 s at the shipped setting."""
+
+
 @pytest.fixture
-async def edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+async def edges(room_service: RoomServiceProcess, request: pytest.FixtureRequest) -> AsyncIterator[Edges]:
+    """The edge gateways in front of `room_service` that the test asks for (`edge`,
+    `edge2`), started together."""
+    wanted = [fixture for fixture in EDGE_NAMES if fixture in request.fixturenames]
+    started = await start_together(
+        *(start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name=EDGE_NAMES[f]) for f in wanted)
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        for proc in started:
+            await stack.enter_async_context(proc)  # stopped (output shown on failure) on exit
+        yield dict(zip(wanted, started, strict=True))
+
+
+@pytest.fixture
+def edge(edges: Edges) -> EdgeProcess:
     """One edge gateway in front of `room_service`."""
-    async with await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-a") as proc:
-        yield proc
+    return edges["edge"]
 
 
 @pytest.fixture
-async def edge2(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
+def edge2(edges: Edges) -> EdgeProcess:
     """A second edge gateway in front of the same room service."""
-    async with await start_edge(room_service.grpc_address, *FAST_EDGE_ARGS, name="edge-b") as proc:
-        yield proc
+    return edges["edge2"]
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.rpc import status_pb2
 
 from meeting_common.codes import ErrorCode
-from meeting_common.rpc_status import abort as _abort
+from meeting_common.rpc_status import abort_with, status_of
 from room_service.api.refusals import RefusalLog
 from room_service.domain import rules
 from room_service.domain.errors import DomainError
@@ -26,14 +27,21 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-async def _answer(context: grpc.aio.ServicerContext[Any, Any], method: str, exc: Exception) -> None:
-    """Aborts the call with the status `exc` stands for (always raises)."""
+def status_for(method: str, exc: BaseException) -> status_pb2.Status:
+    """The status `exc`, raised by `method`, is answered with: a DomainError's own, anything
+    else INTERNAL with a generic message (its traceback logged, never sent). Both a unary
+    call and a command on the Commands stream answer with this."""
     if isinstance(exc, DomainError):
         if exc.code is ErrorCode.UNAVAILABLE:
             refusals.refused(method, exc)
-        await _abort(context, exc.code, exc.message)
+        return status_of(exc.code, exc.message)
     log.error("unhandled error in %s", method, exc_info=exc)
-    await _abort(context, ErrorCode.INTERNAL, "Internal error")
+    return status_of(ErrorCode.INTERNAL, "Internal error")
+
+
+async def _answer(context: grpc.aio.ServicerContext[Any, Any], method: str, exc: Exception) -> None:
+    """Aborts the call with the status `exc` stands for (always raises)."""
+    await abort_with(context, status_for(method, exc))
 
 
 def unary(

@@ -10,7 +10,9 @@ from typing import Any
 
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from meeting_common.grpc_metrics import ServerMetrics
 from room_service.api import convert
+from room_service.api.commands import CommandStreams
 from room_service.api.error_mapping import optional, require, streaming, unary
 from room_service.api.roster import RosterEncoder
 from room_service.domain import rules
@@ -31,8 +33,11 @@ whole join history converted (3 KB per participant, idle)."""
 class RoomServicer(pb_grpc.RoomServiceServicer):
     """One servicer for the RoomService; all logic lives in RoomManager."""
 
-    def __init__(self, manager: RoomManager) -> None:
+    def __init__(self, manager: RoomManager, metrics: ServerMetrics | None = None) -> None:
         self._manager = manager
+        # The Commands streams run this servicer's own methods (each command counted in
+        # `metrics` under its method's name).
+        self.commands = CommandStreams(self, metrics)
         # Events converted once and shared by every stream that relays them.
         self._encoded: OrderedDict[tuple[str, str, int], pb.WatchRoomResponse] = OrderedDict()
         # Rosters from cached participant encodings: a join costs no conversion per participant.
@@ -239,6 +244,11 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     ) -> AsyncIterator[pb.WatchEdgeResponse]:
         async for signal in self._manager.edge_signals(require(request.edge_id, "edge_id")):
             yield pb.WatchEdgeResponse(signal=convert.signal_to_pb(signal))
+
+    async def Commands(self, request_iterator: Any, context: Any) -> None:  # type: ignore[override]
+        # Reads and writes through the context (one awaited call per message, no iterator
+        # in between); the generated base class types the generator form only.
+        await self.commands.serve(context)
 
     def _encode(self, event: RoomEvent) -> pb.WatchRoomResponse:
         key = (event.meeting_id, event.position.epoch, event.position.sequence)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.conftest import SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
 from tests.support.room import MEETING, join, truth
@@ -38,6 +39,7 @@ def _explain(client: JsClient, violations: list[str], pids: list[str]) -> str:
     return "\n".join(lines)
 
 
+@SHORT_RECOVERY_WINDOW
 async def test_concurrent_joins_leaves_and_drops_over_two_edges(
     edge: EdgeProcess,
     edge2: EdgeProcess,

@@ -18,7 +18,13 @@ import pytest
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.replicas import replicas_on_redis
 from tests.support.room import MEETING, join, room_snapshot
 from tests.support.roster import replay
@@ -42,6 +48,9 @@ LATECOMERS = 20  # connect and join during the churn
 # by the edges' default ping timeout (8.5 s of silence). The test is about consistency,
 # not about detecting vanished clients (tests/faults/test_silent_client.py): the edges
 # give the harness 25 s.
+# The dropped clients are reported left once their recovery window ends: the shipped 5 s
+# would only be waited out (none comes back), so the room services hold them for 1 s.
+ROOM_ARGS = ("--max-participants", "1000", "--recovery-window-seconds", "1")
 EDGE_ARGS = (
     "--max-connections-per-address",
     "2000",
@@ -57,7 +66,7 @@ async def cluster(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[RoomServiceProcess, EdgeProcess, EdgeProcess]]:
     if request.param == "redis-replicas":
-        async with replicas_on_redis(2, "--max-participants", "1000") as replicas:
+        async with replicas_on_redis(2, *ROOM_ARGS) as replicas:
             edges: list[EdgeProcess] = []
             try:
                 edges.append(await start_edge(replicas.addresses[0], *EDGE_ARGS, name="edge-a"))
@@ -67,7 +76,7 @@ async def cluster(
                 for edge in edges:
                     await edge.terminate()
         return
-    rs = await start_room_service("--max-participants", "1000")
+    rs = await start_room_service(*ROOM_ARGS, *QUICK_STOP)
     edges = []
     try:
         edges.append(await start_edge(rs.grpc_address, *EDGE_ARGS, name="edge-a"))

@@ -13,7 +13,13 @@ from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.conftest import FAST_EDGE_ARGS
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.room import join, refused
 
 HOST_ONLY = "host-only-meeting"
@@ -118,7 +124,7 @@ async def host_only_service(tmp_path: Path) -> AsyncIterator[tuple[RoomServicePr
             ]
         )
     )
-    service = await start_room_service("--meetings-file", str(meetings), name="rs-host-only")
+    service = await start_room_service("--meetings-file", str(meetings), *QUICK_STOP, name="rs-host-only")
     try:
         edge = await start_edge(service.grpc_address, *FAST_EDGE_ARGS, name="edge-host-only")
         try:

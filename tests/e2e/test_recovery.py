@@ -14,9 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAST_EDGE_ARGS
+from tests.conftest import FAST_EDGE_ARGS, SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.recovery import (
     TRANSPORTS,
     chat,
@@ -125,6 +131,7 @@ async def test_a_cut_connection_is_recovered_through_the_other_edge(
     await bob.expect_no_event("participant-left", within=0.5, start=bob_start)
 
 
+@SHORT_RECOVERY_WINDOW  # nobody comes back: the shipped 5 s would only be waited out
 async def test_a_window_that_expires_tells_the_others_the_participant_left(
     room_service: RoomServiceProcess, edge: EdgeProcess, proxy: TcpProxy, js: JsClientPool
 ) -> None:
@@ -218,7 +225,9 @@ async def test_a_log_that_no_longer_reaches_back_gives_a_fresh_meeting_joined_no
     js: JsClientPool,
 ) -> None:
     async with (
-        await start_room_service("--replay-buffer", "4", name="room-service-short-log") as service,
+        await start_room_service(
+            "--replay-buffer", "4", *QUICK_STOP, name="room-service-short-log"
+        ) as service,
         await start_edge(service.grpc_address, *FAST_EDGE_ARGS, name="edge-short-log") as edge,
         TcpProxy(edge.http_address) as proxy,
     ):

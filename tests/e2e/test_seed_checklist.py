@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.conftest import SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JS_DIR, JsClient, JsClientPool
 from tests.support.managed import REPO_ROOT
 from tests.support.processes import EdgeProcess
 from tests.support.room import LOCKED_MEETING, MEETING, join, seed_pair, truth
 from tests.support.roster import replay
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -141,10 +143,13 @@ async def test_4_user_leaves_and_rejoins(pair: Pair, stub: pb_grpc.RoomServiceAs
     no_errors(user1, user2)
 
 
+@SHORT_RECOVERY_WINDOW
 async def test_5_disconnect_handling(pair: Pair, stub: pb_grpc.RoomServiceAsyncStub) -> None:
     user1, user2, first, second = pair
     await user2.drop("reset")  # unexpected: no disconnect packet
-    # WebSocket: seen at once; a long-poll: at the ping timeout (3 s with the test edge).
+    # Told once the socket's recovery window (1 s here) ran out, counted from when it was
+    # last heard: a WebSocket's close is seen at once, a long-poll's loss at the ping
+    # timeout (3 s with the test edge).
     left = (await user1.wait_for_event("participant-left", timeout=15)).data
     assert left["participantId"] == second["participantId"]
     assert left["userName"] == "User Two" and left["reason"] == "disconnected"
@@ -255,6 +260,7 @@ async def run_seed_script(url: str, seconds: float) -> str:
     return stdout.decode()
 
 
+@SHORT_RECOVERY_WINDOW  # its users are gone once their windows end, after it is stopped
 async def test_the_seeds_verification_script_prints_the_expected_output(
     edge: EdgeProcess, stub: pb_grpc.RoomServiceAsyncStub
 ) -> None:
@@ -272,12 +278,12 @@ async def test_the_seeds_verification_script_prints_the_expected_output(
             assert _ID.sub("<id>", got) == _ID.sub("<id>", want), output
     ids = {line.split(": ", 1)[1] for line in actual if line.startswith("- Participant ID:")}
     assert len(ids) == 2
+
     # Once the script is gone, so are its two users: no ghosts.
-    for _ in range(50):
-        if not await truth(stub):
-            break
-        await asyncio.sleep(0.2)
-    assert await truth(stub) == set()
+    async def nobody_left() -> bool:
+        return await truth(stub) == set()
+
+    await wait_until(nobody_left, within=10, what="the script's users gone")
 
 
 def test_logical_lines_joins_the_participants_dump() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
+from tests.conftest import SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JsClient, JsClientPool
 from tests.support.processes import EdgeProcess
 from tests.support.room import join, seed_pair, truth
@@ -75,6 +76,7 @@ async def test_4_leave_and_rejoin_across_edges(
     assert await truth(stub) == {first["participantId"], after["participantId"]}
 
 
+@SHORT_RECOVERY_WINDOW
 async def test_5_disconnect_is_seen_across_edges(
     edge: EdgeProcess,
     edge2: EdgeProcess,
@@ -88,6 +90,7 @@ async def test_5_disconnect_is_seen_across_edges(
     assert await truth(stub) == {first["participantId"]}
 
 
+@SHORT_RECOVERY_WINDOW
 async def test_an_observer_on_each_edge_sees_the_same_history(
     edge: EdgeProcess, edge2: EdgeProcess, js: JsClientPool
 ) -> None:

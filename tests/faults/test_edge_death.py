@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+    start_together,
+)
 from tests.support.room import about, join, join_seen, left_payload, room_stub, truth
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import report
@@ -36,6 +42,7 @@ async def rs() -> AsyncIterator[RoomServiceProcess]:
         "1",
         "--recovery-window-seconds",
         str(RECOVERY_WINDOW),
+        *QUICK_STOP,
     )
     try:
         yield proc
@@ -47,8 +54,9 @@ async def rs() -> AsyncIterator[RoomServiceProcess]:
 async def test_dead_or_frozen_edge_loses_its_participants(
     rs: RoomServiceProcess, js: JsClientPool, fault: str
 ) -> None:
-    edge_a = await start_edge(rs.grpc_address, *FAST, name="edge-a")
-    edge_b = await start_edge(rs.grpc_address, *FAST, name="edge-b")
+    edge_a, edge_b = await start_together(
+        start_edge(rs.grpc_address, *FAST, name="edge-a"), start_edge(rs.grpc_address, *FAST, name="edge-b")
+    )
     try:
         a1 = js.client("a1")
         pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
@@ -87,8 +95,9 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
     rs: RoomServiceProcess, js: JsClientPool
 ) -> None:
     async with TcpProxy(rs.grpc_address) as proxy:
-        edge_a = await start_edge(rs.grpc_address, *FAST, name="edge-a")
-        edge_b = await start_edge(proxy.address, *FAST, name="edge-b")
+        edge_a, edge_b = await start_together(
+            start_edge(rs.grpc_address, *FAST, name="edge-a"), start_edge(proxy.address, *FAST, name="edge-b")
+        )
         try:
             a1, b1 = js.client("a1"), js.client("b1")
             pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
@@ -126,14 +135,19 @@ async def test_cut_off_edge_is_reaped_and_its_sockets_are_told_when_it_returns(
 
 # A lease far longer than any wait below: a reap seen within them cannot be the lease's.
 LONG_LEASE = 30.0
+# With the short recovery window, a reap on a closed connection (disconnect grace, window,
+# reaper tick: about 2.5 s) shows well within those waits; at the shipped 5 s window it
+# would come after the 4 s quiet period below.
+LONG_LEASE_ARGS = ("--edge-lease-seconds", str(LONG_LEASE), "--recovery-window-seconds", str(RECOVERY_WINDOW))
 
 
 async def test_a_crashed_edge_is_reaped_when_its_connection_closes_not_after_its_lease(
     js: JsClientPool,
 ) -> None:
-    async with await start_room_service("--edge-lease-seconds", str(LONG_LEASE), name="rs-long-lease") as rs:
-        edge_a = await start_edge(rs.grpc_address, name="edge-a")  # default heartbeat and pings
-        edge_b = await start_edge(rs.grpc_address, name="edge-b")
+    async with await start_room_service(*LONG_LEASE_ARGS, *QUICK_STOP, name="rs-long-lease") as rs:
+        edge_a, edge_b = await start_together(
+            start_edge(rs.grpc_address, name="edge-a"), start_edge(rs.grpc_address, name="edge-b")
+        )  # default heartbeat and pings
         try:
             a1 = js.client("a1")
             pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
@@ -157,11 +171,12 @@ async def test_a_crashed_edge_is_reaped_when_its_connection_closes_not_after_its
 @pytest.mark.parametrize("fault", ["sigstop", "silent-cut"])
 async def test_a_frozen_or_silently_cut_edge_keeps_its_lease(js: JsClientPool, fault: str) -> None:
     async with (
-        await start_room_service("--edge-lease-seconds", str(LONG_LEASE), name="rs-long-lease") as rs,
+        await start_room_service(*LONG_LEASE_ARGS, *QUICK_STOP, name="rs-long-lease") as rs,
         TcpProxy(rs.grpc_address) as proxy,
     ):
-        edge_a = await start_edge(rs.grpc_address, name="edge-a")
-        edge_b = await start_edge(proxy.address, name="edge-b")
+        edge_a, edge_b = await start_together(
+            start_edge(rs.grpc_address, name="edge-a"), start_edge(proxy.address, name="edge-b")
+        )
         try:
             a1, b1 = js.client("a1"), js.client("b1")
             pa = (await join(a1, "ua", url=edge_a.url))["participantId"]
@@ -189,7 +204,13 @@ async def rs_without_recovery() -> AsyncIterator[RoomServiceProcess]:
     """Reaping at the lease, no recovery window on top: a frozen edge must wake up before
     its own clients' ping timeout (3 s) gives up on it."""
     proc = await start_room_service(
-        "--edge-lease-seconds", str(LEASE), "--restore-grace-seconds", "1", "--recovery-window-seconds", "0"
+        "--edge-lease-seconds",
+        str(LEASE),
+        "--restore-grace-seconds",
+        "1",
+        "--recovery-window-seconds",
+        "0",
+        *QUICK_STOP,
     )
     try:
         yield proc
@@ -201,8 +222,9 @@ async def test_signals_reach_a_frozen_edge_again_after_it_was_reaped(
     rs_without_recovery: RoomServiceProcess, js: JsClientPool
 ) -> None:
     rs = rs_without_recovery
-    edge_a = await start_edge(rs.grpc_address, *FAST, name="edge-a")
-    edge_b = await start_edge(rs.grpc_address, *FAST, name="edge-b")
+    edge_a, edge_b = await start_together(
+        start_edge(rs.grpc_address, *FAST, name="edge-a"), start_edge(rs.grpc_address, *FAST, name="edge-b")
+    )
     try:
         a1, b1 = js.client("a1"), js.client("b1")
         await join(a1, "ua", url=edge_a.url)

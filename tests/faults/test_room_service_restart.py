@@ -13,7 +13,14 @@ import time
 from edge_gateway.config import Settings as EdgeSettings
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from tests.support.jsclient import JsClient, JsClientPool
-from tests.support.processes import EdgeProcess, split_address, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    split_address,
+    start_edge,
+    start_room_service,
+    start_together,
+)
 from tests.support.room import about, join, join_payload, join_seen, refused, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
@@ -33,8 +40,9 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
     proxy = TcpProxy(address)
     await proxy.start()
     # Default heartbeat interval and ping settings: the race is the real one.
-    edge_a = await start_edge(address, name="edge-a")
-    edge_b = await start_edge(proxy.address, name="edge-b")
+    edge_a, edge_b = await start_together(
+        start_edge(address, name="edge-a"), start_edge(proxy.address, name="edge-b")
+    )
     clients: list[JsClient] = []
     try:
         pids: dict[str, str] = {}
@@ -62,7 +70,7 @@ async def test_restart_loses_nobody_and_tells_nobody_they_left(js: JsClientPool)
         if remaining > 0:
             await late.expect_no_event("meeting-joined", within=remaining)
         proxy.block()  # edge B will come back later than edge A
-        rs = await start_room_service("--grpc-address", f"127.0.0.1:{port}")
+        rs = await start_room_service("--grpc-address", f"127.0.0.1:{port}", *QUICK_STOP)
         restarted = time.monotonic()
         # Edge A is back first; a join there lands while A's room stream still waits for
         # its resync snapshot (the service holds it for the restore grace).
@@ -159,7 +167,9 @@ async def test_restart_under_traffic_tells_nobody_that_a_live_participant_left(j
         joining = asyncio.create_task(keep_joining())
         await wait_until(lambda: _at_least(attempts, 2), within=30, what="joins flowing before the crash")
         await rs.kill()
-        rs = await start_room_service("--edge-lease-seconds", "30", "--grpc-address", f"127.0.0.1:{port}")
+        rs = await start_room_service(
+            "--edge-lease-seconds", "30", "--grpc-address", f"127.0.0.1:{port}", *QUICK_STOP
+        )
         # Keep joining through the restore grace (3 s) and beyond: 10 more joins take 5 s.
         before_restart = len(attempts)
         await wait_until(
@@ -205,7 +215,7 @@ async def _has(stub: pb_grpc.RoomServiceAsyncStub, expected: set[str]) -> bool:
 
 async def test_frozen_room_service_reaps_nobody_alive_when_it_resumes(js: JsClientPool) -> None:
     lease = 2.0
-    rs = await start_room_service("--edge-lease-seconds", str(lease))
+    rs = await start_room_service("--edge-lease-seconds", str(lease), *QUICK_STOP)
     fast = ("--heartbeat-interval-seconds", "0.5")
     edge_a = await start_edge(rs.grpc_address, *fast, name="edge-a")
     try:

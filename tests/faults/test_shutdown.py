@@ -11,7 +11,7 @@ import signal
 import time
 
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.processes import QUICK_STOP, msg_is, start_edge, start_room_service, start_together
 from tests.support.recovery import reconnected
 from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.tcp_proxy import TcpProxy
@@ -21,9 +21,10 @@ LEASE = 30.0  # so long that only the hold's window can explain a participant-le
 
 
 async def test_edge_sigterm_is_a_blip_clients_resume_through_another_edge(js: JsClientPool) -> None:
-    rs = await start_room_service("--edge-lease-seconds", str(LEASE))
-    edge_a = await start_edge(rs.grpc_address, name="edge-a")
-    edge_b = await start_edge(rs.grpc_address, name="edge-b")
+    rs = await start_room_service("--edge-lease-seconds", str(LEASE), *QUICK_STOP)
+    edge_a, edge_b = await start_together(
+        start_edge(rs.grpc_address, name="edge-a"), start_edge(rs.grpc_address, name="edge-b")
+    )
     try:
         async with TcpProxy(edge_b.http_address) as balancer:
             a = js.client("a")

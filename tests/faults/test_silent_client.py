@@ -11,7 +11,7 @@ import pytest
 
 from edge_gateway.config import OPTIONS
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import QUICK_STOP, RoomServiceProcess, start_edge, start_room_service
 from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.timing import report
 
@@ -54,7 +54,9 @@ async def test_silent_client_timeout_is_configurable(js: JsClientPool) -> None:
     # The others learn of a silent loss after the longer of the ping bound and the
     # recovery window (counted from the client's last sign of life): a short
     # window here, so the ping settings are what this measures.
-    async with await start_room_service("--recovery-window-seconds", "1", name="rs-short-window") as rs:
+    async with await start_room_service(
+        "--recovery-window-seconds", "1", *QUICK_STOP, name="rs-short-window"
+    ) as rs:
         await _silent_client_with_fast_pings(rs, js)
 
 

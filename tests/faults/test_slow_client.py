@@ -10,7 +10,7 @@ import os
 import time
 
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.processes import QUICK_STOP, msg_is, start_edge, start_room_service
 from tests.support.room import join, join_seen, left_payload, room_stub, truth
 from tests.support.timing import report
 
@@ -21,7 +21,7 @@ BATCH = 25
 
 
 async def test_stuck_reader_is_dropped_and_others_keep_receiving(js: JsClientPool) -> None:
-    room_service = await start_room_service("--max-chat-length", "4000")
+    room_service = await start_room_service("--max-chat-length", "4000", *QUICK_STOP)
     edge = await start_edge(
         room_service.grpc_address,
         "--max-text-length",

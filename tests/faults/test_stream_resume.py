@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import msg_is, start_edge, start_room_service
+from tests.support.processes import QUICK_STOP, msg_is, start_edge, start_room_service, start_together
 from tests.support.room import about, join, join_seen, room_stub, truth
 from tests.support.roster import replay
 from tests.support.tcp_proxy import TcpProxy
@@ -18,11 +18,14 @@ ROOM_EVENTS = ("participant-joined", "participant-left", "participant-updated")
 
 @pytest.mark.parametrize("replay_buffer", [1024, 4])
 async def test_cut_stream_resumes_or_resynchronises(js: JsClientPool, replay_buffer: int) -> None:
-    rs = await start_room_service("--edge-lease-seconds", "15", "--replay-buffer", str(replay_buffer))
+    rs = await start_room_service(
+        "--edge-lease-seconds", "15", "--replay-buffer", str(replay_buffer), *QUICK_STOP
+    )
     proxy = TcpProxy(rs.grpc_address)
     await proxy.start()
-    edge_a = await start_edge(proxy.address, name="edge-a")  # its stream goes through the proxy
-    edge_b = await start_edge(rs.grpc_address, name="edge-b")
+    edge_a, edge_b = await start_together(
+        start_edge(proxy.address, name="edge-a"), start_edge(rs.grpc_address, name="edge-b")
+    )  # its stream goes through the proxy
     try:
         a1, b0, b1, b2, b3, b4 = (js.client(n) for n in ("a1", "b0", "b1", "b2", "b3", "b4"))
         pa1 = (await join(a1, "ua1", url=edge_a.url))["participantId"]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.jsclient import JsClientPool
 from tests.support.managed import REPO_ROOT
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_room_service
+from tests.support.processes import QUICK_STOP, EdgeProcess, RoomServiceProcess, start_room_service
 from tests.support.room import join
 
 MEETING = "ops-sync"
@@ -161,7 +161,9 @@ async def test_refusals_and_bad_usage(room_service: RoomServiceProcess) -> None:
 @pytest.fixture
 async def guarded_service() -> Any:
     """A room service that requires an internal bearer token."""
-    proc = await start_room_service(env={"ROOM_SERVICE_INTERNAL_TOKEN": "ops-token-123"}, name="rs-token")
+    proc = await start_room_service(
+        *QUICK_STOP, env={"ROOM_SERVICE_INTERNAL_TOKEN": "ops-token-123"}, name="rs-token"
+    )
     try:
         yield proc
     finally:

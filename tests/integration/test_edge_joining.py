@@ -4,17 +4,37 @@ seed's `meeting-joined` shape, idempotent re-join, replacement of a user's older
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from edge_gateway.relay import RoomRelay
-from tests.support.edge_stack import LOCKED, OPEN, Client, Connect, Stack, sockets_connected
+from tests.support.edge_stack import (
+    LOCKED,
+    OPEN,
+    Client,
+    Connect,
+    Stack,
+    sockets_connected,
+    start_stack,
+    stop_stack,
+)
 from tests.support.room import join
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["2", "0"], ids=["command-streams", "unary-calls"])
+async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """The edge's commands over its Commands streams (the default), and as unary calls
+    (`--command-streams 0`, the escape hatch): the same behaviour either way."""
+    running = await start_stack("--command-streams", request.param)
+    try:
+        yield running
+    finally:
+        await stop_stack(running)
 
 
 def _keys(value: Any) -> list[str]:

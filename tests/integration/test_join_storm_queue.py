@@ -23,6 +23,7 @@ from edge_gateway.rpc import RoomClient
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.codes import ErrorCode
+from room_service.api.commands import CommandStreams
 from tests.support.timing import wait_until
 
 DEPTH = 3
@@ -38,6 +39,11 @@ class HeldRoomService(pb_grpc.RoomServiceServicer):
         self.calls: Counter[str] = Counter()
         self.open = asyncio.Event()
         self.heartbeat_ok = True
+        # The edge's Commands streams run this servicer's Join as the room service's do.
+        self.commands = CommandStreams(self)
+
+    async def Commands(self, request_iterator: Any, context: Any) -> None:  # type: ignore[override]
+        await self.commands.serve(context)
 
     async def Join(
         self, request: pb.JoinRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -64,15 +70,17 @@ class HeldRoomService(pb_grpc.RoomServiceServicer):
         return pb.HeartbeatResponse(known=True, lease_seconds=6, instance_id="held")
 
 
-@pytest.fixture
-async def service() -> AsyncIterator[tuple[HeldRoomService, RoomClient]]:
+@pytest.fixture(params=[2, 0], ids=["command-streams", "unary-calls"])
+async def service(request: pytest.FixtureRequest) -> AsyncIterator[tuple[HeldRoomService, RoomClient]]:
     servicer = HeldRoomService()  # type: ignore[abstract]  # the methods it lacks answer UNIMPLEMENTED
     server = grpc.aio.server()
     pb_grpc.add_RoomServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     # A deadline far beyond the test: what is checked is where the calls wait, not how long.
-    client = RoomClient(f"127.0.0.1:{port}", "edge-test", 60.0, joins_per_meeting=DEPTH)
+    client = RoomClient(
+        f"127.0.0.1:{port}", "edge-test", 60.0, joins_per_meeting=DEPTH, command_streams=request.param
+    )
     try:
         yield servicer, client
     finally:

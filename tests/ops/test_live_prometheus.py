@@ -25,7 +25,7 @@ from tests.support.dashboard import (
     panel_queries,
 )
 from tests.support.jsclient import JsClientPool
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_room_service
+from tests.support.processes import QUICK_STOP, EdgeProcess, RoomServiceProcess, start_room_service
 from tests.support.prometheus import (
     PrometheusServer,
     require_tool,
@@ -88,7 +88,12 @@ async def room_service() -> AsyncIterator[RoomServiceProcess]:
     redis = await start_redis()
     try:
         async with await start_room_service(
-            "--store", "redis", "--edge-lease-seconds", "3", env={"ROOM_SERVICE_REDIS_URL": redis.url}
+            "--store",
+            "redis",
+            "--edge-lease-seconds",
+            "3",
+            *QUICK_STOP,
+            env={"ROOM_SERVICE_REDIS_URL": redis.url},
         ) as proc:
             yield proc
     finally:

@@ -10,10 +10,18 @@ from typing import Any
 
 import jwt
 import pytest
+import pytest_asyncio
 
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
 from tests.support.managed import ManagedProcess
-from tests.support.processes import EdgeProcess, RoomServiceProcess, edge_argv, start_edge
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    edge_argv,
+    start_edge,
+    start_room_service,
+)
 from tests.support.room import join, join_payload, refused
 
 from . import keys
@@ -23,12 +31,30 @@ pytestmark = pytest.mark.timeout(120)
 JWT_ARGS = ("--auth-mode", "jwt", "--jwt-issuer", keys.ISSUER, "--jwt-audience", keys.AUDIENCE)
 
 
+JWT_EDGE_ARGS = (*JWT_ARGS, "--jwt-leeway-seconds", "5")
+JWT_EDGE_ENV = {"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET}
+
+
 @pytest.fixture
 async def jwt_edge(room_service: RoomServiceProcess) -> AsyncIterator[EdgeProcess]:
     """An edge in jwt mode with the HS256 secret given by environment variable."""
-    args, env = (*JWT_ARGS, "--jwt-leeway-seconds", "5"), {"EDGE_GATEWAY_JWT_SECRET": keys.HS_SECRET}
-    async with await start_edge(room_service.grpc_address, *args, env=env, name="edge-jwt") as proc:
+    async with await start_edge(
+        room_service.grpc_address, *JWT_EDGE_ARGS, env=JWT_EDGE_ENV, name="edge-jwt"
+    ) as proc:
         yield proc
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing_edge() -> AsyncIterator[tuple[EdgeProcess, JsClientPool]]:
+    """The `jwt_edge` setup, and a client driver, shared by the bad-token cases: each is
+    refused at connect, before anything reaches the room service, and uses a client of
+    its own, so none needs fresh processes (13 cases, three processes each)."""
+    async with (
+        await start_room_service(*QUICK_STOP, name="rs-refusing") as rs,
+        await start_edge(rs.grpc_address, *JWT_EDGE_ARGS, env=JWT_EDGE_ENV, name="edge-jwt-refusing") as edge,
+        JsClientPool() as pool,
+    ):
+        yield edge, pool
 
 
 async def connect_refused(client: JsClient, url: str, auth: dict[str, Any] | None) -> dict[str, Any]:
@@ -118,17 +144,18 @@ async def test_join_as_another_user_is_forbidden_and_changes_nothing(
         ),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")
 async def test_bad_tokens_are_refused_with_a_reason(
-    jwt_edge: EdgeProcess,
-    js: JsClientPool,
+    refusing_edge: tuple[EdgeProcess, JsClientPool],
     case: str,
     make_auth: Callable[[], dict[str, Any] | None],
     message: str,
 ) -> None:
+    edge, js = refusing_edge
     # Tokens are made now, not at collection: one minted then could expire meanwhile and
     # be refused for its expiry instead of the flaw under test.
     client = js.client(case.replace(" ", "-"))
-    data = await connect_refused(client, jwt_edge.url, make_auth())
+    data = await connect_refused(client, edge.url, make_auth())
     assert data["message"] == message
     assert data["data"] == {"code": "UNAUTHENTICATED", "message": message}
     assert not client.events_named("connect")

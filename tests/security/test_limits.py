@@ -15,8 +15,15 @@ from websockets.typing import Origin
 
 from edge_gateway.limits import TokenBucket
 from room_service.domain.throttle import FailureThrottle
+from tests.conftest import SHORT_RECOVERY_WINDOW
 from tests.support.jsclient import JsClient, JsClientPool, JsCommandError
-from tests.support.processes import EdgeProcess, RoomServiceProcess, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    EdgeProcess,
+    RoomServiceProcess,
+    start_edge,
+    start_room_service,
+)
 from tests.support.room import LOCKED_MEETING, MEETING, PASSWORD, join_payload
 from tests.support.timing import FakeClock
 
@@ -93,7 +100,7 @@ async def test_wrong_passwords_per_socket(limited_edge: EdgeProcess, js: JsClien
 
 async def test_wrong_passwords_at_the_room_service_never_lock_out_the_right_one(js: JsClientPool) -> None:
     async with (
-        await start_room_service("--password-attempts-per-minute", "4", name="rs-pw") as rs,
+        await start_room_service("--password-attempts-per-minute", "4", *QUICK_STOP, name="rs-pw") as rs,
         await start_edge(rs.grpc_address, "--password-attempts-per-minute", "100", name="edge-pw") as edge,
     ):
         guesser = js.client("guesser")
@@ -150,6 +157,7 @@ async def test_name_and_text_lengths(limited_edge: EdgeProcess, js: JsClientPool
     assert (await client.emit_with_ack("chat-message", {"text": "y" * 20}))["success"]
 
 
+@SHORT_RECOVERY_WINDOW  # the dropped sender is reported left once its window ends
 async def test_oversized_message_drops_only_its_socket(limited_edge: EdgeProcess, js: JsClientPool) -> None:
     big, other = js.client("big"), js.client("other")
     await big.connect(limited_edge.url, transports=["websocket"])
@@ -167,7 +175,7 @@ async def test_oversized_message_drops_only_its_socket(limited_edge: EdgeProcess
 
 async def test_room_capacity(js: JsClientPool) -> None:
     async with (
-        await start_room_service("--max-participants", "2", name="rs-small") as rs,
+        await start_room_service("--max-participants", "2", *QUICK_STOP, name="rs-small") as rs,
         await start_edge(rs.grpc_address, name="edge-small") as edge,
     ):
         a, b, c = js.client("a"), js.client("b"), js.client("c")

@@ -16,7 +16,13 @@ from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.rpc_status import error_code_from
 from tests.support.jsclient import JsClientPool
 from tests.support.managed import ManagedProcess
-from tests.support.processes import RoomServiceProcess, room_service_argv, start_edge, start_room_service
+from tests.support.processes import (
+    QUICK_STOP,
+    RoomServiceProcess,
+    room_service_argv,
+    start_edge,
+    start_room_service,
+)
 
 from . import keys
 
@@ -36,6 +42,7 @@ async def mtls_room_service(pki: keys.Pki) -> AsyncIterator[RoomServiceProcess]:
         "--tls-cert-file", str(pki.server_cert),
         "--tls-key-file", str(pki.server_key),
         "--tls-client-ca-file", str(pki.ca),
+        *QUICK_STOP,
         env={"ROOM_SERVICE_INTERNAL_TOKEN": TOKEN},
         name="room-service-mtls",
     )  # fmt: skip
@@ -149,7 +156,9 @@ async def test_edge_with_wrong_token_is_not_ready(
 
 
 async def test_token_without_tls(tmp_path: Path) -> None:
-    async with await start_room_service(env={"ROOM_SERVICE_INTERNAL_TOKEN": TOKEN}, name="rs-token") as rs:
+    async with await start_room_service(
+        *QUICK_STOP, env={"ROOM_SERVICE_INTERNAL_TOKEN": TOKEN}, name="rs-token"
+    ) as rs:
         async with grpc.aio.insecure_channel(rs.grpc_address) as channel:
             assert await _list_rooms(channel, None) is grpc.StatusCode.UNAUTHENTICATED
             assert await _list_rooms(channel, TOKEN) is grpc.StatusCode.OK

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TypeVar
 
 import aiohttp
 
@@ -32,6 +33,7 @@ from tests.support.timing import wait_until
 
 __all__ = [
     "EDGE_READY",
+    "QUICK_STOP",
     "ROOM_SERVICE_READY",
     "EdgeProcess",
     "RoomServiceProcess",
@@ -41,11 +43,19 @@ __all__ = [
     "split_address",
     "start_edge",
     "start_room_service",
+    "start_together",
     "terminate_all",
 ]
 
 ROOM_SERVICE_READY = "room service ready"
 EDGE_READY = "edge gateway ready"
+
+QUICK_STOP = ("--shutdown-grace-seconds", "0.2")
+"""Room-service flags for one that the test stops only once it is done with it. At the
+shipped grace (5 s) every stop first waits out a 0.5 s drain (``_DRAIN_SECONDS`` in
+room_service/app.py: half the grace, at most 0.5 s) for edges still sending calls; at a
+test's end no edge is left, so the drain only costs half a second per test. Not for a
+room service a test stops gracefully mid-test (a restart): that one relies on the drain."""
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -153,6 +163,22 @@ async def start_edge(
     proc = EdgeProcess(name, argv, ready_msg=EDGE_READY, env=env, ready_timeout=ready_timeout, echo=echo)
     await proc.start()
     return proc
+
+
+Started = TypeVar("Started", bound=ManagedProcess)
+
+
+async def start_together(*starts: Awaitable[Started]) -> list[Started]:
+    """Awaits several process starts at once (``start_edge(...)`` calls, say), in order.
+    A start is mostly the interpreter importing its tier: one after the other, the waits
+    only add up. When one fails, those that started are terminated and its error raised."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    started = [proc for proc in results if isinstance(proc, ManagedProcess)]
+    for failed in results:
+        if isinstance(failed, BaseException):
+            await terminate_all(started)
+            raise failed
+    return started
 
 
 async def terminate_all(procs: Sequence[ManagedProcess], grace: float = 5.0) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from tests.support.processes import RoomServiceProcess, start_room_service, terminate_all
+from tests.support.processes import RoomServiceProcess, start_room_service, start_together, terminate_all
 from tests.support.redis_server import RedisServer, start_redis
 
 # Short leases and grace, as for the single room service of the other fault tests.
@@ -23,11 +23,9 @@ class Replicas:
         self.addresses: list[str] = []
 
     async def start(self, count: int) -> None:
-        """Starts `count` replicas on free ports."""
-        for i in range(count):
-            proc = await self._start(i, "127.0.0.1:0")
-            self.procs.append(proc)
-            self.addresses.append(proc.grpc_address)
+        """Starts `count` replicas on free ports, together."""
+        self.procs = await start_together(*(self._start(i, "127.0.0.1:0") for i in range(count)))
+        self.addresses = [proc.grpc_address for proc in self.procs]
 
     async def _start(self, index: int, address: str) -> RoomServiceProcess:
         return await start_room_service(

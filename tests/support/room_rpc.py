@@ -1,9 +1,10 @@
 """A RoomServiceApp in this process on 127.0.0.1:0 and the helpers its gRPC tests share:
-join requests, and refusals checked by status and stable reason."""
+join requests, refusals checked by status and stable reason, and what an edge's call
+ended with."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -11,6 +12,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from edge_gateway.errors import EdgeError
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from room_service.app import RoomServiceApp
@@ -30,7 +32,7 @@ async def room_service_app(*flags: str) -> AsyncIterator[tuple[RoomServiceApp, p
             "--grpc-address", "127.0.0.1:0",
             "--metrics-address", "127.0.0.1:0",
             "--restore-grace-seconds", "0",
-            "--shutdown-grace-seconds", "0.5",
+            "--shutdown-grace-seconds", "0.2",  # stopping drains half of it; no calls are left
             *flags,
         ],
         {},
@@ -81,3 +83,16 @@ async def rpc_refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio
     assert caught.value.code() == code
     assert reason_of(caught.value) == reason
     return caught.value
+
+
+Outcome = tuple[str, str]
+"""How an edge's call ended: ("ok", "") or the EdgeError's (code, message)."""
+
+
+async def outcome(call: Awaitable[Any]) -> Outcome:
+    """Awaits an edge's RoomClient call and says how it ended (a refusal does not raise)."""
+    try:
+        await call
+    except EdgeError as error:
+        return error.code.value, error.message
+    return "ok", ""

@@ -13,7 +13,7 @@ from meeting_common.net import bound_port
 @asynccontextmanager
 async def serve_on_loopback(app: web.Application) -> AsyncIterator[str]:
     """Serves `app` until exit; yields its base URL, `http://127.0.0.1:<port>`."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.25)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

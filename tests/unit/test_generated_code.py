@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools.proto_include import include_dir
+
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = (
     "room_service_pb2.py",
@@ -26,6 +28,8 @@ def test_generated_code_matches_the_proto(tmp_path: Path) -> None:
             "grpc_tools.protoc",
             "-I",
             "protos",
+            "-I",
+            str(include_dir()),
             f"--python_out={tmp_path}",
             f"--grpc_python_out={tmp_path}",
             f"--mypy_out={tmp_path}",

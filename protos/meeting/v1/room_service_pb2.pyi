@@ -7,10 +7,12 @@ per-room event stream that the edge gateways relay to sockets.
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1766,3 +1768,180 @@ class WatchEdgeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchEdgeResponse: _TypeAlias = WatchEdgeResponse  # noqa: Y015
+
+@_typing.final
+class CommandsRequest(_message.Message):
+    """One item an edge sends on RoomService.Commands: a command it makes on behalf of one of
+    its sockets, the request of the unary RPC of the same name.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    JOIN_FIELD_NUMBER: _builtins.int
+    LEAVE_FIELD_NUMBER: _builtins.int
+    HOLD_SESSION_FIELD_NUMBER: _builtins.int
+    RECOVER_SESSION_FIELD_NUMBER: _builtins.int
+    UPDATE_MEDIA_STATE_FIELD_NUMBER: _builtins.int
+    SEND_SIGNAL_FIELD_NUMBER: _builtins.int
+    SEND_CHAT_FIELD_NUMBER: _builtins.int
+    REMOVE_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    END_MEETING_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.int
+    """Chosen by the edge, unique among this stream's commands awaiting a reply; the reply
+    carries it back.
+    """
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long the command may run, as a unary call's deadline: past it the work is
+        cancelled and the reply is DEADLINE_EXCEEDED. Unset or zero: no limit.
+        """
+
+    @_builtins.property
+    def join(self) -> Global___JoinRequest:
+        """As RoomService.Join."""
+
+    @_builtins.property
+    def leave(self) -> Global___LeaveRequest:
+        """As RoomService.Leave."""
+
+    @_builtins.property
+    def hold_session(self) -> Global___HoldSessionRequest:
+        """As RoomService.HoldSession."""
+
+    @_builtins.property
+    def recover_session(self) -> Global___RecoverSessionRequest:
+        """As RoomService.RecoverSession."""
+
+    @_builtins.property
+    def update_media_state(self) -> Global___UpdateMediaStateRequest:
+        """As RoomService.UpdateMediaState."""
+
+    @_builtins.property
+    def send_signal(self) -> Global___SendSignalRequest:
+        """As RoomService.SendSignal."""
+
+    @_builtins.property
+    def send_chat(self) -> Global___SendChatRequest:
+        """As RoomService.SendChat."""
+
+    @_builtins.property
+    def remove_participant(self) -> Global___RemoveParticipantRequest:
+        """As RoomService.RemoveParticipant."""
+
+    @_builtins.property
+    def end_meeting(self) -> Global___EndMeetingRequest:
+        """As RoomService.EndMeeting."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.int = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        join: Global___JoinRequest | None = ...,
+        leave: Global___LeaveRequest | None = ...,
+        hold_session: Global___HoldSessionRequest | None = ...,
+        recover_session: Global___RecoverSessionRequest | None = ...,
+        update_media_state: Global___UpdateMediaStateRequest | None = ...,
+        send_signal: Global___SendSignalRequest | None = ...,
+        send_chat: Global___SendChatRequest | None = ...,
+        remove_participant: Global___RemoveParticipantRequest | None = ...,
+        end_meeting: Global___EndMeetingRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "end_meeting", b"end_meeting", "hold_session", b"hold_session", "join", b"join", "leave", b"leave", "recover_session", b"recover_session", "remove_participant", b"remove_participant", "send_chat", b"send_chat", "send_signal", b"send_signal", "timeout", b"timeout", "update_media_state", b"update_media_state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "command", b"command", "end_meeting", b"end_meeting", "hold_session", b"hold_session", "join", b"join", "leave", b"leave", "recover_session", b"recover_session", "remove_participant", b"remove_participant", "send_chat", b"send_chat", "send_signal", b"send_signal", "timeout", b"timeout", "update_media_state", b"update_media_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["join", "leave", "hold_session", "recover_session", "update_media_state", "send_signal", "send_chat", "remove_participant", "end_meeting"]  # noqa: Y015
+    _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
+
+Global___CommandsRequest: _TypeAlias = CommandsRequest  # noqa: Y015
+
+@_typing.final
+class CommandsResponse(_message.Message):
+    """One item of the RoomService.Commands reply stream: the outcome of one command."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    JOIN_FIELD_NUMBER: _builtins.int
+    LEAVE_FIELD_NUMBER: _builtins.int
+    HOLD_SESSION_FIELD_NUMBER: _builtins.int
+    RECOVER_SESSION_FIELD_NUMBER: _builtins.int
+    UPDATE_MEDIA_STATE_FIELD_NUMBER: _builtins.int
+    SEND_SIGNAL_FIELD_NUMBER: _builtins.int
+    SEND_CHAT_FIELD_NUMBER: _builtins.int
+    REMOVE_PARTICIPANT_FIELD_NUMBER: _builtins.int
+    END_MEETING_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.int
+    """The `call_id` of the command this answers."""
+    @_builtins.property
+    def join(self) -> Global___JoinResponse:
+        """The reply RoomService.Join would give."""
+
+    @_builtins.property
+    def leave(self) -> Global___LeaveResponse:
+        """The reply RoomService.Leave would give."""
+
+    @_builtins.property
+    def hold_session(self) -> Global___HoldSessionResponse:
+        """The reply RoomService.HoldSession would give."""
+
+    @_builtins.property
+    def recover_session(self) -> Global___RecoverSessionResponse:
+        """The reply RoomService.RecoverSession would give."""
+
+    @_builtins.property
+    def update_media_state(self) -> Global___UpdateMediaStateResponse:
+        """The reply RoomService.UpdateMediaState would give."""
+
+    @_builtins.property
+    def send_signal(self) -> Global___SendSignalResponse:
+        """The reply RoomService.SendSignal would give."""
+
+    @_builtins.property
+    def send_chat(self) -> Global___SendChatResponse:
+        """The reply RoomService.SendChat would give."""
+
+    @_builtins.property
+    def remove_participant(self) -> Global___RemoveParticipantResponse:
+        """The reply RoomService.RemoveParticipant would give."""
+
+    @_builtins.property
+    def end_meeting(self) -> Global___EndMeetingResponse:
+        """The reply RoomService.EndMeeting would give."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """The status the unary RPC would have failed with: code, message and the
+        google.rpc.ErrorInfo detail whose `reason` is the stable code (none for
+        UNAVAILABLE while the service stops, or DEADLINE_EXCEEDED past `timeout`).
+        """
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.int = ...,
+        join: Global___JoinResponse | None = ...,
+        leave: Global___LeaveResponse | None = ...,
+        hold_session: Global___HoldSessionResponse | None = ...,
+        recover_session: Global___RecoverSessionResponse | None = ...,
+        update_media_state: Global___UpdateMediaStateResponse | None = ...,
+        send_signal: Global___SendSignalResponse | None = ...,
+        send_chat: Global___SendChatResponse | None = ...,
+        remove_participant: Global___RemoveParticipantResponse | None = ...,
+        end_meeting: Global___EndMeetingResponse | None = ...,
+        error: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_meeting", b"end_meeting", "error", b"error", "hold_session", b"hold_session", "join", b"join", "leave", b"leave", "recover_session", b"recover_session", "remove_participant", b"remove_participant", "result", b"result", "send_chat", b"send_chat", "send_signal", b"send_signal", "update_media_state", b"update_media_state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "end_meeting", b"end_meeting", "error", b"error", "hold_session", b"hold_session", "join", b"join", "leave", b"leave", "recover_session", b"recover_session", "remove_participant", b"remove_participant", "result", b"result", "send_chat", b"send_chat", "send_signal", b"send_signal", "update_media_state", b"update_media_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["join", "leave", "hold_session", "recover_session", "update_media_state", "send_signal", "send_chat", "remove_participant", "end_meeting", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___CommandsResponse: _TypeAlias = CommandsResponse  # noqa: Y015

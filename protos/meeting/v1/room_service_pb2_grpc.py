@@ -123,6 +123,11 @@ class RoomServiceStub:
                 request_serializer=meeting_dot_v1_dot_room__service__pb2.WatchEdgeRequest.SerializeToString,
                 response_deserializer=meeting_dot_v1_dot_room__service__pb2.WatchEdgeResponse.FromString,
                 _registered_method=True)
+        self.Commands = channel.stream_stream(
+                '/meeting.v1.RoomService/Commands',
+                request_serializer=meeting_dot_v1_dot_room__service__pb2.CommandsRequest.SerializeToString,
+                response_deserializer=meeting_dot_v1_dot_room__service__pb2.CommandsResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -263,6 +268,20 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Commands(self, request_iterator, context):
+        """The edge's commands for its sockets (Join, Leave, HoldSession, RecoverSession,
+        UpdateMediaState, SendSignal, SendChat, RemoveParticipant, EndMeeting) as messages over
+        one long-lived stream instead of one unary call each: a stream message costs about
+        half a unary call's latency. Each command runs concurrently as its unary RPC would and
+        is answered in completion order, matched by `call_id`; its failure is carried in the
+        reply (`error`) with the status its unary RPC lists. The stream itself ends with
+        UNAUTHENTICATED (no valid internal token) or, when the service stops, OK once the
+        commands in flight are answered (later ones are answered UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -350,6 +369,11 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.WatchEdge,
                     request_deserializer=meeting_dot_v1_dot_room__service__pb2.WatchEdgeRequest.FromString,
                     response_serializer=meeting_dot_v1_dot_room__service__pb2.WatchEdgeResponse.SerializeToString,
+            ),
+            'Commands': grpc.stream_stream_rpc_method_handler(
+                    servicer.Commands,
+                    request_deserializer=meeting_dot_v1_dot_room__service__pb2.CommandsRequest.FromString,
+                    response_serializer=meeting_dot_v1_dot_room__service__pb2.CommandsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -815,6 +839,33 @@ class RoomService:
             '/meeting.v1.RoomService/WatchEdge',
             meeting_dot_v1_dot_room__service__pb2.WatchEdgeRequest.SerializeToString,
             meeting_dot_v1_dot_room__service__pb2.WatchEdgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Commands(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/meeting.v1.RoomService/Commands',
+            meeting_dot_v1_dot_room__service__pb2.CommandsRequest.SerializeToString,
+            meeting_dot_v1_dot_room__service__pb2.CommandsResponse.FromString,
             options,
             channel_credentials,
             insecure,

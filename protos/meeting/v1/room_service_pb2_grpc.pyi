@@ -92,6 +92,16 @@ class RoomServiceStub:
     died), its participants are removed after a short grace instead of the full lease.
     INVALID_ARGUMENT.
     """
+    Commands: _grpc.StreamStreamMultiCallable[_room_service_pb2.CommandsRequest, _room_service_pb2.CommandsResponse]
+    """The edge's commands for its sockets (Join, Leave, HoldSession, RecoverSession,
+    UpdateMediaState, SendSignal, SendChat, RemoveParticipant, EndMeeting) as messages over
+    one long-lived stream instead of one unary call each: a stream message costs about
+    half a unary call's latency. Each command runs concurrently as its unary RPC would and
+    is answered in completion order, matched by `call_id`; its failure is carried in the
+    reply (`error`) with the status its unary RPC lists. The stream itself ends with
+    UNAUTHENTICATED (no valid internal token) or, when the service stops, OK once the
+    commands in flight are answered (later ones are answered UNAVAILABLE).
+    """
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -154,6 +164,16 @@ class RoomServiceAsyncStub(RoomServiceStub):
     the service the edge is alive: when the edge's connection closes (its process
     died), its participants are removed after a short grace instead of the full lease.
     INVALID_ARGUMENT.
+    """
+    Commands: _aio.StreamStreamMultiCallable[_room_service_pb2.CommandsRequest, _room_service_pb2.CommandsResponse]  # type: ignore[assignment]
+    """The edge's commands for its sockets (Join, Leave, HoldSession, RecoverSession,
+    UpdateMediaState, SendSignal, SendChat, RemoveParticipant, EndMeeting) as messages over
+    one long-lived stream instead of one unary call each: a stream message costs about
+    half a unary call's latency. Each command runs concurrently as its unary RPC would and
+    is answered in completion order, matched by `call_id`; its failure is carried in the
+    reply (`error`) with the status its unary RPC lists. The stream itself ends with
+    UNAUTHENTICATED (no valid internal token) or, when the service stops, OK once the
+    commands in flight are answered (later ones are answered UNAVAILABLE).
     """
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -316,6 +336,22 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         the service the edge is alive: when the edge's connection closes (its process
         died), its participants are removed after a short grace instead of the full lease.
         INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def Commands(
+        self,
+        request_iterator: _MaybeAsyncIterator[_room_service_pb2.CommandsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_room_service_pb2.CommandsResponse], _abc.AsyncIterator[_room_service_pb2.CommandsResponse]]:
+        """The edge's commands for its sockets (Join, Leave, HoldSession, RecoverSession,
+        UpdateMediaState, SendSignal, SendChat, RemoveParticipant, EndMeeting) as messages over
+        one long-lived stream instead of one unary call each: a stream message costs about
+        half a unary call's latency. Each command runs concurrently as its unary RPC would and
+        is answered in completion order, matched by `call_id`; its failure is carried in the
+        reply (`error`) with the status its unary RPC lists. The stream itself ends with
+        UNAUTHENTICATED (no valid internal token) or, when the service stops, OK once the
+        commands in flight are answered (later ones are answered UNAVAILABLE).
         """
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
