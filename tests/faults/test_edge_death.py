@@ -5,6 +5,7 @@ when a frozen or cut-off edge returns, and signals reach a reaped-then-thawed ed
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -33,21 +34,28 @@ FAST = ("--ping-interval-seconds", "1", "--ping-timeout-seconds", "2", "--heartb
 BOUND = LEASE + RECOVERY_WINDOW + 2.0
 
 
-@pytest.fixture
-async def rs() -> AsyncIterator[RoomServiceProcess]:
+@contextlib.asynccontextmanager
+async def _room_service(recovery_window: float) -> AsyncIterator[RoomServiceProcess]:
+    """A room service on the short lease, with this recovery window on top of it."""
     proc = await start_room_service(
         "--edge-lease-seconds",
         str(LEASE),
         "--restore-grace-seconds",
         "1",
         "--recovery-window-seconds",
-        str(RECOVERY_WINDOW),
+        str(recovery_window),
         *QUICK_STOP,
     )
     try:
         yield proc
     finally:
         await proc.terminate()
+
+
+@pytest.fixture
+async def rs() -> AsyncIterator[RoomServiceProcess]:
+    async with _room_service(RECOVERY_WINDOW) as proc:
+        yield proc
 
 
 @pytest.mark.parametrize("fault", ["sigkill", "sigstop"])
@@ -203,19 +211,8 @@ async def test_a_frozen_or_silently_cut_edge_keeps_its_lease(js: JsClientPool, f
 async def rs_without_recovery() -> AsyncIterator[RoomServiceProcess]:
     """Reaping at the lease, no recovery window on top: a frozen edge must wake up before
     its own clients' ping timeout (3 s) gives up on it."""
-    proc = await start_room_service(
-        "--edge-lease-seconds",
-        str(LEASE),
-        "--restore-grace-seconds",
-        "1",
-        "--recovery-window-seconds",
-        "0",
-        *QUICK_STOP,
-    )
-    try:
+    async with _room_service(0) as proc:
         yield proc
-    finally:
-        await proc.terminate()
 
 
 async def test_signals_reach_a_frozen_edge_again_after_it_was_reaped(
