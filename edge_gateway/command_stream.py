@@ -31,7 +31,7 @@ from grpc_status import rpc_status
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from meeting_common.grpc_metrics import BIDI_STREAM, ClientMetrics, ClientRpc, CountedStream
-from meeting_common.rpc_status import CODE_FOR_NUMBER, error_code_of
+from meeting_common.rpc_status import error_code_of
 
 log = logging.getLogger("edge_gateway")
 
@@ -45,8 +45,6 @@ COMMAND_FOR: dict[str, str] = {
 }
 """The CommandsRequest field of each request message the stream carries, by its full name."""
 
-_DETAILS_KEY = "grpc-status-details-bin"
-
 _NO_ANSWER = status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message="Commands stream ended")
 _DEADLINE = status_pb2.Status(code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message="Deadline Exceeded")
 
@@ -57,14 +55,12 @@ class CommandError(grpc.aio.AioRpcError):
     reads it), so callers handle both paths alike."""
 
     def __init__(self, status: status_pb2.Status) -> None:
-        trailing = grpc.aio.Metadata(
-            *([(_DETAILS_KEY, status.SerializeToString())] if status.details else [])
-        )
+        call_status = rpc_status.to_status(status)
         super().__init__(
-            CODE_FOR_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN),
+            call_status.code,
             grpc.aio.Metadata(),
-            trailing,
-            status.message,
+            grpc.aio.Metadata(*call_status.trailing_metadata),
+            call_status.details,
             None,
         )
 

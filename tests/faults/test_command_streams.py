@@ -20,7 +20,7 @@ from meeting_common.grpc_metrics import ClientMetrics
 from tests.support.prometheus import http_get_text, parse_exposition
 from tests.support.replicas import Replicas, replicas_on_redis
 from tests.support.room import MEETING
-from tests.support.room_rpc import outcome
+from tests.support.room_rpc import edge_join, outcome
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,8 +63,7 @@ async def rig() -> AsyncIterator[tuple[Replicas, RoomClient, CollectorRegistry]]
 
 
 async def _join(client: RoomClient, user: str) -> str:
-    reply = await client.join(MEETING, user, f"Name {user}", "", None, f"sock-{user}")
-    return reply.participant.participant_id
+    return (await edge_join(client, user, MEETING)).participant.participant_id
 
 
 async def test_a_replica_killed_mid_stream_fails_its_commands_at_once_and_the_other_serves(

@@ -22,7 +22,7 @@ from edge_gateway.rpc import RoomClient
 from meeting.v1 import room_service_pb2 as pb
 from room_service.app import RoomServiceApp
 from tests.support.redis_server import SessionRedis
-from tests.support.room_rpc import LOCKED, OPEN, join_request, outcome, reason_of, room_service_app
+from tests.support.room_rpc import LOCKED, OPEN, edge_join, join_request, outcome, reason_of, room_service_app
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -58,33 +58,29 @@ async def service() -> AsyncIterator[tuple[RoomServiceApp, RoomClient, RoomClien
             await stream.close()
 
 
-async def _join(client: RoomClient, user: str, meeting: str = OPEN, password: str = "") -> pb.JoinResponse:
-    return await client.join(meeting, user, f"Name {user}", password, None, f"sock-{user}")
-
-
 async def test_replies_and_refusals_over_the_stream_equal_the_unary_calls(
     service: tuple[RoomServiceApp, RoomClient, RoomClient],
 ) -> None:
     app, unary, stream = service
-    host = await _join(stream, "host")
-    guest = await _join(stream, "guest")
+    host = await edge_join(stream, "host")
+    guest = await edge_join(stream, "guest")
     assert [p.user_id for p in guest.participants] == ["host"]
     assert guest.participant.permissions.is_host is False
     assert guest.instance_id and guest.instance_id == host.instance_id
     # A full room and an ended meeting, made with the internal API.
     template = await app.manager.get_meeting(OPEN)
     await app.manager.upsert_meeting(dataclasses.replace(template, id="tiny", max_participants=1), None)
-    await _join(stream, "first", "tiny")
+    await edge_join(stream, "first", "tiny")
     await app.manager.upsert_meeting(dataclasses.replace(template, id="over"), None)
     await app.manager.end_meeting("over", "")
     host_id, guest_id = host.participant.participant_id, guest.participant.participant_id
 
     cases: dict[str, Callable[[RoomClient], Awaitable[Any]]] = {
-        "MEETING_NOT_FOUND": lambda c: _join(c, "x", "no-such-meeting"),
-        "INVALID_PASSWORD": lambda c: _join(c, "x", LOCKED, "wrong"),
-        "MEETING_NOT_ACTIVE": lambda c: _join(c, "x", "over"),
-        "ROOM_FULL": lambda c: _join(c, "x", "tiny"),
-        "INVALID_PAYLOAD": lambda c: _join(c, ""),
+        "MEETING_NOT_FOUND": lambda c: edge_join(c, "x", "no-such-meeting"),
+        "INVALID_PASSWORD": lambda c: edge_join(c, "x", LOCKED, "wrong"),
+        "MEETING_NOT_ACTIVE": lambda c: edge_join(c, "x", "over"),
+        "ROOM_FULL": lambda c: edge_join(c, "x", "tiny"),
+        "INVALID_PAYLOAD": lambda c: edge_join(c, ""),
         "NOT_IN_MEETING": lambda c: c.send_chat(OPEN, "p-nobody", "hi"),
         "FORBIDDEN": lambda c: c.remove_participant(OPEN, host_id, guest_id),
     }
@@ -129,7 +125,7 @@ async def test_a_refusal_the_service_gave_is_not_retried_over_the_stream(
     app, _, stream = service
     app.manager.store_answering = False  # joins refused at once, UNAVAILABLE with its ErrorInfo
     try:
-        assert await outcome(_join(stream, "late")) == ("UNAVAILABLE", UNAVAILABLE_MESSAGE)
+        assert await outcome(edge_join(stream, "late")) == ("UNAVAILABLE", UNAVAILABLE_MESSAGE)
     finally:
         app.manager.store_answering = True
     assert served(app, "Join", "Unavailable") == 1
@@ -139,7 +135,7 @@ async def test_many_concurrent_commands_on_one_stream_each_get_their_own_reply(
     service: tuple[RoomServiceApp, RoomClient, RoomClient],
 ) -> None:
     app, _, stream = service
-    joined = await asyncio.gather(*(_join(stream, f"user-{i}") for i in range(200)))
+    joined = await asyncio.gather(*(edge_join(stream, f"user-{i}") for i in range(200)))
     ids = [reply.participant.participant_id for reply in joined]
     assert [reply.participant.user_id for reply in joined] == [f"user-{i}" for i in range(200)]
     replies = await asyncio.gather(
@@ -182,12 +178,12 @@ async def test_a_command_stuck_in_the_store_fails_at_its_deadline_and_the_stream
     unary = RoomClient(target, "edge-test", 1.0, command_streams=0)
     admin = aioredis.Redis.from_url(session_redis.url)
     try:
-        alice = (await _join(stream, "alice")).participant.participant_id
+        alice = (await edge_join(stream, "alice")).participant.participant_id
         # Redis stops serving writes (the store waits up to 30 s for it): a chat cannot finish.
         await admin.client_pause(60_000, all=False)
         stuck = asyncio.create_task(outcome(stream.send_chat(OPEN, alice, "hello")))
         # Meanwhile the same stream answers a command that needs no write.
-        assert (await outcome(_join(stream, "")))[0] == "INVALID_PAYLOAD"
+        assert (await outcome(edge_join(stream, "")))[0] == "INVALID_PAYLOAD"
         assert not stuck.done()
         over_stream = await asyncio.wait_for(stuck, 20)
         over_unary = await asyncio.wait_for(outcome(unary.send_chat(OPEN, alice, "hello")), 20)
@@ -232,9 +228,9 @@ async def test_a_commands_stream_without_the_token_is_refused(
         wrong = RoomClient(target, "edge-test", 5.0, metadata=[("authorization", "Bearer nope")])
         right = RoomClient(target, "edge-test", 5.0, metadata=[("authorization", f"Bearer {TOKEN}")])
         try:
-            assert await outcome(_join(wrong, "eve")) == ("UNAVAILABLE", UNAVAILABLE_MESSAGE)
+            assert await outcome(edge_join(wrong, "eve")) == ("UNAVAILABLE", UNAVAILABLE_MESSAGE)
             assert served(app, "Commands", "Unauthenticated", "bidi_stream") == 2
-            assert (await _join(right, "alice")).participant.user_id == "alice"
+            assert (await edge_join(right, "alice")).participant.user_id == "alice"
         finally:
             await wrong.close()
             await right.close()

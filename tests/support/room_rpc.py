@@ -13,6 +13,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from edge_gateway.errors import EdgeError
+from edge_gateway.rpc import RoomClient
 from meeting.v1 import room_service_pb2 as pb
 from meeting.v1 import room_service_pb2_grpc as pb_grpc
 from room_service.app import RoomServiceApp
@@ -83,6 +84,13 @@ async def rpc_refused(call: Any, code: grpc.StatusCode, reason: str) -> grpc.aio
     assert caught.value.code() == code
     assert reason_of(caught.value) == reason
     return caught.value
+
+
+async def edge_join(
+    client: RoomClient, user: str, meeting: str = OPEN, password: str = ""
+) -> pb.JoinResponse:
+    """Joins `user` through an edge's RoomClient (socket id `sock-<user>`, no media)."""
+    return await client.join(meeting, user, f"Name {user}", password, None, f"sock-{user}")
 
 
 Outcome = tuple[str, str]
