@@ -42,7 +42,18 @@ async def test_one_sockets_events_run_in_order_while_another_socket_is_served(
         reply = await other.emit_with_ack("update-media", {"screen": True}, timeout=10)
         assert reply["success"] is True
         assert [changes for _, changes in calls] == [{"audio": False}, {"screen": True}]
-        # ...and the first socket's second change has not started: it waits its turn.
+        # ...and the first socket's second change, received by the edge, has not started:
+        # it waits its turn.
+        registry = stack.edge.hub.metrics.registry
+        await wait_until(
+            lambda: (
+                registry.get_sample_value("edge_gateway_events_received_total", {"event": "update-media"})
+                == 3
+            ),
+            within=10,
+            what="the second change received at the edge",
+        )
+        assert [changes for _, changes in calls] == [{"audio": False}, {"screen": True}]
         assert not second.done()
         gate.set()
         replies = await asyncio.gather(first, second)
